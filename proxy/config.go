@@ -1,0 +1,63 @@
+package proxy
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/tierlb/tierlb/backends"
+)
+
+// Config is one service's data-path settings. Zero values mean the defaults
+// documented on each field; cmd/ fills them from the user's config.
+type Config struct {
+	// Name is the service name used in logs and metrics.
+	Name string
+	// Listen is the host:port to accept on; IPv6 as [::]:port.
+	Listen string
+	// Timeouts bound each phase of a connection.
+	Timeouts Timeouts
+	// Retries is how many other backends are tried after a failed dial before
+	// the client is closed.
+	Retries int
+	// MaxConns caps open client connections for the service; 0 is unlimited.
+	MaxConns int
+	// CloseOnBackendDown closes open connections of a backend that goes down
+	// (on_backend_down: close); false keeps them.
+	CloseOnBackendDown bool
+	// ProxyProtocol is the PROXY header version sent to backends: "", "v1" or "v2".
+	ProxyProtocol string
+	// AcceptProxyProtocol lists the client networks allowed to send a PROXY
+	// header (v1 or v2); from them the header is required.
+	AcceptProxyProtocol []netip.Prefix
+	// Allow lists the client networks allowed to connect; empty allows all.
+	Allow []netip.Prefix
+	// ReusePort sets SO_REUSEPORT on the listener.
+	ReusePort bool
+	// ZeroCopy moves bytes with splice(2) where the kernel allows; false uses
+	// a pooled buffer copy.
+	ZeroCopy bool
+	// AccessLog logs one line per finished connection.
+	AccessLog bool
+}
+
+// Timeouts of a service; zero means the default in parentheses.
+type Timeouts struct {
+	Connect   time.Duration // dial one backend (2s)
+	Idle      time.Duration // no bytes either way (1h)
+	HalfClose time.Duration // after one side's FIN, how long the other may go on (30s)
+	// ProxyHeader bounds reading an accepted PROXY header (5s).
+	ProxyHeader time.Duration
+}
+
+// Pools gives the data path the current snapshot of a service's backends.
+// *backends.Set implements it.
+type Pools interface {
+	Pool() *backends.Pool
+}
+
+// DialObserver hears the outcome of every backend dial, for passive health
+// checks. Implementations must be cheap and safe for concurrent use.
+type DialObserver interface {
+	DialFailed(b *backends.Backend, err error)
+	DialSucceeded(b *backends.Backend)
+}

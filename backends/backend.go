@@ -47,6 +47,7 @@ type Backend struct {
 	total          atomic.Uint64
 	bytesToBackend atomic.Uint64
 	bytesToClient  atomic.Uint64
+	connectErrors  [numDialErrors]atomic.Uint64
 
 	mu           sync.Mutex // guards the state inputs below and down
 	health       *Verdict   // nil: not checked yet (counts as up)

@@ -1,0 +1,58 @@
+package backends
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"syscall"
+)
+
+// DialError classifies a failed backend dial for the
+// tierlb_backend_connect_errors_total reason label.
+type DialError int
+
+// The dial error reasons, in label order.
+const (
+	DialTimeout DialError = iota
+	DialRefused
+	DialUnreachable
+	DialOther
+	numDialErrors
+)
+
+// DialErrorReasons lists every reason label, indexed by DialError.
+var DialErrorReasons = [numDialErrors]string{"timeout", "refused", "unreachable", "other"}
+
+func (d DialError) String() string { return DialErrorReasons[d] }
+
+// ClassifyDialError maps a dial error to its reason.
+func ClassifyDialError(err error) DialError {
+	var ne net.Error
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return DialRefused
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded),
+		errors.Is(err, syscall.ETIMEDOUT), errors.As(err, &ne) && ne.Timeout():
+		return DialTimeout
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH),
+		errors.Is(err, syscall.EHOSTDOWN), errors.Is(err, syscall.ENETDOWN):
+		return DialUnreachable
+	}
+	return DialOther
+}
+
+// CountConnectError records one failed dial to the backend.
+func (b *Backend) CountConnectError(reason DialError) {
+	if reason >= 0 && reason < numDialErrors {
+		b.connectErrors[reason].Add(1)
+	}
+}
+
+// ConnectErrors returns the failed dials so far, indexed by DialError.
+func (b *Backend) ConnectErrors() (n [numDialErrors]uint64) {
+	for i := range n {
+		n[i] = b.connectErrors[i].Load()
+	}
+	return n
+}

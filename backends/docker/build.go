@@ -1,0 +1,213 @@
+package docker
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/tierlb/tierlb/backends"
+)
+
+// view is everything the provider publishes, computed from its records in
+// one pass so that specs, declarations and explanations always agree.
+type view struct {
+	specs   map[string][]backends.Spec // by service, for every known service
+	decls   []LabelService             // sorted by name
+	explain []Explanation              // sorted by name, then service
+}
+
+// membership is one service a container is a replica of.
+type membership struct {
+	service      string
+	port         int
+	dockerHealth bool
+}
+
+// buildView applies labels, selectors, lifecycle and address rules to the
+// records. It is a pure function of its inputs.
+func buildView(cfg Config, sels []ServiceSelector, r reach, ctrs []*ctr) view {
+	prefix := cfg.labelPrefix()
+	slices.SortFunc(ctrs, func(a, b *ctr) int { return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.ID, b.ID)) })
+	v := view{specs: map[string][]backends.Spec{}}
+	configured := map[string]bool{}
+	for _, s := range sels {
+		configured[s.Name] = true
+		v.specs[s.Name] = nil
+	}
+	decls, warnings := declareServices(cfg, configured, ctrs)
+	declared := map[string]LabelService{}
+	for _, d := range decls {
+		declared[d.Name] = d
+		v.specs[d.Name] = nil
+	}
+	v.decls = decls
+
+	for _, c := range ctrs {
+		base := Explanation{Container: c.ID, Name: c.Name, Warnings: warnings[c.ID]}
+		for _, u := range c.labels.Unknown {
+			base.Warnings = append(base.Warnings, "unknown label "+u+" ignored")
+		}
+		mems, why := memberships(cfg, sels, configured, declared, c)
+		if len(mems) == 0 {
+			e := base
+			e.Service, e.Reason = c.labels.Service, why
+			v.explain = append(v.explain, e)
+			continue
+		}
+		for _, m := range mems {
+			e := base
+			e.Service = m.service
+			spec, reason := routeOne(c, m, r, prefix)
+			e.Network, e.Address = spec.Network, spec.Address
+			if reason == "" {
+				e.Routed = true
+				e.Reason = spec.Drain
+				v.specs[m.service] = append(v.specs[m.service], spec)
+			} else {
+				e.Reason = reason
+			}
+			v.explain = append(v.explain, e)
+		}
+	}
+	return v
+}
+
+// memberships lists the services a container is a replica of, or says why
+// it is a replica of none. Label errors and opt-out apply to all of them.
+func memberships(cfg Config, sels []ServiceSelector, configured map[string]bool, declared map[string]LabelService, c *ctr) ([]membership, string) {
+	l := c.labels
+	prefix := cfg.labelPrefix()
+	if c.labelErr != nil {
+		return nil, c.labelErr.Error()
+	}
+	if l.Enable < 0 {
+		return nil, prefix + ".enable=false"
+	}
+	var mems []membership
+	for _, s := range sels {
+		if s.matches(l.Service, c.Labels) {
+			mems = append(mems, membership{service: s.Name, port: s.Port, dockerHealth: s.DockerHealth})
+		}
+	}
+	if len(mems) > 0 {
+		if l.Service == "" && l.Enable <= 0 && !cfg.ExposedByDefault {
+			return nil, fmt.Sprintf("not exposed: selected by service %s, but it has no %s.service label or %s.enable=true and docker.exposed_by_default is false",
+				mems[0].service, prefix, prefix)
+		}
+		return mems, ""
+	}
+	switch {
+	case l.Service == "":
+		return nil, fmt.Sprintf("no %s.service label and no configured selector matches", prefix)
+	case configured[l.Service]:
+		return nil, fmt.Sprintf("service %s is configured, but its docker selector does not match this container", l.Service)
+	}
+	if d, ok := declared[l.Service]; ok {
+		return []membership{{service: d.Name, dockerHealth: d.Settings["health.type"] == "docker"}}, ""
+	}
+	if l.Listen != "" && !cfg.LabelServices {
+		return nil, fmt.Sprintf("service %s is not configured, and %s.listen is ignored because docker.label_services is false", l.Service, prefix)
+	}
+	return nil, fmt.Sprintf("service %s is not configured and no replica declares it with a %s.listen label", l.Service, prefix)
+}
+
+// routeOne turns a replica into a Spec, or says why it is not routed.
+func routeOne(c *ctr, m membership, r reach, prefix string) (backends.Spec, string) {
+	if m.dockerHealth && c.hasHealthcheck() && c.Health != "healthy" {
+		return backends.Spec{}, "docker health is " + c.Health + " (health type docker routes only healthy containers)"
+	}
+	port, why := choosePort(m.port, c, prefix)
+	if why != "" {
+		return backends.Spec{}, why
+	}
+	network, addr, why := chooseAddress(c, port, r)
+	if why != "" {
+		return backends.Spec{Network: network}, why
+	}
+	s := backends.Spec{
+		ID:        c.Name,
+		Address:   addr,
+		Network:   network,
+		Container: c.ID,
+		Weight:    c.labels.Weight,
+		Priority:  c.labels.Priority,
+	}
+	switch {
+	case c.Stopping:
+		s.Drain = "container stopping"
+	case c.Paused:
+		s.Drain = "container paused"
+	}
+	return s, ""
+}
+
+// declareServices finds the services declared by tierlb.listen labels. The
+// oldest replica's labels win; disagreeing replicas are reported on the
+// declaration and as warnings on their own explanations.
+func declareServices(cfg Config, configured map[string]bool, ctrs []*ctr) ([]LabelService, map[string][]string) {
+	warnings := map[string][]string{}
+	if !cfg.LabelServices {
+		return nil, warnings
+	}
+	groups := map[string][]*ctr{}
+	for _, c := range ctrs {
+		l := c.labels
+		if c.labelErr != nil || l.Enable < 0 || l.Service == "" || l.Listen == "" {
+			continue
+		}
+		if configured[l.Service] {
+			warnings[c.ID] = append(warnings[c.ID], fmt.Sprintf("%s.listen ignored: service %s is declared in the config", cfg.labelPrefix(), l.Service))
+			continue
+		}
+		groups[l.Service] = append(groups[l.Service], c)
+	}
+	var decls []LabelService
+	for _, name := range slices.Sorted(maps.Keys(groups)) {
+		g := groups[name]
+		slices.SortFunc(g, older)
+		win := g[0]
+		d := LabelService{Name: name, Listen: win.labels.Listen, Settings: maps.Clone(win.labels.Settings), Container: win.Name}
+		for _, c := range g[1:] {
+			diff := settingsDiff(cfg.labelPrefix(), win, c)
+			if diff == "" {
+				continue
+			}
+			msg := fmt.Sprintf("%s disagrees with the oldest replica %s (%s); %s's labels are used", c.Name, win.Name, diff, win.Name)
+			d.Conflicts = append(d.Conflicts, msg)
+			warnings[c.ID] = append(warnings[c.ID], msg)
+		}
+		decls = append(decls, d)
+	}
+	return decls, warnings
+}
+
+// settingsDiff describes how c's service-level labels differ from win's.
+func settingsDiff(prefix string, win, c *ctr) string {
+	a, b := win.labels, c.labels
+	var diffs []string
+	if a.Listen != b.Listen {
+		diffs = append(diffs, fmt.Sprintf("%s.listen=%s, not %s", prefix, b.Listen, a.Listen))
+	}
+	keys := slices.Sorted(maps.Keys(a.Settings))
+	for k := range b.Settings {
+		if _, ok := a.Settings[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		av, aok := a.Settings[k]
+		bv, bok := b.Settings[k]
+		switch {
+		case aok && bok && av != bv:
+			diffs = append(diffs, fmt.Sprintf("%s.%s=%s, not %s", prefix, k, bv, av))
+		case aok && !bok:
+			diffs = append(diffs, fmt.Sprintf("no %s.%s (oldest has %s)", prefix, k, av))
+		case !aok && bok:
+			diffs = append(diffs, fmt.Sprintf("%s.%s=%s, which the oldest does not set", prefix, k, bv))
+		}
+	}
+	return strings.Join(diffs, ", ")
+}

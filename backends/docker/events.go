@@ -1,0 +1,217 @@
+package docker
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/client"
+)
+
+// eventFilters asks the daemon only for the actions that change routing.
+// No label filter: the daemon would drop every network event with it.
+func eventFilters() client.Filters {
+	return make(client.Filters).
+		Add("type", string(events.ContainerEventType), string(events.NetworkEventType)).
+		Add("event", eventTypes...)
+}
+
+// queue holds events between the goroutine that drains the stream and the
+// one that applies them. It is unbounded on purpose: the daemon drops events
+// for a subscriber that lags 100ms, so the drainer must never block.
+type queue struct {
+	mu     sync.Mutex
+	msgs   []events.Message
+	err    error
+	notify chan struct{} // one pending wake-up
+}
+
+func newQueue() *queue { return &queue{notify: make(chan struct{}, 1)} }
+
+func (q *queue) push(m events.Message) {
+	q.mu.Lock()
+	q.msgs = append(q.msgs, m)
+	q.mu.Unlock()
+	q.wake()
+}
+
+func (q *queue) fail(err error) {
+	q.mu.Lock()
+	if q.err == nil {
+		q.err = err
+	}
+	q.mu.Unlock()
+	q.wake()
+}
+
+func (q *queue) wake() {
+	select {
+	case q.notify <- struct{}{}:
+	default:
+	}
+}
+
+// take returns every queued event and the stream's error, if it ended.
+func (q *queue) take() ([]events.Message, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	msgs := q.msgs
+	q.msgs = nil
+	return msgs, q.err
+}
+
+// drainEvents copies the stream into the queue until it ends.
+func drainEvents(ctx context.Context, res client.EventsResult, q *queue) {
+	for {
+		select {
+		case m := <-res.Messages:
+			q.push(m)
+		case err := <-res.Err:
+			q.fail(err)
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// applyEvents updates the records from a batch of events. Facts an event
+// states outright (stop begun, paused, health) are applied at once without
+// asking the engine; anything else is re-read with one inspect per container,
+// never a full relist.
+func (p *Provider) applyEvents(ctx context.Context, msgs []events.Message) error {
+	sels := p.selectors()
+	dirty := map[string]bool{}
+	stopping := map[string]bool{} // kills seen for containers not yet recorded
+	selfDirty := false
+	for _, m := range msgs {
+		attrs := m.Actor.Attributes
+		switch m.Type {
+		case events.NetworkEventType:
+			cid := attrs["container"]
+			if attrs["type"] == "bridge" {
+				p.bridges[m.Actor.ID], p.bridges[attrs["name"]] = true, true
+			}
+			switch {
+			case cid != "" && p.me != nil && cid == p.me.ID:
+				selfDirty = true
+			case p.ctrs[cid] != nil:
+				dirty[cid] = true
+			default:
+				continue // not ours; a starting container's own start event follows
+			}
+			p.metrics.event(string(m.Action))
+			continue
+		case events.ContainerEventType:
+		default:
+			continue
+		}
+		id := m.Actor.ID
+		c := p.ctrs[id]
+		if c == nil && !dirty[id] && !p.candidate(attrs, sels) {
+			continue
+		}
+		action := string(m.Action)
+		typ, status, _ := strings.Cut(action, ":")
+		p.metrics.event(typ)
+		p.log.Debug("docker event", "action", action, "container", attrs["name"])
+		switch typ {
+		case "start":
+			if c != nil {
+				c.Stopping = false
+			}
+			delete(stopping, id)
+			dirty[id] = true
+		case "kill", "stop":
+			if typ == "kill" && !terminating(attrs["signal"], c) {
+				continue // e.g. SIGHUP for a reload: the container goes on
+			}
+			if c != nil {
+				c.Stopping = true
+			} else if dirty[id] {
+				stopping[id] = true
+			}
+		case "die", "destroy":
+			delete(p.ctrs, id)
+			delete(dirty, id)
+			delete(stopping, id)
+		case "pause", "unpause":
+			if c != nil {
+				c.Paused = typ == "pause"
+			} else {
+				dirty[id] = true
+			}
+		case "health_status":
+			status = strings.TrimSpace(status)
+			if c != nil && slices.Contains([]string{"healthy", "unhealthy", "starting"}, status) {
+				c.Health = status
+			} else {
+				dirty[id] = true
+			}
+		default: // rename and anything else: read it again
+			dirty[id] = true
+		}
+	}
+	if selfDirty {
+		if err := p.refreshSelf(ctx); err != nil {
+			return err
+		}
+	}
+	ids := make([]string, 0, len(dirty))
+	for id := range dirty {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	fresh, err := p.inspectAll(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		c, old := fresh[id], p.ctrs[id]
+		if c == nil {
+			delete(p.ctrs, id)
+			continue
+		}
+		c.Stopping = stopping[id] || (old != nil && old.StartedAt == c.StartedAt && old.Stopping)
+		p.ctrs[id] = c
+	}
+	p.publish()
+	return nil
+}
+
+// terminating says whether a kill event's signal stops the container: the
+// usual stop signals, or the container's own STOPSIGNAL. Other signals
+// (SIGHUP, SIGUSR1 for a reload) leave it running.
+func terminating(sig string, c *ctr) bool {
+	n, err := strconv.Atoi(sig)
+	if err != nil {
+		return true // unknown: be safe and stop sending new connections
+	}
+	switch n {
+	case 2, 3, 9, 15: // SIGINT, SIGQUIT, SIGKILL, SIGTERM
+		return true
+	}
+	return c != nil && c.StopSignal != "" && signalNumber(c.StopSignal) == n
+}
+
+var signalNumbers = map[string]int{
+	"HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "TRAP": 5, "ABRT": 6, "BUS": 7, "FPE": 8, "KILL": 9,
+	"USR1": 10, "SEGV": 11, "USR2": 12, "PIPE": 13, "ALRM": 14, "TERM": 15, "STKFLT": 16,
+	"CHLD": 17, "CONT": 18, "STOP": 19, "TSTP": 20, "TTIN": 21, "TTOU": 22, "URG": 23,
+	"XCPU": 24, "XFSZ": 25, "VTALRM": 26, "PROF": 27, "WINCH": 28, "IO": 29, "PWR": 30, "SYS": 31,
+}
+
+// signalNumber reads a STOPSIGNAL as Docker accepts it: "SIGTERM", "TERM"
+// or "15"; -1 when unknown.
+func signalNumber(s string) int {
+	if n, err := strconv.Atoi(s); err == nil {
+		return n
+	}
+	if n, ok := signalNumbers[strings.TrimPrefix(strings.ToUpper(s), "SIG")]; ok {
+		return n
+	}
+	return -1
+}

@@ -1,0 +1,89 @@
+package docker
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// eventTypes are the event types counted, exported at zero from the start so
+// that rates and alerts work before the first event.
+var eventTypes = []string{
+	"start", "die", "kill", "stop", "pause", "unpause", "health_status",
+	"destroy", "rename", "connect", "disconnect",
+}
+
+// Metrics counts discovery activity. A nil *Metrics counts nothing, so the
+// provider never checks.
+type Metrics struct {
+	events   *prometheus.CounterVec
+	errors   *prometheus.CounterVec
+	unrouted *prometheus.GaugeVec
+}
+
+// NewMetrics registers the discovery metrics on reg. Collectors already
+// registered (by an earlier provider, across a reload) are reused.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tierlb_discovery_events_total",
+			Help: "Discovery events handled, by provider and event type.",
+		}, []string{"provider", "type"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tierlb_discovery_errors_total",
+			Help: "Discovery failures (engine unreachable, event stream broken, failed list or inspect).",
+		}, []string{"provider"}),
+		unrouted: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tierlb_discovery_unrouted_containers",
+			Help: "Containers seen that are not routed (no shared network, no port, bad labels, ...); see /api/v1/explain.",
+		}, []string{"provider"}),
+	}
+	var err error
+	if m.events, err = register(reg, m.events); err != nil {
+		return nil, err
+	}
+	if m.errors, err = register(reg, m.errors); err != nil {
+		return nil, err
+	}
+	if m.unrouted, err = register(reg, m.unrouted); err != nil {
+		return nil, err
+	}
+	for _, t := range eventTypes {
+		m.events.WithLabelValues("docker", t)
+	}
+	m.errors.WithLabelValues("docker")
+	m.unrouted.WithLabelValues("docker")
+	return m, nil
+}
+
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing, nil
+			}
+		}
+		return c, fmt.Errorf("register discovery metrics: %w", err)
+	}
+	return c, nil
+}
+
+func (m *Metrics) event(typ string) {
+	if m != nil {
+		m.events.WithLabelValues("docker", typ).Inc()
+	}
+}
+
+func (m *Metrics) failed() {
+	if m != nil {
+		m.errors.WithLabelValues("docker").Inc()
+	}
+}
+
+func (m *Metrics) setUnrouted(n int) {
+	if m != nil {
+		m.unrouted.WithLabelValues("docker").Set(float64(n))
+	}
+}

@@ -1,0 +1,106 @@
+package docker
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/client"
+)
+
+// containerIDInPath matches the 64-hex container ID in the paths Docker
+// bind-mounts into every container (/var/lib/docker/containers/<id>/hostname)
+// and in cgroup paths (/docker/<id>, docker-<id>.scope).
+var containerIDInPath = regexp.MustCompile(`(?:/containers/|/docker/|docker-)([0-9a-f]{64})(?:[/.\s]|$)`)
+
+// idFromMountinfo returns the first container ID found in a mountinfo file.
+func idFromMountinfo(data []byte) string {
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		if m := containerIDInPath.FindSubmatch(sc.Bytes()); m != nil {
+			return string(m[1])
+		}
+	}
+	return ""
+}
+
+var hexPrefix = regexp.MustCompile(`^[0-9a-f]{12,64}$`)
+
+// findSelf works out which container the proxy runs in: the explicit ID
+// (config, then TIERLB_CONTAINER_ID), then the ID in /proc/self/mountinfo,
+// then HOSTNAME as an ID prefix. Found nowhere means tierlb is on the host.
+// An explicit ID that does not exist is an error, not a silent fallback.
+func (p *Provider) findSelf(ctx context.Context) (*self, error) {
+	explicit, source := p.cfg.ContainerID, "docker.container_id"
+	if explicit == "" {
+		explicit, source = p.getenv("TIERLB_CONTAINER_ID"), "TIERLB_CONTAINER_ID"
+	}
+	if explicit != "" {
+		me, err := p.inspectSelf(ctx, explicit)
+		if err != nil {
+			return nil, fmt.Errorf("own container %s (from %s): %w", explicit, source, err)
+		}
+		return me, nil
+	}
+	if data, err := p.readFile("/proc/self/mountinfo"); err == nil {
+		if id := idFromMountinfo(data); id != "" {
+			me, err := p.inspectSelf(ctx, id)
+			if err == nil {
+				return me, nil
+			}
+			if !cerrdefs.IsNotFound(err) {
+				return nil, fmt.Errorf("own container %s (from /proc/self/mountinfo): %w", id, err)
+			}
+			// Another engine's container (docker-in-docker): keep looking.
+		}
+	}
+	if h := p.getenv("HOSTNAME"); hexPrefix.MatchString(h) {
+		me, err := p.inspectSelf(ctx, h)
+		switch {
+		case err == nil && strings.HasPrefix(me.ID, h):
+			return me, nil
+		case err != nil && !cerrdefs.IsNotFound(err):
+			return nil, fmt.Errorf("own container %s (from HOSTNAME): %w", h, err)
+		}
+	}
+	return &self{OnHost: true}, nil
+}
+
+// inspectSelf reads the proxy container's networks.
+func (p *Provider) inspectSelf(ctx context.Context, id string) (*self, error) {
+	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
+	res, err := p.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		return nil, err
+	}
+	r := res.Container
+	me := &self{ID: r.ID, Name: strings.TrimPrefix(r.Name, "/")}
+	if r.HostConfig != nil && r.HostConfig.NetworkMode == "host" {
+		me.OnHost = true // the host's stack: bridges are reachable as from the host
+	}
+	if r.NetworkSettings != nil {
+		for name, ep := range r.NetworkSettings.Networks {
+			if ep != nil {
+				me.Networks = append(me.Networks, endpoint{Network: name, NetworkID: ep.NetworkID, IP: ep.IPAddress})
+			}
+		}
+		sortEndpoints(me.Networks)
+	}
+	return me, nil
+}
+
+func (m *self) String() string {
+	switch {
+	case m.ID == "":
+		return "on the host (not in a container): every bridge network is reachable"
+	case m.OnHost:
+		return fmt.Sprintf("in container %s (%.12s) with host networking: every bridge network is reachable", m.Name, m.ID)
+	}
+	return fmt.Sprintf("in container %s (%.12s) on networks [%s]", m.Name, m.ID, networkNames(m.Networks))
+}

@@ -55,20 +55,36 @@ type Backend struct {
 	adminState   State      // StateUp (no override), StateDraining or StateMaint
 	ejectedUntil time.Time
 	ejectReason  string
-	upSince      time.Time // when the backend last became up, for slow start
+	upSince      time.Time // when the backend last became up, for status pages
+	rampStart    time.Time // slow start ramps from here; zero: full weight at once
 	lastState    State
 	cur          atomic.Uint32 // lastState, readable without mu by the data path
 	down         context.Context
 	cancelDown   context.CancelFunc
 }
 
-func newBackend(set *Set, s Spec, now time.Time) *Backend {
+// newBackend makes the runtime object for s. ramp says whether slow start
+// applies from now: a backend that joins an empty pool (the first list at
+// startup, or a service scaled up from zero) takes its full share at once,
+// because there is no one to share with and ramping only delays recovery.
+func newBackend(set *Set, s Spec, now time.Time, ramp bool) *Backend {
 	b := &Backend{set: set, upSince: now}
+	if ramp {
+		b.rampStart = now
+	}
 	b.spec.Store(&s)
 	b.down, b.cancelDown = context.WithCancel(context.Background())
 	b.lastState, _ = b.stateLocked(now)
 	b.cur.Store(uint32(b.lastState))
 	return b
+}
+
+// now reads the owning set's clock, so tests can move time.
+func (b *Backend) now() time.Time {
+	if b.set == nil {
+		return time.Now()
+	}
+	return b.set.now()
 }
 
 // Spec returns the backend's latest spec.
@@ -137,7 +153,7 @@ func (b *Backend) Up() bool { return State(b.cur.Load()) == StateUp }
 func (b *Backend) State() (State, string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.stateLocked(time.Now())
+	return b.stateLocked(b.now())
 }
 
 // stateLocked derives the effective state; operator overrides win over the
@@ -172,7 +188,7 @@ func (b *Backend) Health() (verdict, lastCheck *Verdict) {
 	return b.health, b.lastCheck
 }
 
-// UpSince returns when the backend last became up; slow start ramps from it.
+// UpSince returns when the backend last became up (or was added).
 func (b *Backend) UpSince() time.Time {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -189,7 +205,7 @@ func (b *Backend) SetHealth(ok bool, reason string) {
 // the state (rise and fall decide that through SetHealth).
 func (b *Backend) RecordCheck(ok bool, reason string) {
 	b.mu.Lock()
-	b.lastCheck = &Verdict{OK: ok, Reason: reason, At: time.Now()}
+	b.lastCheck = &Verdict{OK: ok, Reason: reason, At: b.now()}
 	b.mu.Unlock()
 }
 
@@ -205,7 +221,7 @@ func (b *Backend) Eject(until time.Time, reason string) {
 func (b *Backend) Ejected() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return time.Now().Before(b.ejectedUntil)
+	return b.now().Before(b.ejectedUntil)
 }
 
 // SetAdminState applies an operator's override: StateMaint, StateDraining,
@@ -217,28 +233,55 @@ func (b *Backend) SetAdminState(s State) {
 // update changes a state input, tracks transitions and asks the set to
 // rebuild its pool when the effective state changed.
 func (b *Backend) update(change func(now time.Time)) {
-	now := time.Now()
+	now := b.now()
 	b.mu.Lock()
 	change(now)
-	st, _ := b.stateLocked(now)
-	prev := b.lastState
-	b.lastState = st
-	b.cur.Store(uint32(st))
-	if st != prev {
-		if st == StateUp {
-			b.upSince = now
-		}
-		if st == StateDown {
-			b.cancelDown()
-		} else if prev == StateDown {
-			b.down, b.cancelDown = context.WithCancel(context.Background())
-		}
-	}
+	_, changed := b.syncLocked(now)
 	b.mu.Unlock()
-	if st != prev && b.set != nil {
+	if changed && b.set != nil {
 		b.set.rebuild()
 	}
 }
 
-// refresh re-evaluates time-based state inputs (ejection expiry).
-func (b *Backend) refresh() { b.update(func(time.Time) {}) }
+// syncLocked re-derives the effective state at now and applies the side
+// effects of a transition: a backend that becomes up starts its slow start
+// ramp (a recovered backend is cold, or was failing a moment ago), one that
+// goes down cancels its DownContext. It reports whether the state changed.
+func (b *Backend) syncLocked(now time.Time) (State, bool) {
+	st, _ := b.stateLocked(now)
+	prev := b.lastState
+	if st == prev {
+		return st, false
+	}
+	b.lastState = st
+	b.cur.Store(uint32(st))
+	if st == StateUp {
+		b.upSince = now
+		b.rampStart = now
+	}
+	if st == StateDown {
+		b.cancelDown()
+	} else if prev == StateDown {
+		b.down, b.cancelDown = context.WithCancel(context.Background())
+	}
+	return st, true
+}
+
+// snapshot is what a pool build needs of a backend, read under one lock so
+// state, ramp and ejection agree with each other.
+type snapshot struct {
+	b            *Backend
+	spec         *Spec
+	state        State
+	rampStart    time.Time
+	ejectedUntil time.Time
+}
+
+// snapshotAt syncs the backend's state to now (an ejection may have expired
+// since the last event) and returns what a pool build needs.
+func (b *Backend) snapshotAt(now time.Time) snapshot {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	st, _ := b.syncLocked(now)
+	return snapshot{b: b, spec: b.spec.Load(), state: st, rampStart: b.rampStart, ejectedUntil: b.ejectedUntil}
+}

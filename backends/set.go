@@ -22,6 +22,7 @@ type Set struct {
 	name   string
 	policy Policy
 	opts   SetOptions
+	clock  func() time.Time // nil: time.Now; tests inject a fake
 
 	mu       sync.Mutex
 	byKey    map[string]*Backend // key: ID + " " + Address
@@ -29,15 +30,30 @@ type Set struct {
 	changed  chan struct{}       // closed and replaced when membership changes
 	timer    *time.Timer
 	timerAt  time.Time
+	timerGen uint64 // tells a fired timer whether it is still the pending one
+	closed   bool
 	pool     atomic.Pointer[Pool]
 	rotation atomic.Uint64 // round-robin position, kept across snapshots
 }
 
 // NewSet returns an empty set for the named service.
 func NewSet(service string, policy Policy, opts SetOptions) *Set {
-	s := &Set{name: service, policy: policy, opts: opts, byKey: map[string]*Backend{}, changed: make(chan struct{})}
-	s.pool.Store(s.buildLocked(time.Now()))
+	return newSet(service, policy, opts, nil)
+}
+
+func newSet(service string, policy Policy, opts SetOptions, clock func() time.Time) *Set {
+	s := &Set{name: service, policy: policy, opts: opts, clock: clock, byKey: map[string]*Backend{}, changed: make(chan struct{})}
+	s.mu.Lock()
+	s.pool.Store(s.buildLocked(s.now()))
+	s.mu.Unlock()
 	return s
+}
+
+func (s *Set) now() time.Time {
+	if s.clock != nil {
+		return s.clock()
+	}
+	return time.Now()
 }
 
 // Name returns the service name.
@@ -81,27 +97,38 @@ func (s *Set) Changed() <-chan struct{} {
 }
 
 // Update replaces the set's backends with specs. Backends with the same ID and
-// Address keep their counters and health; removed ones leave the pool (their
-// open connections go on).
+// Address keep their counters and health (a changed weight, priority or drain
+// is applied to them); removed ones leave the pool (their open connections go
+// on). When two specs share ID and Address the first wins.
+//
+// Backends added while the pool is empty take their full share at once; ones
+// added to a serving pool ramp over SetOptions.SlowStart. Callers that merge
+// several providers should pass the merged list, so that the backends known
+// at startup arrive in one Update and none of them ramps.
 func (s *Set) Update(specs []Spec) {
-	now := time.Now()
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	ramp := s.pool.Load().Len() > 0
 	next := make(map[string]*Backend, len(specs))
-	var added []*Backend
-	membership := len(specs) != len(s.byKey)
+	added := false
 	for _, sp := range specs {
 		k := sp.ID + " " + sp.Address
 		if _, dup := next[k]; dup {
 			continue
 		}
 		b, ok := s.byKey[k]
-		if !ok {
-			b = newBackend(s, sp, now)
-			membership = true
-			added = append(added, b)
+		switch {
+		case !ok:
+			b = newBackend(s, sp, now, ramp)
+			added = true
+		case *b.spec.Load() != sp:
+			// The build below re-derives the state from the new spec.
+			b.spec.Store(&sp)
 		}
 		next[k] = b
 	}
+	membership := added || len(next) != len(s.byKey)
 	s.byKey = next
 	s.sorted = s.sorted[:0]
 	for _, b := range next {
@@ -113,38 +140,22 @@ func (s *Set) Update(specs []Spec) {
 		}
 		return strings.Compare(a.Address(), b.Address())
 	})
-	// Spec changes such as weight or drain are applied after the membership
-	// update so that each backend re-derives its state from the new spec.
-	var respec []*Backend
-	for _, sp := range specs {
-		b := next[sp.ID+" "+sp.Address]
-		if old := b.spec.Load(); *old != sp {
-			b.spec.Store(&sp)
-			respec = append(respec, b)
-		}
-	}
 	if membership {
 		close(s.changed)
 		s.changed = make(chan struct{})
 	}
-	s.mu.Unlock()
-	_ = added
-	for _, b := range respec {
-		b.refresh()
-	}
-	s.rebuild()
+	s.pool.Store(s.buildLocked(now))
 }
 
 // rebuild publishes a new pool from the current backends and states.
 func (s *Set) rebuild() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := time.Now()
-	s.pool.Store(s.buildLocked(now))
+	s.pool.Store(s.buildLocked(s.now()))
 }
 
-// rebuildAt schedules a rebuild (for an ejection that ends or a slow start
-// step). Only the earliest pending time is kept; rebuilding schedules the next.
+// rebuildAt schedules a rebuild (for an ejection that ends). Only the earliest
+// pending time is kept; every build schedules the next event it knows of.
 func (s *Set) rebuildAt(t time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -152,64 +163,84 @@ func (s *Set) rebuildAt(t time.Time) {
 }
 
 func (s *Set) scheduleLocked(t time.Time) {
-	if s.timer != nil && !s.timerAt.IsZero() && !t.Before(s.timerAt) {
+	if s.closed || (s.timer != nil && !s.timerAt.IsZero() && !t.Before(s.timerAt)) {
 		return
 	}
 	if s.timer != nil {
 		s.timer.Stop()
 	}
+	s.timerGen++
+	gen := s.timerGen
 	s.timerAt = t
-	s.timer = time.AfterFunc(time.Until(t), func() {
+	s.timer = time.AfterFunc(t.Sub(s.now()), func() {
 		s.mu.Lock()
-		s.timerAt = time.Time{}
-		backends := slices.Clone(s.sorted)
-		s.mu.Unlock()
-		for _, b := range backends {
-			b.refresh()
+		defer s.mu.Unlock()
+		if gen != s.timerGen || s.closed {
+			return // replaced by an earlier timer, or the set is closed
 		}
-		s.rebuild()
+		s.timerAt = time.Time{}
+		s.pool.Store(s.buildLocked(s.now()))
 	})
 }
 
-// Close stops the set's timers.
+// Close stops the set's timers. The last pool stays readable.
 func (s *Set) Close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.closed = true
 	if s.timer != nil {
 		s.timer.Stop()
 	}
 }
 
 // buildLocked makes the snapshot: backends that may take new connections, in
-// the lowest priority group with one up, weights ramped for slow start.
+// the lowest priority group with one up, weights ramped for slow start. It
+// schedules the next rebuild a pool needs without any event: a slow start
+// step or the end of an ejection.
 func (s *Set) buildLocked(now time.Time) *Pool {
 	p := &Pool{service: s.name, policy: s.policy, rotation: &s.rotation, maxPerBackend: int64(s.opts.MaxConnsPerBackend)}
-	best := 0
-	found := false
-	for _, b := range s.sorted {
-		if st, _ := b.State(); st != StateUp || b.spec.Load().Weight <= 0 {
+	snaps := make([]snapshot, len(s.sorted))
+	var next time.Time
+	best, found := 0, false
+	for i, b := range s.sorted {
+		sn := b.snapshotAt(now)
+		snaps[i] = sn
+		if sn.ejectedUntil.After(now) {
+			next = earliest(next, sn.ejectedUntil)
+		}
+		// Weight 0 takes no new connections, so it does not hold its group
+		// open: the backup group takes over as if the backend were down.
+		if sn.state != StateUp || sn.spec.Weight <= 0 {
 			continue
 		}
-		if pr := b.spec.Load().Priority; !found || pr < best {
-			best, found = pr, true
+		if !found || sn.spec.Priority < best {
+			best, found = sn.spec.Priority, true
 		}
 	}
-	var nextRamp time.Time
-	for _, b := range s.sorted {
-		sp := b.spec.Load()
-		if st, _ := b.State(); st != StateUp || sp.Weight <= 0 || sp.Priority != best {
+	for _, sn := range snaps {
+		if sn.state != StateUp || sn.spec.Weight <= 0 || sn.spec.Priority != best {
 			continue
 		}
-		w := sp.Weight
+		w := min(sn.spec.Weight, MaxWeight)
 		if ss := s.opts.SlowStart; ss > 0 {
-			w, nextRamp = rampWeight(sp.Weight, now.Sub(b.UpSince()), ss, now, nextRamp)
+			var due time.Time
+			w, due = rampWeight(w, sn.rampStart, now, ss)
+			next = earliest(next, due)
 		}
-		p.members = append(p.members, b)
+		p.members = append(p.members, sn.b)
 		p.weights = append(p.weights, w)
 	}
 	p.prepare()
-	if !nextRamp.IsZero() {
-		s.scheduleLocked(nextRamp)
+	if !next.IsZero() {
+		s.scheduleLocked(next)
 	}
 	return p
+}
+
+// earliest returns the sooner of a and b, ignoring zero times.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
 }

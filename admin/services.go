@@ -1,0 +1,60 @@
+package admin
+
+import "github.com/tierlb/tierlb/backends"
+
+// ServiceInfo is what the admin server needs to know about one service.
+type ServiceInfo struct {
+	// Name is the service name (the metrics' service label).
+	Name string
+	// Listen is the address the service accepts on, as configured.
+	Listen string
+	// Set owns the service's backends; nil is treated as no backends.
+	Set *backends.Set
+}
+
+// Services lists the running services. It is called on every scrape and API
+// request, so a reload that adds or removes services shows at once.
+// Implementations must be safe for concurrent use.
+type Services interface {
+	Services() []ServiceInfo
+}
+
+// ServicesFunc adapts a function to Services.
+type ServicesFunc func() []ServiceInfo
+
+// Services calls f.
+func (f ServicesFunc) Services() []ServiceInfo { return f() }
+
+// ServiceList is a fixed list of services.
+type ServiceList []ServiceInfo
+
+// Services returns the list.
+func (l ServiceList) Services() []ServiceInfo { return l }
+
+// Explanation is one container seen by discovery, routed or not. Its fields
+// match backends/docker.Explanation one for one, so cmd/ converts with
+// admin.Explanation(e).
+type Explanation struct {
+	// Container is the full container ID.
+	Container string `json:"container"`
+	// Name is the container name.
+	Name string `json:"name"`
+	// Service is the service the container belongs to, if any.
+	Service string `json:"service"`
+	// Network is the Docker network chosen to reach it.
+	Network string `json:"network"`
+	// Address is the host:port dialed.
+	Address string `json:"address"`
+	// Routed reports whether the container is a backend of Service.
+	Routed bool `json:"routed"`
+	// Reason says why it is or is not routed.
+	Reason string `json:"reason"`
+}
+
+// list returns the services of s; a nil s has none.
+func list(s Services) []ServiceInfo {
+	if s == nil {
+		return nil
+	}
+	return s.Services()
+}

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// cmdCheck validates the config. It prints the resolved config (defaults,
+// file, environment and flags merged) as YAML on stdout and exits 0, or
+// prints every problem on stderr and exits 1.
+func cmdCheck(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	f := newConfigFlags("check", "tierlb check [--config FILE] [flags]")
+	if code, done := parseFlags(f, args, stdout, stderr); done {
+		return code
+	}
+	src := f.source()
+	cfg, err := loadConfig(src)
+	if err != nil {
+		printConfigErrors(stderr, err)
+		return exitConfig
+	}
+	out, err := marshalConfig(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "tierlb: print config: %v\n", err)
+		return exitRuntime
+	}
+	from := "defaults, environment and flags"
+	if src.File != "" {
+		from = src.File + ", " + from
+	}
+	fmt.Fprintf(stdout, "# resolved config from %s\n", from)
+	_, _ = stdout.Write(out)
+	return exitOK
+}
+
+// parseFlags parses a command's flags; done is true when the command must
+// return code at once (-h, or a usage error).
+func parseFlags(f *configFlags, args []string, stdout, stderr io.Writer) (code int, done bool) {
+	err := f.parse(args, stdout)
+	switch {
+	case err == nil:
+		return 0, false
+	case errors.Is(err, errHelp):
+		return exitOK, true
+	}
+	fmt.Fprintf(stderr, "tierlb: %v\n", err)
+	printUsage(stderr, f.synopsis, f.fs)
+	return exitConfig, true
+}
+
+// marshalConfig renders cfg as YAML with two-space indents, the way SPEC.md
+// writes it; durations come out as "30s".
+func marshalConfig(cfg *Config) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(cfg); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// printConfigErrors writes every problem of a config, one per line.
+func printConfigErrors(w io.Writer, err error) {
+	errs := flatten(err)
+	noun := "problems"
+	if len(errs) == 1 {
+		noun = "problem"
+	}
+	fmt.Fprintf(w, "tierlb: invalid config (%d %s):\n", len(errs), noun)
+	for _, e := range errs {
+		fmt.Fprintf(w, "  %v\n", e)
+	}
+}
+
+// flatten unpacks errors.Join trees into their leaves.
+func flatten(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}

@@ -15,14 +15,14 @@ import (
 type configFlags struct {
 	fs       *pflag.FlagSet
 	synopsis string
-	file   string
-	bound  map[string]string // config key → flag name
-	listen string
-	back   []string
-	name   string
-	bal    string
-	health string
-	pp     string
+	file     string
+	bound    map[string]string // config key → flag name
+	listen   string
+	back     []string
+	name     string
+	bal      string
+	health   string
+	pp       string
 }
 
 // newConfigFlags defines the shared flags on a new flag set for command.

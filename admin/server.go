@@ -1,0 +1,197 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Options configure the admin server. The zero value serves an empty
+// registry, no services, and is always ready.
+type Options struct {
+	// Listen is the host:port of the admin listener (admin.listen).
+	Listen string
+	// Token, when set, is the bearer token the POST endpoints require. When
+	// empty, POSTs are accepted only on a loopback listener.
+	Token string
+	// Gatherer serves /metrics; nil serves a registry holding only a
+	// Collector over Services. cmd/ passes its own registry, on which it
+	// registered NewCollector itself.
+	Gatherer prometheus.Gatherer
+	// Services lists the running services; nil means none.
+	Services Services
+	// Explain lists the containers discovery has seen; nil serves [].
+	Explain func() []Explanation
+	// Ready answers /readyz: false with the reason while starting or
+	// draining; nil is always ready.
+	Ready func() (bool, string)
+	// Logger receives request errors; nil discards.
+	Logger *slog.Logger
+	// Pprof serves net/http/pprof under /debug/pprof/ (admin.pprof).
+	Pprof bool
+}
+
+// shutdownGrace bounds how long Run waits for in-flight requests (a running
+// pprof profile, a slow scrape) before closing them.
+const shutdownGrace = 5 * time.Second
+
+// Server is the admin HTTP server.
+type Server struct {
+	opts     Options
+	log      *slog.Logger
+	gatherer prometheus.Gatherer
+	handler  http.Handler
+
+	mu sync.Mutex
+	ln net.Listener
+}
+
+// New returns a server; call Listen (optional) and Run.
+func New(opts Options) *Server {
+	s := &Server{opts: opts, log: opts.Logger, gatherer: opts.Gatherer}
+	if s.log == nil {
+		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if s.gatherer == nil {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(NewCollector(opts.Services))
+		s.gatherer = reg
+	}
+	s.handler = s.routes()
+	return s
+}
+
+// Handler returns the server's HTTP handler, for embedding or tests.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Listen binds the admin listener now, so cmd/ can report a bind error before
+// starting anything else. Run calls it when it was not called.
+func (s *Server) Listen() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln != nil {
+		return nil
+	}
+	ln, err := net.Listen("tcp", s.opts.Listen)
+	if err != nil {
+		return fmt.Errorf("admin listen %s: %w", s.opts.Listen, err)
+	}
+	s.ln = ln
+	return nil
+}
+
+// Addr returns the bound address, nil before Listen.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Run serves until ctx is done, then shuts down: in-flight requests get
+// shutdownGrace, then their connections are closed. It returns nil after a
+// shutdown caused by ctx.
+func (s *Server) Run(ctx context.Context) error {
+	if err := s.Listen(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	ln := s.ln
+	s.mu.Unlock()
+
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	s.log.Info("admin listening", "addr", ln.Addr().String())
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("admin serve %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		s.log.Warn("admin shutdown: closing open requests", "err", err)
+		srv.Close()
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("admin serve %s: %w", ln.Addr(), err)
+	}
+	return nil
+}
+
+// routes builds the mux. Method-qualified patterns give 405 with an Allow
+// header for the wrong method; cross-origin browser POSTs are refused so a
+// web page cannot drive a token-less loopback admin API.
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", s.page)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{
+		ErrorLog:      promLogger{s.log},
+		ErrorHandling: promhttp.ContinueOnError,
+	}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.HandleFunc("GET /api/v1/services", s.services)
+	mux.HandleFunc("GET /api/v1/explain", s.explain)
+	const backend = "/api/v1/services/{service}/backends/{backend}/"
+	for _, a := range actions {
+		mux.Handle("POST "+backend+a.name, s.guard(s.action(a)))
+	}
+	mux.Handle("POST "+backend+"{action}", s.guard(http.HandlerFunc(unknownAction)))
+	if s.opts.Pprof {
+		mountPprof(mux)
+	}
+	return http.NewCrossOriginProtection().Handler(mux)
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if s.opts.Ready != nil {
+		if ok, reason := s.opts.Ready(); !ok {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, reason+"\n")
+			return
+		}
+	}
+	io.WriteString(w, "ready\n")
+}
+
+// promLogger routes promhttp's gather errors to slog.
+type promLogger struct{ log *slog.Logger }
+
+func (l promLogger) Println(v ...any) { l.log.Warn("metrics: " + fmt.Sprint(v...)) }
+
+// mountPprof serves the standard profiles on mux rather than on
+// http.DefaultServeMux, so they exist only on the admin listener and only
+// when admin.pprof is on.
+func mountPprof(mux *http.ServeMux) {
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+}

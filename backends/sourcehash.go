@@ -71,9 +71,11 @@ func (p *Pool) prepareSourceHash() {
 }
 
 // orderSourceHash sends a client to the backend of its slot, then fails over
-// to the backends of the following slots, distinct and in table order: the
-// same failover a table without the first backend would mostly give, so a
-// client whose backend is full or just went down lands where it will stay.
+// to the backends of the following slots, distinct and in table order, so a
+// client whose backend is full or failing always gets the same second choice.
+// (The table rebuilt without a down backend agrees with that choice for most
+// but not all of its clients: Maglev refills freed slots along each
+// backend's permutation, not in table order.)
 func (p *Pool) orderSourceHash(client netip.Addr, dst []*Backend) []*Backend {
 	base := len(dst)
 	if p.table == nil {

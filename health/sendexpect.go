@@ -67,7 +67,9 @@ func (s *SendExpectChecker) Check(ctx context.Context, addr string) error {
 			if cap(buf) >= maxReply {
 				return fmt.Errorf("expect %q from %s: %w in the first %d bytes", s.Expect, addr, errNoMatch, len(buf))
 			}
-			buf = append(buf, make([]byte, min(cap(buf), maxReply-cap(buf)))...)[:len(buf)]
+			grown := make([]byte, len(buf), min(2*cap(buf), maxReply))
+			copy(grown, buf)
+			buf = grown
 		}
 		n, err := conn.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]

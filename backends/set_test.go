@@ -1,0 +1,262 @@
+package backends
+
+import (
+	"errors"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+)
+
+// poolIDs returns the IDs in the current pool, sorted.
+func poolIDs(s *Set) []string {
+	out := ids(s.Pool().Members())
+	slices.Sort(out)
+	return out
+}
+
+// Priority groups: the lowest-numbered group with a backend up (and a weight
+// above 0) takes every new connection; traffic fails over to the next group
+// and back as soon as a lower one has a backend up again.
+func TestPriorityGroups(t *testing.T) {
+	s := newTestSet(t, RoundRobin, SetOptions{}, nil)
+	specs := []Spec{
+		{ID: "a", Address: "127.0.0.1:1", Weight: 1, Priority: 0},
+		{ID: "b", Address: "127.0.0.1:2", Weight: 1, Priority: 0},
+		{ID: "c", Address: "127.0.0.1:3", Weight: 1, Priority: 1},
+		{ID: "d", Address: "127.0.0.1:4", Weight: 1, Priority: 5},
+	}
+	s.Update(specs)
+	steps := []struct {
+		name string
+		do   func()
+		want []string
+	}{
+		{"group 0 serves", func() {}, []string{"a", "b"}},
+		{"one of group 0 down", func() { s.Backend("a").SetHealth(false, "refused") }, []string{"b"}},
+		{"group 0 down: backup group 1", func() { s.Backend("b").Eject(time.Now().Add(time.Hour), "3 dial failures") }, []string{"c"}},
+		{"group 1 in maint: group 5", func() { s.Backend("c").SetAdminState(StateMaint) }, []string{"d"}},
+		{"group 0 back: traffic returns", func() { s.Backend("a").SetHealth(true, "ok") }, []string{"a"}},
+		{"weight 0 does not hold its group", func() {
+			specs[0].Weight = 0
+			s.Update(specs)
+		}, []string{"d"}},
+		{"group 1 ready again", func() { s.Backend("c").SetAdminState(StateUp) }, []string{"c"}},
+		{"draining does not hold its group", func() {
+			specs[0].Weight, specs[2].Drain = 1, "container stopping"
+			s.Update(specs)
+		}, []string{"a"}},
+	}
+	for _, st := range steps {
+		st.do()
+		if got := poolIDs(s); !slices.Equal(got, st.want) {
+			t.Fatalf("%s: pool %v, want %v", st.name, got, st.want)
+		}
+	}
+}
+
+// A backend at max_conns_per_backend is skipped by every policy until one of
+// its connections closes; with all full, the order is empty.
+func TestMaxConnsPerBackend(t *testing.T) {
+	for _, policy := range []Policy{RoundRobin, LeastConn, Random2, SourceHash} {
+		t.Run(string(policy), func(t *testing.T) {
+			s := newTestSet(t, policy, SetOptions{MaxConnsPerBackend: 2}, nil)
+			s.Update(testSpecs(3, 1, 5, 1))
+			p := s.Pool()
+			full := s.Backend("b01")
+			full.ConnOpened()
+			full.ConnOpened()
+			for i := range 1000 {
+				order := p.Order(clientAddr(i), make([]*Backend, 0, 3))
+				if len(order) != 2 || slices.Contains(order, full) {
+					t.Fatalf("order %v, want the two backends below their cap", ids(order))
+				}
+			}
+			for _, b := range s.Backends() {
+				for b.Active() < 2 {
+					b.ConnOpened()
+				}
+			}
+			if order := p.Order(netip.Addr{}, make([]*Backend, 0, 3)); len(order) != 0 {
+				t.Fatalf("every backend full, yet order %v", ids(order))
+			}
+			full.ConnClosed(10, 20)
+			if order := p.Order(netip.Addr{}, make([]*Backend, 0, 3)); len(order) != 1 || order[0] != full {
+				t.Fatalf("order %v, want only %s, which has a free slot again", ids(order), full.ID())
+			}
+		})
+	}
+}
+
+// Every state input takes a backend out of the pool and puts it back, with
+// the state and reason operators see; DownContext ends only on down.
+func TestStates(t *testing.T) {
+	clock := newFakeClock()
+	s := newTestSet(t, RoundRobin, SetOptions{}, clock)
+	specs := testSpecs(2)
+	s.Update(specs)
+	b := s.Backend("b01")
+	steps := []struct {
+		name      string
+		do        func()
+		state     State
+		reason    string
+		inPool    bool
+		downEnded bool
+	}{
+		{"new", func() {}, StateUp, "not checked yet", true, false},
+		{"health fails", func() { b.SetHealth(false, "connection refused") }, StateDown, "connection refused", false, true},
+		{"health recovers", func() { b.SetHealth(true, "ok") }, StateUp, "ok", true, false},
+		{"ejected", func() { b.Eject(clock.Now().Add(10*time.Second), "3 dial failures") }, StateDown, "3 dial failures", false, true},
+		{"still ejected", func() { clock.Advance(9 * time.Second); s.rebuild() }, StateDown, "3 dial failures", false, true},
+		{"ejection expires", func() { clock.Advance(time.Second); s.rebuild() }, StateUp, "ok", true, false},
+		{"maint", func() { b.SetAdminState(StateMaint) }, StateMaint, "set to maint by an operator", false, false},
+		{"maint beats health", func() { b.SetHealth(false, "timeout") }, StateMaint, "set to maint by an operator", false, false},
+		{"drain", func() { b.SetHealth(true, "ok"); b.SetAdminState(StateDraining) }, StateDraining, "set to drain by an operator", false, false},
+		{"ready", func() { b.SetAdminState(StateUp) }, StateUp, "ok", true, false},
+		{"provider drains", func() { specs[1].Drain = "container stopping"; s.Update(specs) }, StateDraining, "container stopping", false, false},
+		{"provider undrains", func() { specs[1].Drain = ""; s.Update(specs) }, StateUp, "ok", true, false},
+	}
+	for _, st := range steps {
+		st.do()
+		state, reason := b.State()
+		if state != st.state || reason != st.reason {
+			t.Fatalf("%s: state %v (%q), want %v (%q)", st.name, state, reason, st.state, st.reason)
+		}
+		if b.Up() != (st.state == StateUp) {
+			t.Fatalf("%s: Up() = %v for state %v", st.name, b.Up(), state)
+		}
+		if in := slices.Contains(s.Pool().Members(), b); in != st.inPool {
+			t.Fatalf("%s: in pool = %v, want %v", st.name, in, st.inPool)
+		}
+		if ended := b.DownContext().Err() != nil; ended != st.downEnded {
+			t.Fatalf("%s: DownContext ended = %v, want %v", st.name, ended, st.downEnded)
+		}
+	}
+}
+
+// Ejections end on the set's own timer, even when a slow start ramp that
+// ends before them held the timer when they began (the ejection's end used to
+// be dropped, leaving the backend down for good), and when health recovered
+// during the ejection.
+func TestEjectionExpiresOnTimer(t *testing.T) {
+	s := newTestSet(t, RoundRobin, SetOptions{SlowStart: 100 * time.Millisecond}, nil)
+	s.Update(testSpecs(2))
+	s.Update(testSpecs(3)) // b02 ramps: a timer every 5ms, for 100ms
+	a, b := s.Backend("b00"), s.Backend("b01")
+	a.Eject(time.Now().Add(300*time.Millisecond), "dial failures")
+	b.SetHealth(false, "refused")
+	b.Eject(time.Now().Add(300*time.Millisecond), "dial failures")
+	b.SetHealth(true, "ok") // still ejected: no state change, no rebuild
+	if slices.Contains(s.Pool().Members(), a) || slices.Contains(s.Pool().Members(), b) {
+		t.Fatal("ejected backends in the pool")
+	}
+	poll(t, "ejections to expire", func() bool {
+		m := s.Pool().Members()
+		return slices.Contains(m, a) && slices.Contains(m, b)
+	})
+}
+
+// Update keeps the Backend (and its counters and health) of every spec whose
+// ID and Address stay; a changed address is a new backend.
+func TestUpdateKeepsBackends(t *testing.T) {
+	s := newTestSet(t, RoundRobin, SetOptions{}, nil)
+	specs := testSpecs(3)
+	s.Update(specs)
+	b := s.Backend("b01")
+	b.ConnOpened()
+	b.ConnClosed(100, 200)
+	b.ConnOpened()
+	s.Backend("b02").SetHealth(false, "refused")
+
+	specs[1].Weight = 4
+	specs[2].Priority = 0
+	s.Update(append(specs, specs[0])) // a duplicate is ignored
+	if got := s.Backend("b01"); got != b || got.Active() != 1 || got.Total() != 2 || got.Spec().Weight != 4 {
+		t.Fatalf("b01 after a weight change: same=%v active=%d total=%d weight=%d", got == b, got.Active(), got.Total(), got.Spec().Weight)
+	}
+	if to, from := b.Bytes(); to != 100 || from != 200 {
+		t.Fatalf("bytes %d/%d after update, want 100/200", to, from)
+	}
+	if st, _ := s.Backend("b02").State(); st != StateDown {
+		t.Fatalf("b02 lost its health on update: %v", st)
+	}
+	if n := len(s.Backends()); n != 3 {
+		t.Fatalf("%d backends after an update with a duplicate, want 3", n)
+	}
+
+	specs[1].Address = "127.0.0.1:9999"
+	s.Update(specs)
+	if got := s.Backend("b01"); got == b || got.Total() != 0 || got.Address() != "127.0.0.1:9999" {
+		t.Fatalf("b01 with a new address kept the old backend (total %d)", got.Total())
+	}
+	if slices.Contains(s.Backends(), b) || slices.Contains(s.Pool().Members(), b) {
+		t.Fatal("the backend at the old address is still in the set")
+	}
+}
+
+// Changed fires on membership changes only: adds and removals, not a new
+// weight or a state change.
+func TestChanged(t *testing.T) {
+	s := newTestSet(t, RoundRobin, SetOptions{}, nil)
+	specs := testSpecs(3)
+	steps := []struct {
+		name  string
+		do    func()
+		fires bool
+	}{
+		{"first list", func() { s.Update(specs) }, true},
+		{"same list", func() { s.Update(specs) }, false},
+		{"new weight", func() { specs[0].Weight = 3; s.Update(specs) }, false},
+		{"health", func() { s.Backend("b00").SetHealth(false, "refused") }, false},
+		{"removal", func() { s.Update(specs[:2]) }, true},
+		{"add", func() { s.Update(specs) }, true},
+		{"swap one for another", func() { s.Update(append(specs[:2:2], testSpecs(4)[3])) }, true},
+	}
+	for _, st := range steps {
+		ch := s.Changed()
+		st.do()
+		select {
+		case <-ch:
+			if !st.fires {
+				t.Fatalf("%s: Changed fired", st.name)
+			}
+		default:
+			if st.fires {
+				t.Fatalf("%s: Changed did not fire", st.name)
+			}
+		}
+	}
+}
+
+func TestClosedSetStopsTimers(t *testing.T) {
+	s := newTestSet(t, RoundRobin, SetOptions{SlowStart: time.Hour}, nil)
+	s.Update(testSpecs(1))
+	s.Update(testSpecs(2))
+	s.Close()
+	s.Backend("b00").Eject(time.Now().Add(time.Millisecond), "dial failures")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.timer.Stop() {
+		t.Error("a timer was still pending after Close")
+	}
+}
+
+func TestParsePolicyAndState(t *testing.T) {
+	for _, p := range []Policy{RoundRobin, LeastConn, Random2, SourceHash} {
+		if got, err := ParsePolicy(string(p)); err != nil || got != p {
+			t.Errorf("ParsePolicy(%q) = %q, %v", p, got, err)
+		}
+	}
+	if _, err := ParsePolicy("wrr"); err == nil {
+		t.Error("ParsePolicy accepted wrr")
+	}
+	for _, st := range []State{StateUp, StateDown, StateDraining, StateMaint} {
+		if got, err := ParseState(st.String()); err != nil || got != st {
+			t.Errorf("ParseState(%q) = %v, %v", st, got, err)
+		}
+	}
+	if _, err := ParseState("ready"); err == nil || errors.Unwrap(err) != nil {
+		t.Errorf("ParseState(ready): %v", err)
+	}
+}

@@ -1,0 +1,144 @@
+// Command whoami is tierlb's own small backend: the server behind the
+// benchmark, the Docker example and the Docker tests. It is a static binary
+// (CGO_ENABLED=0, standard library only) so images can be FROM scratch.
+//
+//	whoami --listen :8080 [--name web-1] [--echo :9000]
+//
+// HTTP/1.1 with keep-alive and pipelining:
+//
+//	GET /            "Name: NAME\nRemoteAddr: CLIENT\nLocalAddr: LOCAL\n"
+//	GET /name        "NAME\n" (what round-robin tests count)
+//	GET /bytes/N     N bytes (also /bytes?n=N), up to 1 GiB
+//	GET /healthz     200 "ok" (503 with --unhealthy)
+//
+// NAME is --name, else $NAME, else the hostname (a container's ID in Docker).
+// --echo adds a raw TCP echo listener that honours half-close. --probe
+// HOST:PORT checks another instance's /healthz and exits 0 or 1, for a
+// Docker HEALTHCHECK in an image that has no shell or curl.
+// SIGTERM/SIGINT: stop accepting, close idle connections, let busy ones
+// finish within --drain, exit 0.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	fs := flag.NewFlagSet("whoami", flag.ContinueOnError)
+	listen := fs.String("listen", ":8080", "HTTP listen address")
+	name := fs.String("name", "", "name to report (default $NAME, else the hostname)")
+	echo := fs.String("echo", "", "raw TCP echo listen address (off when empty)")
+	drain := fs.Duration("drain", 10*time.Second, "on SIGTERM, how long busy connections may finish")
+	unhealthy := fs.Bool("unhealthy", false, "answer 503 on /healthz")
+	probe := fs.String("probe", "", "check HOST:PORT/healthz and exit 0 (healthy) or 1")
+	verbose := fs.Bool("v", false, "log bad requests")
+	if err := fs.Parse(args); err != nil {
+		return 1
+	}
+	if *probe != "" {
+		if err := probeHealth(*probe, 2*time.Second); err != nil {
+			fmt.Fprintln(os.Stderr, "whoami:", err)
+			return 1
+		}
+		return 0
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := serve(ctx, log, *listen, *echo, resolveName(*name), *drain, *unhealthy); err != nil {
+		log.Error("whoami failed", "err", err)
+		return 2
+	}
+	return 0
+}
+
+// serve binds both listeners before serving so a bad address fails fast.
+func serve(ctx context.Context, log *slog.Logger, listen, echo, name string, drain time.Duration, unhealthy bool) error {
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("listen http: %w", err)
+	}
+	var eln net.Listener
+	if echo != "" {
+		if eln, err = net.Listen("tcp", echo); err != nil {
+			ln.Close()
+			return fmt.Errorf("listen echo: %w", err)
+		}
+	}
+	log.Info("whoami serving", "name", name, "http", ln.Addr().String(), "echo", echo)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg   sync.WaitGroup
+		errs = make([]error, 2)
+	)
+	srv := &Server{Name: name, Unhealthy: unhealthy, DrainTimeout: drain, Logger: log}
+	wg.Go(func() {
+		errs[0] = srv.Serve(ctx, ln)
+		cancel() // one listener failing stops the other
+	})
+	if eln != nil {
+		wg.Go(func() {
+			errs[1] = (&Echo{DrainTimeout: drain}).Serve(ctx, eln)
+			cancel()
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func resolveName(flagName string) string {
+	if flagName != "" {
+		return flagName
+	}
+	if env := os.Getenv("NAME"); env != "" {
+		return env
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "whoami"
+}
+
+// probeHealth sends GET /healthz to addr and wants a 2xx status line.
+func probeHealth(addr string, timeout time.Duration) error {
+	c, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		return fmt.Errorf("probe %s: %w", addr, err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(timeout))
+	if _, err := fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", addr); err != nil {
+		return fmt.Errorf("probe %s: %w", addr, err)
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("probe %s: read status: %w", addr, err)
+	}
+	fields := strings.Fields(line)
+	if len(fields) < 2 || !strings.HasPrefix(fields[1], "2") {
+		return fmt.Errorf("probe %s: unhealthy: %q", addr, strings.TrimSpace(line))
+	}
+	return nil
+}

@@ -61,3 +61,32 @@ type DialObserver interface {
 	DialFailed(b *backends.Backend, err error)
 	DialSucceeded(b *backends.Backend)
 }
+
+// The defaults for zero Timeouts.
+const (
+	defaultConnect     = 2 * time.Second
+	defaultIdle        = time.Hour
+	defaultHalfClose   = 30 * time.Second
+	defaultProxyHeader = 5 * time.Second
+)
+
+func (t Timeouts) connect() time.Duration     { return orDefault(t.Connect, defaultConnect) }
+func (t Timeouts) idle() time.Duration        { return orDefault(t.Idle, defaultIdle) }
+func (t Timeouts) halfClose() time.Duration   { return orDefault(t.HalfClose, defaultHalfClose) }
+func (t Timeouts) proxyHeader() time.Duration { return orDefault(t.ProxyHeader, defaultProxyHeader) }
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// maxTries bounds the stack array of backends one connection may try.
+const maxTries = 16
+
+// tries is how many backends a connection may try: the first choice plus
+// Retries, capped so the failover order fits a fixed array.
+func (c *Config) tries() int {
+	return min(max(c.Retries, 0)+1, maxTries)
+}

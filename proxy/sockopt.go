@@ -1,0 +1,130 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// TCP keepalive on both legs: a dead peer is found after idle + interval ×
+// count = 2 minutes, well under the 900 s after which conntrack and IPVS
+// forget an idle flow.
+const (
+	keepAliveIdle     = 60 * time.Second
+	keepAliveInterval = 15 * time.Second
+	keepAliveCount    = 4
+	// userTimeout bounds how long sent data may stay unacknowledged; set to
+	// the keepalive detection time so the two agree (RFC 5482 advice).
+	userTimeout = keepAliveIdle + keepAliveCount*keepAliveInterval
+)
+
+// sockopt is one integer socket option.
+type sockopt struct{ level, name, value int }
+
+// legOptions are set on every socket of both legs. Accepted sockets inherit
+// them from the listener, which saves five syscalls per connection: Go's own
+// per-connection keepalive setup is turned off (KeepAlive: -1).
+var legOptions = [...]sockopt{
+	{unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
+	{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, int(keepAliveIdle / time.Second)},
+	{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, int(keepAliveInterval / time.Second)},
+	{unix.IPPROTO_TCP, unix.TCP_KEEPCNT, keepAliveCount},
+	{unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(userTimeout / time.Millisecond)},
+	// TCP_INQ makes recvmsg report what is left in the receive queue (and
+	// a pending FIN), so the copy loop can park after a message without the
+	// extra read that would only return EAGAIN.
+	{unix.IPPROTO_TCP, unix.TCP_INQ, 1},
+}
+
+// setLegOptions applies legOptions (and SO_REUSEPORT when asked) to a raw
+// socket before it listens or connects.
+func setLegOptions(c syscall.RawConn, reusePort bool) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		if reusePort {
+			if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+				serr = fmt.Errorf("set SO_REUSEPORT: %w", err)
+				return
+			}
+		}
+		for _, o := range legOptions {
+			if err := unix.SetsockoptInt(int(fd), o.level, o.name, o.value); err != nil {
+				// TCP_INQ needs Linux 4.18; without it the copy loop
+				// reads until EAGAIN, which is merely slower.
+				if o.name == unix.TCP_INQ && o.level == unix.IPPROTO_TCP {
+					continue
+				}
+				serr = fmt.Errorf("set socket option %d/%d: %w", o.level, o.name, err)
+				return
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// listen binds addr with the leg options, SO_REUSEPORT when asked, and
+// Multipath TCP explicitly off (Go may turn it on by default one day; a
+// load balancer's sockets must be plain TCP for splice and TCP_INFO).
+func listen(ctx context.Context, addr string, reusePort bool) (*net.TCPListener, error) {
+	lc := net.ListenConfig{
+		KeepAlive: -1,
+		Control: func(_, _ string, c syscall.RawConn) error {
+			return setLegOptions(c, reusePort)
+		},
+	}
+	lc.SetMultipathTCP(false)
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return ln.(*net.TCPListener), nil
+}
+
+// newDialer returns the dialer of backend connections: leg options set
+// before connect, Go's keepalive off (ours is already set), no MPTCP.
+func newDialer(timeout time.Duration) *net.Dialer {
+	d := &net.Dialer{
+		Timeout:   timeout,
+		KeepAlive: -1,
+		Control: func(_, _ string, c syscall.RawConn) error {
+			return setLegOptions(c, false)
+		},
+	}
+	d.SetMultipathTCP(false)
+	return d
+}
+
+// resetOnClose makes the next Close send an RST instead of a FIN, so that a
+// peer learns the other side ended abnormally.
+func resetOnClose(c *net.TCPConn) {
+	_ = c.SetLinger(0)
+}
+
+// lastData returns how long ago the socket last sent or received data,
+// from the kernel's own TCP_INFO stamps, so the data path pays nothing per
+// transfer to know when a connection went idle.
+func lastData(c *net.TCPConn) (time.Duration, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var info *unix.TCPInfo
+	var ierr error
+	if err := rc.Control(func(fd uintptr) {
+		info, ierr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+	}); err != nil {
+		return 0, err
+	}
+	if ierr != nil {
+		return 0, fmt.Errorf("get TCP_INFO: %w", ierr)
+	}
+	ms := min(info.Last_data_recv, info.Last_data_sent)
+	return time.Duration(ms) * time.Millisecond, nil
+}

@@ -1,0 +1,25 @@
+// Package health decides which backends are fit for traffic: active checks
+// (tcp, http, send-expect, docker) run by a per-service Monitor with rise and
+// fall counting, and passive checks that eject a backend whose dials keep
+// failing. Decisions go to the backends themselves (SetHealth, Eject), from
+// which the Set builds the pools the data path reads.
+//
+//	m, err := health.NewMonitor(set, svc.Health, health.Options{Logger: log, Metrics: hm, Docker: health.DockerInspect{Client: cli}})
+//	if err != nil { ... } // every problem, keys named as in SPEC.md
+//	observer := m.Passive()  // the proxy's DialObserver: dial outcomes feed the passive checks
+//	g.Go(func() error { return m.Run(ctx) })
+//	...
+//	err = m.Reconfigure(newHealth) // on SIGHUP; a bad config keeps the old one
+//
+// A new backend is held down ("waiting for the first health check") until
+// its first probe, which runs at once and alone decides its state; from then
+// on it goes down after exactly Fall consecutive failures and up after
+// exactly Rise consecutive passes. A backend that already carries
+// connections when its prober starts is not held down (it would lose them
+// under on_backend_down: close); its first probe still decides. Each backend
+// has one prober goroutine, so at most one probe is in flight per backend.
+//
+// Passive ejections last fail_timeout; then the active verdict applies
+// again. Each ejection asks the Monitor for an immediate probe, so that the
+// verdict is fresh when the ejection ends.
+package health

@@ -1,0 +1,73 @@
+package health
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics holds the health check metrics. A nil *Metrics records nothing, so
+// packages and tests that do not care pass nil.
+type Metrics struct {
+	checks *prometheus.CounterVec
+}
+
+// NewMetrics registers the health metrics on reg. Registering twice on the
+// same registry (a config reload building new monitors) reuses the existing
+// collector instead of failing.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	checks := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tierlb_health_checks_total",
+		Help: "Active health check probes by result.",
+	}, []string{"service", "backend", "result"})
+	if err := reg.Register(checks); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if !errors.As(err, &are) {
+			return nil, fmt.Errorf("register tierlb_health_checks_total: %w", err)
+		}
+		existing, ok := are.ExistingCollector.(*prometheus.CounterVec)
+		if !ok {
+			return nil, fmt.Errorf("register tierlb_health_checks_total: %w", err)
+		}
+		checks = existing
+	}
+	return &Metrics{checks: checks}, nil
+}
+
+// The result label values.
+const (
+	resultOK   = "ok"
+	resultFail = "fail"
+)
+
+// backendAdded exports both results of a new backend at zero, so rates and
+// alerts work before its first failure.
+func (m *Metrics) backendAdded(service, backend string) {
+	if m == nil {
+		return
+	}
+	m.checks.WithLabelValues(service, backend, resultOK)
+	m.checks.WithLabelValues(service, backend, resultFail)
+}
+
+// backendRemoved deletes the series of a backend that went away.
+func (m *Metrics) backendRemoved(service, backend string) {
+	if m == nil {
+		return
+	}
+	m.checks.DeleteLabelValues(service, backend, resultOK)
+	m.checks.DeleteLabelValues(service, backend, resultFail)
+}
+
+// checked counts one probe.
+func (m *Metrics) checked(service, backend string, ok bool) {
+	if m == nil {
+		return
+	}
+	r := resultFail
+	if ok {
+		r = resultOK
+	}
+	m.checks.WithLabelValues(service, backend, r).Inc()
+}

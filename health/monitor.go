@@ -1,0 +1,227 @@
+package health
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+
+	"github.com/tierlb/tierlb/backends"
+)
+
+// Options are a Monitor's collaborators; the zero value works for every
+// check type but docker.
+type Options struct {
+	// Logger receives state changes; nil discards.
+	Logger *slog.Logger
+	// Metrics counts probes; nil records nothing.
+	Metrics *Metrics
+	// Docker answers docker checks; required for type docker only.
+	Docker ContainerHealth
+}
+
+// Monitor runs the active health checks of one service: one prober per
+// backend of its Set, started and stopped as the set's membership changes,
+// and the service's passive checker.
+type Monitor struct {
+	set     *backends.Set
+	log     *slog.Logger
+	metrics *Metrics
+	docker  ContainerHealth
+	passive *Passive
+	rand    func() float64 // tests make it deterministic
+	reload  chan struct{}  // capacity 1: the config changed
+
+	mu      sync.Mutex
+	cfg     Config // validated, with defaults
+	checker Checker
+	running bool
+	probers map[*backends.Backend]*prober
+	known   map[*backends.Backend]bool // members at the last reconcile
+	series  map[string]bool            // backend IDs exported in Metrics
+}
+
+// NewMonitor validates cfg and returns a monitor for set; Run starts it.
+func NewMonitor(set *backends.Set, cfg Config, opts Options) (*Monitor, error) {
+	checker, err := NewChecker(cfg, opts.Docker)
+	if err != nil {
+		return nil, err
+	}
+	m := &Monitor{
+		set:     set,
+		log:     opts.Logger,
+		metrics: opts.Metrics,
+		docker:  opts.Docker,
+		rand:    rand.Float64,
+		reload:  make(chan struct{}, 1),
+		cfg:     cfg.WithDefaults(),
+		checker: checker,
+		probers: map[*backends.Backend]*prober{},
+		known:   map[*backends.Backend]bool{},
+		series:  map[string]bool{},
+	}
+	if m.log == nil {
+		m.log = slog.New(slog.DiscardHandler)
+	}
+	m.passive = NewPassive(m.cfg.Passive, PassiveOptions{Logger: m.log, OnEject: m.ProbeNow})
+	return m, nil
+}
+
+// Passive returns the service's passive checker, wired to probe an ejected
+// backend at once. Hand it to the data path as its DialObserver.
+func (m *Monitor) Passive() *Passive { return m.passive }
+
+// Config returns the config in force, with defaults filled in.
+func (m *Monitor) Config() Config {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cfg
+}
+
+// Run probes the set's backends until ctx ends, then stops every prober and
+// returns nil. A monitor runs once at a time.
+func (m *Monitor) Run(ctx context.Context) error {
+	m.mu.Lock()
+	if m.running {
+		m.mu.Unlock()
+		return fmt.Errorf("health monitor of service %s: already running", m.set.Name())
+	}
+	m.running = true
+	m.mu.Unlock()
+	defer m.shutdown()
+
+	for {
+		// Read the channel before listing, so a change in between is seen.
+		changed := m.set.Changed()
+		m.reconcile(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-changed:
+		case <-m.reload:
+			// Probers hold their config; restart them all with the new one.
+			// Verdicts live on the backends and survive.
+			m.stopProbers()
+		}
+	}
+}
+
+// Reconfigure applies a new config to a running (or not yet running)
+// monitor. A bad config is rejected and the running one stays. Backends
+// keep their state; rise and fall counts start over.
+func (m *Monitor) Reconfigure(cfg Config) error {
+	checker, err := NewChecker(cfg, m.docker)
+	if err != nil {
+		return err
+	}
+	cfg = cfg.WithDefaults()
+	m.mu.Lock()
+	if cfg == m.cfg {
+		m.mu.Unlock()
+		return nil
+	}
+	m.cfg, m.checker = cfg, checker
+	m.mu.Unlock()
+	m.passive.SetConfig(cfg.Passive)
+	select {
+	case m.reload <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// ProbeNow asks for an immediate probe of b, merged with one already
+// pending or in flight. It does nothing when b has no prober.
+func (m *Monitor) ProbeNow(b *backends.Backend) {
+	m.mu.Lock()
+	p := m.probers[b]
+	m.mu.Unlock()
+	if p != nil {
+		p.probeNow()
+	}
+}
+
+// reconcile starts a prober for each new backend, stops those of removed
+// ones and keeps the metric series in step.
+func (m *Monitor) reconcile(ctx context.Context) {
+	members := m.set.Backends()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := make(map[*backends.Backend]bool, len(members))
+	for _, b := range members {
+		now[b] = true
+	}
+	for b := range m.known {
+		if !now[b] {
+			m.passive.Forget(b)
+		}
+	}
+	m.known = now
+	for b, p := range m.probers {
+		if !now[b] || m.cfg.Type == TypeNone {
+			p.stop() // probers never take m.mu, so waiting here is safe
+			delete(m.probers, b)
+		}
+	}
+	if m.cfg.Type == TypeNone {
+		// Verdicts from an earlier config would hold backends down forever.
+		for _, b := range members {
+			if v, _ := b.Health(); v != nil && !v.OK {
+				b.SetHealth(true, "health checks disabled")
+				m.log.Info("backend up", "service", b.Service(), "backend", b.ID(),
+					"address", b.Address(), "reason", "health checks disabled")
+			}
+		}
+	} else {
+		for _, b := range members {
+			if m.probers[b] == nil {
+				p := &prober{b: b, cfg: m.cfg, checker: m.checker, log: m.log, metrics: m.metrics, rand: m.rand}
+				p.start(ctx)
+				m.probers[b] = p
+			}
+		}
+	}
+	m.syncSeriesLocked()
+}
+
+// syncSeriesLocked exports zero series for newly probed backend IDs and
+// deletes those of IDs no longer probed. Series are per ID, and a backend
+// whose address changed is a new Backend with the same ID: its counts go on.
+func (m *Monitor) syncSeriesLocked() {
+	ids := make(map[string]bool, len(m.probers))
+	for b := range m.probers {
+		ids[b.ID()] = true
+	}
+	service := m.set.Name()
+	for id := range m.series {
+		if !ids[id] {
+			m.metrics.backendRemoved(service, id)
+		}
+	}
+	for id := range ids {
+		if !m.series[id] {
+			m.metrics.backendAdded(service, id)
+		}
+	}
+	m.series = ids
+}
+
+// stopProbers stops every prober; the next reconcile starts new ones.
+func (m *Monitor) stopProbers() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for b, p := range m.probers {
+		p.stop()
+		delete(m.probers, b)
+	}
+}
+
+// shutdown ends Run: probers stop and the service's series go away.
+func (m *Monitor) shutdown() {
+	m.stopProbers()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.syncSeriesLocked()
+	m.running = false
+}

@@ -1,0 +1,184 @@
+package health
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/tierlb/tierlb/backends"
+)
+
+// pendingReason is the verdict of a new backend until its first probe, so
+// that a replica is added to rotation only once it has passed a check.
+const pendingReason = "waiting for the first health check"
+
+// jitterFraction spreads each wait over interval ±15%, so backends whose
+// probers started together drift apart instead of probing in lock step.
+const jitterFraction = 0.15
+
+// prober checks one backend: one goroutine running probes one after the
+// other, which is what guarantees at most one probe in flight.
+type prober struct {
+	b       *backends.Backend
+	cfg     Config // with defaults
+	checker Checker
+	log     *slog.Logger
+	metrics *Metrics
+	rand    func() float64 // in [0, 1)
+
+	trigger chan struct{} // capacity 1: a request for an immediate probe
+	cancel  context.CancelFunc
+	done    chan struct{}
+
+	// Owned by the run goroutine.
+	known       bool // a verdict exists (ours or a previous prober's)
+	spread      bool // the next wait is a random part of the interval
+	up          bool
+	rises, fall int // consecutive passes while down, failures while up
+}
+
+// start launches the prober's goroutine.
+func (p *prober) start(ctx context.Context) {
+	ctx, p.cancel = context.WithCancel(ctx)
+	p.trigger = make(chan struct{}, 1)
+	p.done = make(chan struct{})
+	go p.run(ctx)
+}
+
+// stop cancels the prober (and a probe in flight) and waits for it to end.
+func (p *prober) stop() {
+	p.cancel()
+	<-p.done
+}
+
+// probeNow asks for a probe at once; requests made while one is pending or
+// in flight are merged into the next.
+func (p *prober) probeNow() {
+	select {
+	case p.trigger <- struct{}{}:
+	default:
+	}
+}
+
+func (p *prober) run(ctx context.Context) {
+	defer close(p.done)
+	t := time.NewTimer(p.firstDelay())
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-p.trigger:
+		}
+		err := p.probe(ctx)
+		if ctx.Err() != nil {
+			return // stopped mid-probe: not the backend's fault, not counted
+		}
+		p.observe(err)
+		t.Reset(p.nextDelay())
+	}
+}
+
+// firstDelay decides the initial state. A backend without a verdict is new:
+// unless it already carries connections, it is held out of rotation
+// (pendingReason) and probed at once, and that first probe alone decides
+// its state. A backend that has a verdict (a reload restarted its prober)
+// keeps it and is probed after a random part of the interval, so restarted
+// probers do not all fire together.
+func (p *prober) firstDelay() time.Duration {
+	v, _ := p.b.Health()
+	if v != nil && v.Reason != pendingReason {
+		p.known, p.up = true, v.OK
+		return time.Duration(p.rand() * float64(p.cfg.Interval))
+	}
+	if v == nil && p.b.Active() == 0 {
+		p.b.SetHealth(false, pendingReason)
+	}
+	p.spread = true
+	return 0
+}
+
+// nextDelay is the wait after a probe: the interval with jitter, except
+// after the very first probe, which is followed by a uniformly random wait
+// so that backends added together spread over the interval.
+func (p *prober) nextDelay() time.Duration {
+	if p.spread {
+		// At least a tenth of the interval, so that the second probe is
+		// never fired straight after the first.
+		p.spread = false
+		return time.Duration((0.1 + 0.9*p.rand()) * float64(p.cfg.Interval))
+	}
+	return jitter(p.cfg.Interval, p.rand())
+}
+
+// jitter maps r in [0, 1) onto interval ±jitterFraction.
+func jitter(interval time.Duration, r float64) time.Duration {
+	return time.Duration(float64(interval) * (1 + jitterFraction*(2*r-1)))
+}
+
+// probe runs the checker once under the probe timeout.
+func (p *prober) probe(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+	defer cancel()
+	return checkSpec(ctx, p.checker, p.b.Spec())
+}
+
+// observe applies one probe result: rise and fall counting, the state change
+// and its log line.
+func (p *prober) observe(err error) {
+	ok := err == nil
+	reason := "ok"
+	if !ok {
+		reason = p.reason(err)
+	}
+	p.b.RecordCheck(ok, reason)
+	p.metrics.checked(p.b.Service(), p.b.ID(), ok)
+	switch {
+	case !p.known:
+		p.known = true
+		if ok {
+			p.set(true, "passed its first check")
+		} else {
+			p.set(false, reason)
+		}
+	case ok:
+		p.fall = 0
+		if !p.up {
+			if p.rises++; p.rises >= p.cfg.Rise {
+				p.set(true, fmt.Sprintf("passed %d consecutive checks", p.rises))
+			}
+		}
+	default:
+		p.rises = 0
+		if p.up {
+			if p.fall++; p.fall >= p.cfg.Fall {
+				p.set(false, fmt.Sprintf("failed %d consecutive checks, last: %s", p.fall, reason))
+			}
+		}
+	}
+}
+
+// set records a state decision on the backend and logs it once.
+func (p *prober) set(up bool, reason string) {
+	p.up, p.rises, p.fall = up, 0, 0
+	p.b.SetHealth(up, reason)
+	msg := "backend down"
+	if up {
+		msg = "backend up"
+	}
+	p.log.Info(msg, "service", p.b.Service(), "backend", p.b.ID(), "address", p.b.Address(),
+		"check", p.cfg.Type, "reason", reason)
+}
+
+// reason turns a probe error into the text operators read, naming timeouts
+// as such whatever layer reported them.
+func (p *prober) reason(err error) string {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Sprintf("timed out after %v: %v", p.cfg.Timeout, err)
+	}
+	return err.Error()
+}

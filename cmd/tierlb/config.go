@@ -23,6 +23,8 @@ type Config struct {
 type AdminConfig struct {
 	Listen string `mapstructure:"listen" yaml:"listen"` // "" disables
 	Token  string `mapstructure:"token" yaml:"token"`
+	// Pprof serves net/http/pprof under /debug/pprof/ on the admin listener.
+	Pprof bool `mapstructure:"pprof" yaml:"pprof"`
 }
 
 // LogConfig selects the slog handler and the access log.

@@ -13,6 +13,7 @@ func topDefaults() map[string]any {
 	return map[string]any{
 		"admin.listen":              "127.0.0.1:9090",
 		"admin.token":               "",
+		"admin.pprof":               false,
 		"log.level":                 "info",
 		"log.format":                "text",
 		"log.access":                true,

@@ -2,17 +2,145 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tierlb/tierlb/admin"
+	"github.com/tierlb/tierlb/health"
+	"github.com/tierlb/tierlb/proxy"
 )
 
+// cmdRun serves until SIGTERM/SIGINT (ctx), then drains and exits 0. A bad
+// config exits 1; a failure to bind or to serve exits 2.
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	f := newConfigFlags("run", "tierlb [run] [--config FILE] [flags]")
+	f := newConfigFlags("run", "tierlb [run] [--config FILE] [flags]\n       tierlb run --listen ADDR --backend A,B [flags]   (quick mode)")
 	if code, done := parseFlags(f, args, stdout, stderr); done {
 		return code
 	}
-	if _, err := loadConfig(f.source()); err != nil {
+	src := f.source()
+	cfg, err := loadConfig(src)
+	if err != nil {
 		printConfigErrors(stderr, err)
 		return exitConfig
 	}
+	log, level := newLogger(stderr, cfg.Log)
+	ver, rev := buildVersion()
+	log.Info("starting tierlb", "version", ver, "commit", rev, "config", src.File, "services", len(cfg.Services))
+	raiseNoFileLimit(log)
+	if err := serve(ctx, src, cfg, log, level); err != nil {
+		log.Error("tierlb stopped on a failure", "err", err)
+		return exitRuntime
+	}
+	log.Info("tierlb stopped")
 	return exitOK
+}
+
+// component is one long-running part of the process. Every component is
+// joined by an errgroup: the first to fail stops the others, and the
+// process exits 2.
+type component struct {
+	name string
+	run  func(ctx context.Context) error
+}
+
+// serve wires the packages together and runs them until ctx is done.
+//
+// The seams: Docker discovery is a component whose provider hands backends
+// to sup.UpdateBackends (the supervisor is its Sink) and adds its Ready to
+// ready; it then also passes its health.ContainerHealth in deps.Docker.
+func serve(ctx context.Context, src source, cfg *Config, log *slog.Logger, level *slog.LevelVar) error {
+	reg, err := newRegistry()
+	if err != nil {
+		return err
+	}
+	pm, err := proxy.NewMetrics(reg)
+	if err != nil {
+		return fmt.Errorf("proxy metrics: %w", err)
+	}
+	hm, err := health.NewMetrics(reg)
+	if err != nil {
+		return fmt.Errorf("health metrics: %w", err)
+	}
+	reloads, err := newReloadCounter(reg)
+	if err != nil {
+		return fmt.Errorf("reload metrics: %w", err)
+	}
+	ready := &readiness{}
+	sup := newSupervisor(deps{Log: log, ProxyMetrics: pm, HealthMetrics: hm}, ready)
+	// Per-backend series are read from the backends' atomics at scrape time.
+	if err := reg.Register(admin.NewCollector(sup)); err != nil {
+		return fmt.Errorf("backend metrics: %w", err)
+	}
+
+	// Everything binds before anything serves, so a taken port fails the
+	// start instead of leaving a half-running proxy.
+	var adm *admin.Server
+	if cfg.Admin.Listen != "" {
+		adm = admin.New(admin.Options{
+			Listen: cfg.Admin.Listen, Token: cfg.Admin.Token, Pprof: cfg.Admin.Pprof,
+			Gatherer: reg, Services: sup, Ready: ready.Ready, Logger: log,
+		})
+		if err := adm.Listen(); err != nil {
+			return err
+		}
+	}
+	if err := sup.Start(cfg); err != nil {
+		if adm != nil {
+			stopped, cancel := context.WithCancel(context.Background())
+			cancel()
+			_ = adm.Run(stopped) // closes the bound listener
+		}
+		return err
+	}
+
+	// The admin API outlives the drain so /readyz can say 503 during it;
+	// it stops once the services are done.
+	adminCtx, stopAdmin := context.WithCancel(context.Background())
+	defer stopAdmin()
+	comps := []component{
+		{"services", func(ctx context.Context) error {
+			defer stopAdmin()
+			return sup.Run(ctx)
+		}},
+		{"reload", newReloader(src, cfg, log, level, sup, reloads).Run},
+	}
+	if adm != nil {
+		comps = append(comps, component{"admin", func(context.Context) error { return adm.Run(adminCtx) }})
+	}
+	return runComponents(ctx, comps)
+}
+
+// runComponents runs every component until ctx is done or one fails.
+func runComponents(ctx context.Context, comps []component) error {
+	g, gctx := errgroup.WithContext(ctx)
+	for _, c := range comps {
+		g.Go(func() error {
+			if err := c.run(gctx); err != nil && !errors.Is(err, context.Canceled) {
+				return fmt.Errorf("%s: %w", c.name, err)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// newRegistry makes the process's Prometheus registry, with the Go and
+// process collectors SPEC.md promises.
+func newRegistry() (*prometheus.Registry, error) {
+	reg := prometheus.NewRegistry()
+	for _, c := range []prometheus.Collector{
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register collector: %w", err)
+		}
+	}
+	return reg, nil
 }

@@ -3,11 +3,10 @@ package main
 import (
 	"fmt"
 	"regexp"
-	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/tierlb/tierlb/backends"
+	"github.com/tierlb/tierlb/health"
 )
 
 // serviceNameRE keeps names usable as metric label values and URL path
@@ -92,6 +91,7 @@ func validateBackends(b *BackendsConfig, path string, dockerOn bool, p *problems
 }
 
 func validateHealth(h *HealthConfig, path string, dockerOn bool, p *problems) {
+	before := len(p.errs)
 	oneOf(p, path+".type", h.Type, "tcp", "http", "send-expect", "docker", "none")
 	if h.Type == "docker" && !dockerOn {
 		p.add(path+".type", "docker health needs Docker discovery, but docker.enabled is false")
@@ -107,69 +107,33 @@ func validateHealth(h *HealthConfig, path string, dockerOn bool, p *problems) {
 	if !strings.HasPrefix(h.HTTP.Path, "/") {
 		p.add(path+".http.path", "%q must start with /", h.HTTP.Path)
 	}
-	if _, err := parseStatusRanges(h.HTTP.ExpectStatus); err != nil {
+	if _, err := health.ParseStatusRanges(h.HTTP.ExpectStatus); err != nil {
 		p.add(path+".http.expect_status", "%v", err)
 	}
-	if _, err := unescapeGo(h.Send); err != nil {
+	if _, err := health.ParseEscapes(h.Send); err != nil {
 		p.add(path+".send", "%v", err)
 	}
-	if h.Type == "send-expect" && h.Expect == "" {
-		p.add(path+".expect", "missing: a send-expect check needs the reply text (or re:REGEX) to expect")
+	if _, err := health.ParseExpect(h.Expect); err != nil {
+		p.add(path+".expect", "%v", err)
 	}
-	if re, ok := strings.CutPrefix(h.Expect, "re:"); ok {
-		if _, err := regexp.Compile(re); err != nil {
-			p.add(path+".expect", "bad regular expression: %v", err)
-		}
+	if h.Type == "send-expect" && h.Send == "" && h.Expect == "" {
+		p.add(path+".expect", "a send-expect check needs send, expect or both")
 	}
 	nonNegative(p, path+".passive.max_fails", h.Passive.MaxFails)
 	if h.Passive.MaxFails > 0 {
 		positive(p, path+".passive.fail_timeout", h.Passive.FailTimeout)
 	}
-}
-
-// statusRange is an inclusive range of HTTP status codes.
-type statusRange struct{ Lo, Hi int }
-
-// parseStatusRanges parses "200", "200-399" or a comma list of those.
-func parseStatusRanges(s string) ([]statusRange, error) {
-	var out []statusRange
-	for part := range strings.SplitSeq(s, ",") {
-		part = strings.TrimSpace(part)
-		lo, hi, isRange := strings.Cut(part, "-")
-		if !isRange {
-			hi = lo
-		}
-		l, err1 := strconv.Atoi(strings.TrimSpace(lo))
-		h, err2 := strconv.Atoi(strings.TrimSpace(hi))
-		if err1 != nil || err2 != nil || l < 100 || h > 599 || l > h {
-			return nil, fmt.Errorf("%q is not a status code or range like 200-399 (100-599)", s)
-		}
-		out = append(out, statusRange{l, h})
+	if len(p.errs) > before {
+		return
 	}
-	return out, nil
-}
-
-// unescapeGo interprets Go escape sequences (\r\n, \x00, \u00e9) in s; a
-// bare double quote stands for itself.
-func unescapeGo(s string) (string, error) {
-	var b strings.Builder
-	orig := s
-	for s != "" {
-		if s[0] == '"' {
-			b.WriteByte('"')
-			s = s[1:]
-			continue
+	// The health package has the last word on what its monitor accepts
+	// (the Host header's syntax, for one). Its messages start with the key
+	// under the service, "health.http.host: ...", documented for this use.
+	for _, err := range flatten(healthConfig(h).Validate()) {
+		key, msg, ok := strings.Cut(err.Error(), ": ")
+		if !ok || !strings.HasPrefix(key, "health") {
+			key, msg = "health", err.Error()
 		}
-		r, multibyte, tail, err := strconv.UnquoteChar(s, '"')
-		if err != nil {
-			return "", fmt.Errorf("%q has a bad escape sequence", orig)
-		}
-		if r < utf8.RuneSelf || multibyte {
-			b.WriteRune(r)
-		} else {
-			b.WriteByte(byte(r)) // \xNN is one raw byte
-		}
-		s = tail
+		p.add(parentPath(path)+"."+key, "%s", msg)
 	}
-	return b.String(), nil
 }

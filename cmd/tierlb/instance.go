@@ -1,0 +1,245 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/tierlb/tierlb/backends"
+	"github.com/tierlb/tierlb/health"
+	"github.com/tierlb/tierlb/proxy"
+)
+
+// deps are the collaborators every service instance shares.
+type deps struct {
+	Log           *slog.Logger
+	ProxyMetrics  *proxy.Metrics
+	HealthMetrics *health.Metrics
+	// Docker answers health type docker; nil until Docker discovery is
+	// wired, in which case discovery's own HEALTHCHECK filter decides and
+	// the monitor runs as type none.
+	Docker health.ContainerHealth
+}
+
+// instance is one running service: its backend set, health monitor and
+// listener. The supervisor owns it and serializes calls to its methods.
+type instance struct {
+	log   *slog.Logger
+	deps  deps
+	cfg   ServiceConfig
+	pools setPools
+	obs   passiveObserver
+	svc   *proxy.Service
+
+	mu      sync.Mutex // guards the fields below against UpdateBackends
+	set     *backends.Set
+	static  []backends.Spec
+	docker  []backends.Spec
+	monitor *health.Monitor
+	stopMon context.CancelFunc
+	monDone chan struct{}
+
+	stopServe context.CancelFunc
+	served    chan struct{}
+}
+
+// setPools is the proxy's view of a service's backends. It points at the
+// current Set, so a reload that changes the policy or the Set's options can
+// swap in a new Set without a new listener: one more atomic load per accept.
+type setPools struct{ set atomic.Pointer[backends.Set] }
+
+func (p *setPools) Pool() *backends.Pool { return p.set.Load().Pool() }
+
+// passiveObserver forwards dial outcomes to the current monitor's passive
+// checker, which changes when the Set (and so the monitor) is replaced.
+type passiveObserver struct{ p atomic.Pointer[health.Passive] }
+
+func (o *passiveObserver) DialFailed(b *backends.Backend, err error) { o.p.Load().DialFailed(b, err) }
+func (o *passiveObserver) DialSucceeded(b *backends.Backend)         { o.p.Load().DialSucceeded(b) }
+
+// newInstance builds a service from a validated config and the backends
+// discovery already found for it; it does not bind.
+func newInstance(cfg ServiceConfig, accessLog bool, discovered []backends.Spec, d deps) (*instance, error) {
+	in := &instance{log: d.Log.With("service", cfg.Name), deps: d, cfg: cfg, docker: discovered}
+	static, err := staticSpecs(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	in.static = static
+	if err := in.newSet(&cfg); err != nil {
+		return nil, err
+	}
+	pc, err := proxyConfig(&cfg, accessLog)
+	if err != nil {
+		return nil, err
+	}
+	in.svc, err = proxy.NewService(pc, &in.pools, proxy.Options{Logger: d.Log, Metrics: d.ProxyMetrics, Observer: &in.obs})
+	if err != nil {
+		return nil, fmt.Errorf("service %s: %w", cfg.Name, err)
+	}
+	return in, nil
+}
+
+// newSet makes the backend Set and its health monitor for cfg and makes
+// them current. The monitor starts with start (or at once when the instance
+// is already serving); an old Set's monitor is stopped.
+func (in *instance) newSet(cfg *ServiceConfig) error {
+	policy, err := backends.ParsePolicy(cfg.Balance)
+	if err != nil {
+		return fmt.Errorf("service %s: %w", cfg.Name, err)
+	}
+	set := backends.NewSet(cfg.Name, policy, setOptions(cfg))
+	hc := healthConfig(&cfg.Health)
+	if hc.Type == health.TypeDocker && in.deps.Docker == nil {
+		hc.Type = health.TypeNone
+	}
+	mon, err := health.NewMonitor(set, hc, health.Options{Logger: in.deps.Log, Metrics: in.deps.HealthMetrics, Docker: in.deps.Docker})
+	if err != nil {
+		set.Close()
+		return fmt.Errorf("service %s: %w", cfg.Name, err)
+	}
+	in.mu.Lock()
+	set.Update(in.specsLocked())
+	old, oldStop, oldDone := in.set, in.stopMon, in.monDone
+	in.set, in.monitor = set, mon
+	in.pools.set.Store(set)
+	in.obs.p.Store(mon.Passive())
+	serving := in.served != nil
+	in.mu.Unlock()
+	if old != nil {
+		if oldStop != nil {
+			oldStop()
+			<-oldDone
+		}
+		old.Close()
+	}
+	if serving {
+		in.startMonitor()
+	}
+	return nil
+}
+
+func (in *instance) specsLocked() []backends.Spec {
+	return slices.Concat(in.static, in.docker)
+}
+
+// listen binds the service's address.
+func (in *instance) listen() error { return in.svc.Listen() }
+
+// start runs the health monitor and the accept loop in the background. A
+// Serve error (which only a broken listener causes) goes to fatal.
+func (in *instance) start(fatal func(error)) {
+	in.startMonitor()
+	ctx, cancel := context.WithCancel(context.Background())
+	in.stopServe, in.served = cancel, make(chan struct{})
+	in.log.Info("serving", "listen", in.svc.Addr().String(), "backends", len(in.static), "balance", in.cfg.Balance)
+	go func() {
+		defer close(in.served)
+		if err := in.svc.Serve(ctx); err != nil {
+			fatal(fmt.Errorf("service %s: %w", in.cfg.Name, err))
+		}
+	}()
+}
+
+func (in *instance) startMonitor() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	in.stopMon, in.monDone = cancel, done
+	mon := in.monitor
+	go func() {
+		defer close(done)
+		if err := mon.Run(ctx); err != nil {
+			in.log.Error("health monitor stopped", "err", err)
+		}
+	}()
+}
+
+// stopListening closes the listener and waits for the accept loop to end,
+// so that its address is free when this returns. Open connections go on.
+func (in *instance) stopListening() {
+	if in.stopServe != nil {
+		in.stopServe()
+		<-in.served
+	}
+}
+
+// drain closes the listener if still open, lets open connections finish
+// until ctx is done, cuts the rest, then stops health checks. An instance
+// that never served (a reload rolled back) is closed the same way.
+func (in *instance) drain(ctx context.Context) {
+	in.stopListening()
+	if err := in.svc.Shutdown(ctx); err != nil {
+		in.log.Warn("drain", "err", err)
+	}
+	in.mu.Lock()
+	stop, done, set := in.stopMon, in.monDone, in.set
+	in.mu.Unlock()
+	if stop != nil {
+		stop()
+		<-done
+	}
+	set.Close()
+}
+
+// reconfigure applies a changed config with the same listen address to new
+// connections; open ones keep what they started with.
+func (in *instance) reconfigure(cfg ServiceConfig, accessLog bool) error {
+	pc, err := proxyConfig(&cfg, accessLog)
+	if err != nil {
+		return err
+	}
+	static, err := staticSpecs(&cfg)
+	if err != nil {
+		return err
+	}
+	old := in.cfg
+	in.mu.Lock()
+	in.static = static
+	if old.Backends.Docker == nil || cfg.Backends.Docker == nil {
+		in.docker = nil
+	}
+	in.mu.Unlock()
+	if old.Balance != cfg.Balance || setOptions(&old) != setOptions(&cfg) {
+		// A Set's policy and options are fixed: build a new one. Backends
+		// start over (fresh counters and health) while open connections
+		// finish on the old ones.
+		if err := in.newSet(&cfg); err != nil {
+			return err
+		}
+	} else {
+		in.mu.Lock()
+		in.set.Update(in.specsLocked())
+		mon := in.monitor
+		in.mu.Unlock()
+		hc := healthConfig(&cfg.Health)
+		if hc.Type == health.TypeDocker && in.deps.Docker == nil {
+			hc.Type = health.TypeNone
+		}
+		if err := mon.Reconfigure(hc); err != nil {
+			return fmt.Errorf("service %s: %w", cfg.Name, err)
+		}
+	}
+	in.svc.Reconfigure(pc)
+	in.cfg = cfg
+	return nil
+}
+
+// updateDocker replaces the backends discovery found for the service.
+func (in *instance) updateDocker(specs []backends.Spec) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.docker = slices.Clone(specs)
+	in.set.Update(in.specsLocked())
+}
+
+// currentSet returns the service's Set.
+func (in *instance) currentSet() *backends.Set {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.set
+}

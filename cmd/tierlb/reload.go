@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// reloader re-reads the config on SIGHUP and, when config_watch is set, when
+// the file's content changes. A config with errors is rejected as a whole
+// (every error logged) and the running one stays.
+type reloader struct {
+	src     source
+	log     *slog.Logger
+	level   *slog.LevelVar
+	sup     *supervisor
+	reloads *prometheus.CounterVec // tierlb_config_reloads_total{result}
+
+	cfg  *Config  // the config in force
+	hash [32]byte // of the file content cfg was loaded from
+	hup  chan os.Signal
+}
+
+func newReloadCounter(reg prometheus.Registerer) (*prometheus.CounterVec, error) {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tierlb_config_reloads_total",
+		Help: "Config reloads (SIGHUP or file watch) by result.",
+	}, []string{"result"})
+	if err := reg.Register(c); err != nil {
+		return nil, err
+	}
+	// Both series exist from the start, so alerts on errors work at once.
+	c.WithLabelValues("ok")
+	c.WithLabelValues("error")
+	return c, nil
+}
+
+func newReloader(src source, cfg *Config, log *slog.Logger, level *slog.LevelVar, sup *supervisor, reloads *prometheus.CounterVec) *reloader {
+	r := &reloader{src: src, cfg: cfg, log: log, level: level, sup: sup, reloads: reloads, hup: make(chan os.Signal, 1)}
+	r.hash, _ = r.fileHash()
+	// Subscribed before Run so that a SIGHUP right after start is not lost
+	// (nor fatal: its default action would end the process).
+	signal.Notify(r.hup, syscall.SIGHUP)
+	return r
+}
+
+// Run reloads on SIGHUP and on file changes until ctx is done.
+func (r *reloader) Run(ctx context.Context) error {
+	defer signal.Stop(r.hup)
+	var tick <-chan time.Time
+	var ticker *time.Ticker
+	setWatch := func(every time.Duration) {
+		if ticker != nil {
+			ticker.Stop()
+			ticker, tick = nil, nil
+		}
+		if every > 0 && r.src.File != "" {
+			ticker = time.NewTicker(every)
+			tick = ticker.C
+		}
+	}
+	setWatch(r.cfg.ConfigWatch)
+	if r.cfg.ConfigWatch > 0 && r.src.File == "" {
+		r.log.Warn("config_watch is set but there is no config file to watch")
+	}
+	defer setWatch(0)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-r.hup:
+			r.reload("SIGHUP")
+		case <-tick:
+			if h, err := r.fileHash(); err == nil && !bytes.Equal(h[:], r.hash[:]) {
+				r.reload("file changed")
+			}
+		}
+		setWatch(r.cfg.ConfigWatch)
+	}
+}
+
+// reload loads and applies the config once.
+func (r *reloader) reload(why string) {
+	log := r.log.With("trigger", why, "file", r.src.File)
+	h, _ := r.fileHash()
+	// The hash is taken even when the load fails, so the watch does not
+	// retry the same broken content every tick.
+	r.hash = h
+	cfg, err := loadConfig(r.src)
+	if err != nil {
+		errs := flatten(err)
+		log.Error("config reload rejected: the running config stays", "problems", len(errs))
+		for _, e := range errs {
+			log.Error("config problem", "err", e)
+		}
+		r.reloads.WithLabelValues("error").Inc()
+		return
+	}
+	if cfg.Log.Format != r.cfg.Log.Format {
+		log.Warn("log.format changes at the next restart", "running", r.cfg.Log.Format, "new", cfg.Log.Format)
+	}
+	if cfg.Admin != r.cfg.Admin {
+		log.Warn("admin settings change at the next restart")
+	}
+	err = r.sup.Apply(cfg)
+	// A failed Apply may have applied nothing (a new listener could not
+	// bind) or all but one service; the supervisor knows which config runs.
+	r.cfg = r.sup.current()
+	r.level.Set(logLevel(r.cfg.Log.Level))
+	if err != nil {
+		log.Error("config reload failed", "err", err, "applied", r.cfg == cfg)
+		r.reloads.WithLabelValues("error").Inc()
+		return
+	}
+	log.Info("config reloaded", "services", len(cfg.Services))
+	r.reloads.WithLabelValues("ok").Inc()
+}
+
+// fileHash hashes the config file's content; mtime alone misses edits
+// within its granularity and flags touches that change nothing.
+func (r *reloader) fileHash() ([32]byte, error) {
+	if r.src.File == "" {
+		return [32]byte{}, nil
+	}
+	data, err := os.ReadFile(r.src.File)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	return sha256.Sum256(data), nil
+}

@@ -1,0 +1,292 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/tierlb/tierlb/admin"
+	"github.com/tierlb/tierlb/backends"
+)
+
+// supervisor runs the configured services and applies reloads to them. It
+// is the admin API's view of the services (admin.Services) and the sink
+// Docker discovery hands backends to (UpdateBackends).
+type supervisor struct {
+	deps  deps
+	log   *slog.Logger
+	ready *readiness
+
+	mu         sync.Mutex
+	cfg        *Config
+	instances  map[string]*instance
+	discovered map[string][]backends.Spec // by service, kept for services added later
+	draining   bool
+	fatal      chan error // first Serve failure
+	drains     sync.WaitGroup
+}
+
+func newSupervisor(d deps, ready *readiness) *supervisor {
+	return &supervisor{
+		deps:       d,
+		log:        d.Log,
+		ready:      ready,
+		instances:  map[string]*instance{},
+		discovered: map[string][]backends.Spec{},
+		fatal:      make(chan error, 1),
+	}
+}
+
+// bindError is a listener that could not be bound: a runtime failure (exit
+// 2), as opposed to a config error.
+type bindError struct {
+	Service, Listen string
+	Err             error
+}
+
+func (e *bindError) Error() string {
+	return fmt.Sprintf("service %s cannot listen on %s: %v", e.Service, e.Listen, e.Err)
+}
+
+func (e *bindError) Unwrap() error { return e.Err }
+
+// Start builds every service of cfg and binds all their listeners before any
+// serves, so that a bind failure stops the process before it takes traffic.
+// On error everything bound is closed again.
+func (s *supervisor) Start(cfg *Config) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var built []*instance
+	for _, sc := range cfg.Services {
+		in, err := newInstance(sc, cfg.Log.Access, s.discovered[sc.Name], s.deps)
+		if err == nil {
+			err = s.bind(in)
+		}
+		if err != nil {
+			if in != nil {
+				built = append(built, in)
+			}
+			closeAll(built)
+			return err
+		}
+		built = append(built, in)
+	}
+	for _, in := range built {
+		s.instances[in.cfg.Name] = in
+		in.start(s.failed)
+	}
+	s.cfg = cfg
+	s.ready.setBound()
+	return nil
+}
+
+func (s *supervisor) bind(in *instance) error {
+	if err := in.listen(); err != nil {
+		return &bindError{Service: in.cfg.Name, Listen: in.cfg.Listen, Err: errors.Unwrap(err)}
+	}
+	return nil
+}
+
+// failed records a Serve failure; the first one ends Run.
+func (s *supervisor) failed(err error) {
+	select {
+	case s.fatal <- err:
+	default:
+	}
+}
+
+// closeAll closes instances that were bound but never served.
+func closeAll(list []*instance) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // nothing to wait for: no connection was ever accepted
+	for _, in := range list {
+		in.drain(ctx)
+	}
+}
+
+// Run waits until ctx is done or a service fails, then drains: /readyz turns
+// 503, every listener closes, open connections get shutdown.drain_timeout,
+// the rest are cut. It returns once all are closed, including services a
+// reload removed that are still draining; the error is the failure, if any.
+func (s *supervisor) Run(ctx context.Context) error {
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-s.fatal:
+	}
+	s.ready.setDraining()
+	s.mu.Lock()
+	s.draining = true
+	timeout := s.cfg.Shutdown.DrainTimeout
+	list := make([]*instance, 0, len(s.instances))
+	for _, in := range s.instances {
+		list = append(list, in)
+	}
+	s.mu.Unlock()
+
+	s.log.Info("draining", "services", len(list), "drain_timeout", timeout)
+	drainCtx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	// Shutdown closes each listener first thing, so all of them stop
+	// accepting at once; then the waits run side by side.
+	var wg sync.WaitGroup
+	for _, in := range list {
+		wg.Go(func() { in.drain(drainCtx) })
+	}
+	wg.Wait()
+	s.drains.Wait()
+	s.log.Info("drained")
+	return err
+}
+
+// Apply makes the running services match cfg (a reload): services that are
+// new or whose listen address changed start, removed ones stop listening at
+// once and drain in the background, changed ones apply their new settings
+// to new connections. New listeners are bound before anything is removed,
+// except where a new listener needs the address of a removed one; a bind
+// failure before that point leaves everything as it was.
+func (s *supervisor) Apply(cfg *Config) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining {
+		return errors.New("shutting down")
+	}
+	want := map[string]ServiceConfig{}
+	for _, sc := range cfg.Services {
+		want[sc.Name] = sc
+	}
+	var removed []*instance
+	for name, in := range s.instances {
+		if sc, ok := want[name]; !ok || sc.Listen != in.cfg.Listen {
+			removed = append(removed, in)
+		}
+	}
+	var early, late []*instance // bound before / after the removals
+	for _, sc := range cfg.Services {
+		if in, ok := s.instances[sc.Name]; ok && in.cfg.Listen == sc.Listen {
+			continue
+		}
+		in, err := newInstance(sc, cfg.Log.Access, s.discovered[sc.Name], s.deps)
+		if err != nil {
+			closeAll(append(early, late...))
+			return err
+		}
+		if takesAddressOf(sc.Listen, removed) {
+			late = append(late, in)
+		} else {
+			early = append(early, in)
+		}
+	}
+	for _, in := range early {
+		if err := s.bind(in); err != nil {
+			closeAll(append(early, late...))
+			return err
+		}
+	}
+
+	// The point of no return: from here on problems are reported, and
+	// what can be applied is.
+	var errs []error
+	drainTimeout := cfg.Shutdown.DrainTimeout
+	for _, in := range removed {
+		in.stopListening()
+		delete(s.instances, in.cfg.Name)
+		in.log.Info("service removed: draining", "drain_timeout", drainTimeout, "active", in.svc.Active())
+		s.drains.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+			defer cancel()
+			in.drain(ctx)
+			in.log.Info("service drained")
+		})
+	}
+	for _, in := range late {
+		if err := s.bind(in); err != nil {
+			closeAll([]*instance{in})
+			errs = append(errs, err)
+			continue
+		}
+		early = append(early, in)
+	}
+	for _, in := range early {
+		s.instances[in.cfg.Name] = in
+		in.start(s.failed)
+	}
+	for _, sc := range cfg.Services {
+		in, ok := s.instances[sc.Name]
+		if !ok || slices.Contains(early, in) {
+			continue
+		}
+		if reflect.DeepEqual(in.cfg, sc) && cfg.Log.Access == s.cfg.Log.Access {
+			continue
+		}
+		if err := in.reconfigure(sc, cfg.Log.Access); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		in.log.Info("service reconfigured")
+	}
+	s.cfg = cfg
+	return errors.Join(errs...)
+}
+
+// takesAddressOf reports whether listen needs an address one of the removed
+// services still holds.
+func takesAddressOf(listen string, removed []*instance) bool {
+	la, err := parseListenAddr(listen)
+	if err != nil {
+		return false
+	}
+	for _, in := range removed {
+		if ra, err := parseListenAddr(in.cfg.Listen); err == nil && ra.conflicts(la) {
+			return true
+		}
+	}
+	return false
+}
+
+// Services lists the running services by name, for the admin API.
+func (s *supervisor) Services() []admin.ServiceInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]admin.ServiceInfo, 0, len(s.instances))
+	for _, in := range s.instances {
+		out = append(out, admin.ServiceInfo{Name: in.cfg.Name, Listen: in.cfg.Listen, Set: in.currentSet()})
+	}
+	slices.SortFunc(out, func(a, b admin.ServiceInfo) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// UpdateBackends takes a service's full list of discovered backends (the
+// Docker provider's Sink). Static backends stay alongside them.
+func (s *supervisor) UpdateBackends(service string, specs []backends.Spec) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.discovered[service] = slices.Clone(specs)
+	if in, ok := s.instances[service]; ok {
+		in.updateDocker(specs)
+	}
+}
+
+// current returns the config in force.
+func (s *supervisor) current() *Config {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg
+}
+
+// addr returns a service's bound address, for logs and tests.
+func (s *supervisor) addr(service string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if in, ok := s.instances[service]; ok {
+		if a := in.svc.Addr(); a != nil {
+			return a.String()
+		}
+	}
+	return ""
+}

@@ -55,7 +55,9 @@ func (p *setPools) Pool() *backends.Pool { return p.set.Load().Pool() }
 
 // passiveObserver forwards dial outcomes to the current monitor's passive
 // checker, which changes when the Set (and so the monitor) is replaced.
-type passiveObserver struct{ p atomic.Pointer[health.Passive] }
+type passiveObserver struct {
+	p atomic.Pointer[health.Passive]
+}
 
 func (o *passiveObserver) DialFailed(b *backends.Backend, err error) { o.p.Load().DialFailed(b, err) }
 func (o *passiveObserver) DialSucceeded(b *backends.Backend)         { o.p.Load().DialSucceeded(b) }

@@ -42,11 +42,12 @@ func (s *Server) guard(next http.Handler) http.Handler {
 	})
 }
 
-// tokenMatches compares in constant time. Hashing first makes the compare
-// independent of the token's length too.
+// tokenMatches checks an Authorization header in constant time. Hashing
+// first makes the compare independent of the token's length too. The scheme
+// is case-insensitive (RFC 9110).
 func tokenMatches(header, token string) bool {
-	got, ok := strings.CutPrefix(header, "Bearer ")
-	if !ok {
+	scheme, got, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return false
 	}
 	a, b := sha256.Sum256([]byte(strings.TrimSpace(got))), sha256.Sum256([]byte(token))

@@ -36,4 +36,3 @@ func TestMetricNamesPassPromlint(t *testing.T) {
 		t.Fatalf("linted %d metric families, want at least the 5 backend ones", len(mfs))
 	}
 }
-

@@ -37,10 +37,20 @@ func moved(before, after []string, changed string) (total, viaChanged int) {
 // Rendezvous hashing would move none, but costs O(N) hashes per pick.
 const collateralLimit = hashClients / 100
 
-// Adding or removing one of N backends moves about 1/N of the clients; the
-// stated bound is 1.5/N (Maglev measures 1.03/N at 10 backends and 1.44/N
-// at 100 with a 65537-slot table), and besides the clients that must move
-// to the added backend or from the removed one, at most collateralLimit do.
+// Adding or removing one of N backends moves about 1/N of the clients.
+// Besides the clients that must move to the added backend or from the
+// removed one, at most collateralLimit do; that keeps the total within 1.5/N
+// up to 25 backends (measured 0.97-1.09/N). At 100 backends the collateral
+// (about 0.5% of clients, the same with a table 4 times larger: it comes
+// from Maglev's greedy fill, not the table size) is half of 1/N, so the
+// total is measured at 1.4-1.6/N and bounded here by 2/N.
+func disruptionLimit(n int) float64 {
+	if n > 25 {
+		return 2.0 * hashClients / float64(n)
+	}
+	return 1.5 * hashClients / float64(n)
+}
+
 func TestSourceHashConsistent(t *testing.T) {
 	for _, n := range []int{2, 3, 5, 10, 25, 100} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
@@ -52,7 +62,7 @@ func TestSourceHashConsistent(t *testing.T) {
 			added := assignments(s.Pool())
 			newID := fmt.Sprintf("b%02d", n)
 			total, via := moved(before, added, newID)
-			limit := 1.5 * hashClients / float64(n+1)
+			limit := disruptionLimit(n + 1)
 			if float64(total) > limit {
 				t.Errorf("adding backend %d of %d moved %d clients, want <= %.0f", n+1, n+1, total, limit)
 			}
@@ -68,7 +78,7 @@ func TestSourceHashConsistent(t *testing.T) {
 			s.Update(gone)
 			removed := assignments(s.Pool())
 			total, via = moved(added, removed, removedID)
-			limit = 1.5 * hashClients / float64(n+1)
+			limit = disruptionLimit(n + 1)
 			if float64(total) > limit {
 				t.Errorf("removing one of %d moved %d clients, want <= %.0f", n+1, total, limit)
 			}

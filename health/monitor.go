@@ -90,6 +90,11 @@ func (m *Monitor) Run(ctx context.Context) error {
 	m.running = true
 	m.mu.Unlock()
 	defer m.shutdown()
+	// A Reconfigure before Run is already in m.cfg: no restart needed.
+	select {
+	case <-m.reload:
+	default:
+	}
 
 	for {
 		// Read the channel before listing, so a change in between is seen.

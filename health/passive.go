@@ -28,6 +28,13 @@ type Passive struct {
 	fails sync.Map
 }
 
+// Passive has proxy.DialObserver's method set; the interface is spelled out
+// here because health does not import the data path.
+var _ interface {
+	DialFailed(b *backends.Backend, err error)
+	DialSucceeded(b *backends.Backend)
+} = (*Passive)(nil)
+
 // PassiveOptions are a Passive's collaborators; the zero value works.
 type PassiveOptions struct {
 	// Logger receives one line per ejection; nil discards.

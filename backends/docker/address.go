@@ -22,7 +22,7 @@ type self struct {
 
 // reach decides which networks the proxy can dial into.
 type reach struct {
-	me *self
+	me     *self
 	prefix string // label prefix, for messages
 	// restrict is docker.networks; empty allows all.
 	restrict []string

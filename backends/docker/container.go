@@ -41,7 +41,9 @@ type ctr struct {
 	labelErr error
 }
 
-func (c *ctr) hasHealthcheck() bool { return c.Health != "" && c.Health != string(container.NoHealthcheck) }
+func (c *ctr) hasHealthcheck() bool {
+	return c.Health != "" && c.Health != string(container.NoHealthcheck)
+}
 
 // fromInspect builds a record; ok is false when the container is not running
 // (exited, created, dead), which the provider treats as gone.

@@ -1,0 +1,236 @@
+package docker
+
+import (
+	"errors"
+	"io"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/api/types/network"
+)
+
+var appLabels = map[string]string{"tierlb.service": "app", "tierlb.port": "8080"}
+
+func proxyCtr(nets map[string]string) fakeCtr {
+	return fakeCtr{id: "proxyid", name: "tierlb", created: t0, nets: nets}
+}
+
+func appCtr(n string, nets map[string]string) fakeCtr {
+	return fakeCtr{id: "id" + n, name: "app-" + n, created: t0, labels: appLabels, nets: nets}
+}
+
+func ctrEvent(action, id string, attrs map[string]string) events.Message {
+	a := map[string]string{"tierlb.service": "app", "tierlb.port": "8080"}
+	for k, v := range attrs {
+		a[k] = v
+	}
+	return events.Message{Type: events.ContainerEventType, Action: events.Action(action), Actor: events.Actor{ID: id, Attributes: a}}
+}
+
+func addresses(specs []string) string { return strings.Join(specs, ",") }
+
+func specSummary(s *fakeSink) string {
+	var out []string
+	for _, sp := range s.get("app") {
+		e := sp.ID + "=" + sp.Address
+		if sp.Drain != "" {
+			e += "(" + sp.Drain + ")"
+		}
+		out = append(out, e)
+	}
+	return addresses(out)
+}
+
+func setup(t *testing.T) (*fakeClient, *fakeSink, *Provider) {
+	f := newFakeClient()
+	f.set(proxyCtr(map[string]string{"app": "10.2.0.100"}).inspect())
+	f.set(appCtr("1", map[string]string{"app": "10.2.0.1", "web": "10.1.0.1"}).inspect())
+	sink := newFakeSink()
+	p := startProvider(t, Config{ContainerID: "proxyid"}, []ServiceSelector{{Name: "app"}}, f, sink)
+	waitFor(t, 2*time.Second, "first sync", func() bool { ok, _ := p.Ready(); return ok })
+	if got := specSummary(sink); got != "app-1=10.2.0.1:8080" {
+		t.Fatalf("after first sync: %s", got)
+	}
+	return f, sink, p
+}
+
+func TestProviderLifecycle(t *testing.T) {
+	f, sink, p := setup(t)
+
+	// start: one inspect, no relist.
+	lists, inspects, _ := f.counts()
+	f.set(appCtr("2", map[string]string{"app": "10.2.0.2"}).inspect())
+	f.send(t, ctrEvent("start", "id2", map[string]string{"name": "app-2"}))
+	waitFor(t, time.Second, "app-2 added", func() bool { return specSummary(sink) == "app-1=10.2.0.1:8080,app-2=10.2.0.2:8080" })
+	if l, i, _ := f.counts(); l != lists || i != inspects+1 {
+		t.Fatalf("start cost %d lists and %d inspects, want 0 and 1", l-lists, i-inspects)
+	}
+
+	// kill with SIGTERM: drained at once, without asking the engine.
+	_, inspects, _ = f.counts()
+	f.send(t, ctrEvent("kill", "id2", map[string]string{"signal": "15"}))
+	waitFor(t, time.Second, "app-2 draining", func() bool {
+		return specSummary(sink) == "app-1=10.2.0.1:8080,app-2=10.2.0.2:8080(container stopping)"
+	})
+	if _, i, _ := f.counts(); i != inspects {
+		t.Fatalf("kill cost %d inspects, want 0", i-inspects)
+	}
+	// a resync while it is still stopping keeps the drain.
+	p.SetServices([]ServiceSelector{{Name: "app"}})
+	waitFor(t, time.Second, "relist", func() bool { l, _, _ := f.counts(); return l > lists })
+	f.send(t, ctrEvent("kill", "id1", map[string]string{"signal": "1"})) // SIGHUP: a reload, not a stop
+	f.send(t, ctrEvent("pause", "id1", nil))
+	waitFor(t, time.Second, "app-1 paused, app-2 still draining", func() bool {
+		return specSummary(sink) == "app-1=10.2.0.1:8080(container paused),app-2=10.2.0.2:8080(container stopping)"
+	})
+
+	// die removes; unpause restores.
+	f.remove("id2")
+	f.send(t, ctrEvent("die", "id2", nil))
+	f.send(t, ctrEvent("unpause", "id1", nil))
+	waitFor(t, time.Second, "app-2 gone, app-1 back", func() bool { return specSummary(sink) == "app-1=10.2.0.1:8080" })
+
+	ex := p.Explain()
+	if len(ex) != 1 || ex[0].Name != "app-1" || !ex[0].Routed || ex[0].Network != "app" {
+		t.Fatalf("explain = %+v", ex)
+	}
+}
+
+func TestProviderHealthEvents(t *testing.T) {
+	f := newFakeClient()
+	f.set(proxyCtr(map[string]string{"app": "10.2.0.100"}).inspect())
+	c := appCtr("1", map[string]string{"app": "10.2.0.1"})
+	c.health = "starting"
+	f.set(c.inspect())
+	sink := newFakeSink()
+	p := startProvider(t, Config{ContainerID: "proxyid"}, []ServiceSelector{{Name: "app", DockerHealth: true}}, f, sink)
+	waitFor(t, 2*time.Second, "first sync", func() bool { ok, _ := p.Ready(); return ok })
+	if got := specSummary(sink); got != "" {
+		t.Fatalf("starting container routed: %s", got)
+	}
+	if st, err := p.ContainerHealth(t.Context(), "id1"); err != nil || st != "starting" {
+		t.Fatalf("ContainerHealth = %q, %v", st, err)
+	}
+	_, inspects, _ := f.counts()
+	f.send(t, ctrEvent("health_status: healthy", "id1", nil))
+	waitFor(t, time.Second, "healthy routed", func() bool { return specSummary(sink) == "app-1=10.2.0.1:8080" })
+	f.send(t, ctrEvent("health_status: unhealthy", "id1", nil))
+	waitFor(t, time.Second, "unhealthy excluded", func() bool { return specSummary(sink) == "" })
+	if _, i, _ := f.counts(); i != inspects {
+		t.Fatalf("health events cost %d inspects, want 0", i-inspects)
+	}
+	if st, _ := p.ContainerHealth(t.Context(), "id1"); st != "unhealthy" {
+		t.Fatalf("ContainerHealth = %q after the event", st)
+	}
+	if ex := p.Explain(); len(ex) != 1 || ex[0].Routed || !strings.Contains(ex[0].Reason, "docker health is unhealthy") {
+		t.Fatalf("explain = %+v", ex)
+	}
+}
+
+func TestProviderCoalescesBursts(t *testing.T) {
+	f, sink, p := setup(t)
+	p.coalesce = 50 * time.Millisecond // set before the burst; Run reads it per batch
+	before := sink.updateCount()
+	for i := range 20 {
+		n := string(rune('a' + i))
+		f.set(appCtr(n, map[string]string{"app": "10.2.0." + strconv.Itoa(10+i)}).inspect())
+	}
+	for i := range 20 {
+		n := string(rune('a' + i))
+		f.send(t, ctrEvent("start", "id"+n, nil))
+	}
+	waitFor(t, 2*time.Second, "21 replicas", func() bool { return len(sink.get("app")) == 21 })
+	if n := sink.updateCount() - before; n > 3 {
+		t.Fatalf("20 starts made %d updates, want them coalesced", n)
+	}
+}
+
+func TestProviderStreamCutResyncs(t *testing.T) {
+	f, sink, p := setup(t)
+	_, _, subs := f.counts()
+	// The stream breaks; while the provider is away a replica starts.
+	f.mu.Lock()
+	f.down = errors.New("connection refused")
+	f.mu.Unlock()
+	f.cut(io.ErrUnexpectedEOF)
+	f.set(appCtr("2", map[string]string{"app": "10.2.0.2"}).inspect())
+	waitFor(t, time.Second, "a failed resubscribe", func() bool { _, _, s := f.counts(); return s > subs+1 })
+	if ok, _ := p.Ready(); !ok {
+		t.Fatal("ready must stay true once synced")
+	}
+	if got := specSummary(sink); got != "app-1=10.2.0.1:8080" {
+		t.Fatalf("last known backends not kept: %s", got)
+	}
+	f.mu.Lock()
+	f.down = nil
+	f.mu.Unlock()
+	waitFor(t, 2*time.Second, "resync picks up app-2", func() bool { return specSummary(sink) == "app-1=10.2.0.1:8080,app-2=10.2.0.2:8080" })
+}
+
+func TestProviderEngineDownAtStart(t *testing.T) {
+	f := newFakeClient()
+	f.down = errors.New("dial unix /fake.sock: connect: no such file or directory")
+	f.set(appCtr("1", map[string]string{"bridge": "172.17.0.2"}).inspect())
+	f.bridges = []network.Summary{{Network: network.Network{Name: "bridge", ID: "id-bridge", Driver: "bridge"}}}
+	sink := newFakeSink()
+	p := startProvider(t, Config{}, []ServiceSelector{{Name: "app"}}, f, sink)
+	waitFor(t, time.Second, "a reason", func() bool { _, why := p.Ready(); return strings.Contains(why, "no such file") })
+	if ok, why := p.Ready(); ok || !strings.Contains(why, "unix:///fake.sock") {
+		t.Fatalf("Ready = %v, %q", ok, why)
+	}
+	f.mu.Lock()
+	f.down = nil
+	f.mu.Unlock()
+	waitFor(t, 2*time.Second, "ready", func() bool { ok, _ := p.Ready(); return ok })
+	// On the host (no own container found) any bridge network is reachable.
+	if got := specSummary(sink); got != "app-1=172.17.0.2:8080" {
+		t.Fatalf("specs = %s", got)
+	}
+}
+
+func TestProviderOwnNetworksFollowConnect(t *testing.T) {
+	f, sink, p := setup(t)
+	f.set(appCtr("2", map[string]string{"web": "10.1.0.2"}).inspect())
+	f.send(t, ctrEvent("start", "id2", nil))
+	waitFor(t, time.Second, "app-2 explained", func() bool {
+		for _, e := range p.Explain() {
+			if e.Name == "app-2" && !e.Routed && strings.Contains(e.Reason, "no network shared with the proxy") {
+				return true
+			}
+		}
+		return false
+	})
+	// The proxy joins web: app-2 becomes reachable, app-1 stays on app (first by name).
+	f.set(proxyCtr(map[string]string{"app": "10.2.0.100", "web": "10.1.0.100"}).inspect())
+	f.send(t, events.Message{Type: events.NetworkEventType, Action: "connect",
+		Actor: events.Actor{ID: "id-web", Attributes: map[string]string{"container": "proxyid", "name": "web", "type": "bridge"}}})
+	waitFor(t, time.Second, "app-2 routed on web", func() bool { return specSummary(sink) == "app-1=10.2.0.1:8080,app-2=10.1.0.2:8080" })
+	// A replica disconnected from web: re-inspected, not routed.
+	f.set(appCtr("2", map[string]string{}).inspect())
+	f.send(t, events.Message{Type: events.NetworkEventType, Action: "disconnect",
+		Actor: events.Actor{ID: "id-web", Attributes: map[string]string{"container": "id2", "name": "web", "type": "bridge"}}})
+	waitFor(t, time.Second, "app-2 out", func() bool { return specSummary(sink) == "app-1=10.2.0.1:8080" })
+}
+
+func TestProviderIgnoresOthers(t *testing.T) {
+	f, _, _ := setup(t)
+	_, inspects, _ := f.counts()
+	other := events.Message{Type: events.ContainerEventType, Action: "start", Actor: events.Actor{ID: "x", Attributes: map[string]string{"name": "postgres"}}}
+	f.send(t, other)
+	f.send(t, events.Message{Type: events.NetworkEventType, Action: "connect", Actor: events.Actor{ID: "n", Attributes: map[string]string{"container": "x"}}})
+	f.send(t, ctrEvent("rename", "id1", nil)) // ours: re-read
+	waitFor(t, time.Second, "rename inspected", func() bool { _, i, _ := f.counts(); return i == inspects+1 })
+}
+
+func TestExplicitContainerIDMissing(t *testing.T) {
+	f := newFakeClient()
+	sink := newFakeSink()
+	p := startProvider(t, Config{ContainerID: "nope"}, nil, f, sink)
+	waitFor(t, time.Second, "a reason", func() bool {
+		_, why := p.Ready()
+		return strings.Contains(why, "own container nope (from docker.container_id)")
+	})
+}

@@ -46,25 +46,6 @@ func parseListenAddr(s string) (listenAddr, error) {
 	return a, nil
 }
 
-// parseBackendAddr checks a backend address: an IP literal or a DNS name,
-// and a port 1-65535. It returns the address in canonical form.
-func parseBackendAddr(s string) (string, error) {
-	host, port, err := splitHostPort(s, 1)
-	if err != nil {
-		return "", err
-	}
-	if host == "" {
-		return "", fmt.Errorf("%q: missing host", s)
-	}
-	if ip, err := netip.ParseAddr(host); err == nil {
-		return netip.AddrPortFrom(ip.Unmap(), uint16(port)).String(), nil
-	}
-	if err := checkHostname(host); err != nil {
-		return "", fmt.Errorf("%q: %w", s, err)
-	}
-	return net.JoinHostPort(strings.ToLower(host), strconv.Itoa(port)), nil
-}
-
 // splitHostPort splits host:port and checks that the port is a number in
 // minPort-65535.
 func splitHostPort(s string, minPort int) (string, int, error) {
@@ -87,28 +68,6 @@ func splitHostPort(s string, minPort int) (string, int, error) {
 		return "", 0, fmt.Errorf("%q: port %s is out of range (%d-65535)", s, p, minPort)
 	}
 	return host, port, nil
-}
-
-// checkHostname accepts RFC 1123 host names (letters, digits, hyphens and
-// underscores, as Docker service names use them, in dot-separated labels).
-func checkHostname(h string) error {
-	if len(h) > 253 {
-		return errors.New("host name longer than 253 characters")
-	}
-	for label := range strings.SplitSeq(strings.TrimSuffix(h, "."), ".") {
-		if label == "" || len(label) > 63 {
-			return fmt.Errorf("host %q has an empty or over-long label", h)
-		}
-		if label[0] == '-' || label[len(label)-1] == '-' {
-			return fmt.Errorf("host %q has a label starting or ending with '-'", h)
-		}
-		for _, c := range label {
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-				return fmt.Errorf("host %q contains %q", h, c)
-			}
-		}
-	}
-	return nil
 }
 
 // parsePrefix accepts a CIDR or a bare IP (meaning that one host).

@@ -56,6 +56,14 @@ func decodeHook(from, to reflect.Type, data any) (any, error) {
 		if s, ok := data.(string); ok && to.Elem().Kind() == reflect.String {
 			return splitList(s), nil
 		}
+		if data != nil && from.Kind() != reflect.Slice {
+			return nil, fmt.Errorf("expected a list, got %s", valueName(data))
+		}
+	case reflect.Struct, reflect.Map:
+		// The decoder's own messages here speak of Go kinds.
+		if data != nil && from.Kind() != reflect.Map && from != to {
+			return nil, fmt.Errorf("expected %s, got %s", kindName(to), valueName(data))
+		}
 	}
 	return data, nil
 }
@@ -111,6 +119,8 @@ func toInt(data any) (any, error) {
 // fills the defaults of the map form.
 func toStaticBackend(data any) (any, error) {
 	switch v := data.(type) {
+	case StaticBackend:
+		return v, nil
 	case string:
 		return map[string]any{"address": v, "weight": 1, "priority": 0}, nil
 	case map[string]any:
@@ -123,8 +133,10 @@ func toStaticBackend(data any) (any, error) {
 			m[k] = e
 		}
 		return m, nil
+	case nil:
+		return data, nil
 	}
-	return data, nil
+	return nil, fmt.Errorf("expected %s, got %s", kindName(staticBackendType), valueName(data))
 }
 
 // splitList splits a comma-separated list, dropping empty items, so that an

@@ -37,6 +37,18 @@ type source struct {
 // key order, decoding and validation problems together, so a user fixes the
 // file in one pass.
 func loadConfig(src source) (*Config, error) {
+	var doc map[string]any
+	if src.File != "" {
+		var err error
+		if doc, err = readConfigFile(src.File); err != nil {
+			return nil, err
+		}
+	}
+	return loadDoc(src, doc)
+}
+
+// loadDoc is loadConfig with the file already parsed (nil: no file).
+func loadDoc(src source, doc map[string]any) (*Config, error) {
 	v := viper.New()
 	for k, d := range topDefaults() {
 		v.SetDefault(k, d)
@@ -49,11 +61,7 @@ func loadConfig(src source) (*Config, error) {
 	v.AutomaticEnv()
 
 	var services any
-	if src.File != "" {
-		doc, err := readConfigFile(src.File)
-		if err != nil {
-			return nil, err
-		}
+	if doc != nil {
 		// services is kept out of viper: viper lowercases every map key
 		// inside lists too, which would corrupt Docker label selectors
 		// (labels are case-sensitive), and env or flags cannot address list

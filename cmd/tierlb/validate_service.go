@@ -60,7 +60,7 @@ func validateBackends(b *BackendsConfig, path string, dockerOn bool, p *problems
 	seen := map[string]int{}
 	for i, sb := range b.Static {
 		ipath := fmt.Sprintf("%s.static[%d]", path, i)
-		addr, err := parseBackendAddr(sb.Address)
+		addr, err := backends.ParseAddress(sb.Address)
 		if err != nil {
 			p.add(ipath+".address", "%v", err)
 		} else if j, dup := seen[addr]; dup {
@@ -68,7 +68,9 @@ func validateBackends(b *BackendsConfig, path string, dockerOn bool, p *problems
 		} else {
 			seen[addr] = i
 		}
-		nonNegative(p, ipath+".weight", sb.Weight)
+		if sb.Weight < 0 || sb.Weight > backends.MaxWeight {
+			p.add(ipath+".weight", "%d is out of range (0-%d)", sb.Weight, backends.MaxWeight)
+		}
 		nonNegative(p, ipath+".priority", sb.Priority)
 	}
 	if d := b.Docker; d != nil {

@@ -52,7 +52,22 @@ func startServer(t *testing.T, opts Options) *fixture {
 func start(t *testing.T, opts Options) *fixture {
 	t.Helper()
 	services, app := testServices(t)
-	f := &fixture{app: app, client: &http.Client{Timeout: 10 * time.Second}, done: make(chan error, 1)}
+	f := startWith(t, opts, services)
+	f.app = app
+	return f
+}
+
+// startServerWith runs a server over the given services until the test ends.
+func startServerWith(t *testing.T, opts Options, services Services) *fixture {
+	t.Helper()
+	f := startWith(t, opts, services)
+	t.Cleanup(func() { f.stop(t) })
+	return f
+}
+
+func startWith(t *testing.T, opts Options, services Services) *fixture {
+	t.Helper()
+	f := &fixture{client: &http.Client{Timeout: 10 * time.Second}, done: make(chan error, 1)}
 	f.ready.Store(true)
 	opts.Listen = "127.0.0.1:0"
 	opts.Services = services

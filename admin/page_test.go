@@ -1,0 +1,91 @@
+package admin
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tierlb/tierlb/backends"
+)
+
+func TestHumanBytes(t *testing.T) {
+	tests := []struct {
+		n    uint64
+		want string
+	}{
+		{0, "0 B"}, {1023, "1023 B"}, {1024, "1.0 KiB"}, {1536, "1.5 KiB"}, {1<<20 - 1, "1024.0 KiB"},
+		{1 << 20, "1.0 MiB"}, {5 << 30, "5.0 GiB"}, {3 << 40, "3.0 TiB"}, {1 << 60, "1.0 EiB"},
+		{^uint64(0), "16.0 EiB"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			if got := humanBytes(tt.n); got != tt.want {
+				t.Fatalf("humanBytes(%d) = %q, want %q", tt.n, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestAgo(t *testing.T) {
+	tests := []struct {
+		d    time.Duration
+		want string
+	}{
+		{0, "just now"}, {999 * time.Millisecond, "just now"}, {1500 * time.Millisecond, "1s ago"},
+		{2*time.Minute + 3*time.Second + 400*time.Millisecond, "2m3s ago"}, {-time.Second, "just now"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			if got := ago(tt.d); got != tt.want {
+				t.Fatalf("ago(%v) = %q, want %q", tt.d, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestStatusPageContent(t *testing.T) {
+	set := backends.NewSet("app", backends.RoundRobin, backends.SetOptions{})
+	t.Cleanup(set.Close)
+	set.Update([]backends.Spec{
+		{ID: "<b>web-1</b>", Address: "172.20.0.3:8080", Network: "tier1", Weight: 3},
+		{ID: "web-2", Address: "172.20.0.4:8080", Weight: 1},
+	})
+	w1 := set.Backend("<b>web-1</b>")
+	w1.ConnOpened()
+	w1.ConnClosed(3<<20, 1536)
+	w1.RecordCheck(false, "connection refused")
+	w1.SetHealth(false, "3 checks failed: connection refused")
+	set.Backend("web-2").SetAdminState(backends.StateDraining)
+
+	h := New(Options{
+		Services: ServiceList{{Name: "app", Listen: "0.0.0.0:8080", Set: set}},
+		Explain:  func() []Explanation { return testExplanations },
+	}).Handler()
+	rec := httptestRecord(h, "GET", "/", "127.0.0.1:9090", nil)
+	if rec.Code != 200 {
+		t.Fatalf("status %d", rec.Code)
+	}
+	page := rec.Body.String()
+	for _, want := range []string{
+		`<meta http-equiv="refresh" content="5">`,
+		`listen 0.0.0.0:8080 · balance roundrobin · 0 of 2 backends up`,
+		`data-backend="&lt;b&gt;web-1&lt;/b&gt;" data-state="down"`, // names are escaped
+		`<span class="state state-down">down</span>`,
+		`<td class="reason">3 checks failed: connection refused</td>`,
+		`<span class="state state-draining">draining</span>`,
+		`<td class="num">3.0 MiB</td>`,
+		`<td class="num">1.5 KiB</td>`,
+		`title="connection refused">fail just now</td>`,
+		`<td>cron</td><td>-</td><td class="reason">no tierlb.service label</td>`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %s", want)
+		}
+	}
+	if strings.Contains(page, "<b>web-1") {
+		t.Error("backend name rendered unescaped")
+	}
+	if strings.Contains(page, "<td>web-1</td><td>app</td>") {
+		t.Error("a routed container is listed as not routed")
+	}
+}

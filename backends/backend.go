@@ -73,6 +73,9 @@ func newBackend(set *Set, s Spec, now time.Time, ramp bool) *Backend {
 		b.rampStart = now
 	}
 	b.spec.Store(&s)
+	if set != nil && set.opts.HoldUntilChecked {
+		b.health = &Verdict{OK: false, Reason: PendingCheck, At: now}
+	}
 	b.down, b.cancelDown = context.WithCancel(context.Background())
 	b.lastState, _ = b.stateLocked(now)
 	b.cur.Store(uint32(b.lastState))

@@ -15,7 +15,15 @@ type SetOptions struct {
 	SlowStart time.Duration
 	// MaxConnsPerBackend caps open connections per backend; 0 is unlimited.
 	MaxConnsPerBackend int
+	// HoldUntilChecked starts every new backend down (PendingCheck) until a
+	// health checker gives its first verdict, so a replica joins rotation only
+	// once it has passed a check. Set it when the service has active checks.
+	HoldUntilChecked bool
 }
+
+// PendingCheck is the reason a backend held by HoldUntilChecked is down.
+const PendingCheck = "waiting for the first health check"
+
 
 // Set owns the backends of one service and publishes their Pool snapshots.
 type Set struct {

@@ -12,8 +12,9 @@ import (
 )
 
 // pendingReason is the verdict of a new backend until its first probe, so
-// that a replica is added to rotation only once it has passed a check.
-const pendingReason = "waiting for the first health check"
+// that a replica is added to rotation only once it has passed a check. Sets
+// made with HoldUntilChecked start their backends with it.
+const pendingReason = backends.PendingCheck
 
 // jitterFraction spreads each wait over interval ±15%, so backends whose
 // probers started together drift apart instead of probing in lock step.

@@ -1,0 +1,283 @@
+// Command bench compares tierlb with a direct connection, HAProxy and nginx
+// on this machine, in the same run, and writes the table and chart to
+// bench/results/.
+//
+//	go run ./bench                     # 3 interleaved rounds, 10 s per load run
+//	go run ./bench --quick             # smoke run: 1 round, 2 s each, to bench/results/quick
+//	go run ./bench --scenarios keepalive,bulk --targets direct,tierlb,haproxy
+//
+// It needs wrk, haproxy, nginx with the stream module, iperf3 and strace
+// (apt-get install -y wrk haproxy nginx libnginx-mod-stream iperf3 strace),
+// builds tierlb and whoami itself, and runs everything on 127.0.0.1.
+// Every child is stopped by PID at the end, also on error and ctrl-c.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// options are the command line.
+type options struct {
+	Rounds     int           `json:"rounds"`
+	Duration   time.Duration `json:"duration"`
+	Scenarios  []string      `json:"scenarios"`
+	Targets    []string      `json:"targets"`
+	Out        string        `json:"-"`
+	Quick      bool          `json:"quick"`
+	IdleMax    int           `json:"idle_max"`
+	CliffConns []int         `json:"cliff_conns"`
+	Threads    int           `json:"threads"`
+	KeepTmp    bool          `json:"-"`
+}
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	opts, err := parseFlags(args)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	scenarios, targets, err := selectWork(opts)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	e, err := setup(ctx, opts, log, targets)
+	if e != nil {
+		defer e.cleanup()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		if errors.Is(err, errMissingTools) {
+			return 1
+		}
+		return 2
+	}
+	checkTierlb(ctx, e, targets)
+	if opts.Out == "" {
+		opts.Out = filepath.Join(e.root, "bench", "results")
+		if opts.Quick {
+			opts.Out = filepath.Join(opts.Out, "quick")
+		}
+	}
+
+	res := &results{
+		Date:       time.Now(),
+		Command:    "go run ./bench " + strings.Join(args, " "),
+		Options:    opts,
+		Machine:    describeMachine(nofileLimit()),
+		Versions:   e.tools.Versions,
+		Settings:   settings(opts),
+		LoadBefore: loadAvg1(),
+	}
+	res.Command = strings.TrimSpace(res.Command)
+	for _, t := range targets {
+		res.Targets = append(res.Targets, targetInfo{Name: t.Name, Label: t.Label, Unavailable: t.Unavailable})
+	}
+	for _, s := range scenarios {
+		res.Scenarios = append(res.Scenarios, scenarioInfo{Name: s.Name, Desc: s.Desc})
+	}
+	res.Runs = runRounds(ctx, e, scenarios, targets)
+	if ctx.Err() != nil {
+		fmt.Fprintln(os.Stderr, "bench: interrupted; no results written")
+		return 130
+	}
+	if err := writeResults(opts.Out, res); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 2
+	}
+	fmt.Print(markdown(res))
+	log.Info("results written", "dir", opts.Out)
+	return 0
+}
+
+// runRounds runs A B C D E for each scenario, round after round, so slow
+// drifts of the shared machine hit every target alike.
+func runRounds(ctx context.Context, e *env, scenarios []*scenario, targets []*target) []runRecord {
+	var runs []runRecord
+	for round := 1; round <= e.opts.Rounds; round++ {
+		for _, s := range scenarios {
+			cred, credErr := credFor(s)
+			for _, t := range targets {
+				if t.Unavailable != "" || (s.ProxyOnly && !t.Proxy) {
+					continue
+				}
+				if ctx.Err() != nil {
+					return runs
+				}
+				rec := runRecord{Round: round, Scenario: s.Name, Target: t.Name, Start: time.Now(), Load1: loadAvg1()}
+				e.log.Info("run", "round", round, "scenario", s.Name, "target", t.Name, "load1", rec.Load1)
+				var err error
+				if credErr != nil {
+					err = credErr
+				} else {
+					rec.outcome, err = runOne(ctx, e, s, t, cred)
+				}
+				rec.Seconds = time.Since(rec.Start).Seconds()
+				if err != nil {
+					rec.Err = err.Error()
+					e.log.Warn("run failed", "scenario", s.Name, "target", t.Name, "err", err)
+				}
+				runs = append(runs, rec)
+			}
+		}
+	}
+	return runs
+}
+
+func runOne(ctx context.Context, e *env, s *scenario, t *target, cred *syscall.Credential) (outcome, error) {
+	r, err := startTarget(ctx, e, t, cred)
+	if err != nil {
+		return outcome{}, err
+	}
+	defer r.stop()
+	return s.Run(ctx, e, r)
+}
+
+func parseFlags(args []string) (options, error) {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	var o options
+	var scen, targ, cliff string
+	fs.IntVar(&o.Rounds, "rounds", 3, "interleaved rounds")
+	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "length of each load run")
+	fs.StringVar(&scen, "scenarios", "all", "comma list of: "+strings.Join(scenarioNames(), ","))
+	fs.StringVar(&targ, "targets", "all", "comma list of: direct,tierlb,tierlb-copy,haproxy,nginx")
+	fs.StringVar(&o.Out, "out", "", "results directory (default bench/results, bench/results/quick with --quick)")
+	fs.BoolVar(&o.Quick, "quick", false, "short smoke run: 1 round, 2s runs, fewer connections")
+	fs.IntVar(&o.IdleMax, "idle-max", 0, "idle connections to try at most (default: what the fd limit allows)")
+	fs.StringVar(&cliff, "cliff-conns", "16,64,128,256", "connection counts of the pipe-budget scenario")
+	fs.IntVar(&o.Threads, "threads", runtime.NumCPU(), "HAProxy nbthread, nginx workers and wrk threads")
+	fs.BoolVar(&o.KeepTmp, "keep-tmp", false, "keep the temp dir with configs and proxy logs")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	set := make(map[string]bool)
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if o.Quick {
+		if !set["rounds"] {
+			o.Rounds = 1
+		}
+		if !set["duration"] {
+			o.Duration = 2 * time.Second
+		}
+		if !set["cliff-conns"] {
+			cliff = "16,128"
+		}
+		if !set["idle-max"] {
+			o.IdleMax = 5000
+		}
+	}
+	var err error
+	if o.CliffConns, err = parseInts(cliff); err != nil {
+		return o, fmt.Errorf("--cliff-conns: %w", err)
+	}
+	o.Scenarios, o.Targets = splitList(scen), splitList(targ)
+	// Half the fd limit: the proxy holds two descriptors per connection
+	// under the same RLIMIT_NOFILE, so it cannot hold more.
+	limit := int(nofileLimit())
+	if o.IdleMax == 0 || o.IdleMax > (limit-200)/2 {
+		o.IdleMax = (limit - 200) / 2
+	}
+	if o.IdleMax < idleFirst {
+		o.IdleMax = idleFirst
+	}
+	if o.Rounds < 1 || o.Duration < time.Second || o.Threads < 1 {
+		return o, errors.New("--rounds, --threads must be at least 1 and --duration at least 1s")
+	}
+	return o, nil
+}
+
+func selectWork(o options) ([]*scenario, []*target, error) {
+	var scenarios []*scenario
+	for _, s := range allScenarios() {
+		if slices.Contains(o.Scenarios, "all") || slices.Contains(o.Scenarios, s.Name) {
+			scenarios = append(scenarios, s)
+		}
+	}
+	var targets []*target
+	for _, t := range allTargets() {
+		if slices.Contains(o.Targets, "all") || slices.Contains(o.Targets, t.Name) {
+			targets = append(targets, t)
+		}
+	}
+	if len(scenarios) == 0 || len(targets) == 0 {
+		return nil, nil, fmt.Errorf("no scenario or target selected by %v / %v", o.Scenarios, o.Targets)
+	}
+	return scenarios, targets, nil
+}
+
+// settings records the knobs that make the comparison fair or not.
+func settings(o options) map[string]string {
+	th := strconv.Itoa(o.Threads)
+	return map[string]string{
+		"haproxy nbthread":       th,
+		"nginx worker_processes": th,
+		"tierlb GOMAXPROCS":      "default (" + strconv.Itoa(runtime.NumCPU()) + ")",
+		"wrk threads":            th,
+		"small-request conns":    strconv.Itoa(smallConns),
+		"bulk conns":             strconv.Itoa(bulkConns),
+		"idle max tried":         strconv.Itoa(o.IdleMax),
+		"backend":                "cmd/whoami (one instance, 127.0.0.1)",
+	}
+}
+
+func scenarioNames() []string {
+	var out []string
+	for _, s := range allScenarios() {
+		out = append(out, s.Name)
+	}
+	return out
+}
+
+func splitList(s string) []string {
+	var out []string
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range splitList(s) {
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a positive count", f)
+		}
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// nofileLimit is this process's RLIMIT_NOFILE (Go raises the soft limit to
+// the hard one at start; children inherit the original).
+func nofileLimit() uint64 {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return 1024
+	}
+	return rl.Cur
+}

@@ -1,0 +1,218 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// results is everything a run produced; results.json holds it raw.
+type results struct {
+	Date      time.Time         `json:"date"`
+	Command   string            `json:"command"`
+	Options   options           `json:"options"`
+	Machine   machine           `json:"machine"`
+	Versions  map[string]string `json:"versions"`
+	Settings  map[string]string `json:"settings"`
+	Targets   []targetInfo      `json:"targets"`
+	Scenarios []scenarioInfo    `json:"scenarios"`
+	Runs      []runRecord       `json:"runs"`
+	// LoadBefore is the 1-minute load average before the first run.
+	LoadBefore float64 `json:"load_before"`
+}
+
+type targetInfo struct {
+	Name        string `json:"name"`
+	Label       string `json:"label"`
+	Unavailable string `json:"unavailable,omitempty"`
+}
+
+type scenarioInfo struct {
+	Name string `json:"name"`
+	Desc string `json:"desc"`
+}
+
+// rowDef is one line of the comparison table.
+type rowDef struct {
+	Scenario, Metric, Label string
+	Higher                  bool // higher is better
+	Format                  func(float64) string
+}
+
+// mainRows follow the issue's table, plus the rows the issue asks for
+// beyond it (p50, CPU per connection, the fd-limit count, the pipe cliff).
+func mainRows(cliffMax int) []rowDef {
+	rows := []rowDef{
+		{"keepalive", "rps", "small requests, keep-alive, 64 conns: req/s", true, fmtRate},
+		{"keepalive", "p50_ms", "p50 of those (ms)", false, fmtMs},
+		{"keepalive", "p99_ms", "p99 of those (ms)", false, fmtMs},
+		{"keepalive", "cpu_per_100k", "proxy CPU seconds per 100k of those", false, fmt2},
+		{"close", "rps", "new connection per request: req/s", true, fmtRate},
+		{"close", "p99_ms", "p99 of those (ms)", false, fmtMs},
+		{"close", "cpu_per_100k", "proxy CPU seconds per 100k connections", false, fmt2},
+		{"bulk", "mbps", "1 MiB responses, 8 conns: MB/s", true, fmt0},
+		{"bulk", "cpu_per_gb", "proxy CPU seconds per GB (1 MiB responses)", false, fmt2},
+		{"iperf", "mbps", "iperf3 stream: MB/s", true, fmt0},
+		{"iperf", "cpu_per_gb", "proxy CPU seconds per GB (iperf3)", false, fmt2},
+		{"idle", "rss_kb_per_conn", "3,000 idle connections: RSS per connection (KB)", false, fmt1},
+		{"idle", "fds_per_conn", "fds per idle connection", false, fmt2},
+		{"idle", "slab_kb_per_conn", "kernel slab per idle connection (KB, machine-wide)", false, fmt1},
+		{"idle", "max_conns", "idle connections held within the fd limit", true, fmt0},
+		{"idle", "max_rss_kb_per_conn", "RSS per connection at that count (KB)", false, fmt1},
+	}
+	if cliffMax > 0 {
+		rows = append(rows,
+			rowDef{"cliff", fmt.Sprintf("mbps@%d", cliffMax), fmt.Sprintf("1 MiB responses as nobody, %d conns: MB/s", cliffMax), true, fmt0},
+			rowDef{"cliff", fmt.Sprintf("cpu_per_gb@%d", cliffMax), "proxy CPU seconds per GB of those", false, fmt2})
+	}
+	rows = append(rows,
+		rowDef{"strace", "ka_syscalls_per_req", "proxy syscalls per small request (strace)", false, fmt2})
+	return rows
+}
+
+func fmtRate(v float64) string {
+	if v >= 1000 {
+		return fmt.Sprintf("%.1fk", v/1000)
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+func fmtMs(v float64) string { return fmt.Sprintf("%.2f", v) }
+func fmt0(v float64) string  { return fmt.Sprintf("%.0f", v) }
+func fmt1(v float64) string  { return fmt.Sprintf("%.1f", v) }
+func fmt2(v float64) string  { return fmt.Sprintf("%.2f", v) }
+
+// cell is "median (min–max)" or "–" when nothing was measured.
+func cell(s spread, f func(float64) string) string {
+	switch {
+	case s.N == 0:
+		return "–"
+	case s.N == 1 || f(s.Min) == f(s.Max):
+		return f(s.Median)
+	}
+	return fmt.Sprintf("%s (%s–%s)", f(s.Median), f(s.Min), f(s.Max))
+}
+
+// writeResults writes results.json, results.md and results.svg into dir.
+func writeResults(dir string, res *results) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("results dir: %w", err)
+	}
+	raw, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode results: %w", err)
+	}
+	files := map[string][]byte{
+		"results.json": raw,
+		"results.md":   []byte(markdown(res)),
+		"results.svg":  []byte(chartSVG(res)),
+	}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func (res *results) labels() map[string]string {
+	m := make(map[string]string)
+	for _, t := range res.Targets {
+		m[t.Name] = t.Label
+	}
+	return m
+}
+
+// columns are the targets that ran (unavailable ones are listed apart).
+func (res *results) columns() []targetInfo {
+	var out []targetInfo
+	for _, t := range res.Targets {
+		if t.Unavailable == "" {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// rows are the table rows of the scenarios that ran.
+func (res *results) rows() []rowDef {
+	var out []rowDef
+	for _, r := range mainRows(res.cliffMax()) {
+		if ranScenario(res, r.Scenario) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func (res *results) cliffMax() int {
+	if len(res.Options.CliffConns) == 0 {
+		return 0
+	}
+	return res.Options.CliffConns[len(res.Options.CliffConns)-1]
+}
+
+func markdown(res *results) string {
+	var b strings.Builder
+	cols := res.columns()
+	fmt.Fprintf(&b, "# tierlb benchmark\n\n")
+	fmt.Fprintf(&b, "%s, `%s`: medians of %d interleaved rounds, %s per load run; spread is min–max.\n\n",
+		res.Date.UTC().Format("2006-01-02 15:04 MST"), res.Command, res.Options.Rounds, res.Options.Duration)
+	writeMachine(&b, res)
+
+	rows := res.rows()
+	b.WriteString("\n## Medians\n\n")
+	header(&b, "row", cols, func(t targetInfo) string { return t.Label })
+	for _, r := range rows {
+		fmt.Fprintf(&b, "| %s |", r.Label)
+		for _, t := range cols {
+			fmt.Fprintf(&b, " %s |", cell(stat(res.Runs, r.Scenario, t.Name, r.Metric), r.Format))
+		}
+		b.WriteString("\n")
+	}
+	for _, ref := range []struct{ name, title string }{{"direct", "direct"}, {"haproxy", "HAProxy"}} {
+		fmt.Fprintf(&b, "\n## Ratios against %s (target ÷ %s; the row says whether higher or lower is better)\n\n", ref.title, ref.title)
+		header(&b, "row", cols, func(t targetInfo) string { return t.Label })
+		for _, r := range rows {
+			refS := stat(res.Runs, r.Scenario, ref.name, r.Metric)
+			fmt.Fprintf(&b, "| %s (%s) |", r.Label, better(r.Higher))
+			for _, t := range cols {
+				s := stat(res.Runs, r.Scenario, t.Name, r.Metric)
+				if s.N == 0 || refS.N == 0 || refS.Median == 0 {
+					b.WriteString(" – |")
+					continue
+				}
+				fmt.Fprintf(&b, " %.2f× |", s.Median/refS.Median)
+			}
+			b.WriteString("\n")
+		}
+	}
+	b.WriteString("\n![advantage over HAProxy per row](results.svg)\n\n")
+	b.WriteString("The chart shows each proxy's advantage over HAProxy per row: HAProxy ÷ target for rows where lower is better, target ÷ HAProxy otherwise, so a bar past 1.0 is better than HAProxy.\n")
+	writeCliff(&b, res, cols)
+	writeStrace(&b, res, cols)
+	writeNotes(&b, res)
+	writeMethod(&b, res)
+	return b.String()
+}
+
+func better(higher bool) string {
+	if higher {
+		return "higher is better"
+	}
+	return "lower is better"
+}
+
+func header(b *strings.Builder, first string, cols []targetInfo, label func(targetInfo) string) {
+	fmt.Fprintf(b, "| %s |", first)
+	for _, t := range cols {
+		fmt.Fprintf(b, " %s |", label(t))
+	}
+	b.WriteString("\n|---|")
+	for range cols {
+		b.WriteString("---|")
+	}
+	b.WriteString("\n")
+}

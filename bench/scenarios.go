@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// outcome is what one scenario measured on one target in one round.
+type outcome struct {
+	Metrics map[string]float64 `json:"metrics"`
+	Notes   []string           `json:"notes,omitempty"`
+}
+
+func (o *outcome) set(k string, v float64) {
+	if o.Metrics == nil {
+		o.Metrics = make(map[string]float64)
+	}
+	o.Metrics[k] = v
+}
+
+func (o *outcome) note(format string, args ...any) {
+	o.Notes = append(o.Notes, fmt.Sprintf(format, args...))
+}
+
+// scenario is one kind of load. Each run gets a freshly started target.
+type scenario struct {
+	Name string
+	Desc string
+	// ProxyOnly scenarios measure the proxy process and skip direct.
+	ProxyOnly bool
+	// AsNobody starts the proxy without root, so the kernel's per-user pipe
+	// budget applies to it as in a normal deployment.
+	AsNobody bool
+	Run      func(ctx context.Context, e *env, r *running) (outcome, error)
+}
+
+// Load shapes. 64 keep-alive connections is the issue's reference setup;
+// bulk uses fewer connections so that 1 MiB pipes (Go's size) stay well
+// inside root's budget and the row measures copying, not the pipe cliff.
+const (
+	smallConns = 64
+	bulkConns  = 8
+	bulkPath   = "/bytes/1048576"
+)
+
+func allScenarios() []*scenario {
+	return []*scenario{
+		{Name: "keepalive", Desc: "small requests (GET /, ~100 B answers) on 64 keep-alive connections: wrk --latency", Run: runKeepalive},
+		{Name: "close", Desc: "a new connection per request (Connection: close), 64 concurrent: wrk --latency", Run: runClose},
+		{Name: "bulk", Desc: "1 MiB responses on 8 keep-alive connections: wrk", Run: runBulk},
+		{Name: "iperf", Desc: "one iperf3 TCP stream through the proxy to iperf3 -s", Run: runIperfScenario},
+		{Name: "idle", Desc: "3,000 idle connections, then as many as the fd limit allows: proxy RSS, fds, kernel slab", ProxyOnly: true, Run: runIdle},
+		{Name: "cliff", Desc: "1 MiB responses on many connections with the proxy running as nobody (per-user pipe budget)", AsNobody: true, Run: runCliff},
+		{Name: "strace", Desc: "syscalls counted with strace -f -c during short small-request and bulk runs", ProxyOnly: true, Run: runStrace},
+	}
+}
+
+// cpuSeconds converts clock ticks to seconds.
+func cpuSeconds(ticks uint64) float64 { return float64(ticks) / clkTck }
+
+// measuredWrk runs wrk and the proxy's CPU delta around it.
+func measuredWrk(ctx context.Context, e *env, r *running, l wrkLoad) (wrkResult, float64, error) {
+	if l.Threads == 0 {
+		l.Threads = e.threads
+	}
+	before := r.cpuTicks()
+	res, err := runWrk(ctx, e.tools.path("wrk"), l)
+	cpu := cpuSeconds(r.cpuTicks() - before)
+	if err == nil {
+		err = r.alive()
+	}
+	return res, cpu, err
+}
+
+// errorShare notes failed requests; a few under load are information, many
+// mean the row is not comparable.
+func errorShare(o *outcome, res wrkResult) {
+	bad := res.SocketErrs + res.Non2xx3xx
+	o.set("errors", float64(bad))
+	if bad > 0 {
+		o.note("%d socket errors or non-2xx answers in %d requests", bad, res.Requests)
+	}
+}
+
+func runKeepalive(ctx context.Context, e *env, r *running) (outcome, error) {
+	var o outcome
+	res, cpu, err := measuredWrk(ctx, e, r, wrkLoad{URL: "http://" + r.httpAddr + "/", Conns: smallConns, Duration: e.opts.Duration})
+	if err != nil {
+		return o, err
+	}
+	o.set("rps", res.ReqPerSec)
+	o.set("p50_ms", ms(res.LatencyP50))
+	o.set("p99_ms", ms(res.LatencyP99))
+	if r.t.Proxy && res.Requests > 0 {
+		o.set("cpu_per_100k", cpu/float64(res.Requests)*1e5)
+	}
+	errorShare(&o, res)
+	return o, nil
+}
+
+func runClose(ctx context.Context, e *env, r *running) (outcome, error) {
+	var o outcome
+	res, cpu, err := measuredWrk(ctx, e, r, wrkLoad{URL: "http://" + r.httpAddr + "/", Conns: smallConns,
+		Duration: e.opts.Duration, Headers: []string{"Connection: close"}})
+	if err != nil {
+		return o, err
+	}
+	o.set("rps", res.ReqPerSec)
+	o.set("p99_ms", ms(res.LatencyP99))
+	if r.t.Proxy && res.Requests > 0 {
+		o.set("cpu_per_100k", cpu/float64(res.Requests)*1e5)
+	}
+	errorShare(&o, res)
+	return o, nil
+}
+
+func runBulk(ctx context.Context, e *env, r *running) (outcome, error) {
+	var o outcome
+	res, cpu, err := measuredWrk(ctx, e, r, wrkLoad{URL: "http://" + r.httpAddr + bulkPath, Conns: bulkConns, Duration: e.opts.Duration})
+	if err != nil {
+		return o, err
+	}
+	if res.Seconds <= 0 || res.BytesRead <= 0 {
+		return o, fmt.Errorf("bulk: wrk read nothing in %.1fs", res.Seconds)
+	}
+	o.set("mbps", res.BytesRead/res.Seconds/1e6)
+	if r.t.Proxy {
+		o.set("cpu_per_gb", cpu/(res.BytesRead/1e9))
+	}
+	errorShare(&o, res)
+	return o, nil
+}
+
+func runIperfScenario(ctx context.Context, e *env, r *running) (outcome, error) {
+	var o outcome
+	before := r.cpuTicks()
+	res, err := runIperf(ctx, e, r.iperfAddr, e.opts.Duration)
+	cpu := cpuSeconds(r.cpuTicks() - before)
+	if err == nil {
+		err = r.alive()
+	}
+	if err != nil {
+		return o, err
+	}
+	o.set("mbps", res.MBps())
+	if r.t.Proxy && res.Bytes > 0 {
+		o.set("cpu_per_gb", cpu/(res.Bytes/1e9))
+	}
+	return o, nil
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// env is everything a run needs: tools, binaries, the shared backends and
+// the children's bookkeeping.
+type env struct {
+	opts   options
+	log    *slog.Logger
+	tools  *tools
+	tmp    string
+	root   string // the module root, where go build runs
+	procs  *procs
+	runSeq int
+
+	threads   int // HAProxy nbthread, nginx workers, wrk threads: the core count
+	tierlbBin string
+	whoamiBin string
+
+	whoamiAddr string
+	iperfPort  int
+}
+
+// moduleRoot is where go.mod lives, so `go run ./bench` works from any
+// directory inside the repository.
+func moduleRoot(ctx context.Context, goBin string) (string, error) {
+	out, err := exec.CommandContext(ctx, goBin, "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", fmt.Errorf("not inside the tierlb module (go env GOMOD is empty)")
+	}
+	return filepath.Dir(mod), nil
+}
+
+// goBuild builds pkg into out; tierlb with the user's defaults, whoami
+// static as in its Docker image.
+func goBuild(ctx context.Context, goBin, root, out, pkg string, static bool) error {
+	cmd := exec.CommandContext(ctx, goBin, "build", "-o", out, pkg)
+	cmd.Dir = root
+	cmd.Env = os.Environ()
+	if static {
+		cmd.Env = append(cmd.Env, "CGO_ENABLED=0")
+	}
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s: %w: %s", pkg, err, strings.TrimSpace(string(b)))
+	}
+	return nil
+}
+
+// setup finds the tools, builds both binaries and starts the whoami backend.
+// Targets that cannot run get their reason in Unavailable.
+func setup(ctx context.Context, opts options, log *slog.Logger, targets []*target) (*env, error) {
+	tl, err := findTools(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp("", "tierlb-bench-")
+	if err != nil {
+		return nil, fmt.Errorf("temp dir: %w", err)
+	}
+	// Readable by nobody, who runs the proxy binary and reads its config in
+	// the pipe-budget scenario.
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return nil, fmt.Errorf("temp dir: %w", err)
+	}
+	e := &env{opts: opts, log: log, tools: tl, tmp: tmp, procs: newProcs(tmp), threads: opts.Threads}
+	root, err := moduleRoot(ctx, tl.path("go"))
+	if err != nil {
+		return e, err
+	}
+	e.root = root
+	e.whoamiBin = filepath.Join(tmp, "whoami")
+	if err := goBuild(ctx, tl.path("go"), root, e.whoamiBin, "./cmd/whoami", true); err != nil {
+		return e, err
+	}
+	e.tierlbBin = filepath.Join(tmp, "tierlb")
+	if err := goBuild(ctx, tl.path("go"), root, e.tierlbBin, "./cmd/tierlb", false); err != nil {
+		log.Warn("tierlb does not build; its columns are skipped", "err", err)
+		for _, t := range targets {
+			if strings.HasPrefix(t.Name, "tierlb") {
+				t.Unavailable = "tierlb does not build: " + firstLine(err.Error())
+			}
+		}
+	}
+	if e.iperfPort, err = freePort(); err != nil {
+		return e, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return e, err
+	}
+	e.whoamiAddr = "127.0.0.1:" + strconv.Itoa(port)
+	w, err := e.procs.start("whoami", []string{e.whoamiBin, "--listen", e.whoamiAddr, "--name", "bench"}, nil)
+	if err != nil {
+		return e, err
+	}
+	if err := waitListening(ctx, w, []int{port}, 10*time.Second); err != nil {
+		return e, err
+	}
+	return e, nil
+}
+
+// checkTierlb runs tierlb once in quick mode-equivalent config and fails its
+// columns early, with its own words, if it does not serve.
+func checkTierlb(ctx context.Context, e *env, targets []*target) {
+	for _, t := range targets {
+		if !strings.HasPrefix(t.Name, "tierlb") || t.Unavailable != "" {
+			continue
+		}
+		r, err := startTarget(ctx, e, t, nil)
+		if err == nil {
+			var c interface{ Close() error }
+			c, err = dialAndAsk(r.httpAddr)
+			if err == nil {
+				c.Close()
+			}
+			r.stop()
+		}
+		if err != nil {
+			t.Unavailable = "tierlb does not serve: " + firstLine(err.Error())
+			e.log.Warn("skipping target", "target", t.Name, "err", err)
+		}
+	}
+}
+
+// cleanup stops every child and removes the temp dir (kept on request, for
+// the proxies' logs and configs).
+func (e *env) cleanup() {
+	e.procs.stopAll()
+	if e.opts.KeepTmp {
+		e.log.Info("kept temporary files", "dir", e.tmp)
+		return
+	}
+	os.RemoveAll(e.tmp)
+}
+
+// credFor is nil (root, as started) unless the scenario runs as nobody.
+func credFor(s *scenario) (*syscall.Credential, error) {
+	if !s.AsNobody || os.Geteuid() != 0 {
+		return nil, nil
+	}
+	return nobody()
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	if len(line) > 300 {
+		line = line[:300] + "..."
+	}
+	return line
+}

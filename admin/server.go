@@ -100,6 +100,19 @@ func (s *Server) Addr() net.Addr {
 	return s.ln.Addr()
 }
 
+// Close releases the listener bound by Listen when Run will not be called
+// (a later start-up step failed). A running server stops with Run's context.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	err := s.ln.Close()
+	s.ln = nil
+	return err
+}
+
 // Run serves until ctx is done, then shuts down: in-flight requests get
 // shutdownGrace, then their connections are closed. It returns nil after a
 // shutdown caused by ctx.

@@ -149,3 +149,22 @@ func TestRunStopsWithoutLeaks(t *testing.T) {
 		t.Fatalf("%d goroutines after Run returned, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
 	}
 }
+
+func TestCloseReleasesUnusedListener(t *testing.T) {
+	s := New(Options{Listen: "127.0.0.1:0"})
+	if err := s.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	addr := s.Addr().String()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s.Addr() != nil {
+		t.Error("Addr after Close is not nil")
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("address still taken after Close: %v", err)
+	}
+	ln.Close()
+}

@@ -194,16 +194,28 @@ type fakeSink struct {
 	updates int
 	decls   []LabelService
 	changed chan struct{}
+	// first times a container appeared, and appeared draining, in a spec
+	seen, drained map[string]time.Time
 }
 
 func newFakeSink() *fakeSink {
-	return &fakeSink{specs: map[string][]backends.Spec{}, changed: make(chan struct{}, 1)}
+	return &fakeSink{specs: map[string][]backends.Spec{}, changed: make(chan struct{}, 1),
+		seen: map[string]time.Time{}, drained: map[string]time.Time{}}
 }
 
 func (s *fakeSink) UpdateBackends(service string, specs []backends.Spec) {
 	s.mu.Lock()
 	s.specs[service] = slices.Clone(specs)
 	s.updates++
+	now := time.Now()
+	for _, sp := range specs {
+		if _, ok := s.seen[sp.Container]; !ok {
+			s.seen[sp.Container] = now
+		}
+		if _, ok := s.drained[sp.Container]; !ok && sp.Drain != "" {
+			s.drained[sp.Container] = now
+		}
+	}
 	s.mu.Unlock()
 	select {
 	case s.changed <- struct{}{}:
@@ -221,6 +233,13 @@ func (s *fakeSink) get(service string) []backends.Spec {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.specs[service])
+}
+
+// times returns when a container first appeared, and first drained.
+func (s *fakeSink) times(id string) (seen, drained time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.seen[id], s.drained[id]
 }
 
 func (s *fakeSink) updateCount() int {

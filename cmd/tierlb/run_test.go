@@ -1,0 +1,264 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// waitGreeting polls addr until a backend greets (health checks may not have
+// run yet) and returns the greeting.
+func waitGreeting(t *testing.T, addr string) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		name, err := greet(t, addr)
+		if err == nil && name != "" {
+			return name
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no greeting through %s: %v", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestQuickModeServesTraffic(t *testing.T) {
+	b1, b2 := startBackend(t, "b1"), startBackend(t, "b2")
+	p := startBinary(t, "run", "--listen", "127.0.0.1:0", "--backend", b1.addr()+","+b2.addr(), "--admin-listen", "")
+	addr := p.serviceAddr(t, "quick")
+	waitGreeting(t, addr)
+	// Round robin over two healthy backends: any 20 consecutive
+	// connections split 10/10.
+	counts := map[string]int{}
+	for range 20 {
+		name, err := greet(t, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts[name]++
+	}
+	if counts["b1"] != 10 || counts["b2"] != 10 {
+		t.Errorf("split %v, want 10 each", counts)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, 10*time.Second); code != 0 {
+		t.Errorf("exit %d after SIGTERM, want 0", code)
+	}
+}
+
+// dialLine opens a connection through tierlb and reads the greeting.
+func dialLine(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	r := bufio.NewReader(c)
+	if _, err := r.ReadString('\n'); err != nil {
+		t.Fatalf("greeting: %v", err)
+	}
+	return c, r
+}
+
+// echo sends msg and expects it back.
+func echo(c net.Conn, r *bufio.Reader, msg string) error {
+	if _, err := io.WriteString(c, msg+"\n"); err != nil {
+		return err
+	}
+	got, err := r.ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(got) != msg {
+		return fmt.Errorf("echo %q, want %q", got, msg)
+	}
+	return nil
+}
+
+func TestSIGTERMDrainsOpenConnection(t *testing.T) {
+	b := startBackend(t, "b1")
+	p := startBinary(t, "run", "--listen", "127.0.0.1:0", "--backend", b.addr(), "--admin-listen", "", "--drain-timeout", "10s")
+	addr := p.serviceAddr(t, "quick")
+	waitGreeting(t, addr)
+	c, r := dialLine(t, addr)
+
+	start := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	p.waitLog(t, `msg=draining`)
+	// The listener closes first: new connections are refused...
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		nc, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			break
+		}
+		nc.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("listener still accepting during the drain")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// ... while the open one keeps working.
+	if err := echo(c, r, "still here"); err != nil {
+		t.Fatalf("open connection during drain: %v", err)
+	}
+	c.Close()
+	if code := p.wait(t, 8*time.Second); code != 0 {
+		t.Errorf("exit %d, want 0", code)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("exit took %v: the drain waited although the connection had finished", took)
+	}
+}
+
+func TestSIGTERMCutsAtDrainTimeout(t *testing.T) {
+	b := startBackend(t, "b1")
+	p := startBinary(t, "run", "--listen", "127.0.0.1:0", "--backend", b.addr(), "--admin-listen", "", "--drain-timeout", "300ms")
+	addr := p.serviceAddr(t, "quick")
+	waitGreeting(t, addr)
+	c, r := dialLine(t, addr)
+	start := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, 8*time.Second); code != 0 {
+		t.Errorf("exit %d, want 0", code)
+	}
+	if took := time.Since(start); took < 300*time.Millisecond {
+		t.Errorf("exited after %v, before drain_timeout", took)
+	}
+	if _, err := r.ReadString('\n'); err == nil {
+		t.Error("connection still open after the drain timeout")
+	}
+	_ = c
+}
+
+func TestCannotBindExits2(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { taken.Close() })
+	b := startBackend(t, "b1")
+	p := startBinary(t, "run", "--listen", taken.Addr().String(), "--backend", b.addr(), "--admin-listen", "")
+	if code := p.wait(t, 10*time.Second); code != exitRuntime {
+		t.Errorf("exit %d, want %d", code, exitRuntime)
+	}
+	want := "service quick cannot listen on " + taken.Addr().String()
+	if !strings.Contains(p.logs(), want) {
+		t.Errorf("log lacks %q:\n%s", want, p.logs())
+	}
+}
+
+func TestAdminCannotBindExits2(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { taken.Close() })
+	b := startBackend(t, "b1")
+	p := startBinary(t, "run", "--listen", "127.0.0.1:0", "--backend", b.addr(), "--admin-listen", taken.Addr().String())
+	if code := p.wait(t, 10*time.Second); code != exitRuntime {
+		t.Errorf("exit %d, want %d", code, exitRuntime)
+	}
+}
+
+// reloadConfig writes a config with the given services (name → listen and
+// backend) and the admin API on a free port.
+func reloadConfig(services ...[3]string) string {
+	var sb strings.Builder
+	sb.WriteString("admin: {listen: '127.0.0.1:0'}\nshutdown: {drain_timeout: 10s}\nservices:\n")
+	for _, s := range services {
+		fmt.Fprintf(&sb, "  - {name: %s, listen: '%s', backends: {static: ['%s']}}\n", s[0], s[1], s[2])
+	}
+	return sb.String()
+}
+
+func metric(t *testing.T, admin, name string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindSubmatch(body)
+	if m == nil {
+		t.Fatalf("no %s in /metrics", name)
+	}
+	return string(m[1])
+}
+
+func TestSIGHUPReload(t *testing.T) {
+	ba, bb := startBackend(t, "a"), startBackend(t, "b")
+	file := writeFile(t, "tierlb.yaml", reloadConfig([3]string{"a", "127.0.0.1:0", ba.addr()}))
+	p := startBinary(t, "run", "--config", file)
+	addrA := p.serviceAddr(t, "a")
+	admin := p.waitLog(t, `msg="admin listening" addr=(\S+)`)
+	waitGreeting(t, addrA)
+	openA, readA := dialLine(t, addrA)
+
+	// Add b, remove a: a stops listening at once and its open connection
+	// drains in the background.
+	if err := os.WriteFile(file, []byte(reloadConfig([3]string{"b", "127.0.0.1:0", bb.addr()})), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	addrB := p.serviceAddr(t, "b")
+	if got := waitGreeting(t, addrB); got != "b" {
+		t.Errorf("added service answered from %q", got)
+	}
+	p.waitLog(t, `msg="service removed: draining" service=a`)
+	if _, err := net.DialTimeout("tcp", addrA, time.Second); err == nil {
+		t.Error("removed service still accepts")
+	}
+	if err := echo(openA, readA, "draining"); err != nil {
+		t.Errorf("open connection of the removed service: %v", err)
+	}
+	openA.Close()
+	p.waitLog(t, `msg="service drained" service=a`)
+	if got := metric(t, admin, `tierlb_config_reloads_total{result="ok"}`); got != "1" {
+		t.Errorf("reloads ok = %s, want 1", got)
+	}
+
+	// A bad file is rejected with every error, and b keeps serving.
+	if err := os.WriteFile(file, []byte("services:\n  - {name: b, listen: 'x', retries: -1}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	p.waitLog(t, `config reload rejected`)
+	for _, want := range []string{`services\[0\].listen`, `services\[0\].retries: -1 is negative`, `services\[0\].backends: no static backends`} {
+		p.waitLog(t, want)
+	}
+	if got, err := greet(t, addrB); err != nil || got != "b" {
+		t.Errorf("after a bad reload: %q, %v", got, err)
+	}
+	if got := metric(t, admin, `tierlb_config_reloads_total{result="error"}`); got != "1" {
+		t.Errorf("reloads error = %s, want 1", got)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, 10*time.Second); code != 0 {
+		t.Errorf("exit %d, want 0", code)
+	}
+}

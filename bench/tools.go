@@ -69,9 +69,10 @@ func findTools(ctx context.Context) (*tools, error) {
 func nginxStream(v string) (module string, ok bool) {
 	switch {
 	case strings.Contains(v, "--with-stream=dynamic"):
+		// Where nginx itself looks; the Debian paths when it does not say.
 		dirs := []string{"/usr/lib/nginx/modules", "/usr/share/nginx/modules"}
 		if m := regexp.MustCompile(`--modules-path=(\S+)`).FindStringSubmatch(v); m != nil {
-			dirs = append([]string{m[1]}, dirs...)
+			dirs = []string{m[1]}
 		}
 		for _, d := range dirs {
 			p := filepath.Join(d, "ngx_stream_module.so")

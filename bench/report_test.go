@@ -1,0 +1,153 @@
+package main
+
+import (
+	"encoding/xml"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestSummarize(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []float64
+		want spread
+	}{
+		{name: "none", in: nil, want: spread{}},
+		{name: "one", in: []float64{5}, want: spread{Median: 5, Min: 5, Max: 5, N: 1}},
+		{name: "odd", in: []float64{9, 1, 5}, want: spread{Median: 5, Min: 1, Max: 9, N: 3}},
+		{name: "even", in: []float64{4, 1, 2, 3}, want: spread{Median: 2.5, Min: 1, Max: 4, N: 4}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := summarize(tt.in); got != tt.want {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestAdvantage(t *testing.T) {
+	tests := []struct {
+		name   string
+		a, ref float64
+		higher bool
+		want   float64
+	}{
+		{name: "faster", a: 30, ref: 20, higher: true, want: 1.5},
+		{name: "cheaper", a: 1, ref: 2, higher: false, want: 2},
+		{name: "dearer", a: 4, ref: 2, higher: false, want: 0.5},
+		{name: "zero ref", a: 4, ref: 0, higher: true, want: 0},
+		{name: "zero cost", a: 0, ref: 2, higher: false, want: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := advantage(tt.a, tt.ref, tt.higher); got != tt.want {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// sampleResults: two rounds of keepalive and strace, one failed run.
+func sampleResults() *results {
+	res := &results{
+		Date: time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC), Command: "go run ./bench",
+		Options:  options{Rounds: 2, Duration: 10 * time.Second, CliffConns: []int{16, 256}},
+		Versions: map[string]string{"wrk": "wrk 4.1.0"}, Settings: map[string]string{"haproxy nbthread": "2"},
+		Targets: []targetInfo{{Name: "direct", Label: "direct"}, {Name: "tierlb", Label: "tierlb (splice)"},
+			{Name: "haproxy", Label: "HAProxy <splice>"}, {Name: "nginx", Label: "nginx", Unavailable: "not installed"}},
+	}
+	add := func(round int, scen, target string, m map[string]float64, notes ...string) {
+		res.Runs = append(res.Runs, runRecord{Round: round, Scenario: scen, Target: target, Load1: 1.5,
+			outcome: outcome{Metrics: m, Notes: notes}})
+	}
+	add(1, "keepalive", "direct", map[string]float64{"rps": 40000})
+	add(2, "keepalive", "direct", map[string]float64{"rps": 44000})
+	add(1, "keepalive", "tierlb", map[string]float64{"rps": 30000, "cpu_per_100k": 1.0})
+	add(2, "keepalive", "tierlb", map[string]float64{"rps": 32000, "cpu_per_100k": 1.2})
+	add(1, "keepalive", "haproxy", map[string]float64{"rps": 20000, "cpu_per_100k": 2.2})
+	add(2, "keepalive", "haproxy", map[string]float64{"rps": 22000, "cpu_per_100k": 2.2})
+	add(1, "strace", "tierlb", map[string]float64{"zero_copy_ok": 0}, "FAILURE: no splice(2) calls during bulk transfer")
+	res.Runs = append(res.Runs, runRecord{Round: 2, Scenario: "keepalive", Target: "haproxy", Err: "haproxy exited"})
+	return res
+}
+
+func TestMarkdown(t *testing.T) {
+	md := markdown(sampleResults())
+	for _, want := range []string{
+		"| small requests, keep-alive, 64 conns: req/s | 42.0k (40.0k–44.0k) | 31.0k (30.0k–32.0k) | 21.0k (20.0k–22.0k) |",
+		"| proxy CPU seconds per 100k of those | – | 1.10 (1.00–1.20) | 2.20 |",
+		// 31k / 42k and 31k / 21k
+		"| small requests, keep-alive, 64 conns: req/s (higher is better) | 1.00× | 0.74× | 0.50× |",
+		"| small requests, keep-alive, 64 conns: req/s (higher is better) | 2.00× | 1.48× | 1.00× |",
+		"**nginx not measured**: not installed",
+		"**tierlb (splice)**, round 1: FAILURE: no splice(2) calls",
+		"round 2, keepalive, HAProxy <splice>: **error**: haproxy exited",
+		"1-minute load average",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q\n%s", want, md)
+		}
+	}
+	if strings.Contains(md, "iperf3 stream") {
+		t.Error("rows of scenarios that did not run are shown")
+	}
+}
+
+func TestChartIsWellFormedSVG(t *testing.T) {
+	svg := chartSVG(sampleResults())
+	dec := xml.NewDecoder(strings.NewReader(svg))
+	rects := 0
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("invalid XML: %v\n%s", err, svg)
+		}
+		if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "rect" {
+			rects++
+		}
+	}
+	// Background, two legend boxes (direct, tierlb), bars: keep-alive req/s
+	// for direct and tierlb, CPU for tierlb.
+	if rects != 1+2+3 {
+		t.Errorf("%d rects, want 6\n%s", rects, svg)
+	}
+	if !strings.Contains(svg, "HAProxy") || !strings.Contains(svg, "1.48") {
+		t.Errorf("chart lacks the tierlb ratio 1.48\n%s", svg)
+	}
+}
+
+func TestWriteResults(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "out")
+	if err := writeResults(dir, sampleResults()); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"results.md", "results.svg", "results.json"} {
+		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
+func TestCliffVerdict(t *testing.T) {
+	res := &results{Options: options{CliffConns: []int{16, 64, 256}}}
+	add := func(n int, mbps, cpu, errs float64) {
+		res.Runs = append(res.Runs, runRecord{Scenario: "cliff", Target: "t", outcome: outcome{Metrics: map[string]float64{
+			"mbps@" + itoa(n): mbps, "cpu_per_gb@" + itoa(n): cpu, "errors@" + itoa(n): errs}}})
+	}
+	add(16, 1000, 0.5, 0)
+	add(64, 990, 0.9, 0)
+	add(256, 400, 2, 3)
+	if got := cliffVerdict(res, "t"); !strings.Contains(got, "at 64 connections") {
+		t.Errorf("verdict %q, want the CPU cliff at 64", got)
+	}
+}
+
+func itoa(n int) string { return strings.TrimSpace(fmt0(float64(n))) }

@@ -1,0 +1,285 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+var updateGolden = flag.Bool("update", false, "rewrite the golden files under testdata/admin")
+
+// goldenNow is the clock of the golden tests: three seconds after
+// shop-web-1's last check in testdata/admin/services.json.
+var goldenNow = time.Date(2026, 1, 2, 15, 4, 5, 0, time.UTC)
+
+// fakeAdminAPI serves the testdata JSON files at the admin API's paths.
+func fakeAdminAPI(t *testing.T, files map[string]string) string {
+	t.Helper()
+	mux := http.NewServeMux()
+	for path, file := range files {
+		body, err := os.ReadFile(filepath.Join("testdata", "admin", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		mux.HandleFunc("GET "+path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(body)
+		})
+	}
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// runAdminCLI runs status or explain with a pinned clock and colour choice.
+func runAdminCLI(t *testing.T, cmd string, color bool, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	c := &adminCLI{
+		stdout: &stdout, stderr: &stderr, color: color,
+		getenv: func(k string) string { return env[k] },
+		now:    func() time.Time { return goldenNow },
+		client: &http.Client{Timeout: 5 * time.Second},
+	}
+	t.Cleanup(c.client.CloseIdleConnections)
+	var code int
+	switch cmd {
+	case "status":
+		code = c.status(args)
+	case "explain":
+		code = c.explain(args)
+	default:
+		t.Fatalf("unknown command %s", cmd)
+	}
+	return code, stdout.String(), stderr.String()
+}
+
+// checkGolden compares got with testdata/admin/NAME.golden, or rewrites the
+// file under -update.
+func checkGolden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", "admin", name+".golden")
+	if *updateGolden {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -run %s -update to create it)", err, t.Name())
+	}
+	if got != string(want) {
+		t.Errorf("output differs from %s (go test -update rewrites it)\n--- got ---\n%s\n--- want ---\n%s", path, got, want)
+	}
+}
+
+var ansi = regexp.MustCompile("\x1b\\[[0-9;]*m")
+
+func TestStatusGolden(t *testing.T) {
+	tests := []struct {
+		name, file string
+		color      bool
+	}{
+		{"status", "services.json", false},
+		{"status-color", "services.json", true},
+		{"status-empty", "empty.json", false},
+		{"status-no-backends", "services-no-backends.json", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			url := fakeAdminAPI(t, map[string]string{"/api/v1/services": tt.file})
+			code, out, errOut := runAdminCLI(t, "status", tt.color, nil, "--admin", url)
+			if code != exitOK || errOut != "" {
+				t.Fatalf("exit %d, stderr %q", code, errOut)
+			}
+			checkGolden(t, tt.name, out)
+		})
+	}
+}
+
+// TestStatusColorKeepsAlignment checks that painting the state column
+// changes nothing but the escapes: same columns, same padding.
+func TestStatusColorKeepsAlignment(t *testing.T) {
+	for _, cmd := range []string{"status", "explain"} {
+		t.Run(cmd, func(t *testing.T) {
+			url := fakeAdminAPI(t, map[string]string{"/api/v1/services": "services.json", "/api/v1/explain": "explain.json"})
+			_, plain, _ := runAdminCLI(t, cmd, false, nil, "--admin", url)
+			_, colored, _ := runAdminCLI(t, cmd, true, nil, "--admin", url)
+			if colored == plain || !strings.Contains(colored, "\x1b[") {
+				t.Fatal("colour on printed no escapes")
+			}
+			if got := ansi.ReplaceAllString(colored, ""); got != plain {
+				t.Errorf("stripped of escapes, the coloured table differs:\n%s\nplain:\n%s", got, plain)
+			}
+		})
+	}
+}
+
+func TestStatusJSONPassesThrough(t *testing.T) {
+	for _, tt := range []struct{ cmd, path, file string }{
+		{"status", "/api/v1/services", "services.json"},
+		{"explain", "/api/v1/explain", "explain.json"},
+	} {
+		t.Run(tt.cmd, func(t *testing.T) {
+			url := fakeAdminAPI(t, map[string]string{tt.path: tt.file})
+			code, out, _ := runAdminCLI(t, tt.cmd, true, nil, "--admin", url, "--json")
+			want, err := os.ReadFile(filepath.Join("testdata", "admin", tt.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if code != exitOK || out != string(want) {
+				t.Fatalf("exit %d; --json printed\n%s\nwant the API's body as is", code, out)
+			}
+		})
+	}
+}
+
+// closedPort returns a loopback address nothing listens on.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+func TestStatusAndExplainErrors(t *testing.T) {
+	closed := closedPort(t)
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/broken/api/v1/services", "/broken/api/v1/explain":
+			w.Write([]byte(`{"not": "a list"}`))
+		case "/failing/api/v1/services", "/failing/api/v1/explain":
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusInternalServerError)
+			w.Write([]byte(`{"error": "boom"}`))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(api.Close)
+
+	tests := []struct {
+		name   string
+		args   []string
+		env    map[string]string
+		code   int
+		stdout string // substring
+		stderr string // substring
+	}{
+		{name: "unreachable", args: []string{"--admin", "http://" + closed}, code: exitRuntime,
+			stderr: "cannot reach the admin API at http://" + closed + ": dial tcp " + closed + ": connect: connection refused; is tierlb running with admin.listen set?"},
+		{name: "unreachable from env", env: map[string]string{"TIERLB_ADMIN_LISTEN": closed}, code: exitRuntime,
+			stderr: "cannot reach the admin API at http://" + closed + ":"},
+		{name: "not tierlb", args: []string{"--admin", api.URL}, code: exitRuntime, stderr: "answered 404 Not Found for /api/v1/"},
+		{name: "api error", args: []string{"--admin", api.URL + "/failing/"}, code: exitRuntime,
+			stderr: "answered 500 Internal Server Error for /api/v1/"},
+		{name: "api error text", args: []string{"--admin", api.URL + "/failing"}, code: exitRuntime, stderr: ": boom\n"},
+		{name: "bad body", args: []string{"--admin", api.URL + "/broken"}, code: exitRuntime, stderr: "does not decode"},
+		{name: "bad url", args: []string{"--admin", "ftp://x"}, code: exitConfig, stderr: "scheme must be http or https"},
+		{name: "unknown flag", args: []string{"--nope"}, code: exitConfig, stderr: "unknown flag: --nope"},
+		{name: "extra argument", args: []string{"app"}, code: exitConfig, stderr: `unexpected argument "app"`},
+		{name: "help", args: []string{"-h"}, code: exitOK, stdout: "--admin string"},
+	}
+	for _, cmd := range []string{"status", "explain"} {
+		for _, tt := range tests {
+			t.Run(cmd+"/"+tt.name, func(t *testing.T) {
+				code, out, errOut := runAdminCLI(t, cmd, false, tt.env, tt.args...)
+				if code != tt.code {
+					t.Fatalf("exit %d, want %d; stderr %q", code, tt.code, errOut)
+				}
+				if !strings.Contains(out, tt.stdout) || !strings.Contains(errOut, tt.stderr) {
+					t.Fatalf("stdout %q\nstderr %q\nwant stdout with %q, stderr with %q", out, errOut, tt.stdout, tt.stderr)
+				}
+				if tt.code != exitOK && out != "" {
+					t.Errorf("a failure printed to stdout: %q", out)
+				}
+			})
+		}
+	}
+}
+
+func TestResolveAdminURL(t *testing.T) {
+	tests := []struct{ in, want, err string }{
+		{in: "http://127.0.0.1:9090", want: "http://127.0.0.1:9090"},
+		{in: "127.0.0.1:9090", want: "http://127.0.0.1:9090"},
+		{in: "0.0.0.0:9090", want: "http://127.0.0.1:9090"},
+		{in: ":9090", want: "http://127.0.0.1:9090"},
+		{in: "[::]:9090", want: "http://[::1]:9090"},
+		{in: "[::1]:9090", want: "http://[::1]:9090"},
+		{in: "https://lb.example/tierlb/", want: "https://lb.example/tierlb"},
+		{in: "http://lb.example:9090/", want: "http://lb.example:9090"},
+		{in: "localhost:9090", want: "http://localhost:9090"},
+		{in: "ftp://lb:21", err: "scheme must be http or https"},
+		{in: "http://", err: "want http://HOST:PORT[/PATH]"},
+		{in: "http://u:p@lb:9090", err: "want http://HOST:PORT[/PATH]"},
+		{in: "http://lb:9090/?x=1", err: "want http://HOST:PORT[/PATH]"},
+		{in: "http://[::1", err: "invalid admin URL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := resolveAdminURL(tt.in)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("resolveAdminURL(%q) = %q, %v; want an error with %q", tt.in, got, err, tt.err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("resolveAdminURL(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+			}
+		})
+	}
+}
+
+func FuzzResolveAdminURL(f *testing.F) {
+	for _, s := range []string{"127.0.0.1:9090", "http://[::]:1/x/", ":9090", "https://a/b?c", "%zz", "http://[::1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := resolveAdminURL(s)
+		if err != nil {
+			return
+		}
+		// What it returns must itself resolve to the same URL, and be
+		// something an HTTP client can GET.
+		again, err := resolveAdminURL(got)
+		if err != nil || again != got {
+			t.Fatalf("resolveAdminURL(%q) = %q, which resolves to %q, %v", s, got, again, err)
+		}
+		if _, err := http.NewRequest("GET", got+"/api/v1/services", nil); err != nil {
+			t.Fatalf("resolveAdminURL(%q) = %q: not a request URL: %v", s, got, err)
+		}
+	})
+}
+
+func TestByteAndSinceText(t *testing.T) {
+	for _, tt := range []struct {
+		n    uint64
+		want string
+	}{{0, "0 B"}, {1023, "1023 B"}, {1024, "1.0 KiB"}, {9437184, "9.0 MiB"}, {5905580032, "5.5 GiB"}, {^uint64(0), "16.0 EiB"}} {
+		if got := byteText(tt.n); got != tt.want {
+			t.Errorf("byteText(%d) = %q, want %q", tt.n, got, tt.want)
+		}
+	}
+	for _, tt := range []struct {
+		d    time.Duration
+		want string
+	}{{0, "just now"}, {-time.Minute, "just now"}, {3 * time.Second, "3s ago"}, {306 * time.Second, "5m6s ago"}} {
+		if got := sinceText(tt.d); got != tt.want {
+			t.Errorf("sinceText(%v) = %q, want %q", tt.d, got, tt.want)
+		}
+	}
+}

@@ -87,6 +87,7 @@ func setup(ctx context.Context, opts options, log *slog.Logger, targets []*targe
 	if err := goBuild(ctx, tl.path("go"), root, e.whoamiBin, "./cmd/whoami", true); err != nil {
 		return e, err
 	}
+	tl.Versions["tierlb"] = gitDescribe(ctx, root)
 	e.tierlbBin = filepath.Join(tmp, "tierlb")
 	if err := goBuild(ctx, tl.path("go"), root, e.tierlbBin, "./cmd/tierlb", false); err != nil {
 		log.Warn("tierlb does not build; its columns are skipped", "err", err)
@@ -162,4 +163,19 @@ func firstLine(s string) string {
 		line = line[:300] + "..."
 	}
 	return line
+}
+
+// gitDescribe names the tierlb source that was measured: the commit, and
+// "+uncommitted changes" when the work tree differs from it.
+func gitDescribe(ctx context.Context, root string) string {
+	out, err := exec.CommandContext(ctx, "git", "-C", root, "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "unknown (not a git checkout)"
+	}
+	desc := "commit " + strings.TrimSpace(string(out))
+	st, err := exec.CommandContext(ctx, "git", "-C", root, "status", "--porcelain", "--untracked-files=no").Output()
+	if err == nil && len(strings.TrimSpace(string(st))) > 0 {
+		desc += " + uncommitted changes"
+	}
+	return desc
 }

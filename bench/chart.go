@@ -35,7 +35,12 @@ func chartSVG(res *results) string {
 			bars = append(bars, bar{t, barColors[i%len(barColors)]})
 		}
 	}
-	rows := res.rows()
+	var rows []rowDef
+	for _, r := range res.rows() {
+		if !r.Reference {
+			rows = append(rows, r)
+		}
+	}
 	groupH := len(bars)*barH + gap
 	height := top + len(rows)*groupH + 40
 	width := labelW + plotW + 70

@@ -40,36 +40,39 @@ type rowDef struct {
 	Scenario, Metric, Label string
 	Higher                  bool // higher is better
 	Format                  func(float64) string
+	// Reference rows describe the setup, not a proxy; the chart skips them.
+	Reference bool
 }
 
 // mainRows follow the issue's table, plus the rows the issue asks for
 // beyond it (p50, CPU per connection, the fd-limit count, the pipe cliff).
 func mainRows(cliffMax int) []rowDef {
 	rows := []rowDef{
-		{"keepalive", "rps", "small requests, keep-alive, 64 conns: req/s", true, fmtRate},
-		{"keepalive", "p50_ms", "p50 of those (ms)", false, fmtMs},
-		{"keepalive", "p99_ms", "p99 of those (ms)", false, fmtMs},
-		{"keepalive", "cpu_per_100k", "proxy CPU seconds per 100k of those", false, fmt2},
-		{"close", "rps", "new connection per request: req/s", true, fmtRate},
-		{"close", "p99_ms", "p99 of those (ms)", false, fmtMs},
-		{"close", "cpu_per_100k", "proxy CPU seconds per 100k connections", false, fmt2},
-		{"bulk", "mbps", "1 MiB responses, 8 conns: MB/s", true, fmt0},
-		{"bulk", "cpu_per_gb", "proxy CPU seconds per GB (1 MiB responses)", false, fmt2},
-		{"iperf", "mbps", "iperf3 stream: MB/s", true, fmt0},
-		{"iperf", "cpu_per_gb", "proxy CPU seconds per GB (iperf3)", false, fmt2},
-		{"idle", "rss_kb_per_conn", "3,000 idle connections: RSS per connection (KB)", false, fmt1},
-		{"idle", "fds_per_conn", "fds per idle connection", false, fmt2},
-		{"idle", "slab_kb_per_conn", "kernel slab per idle connection (KB, machine-wide)", false, fmt1},
-		{"idle", "max_conns", "idle connections held within the fd limit", true, fmt0},
-		{"idle", "max_rss_kb_per_conn", "RSS per connection at that count (KB)", false, fmt1},
+		{"keepalive", "rps", "small requests, keep-alive, 64 conns: req/s", true, fmtRate, false},
+		{"keepalive", "p50_ms", "p50 of those (ms)", false, fmtMs, false},
+		{"keepalive", "p99_ms", "p99 of those (ms)", false, fmtMs, false},
+		{"keepalive", "cpu_per_100k", "proxy CPU seconds per 100k of those", false, fmt2, false},
+		{"keepalive", "backend_cpu_per_100k", "backend (whoami) CPU seconds per 100k of those, for reference", false, fmt2, true},
+		{"close", "rps", "new connection per request: req/s", true, fmtRate, false},
+		{"close", "p99_ms", "p99 of those (ms)", false, fmtMs, false},
+		{"close", "cpu_per_100k", "proxy CPU seconds per 100k connections", false, fmt2, false},
+		{"bulk", "mbps", "1 MiB responses, 8 conns: MB/s", true, fmt0, false},
+		{"bulk", "cpu_per_gb", "proxy CPU seconds per GB (1 MiB responses)", false, fmt2, false},
+		{"iperf", "mbps", "iperf3 stream: MB/s", true, fmt0, false},
+		{"iperf", "cpu_per_gb", "proxy CPU seconds per GB (iperf3)", false, fmt2, false},
+		{"idle", "rss_kb_per_conn", "3,000 idle connections: RSS per connection (KB)", false, fmt1, false},
+		{"idle", "fds_per_conn", "fds per idle connection", false, fmt2, false},
+		{"idle", "slab_kb_per_conn", "kernel slab per idle connection (KB, machine-wide)", false, fmt1, false},
+		{"idle", "max_conns", "idle connections held within the fd limit", true, fmt0, false},
+		{"idle", "max_rss_kb_per_conn", "RSS per connection at that count (KB)", false, fmt1, false},
 	}
 	if cliffMax > 0 {
 		rows = append(rows,
-			rowDef{"cliff", fmt.Sprintf("mbps@%d", cliffMax), fmt.Sprintf("1 MiB responses as nobody, %d conns: MB/s", cliffMax), true, fmt0},
-			rowDef{"cliff", fmt.Sprintf("cpu_per_gb@%d", cliffMax), "proxy CPU seconds per GB of those", false, fmt2})
+			rowDef{"cliff", fmt.Sprintf("mbps@%d", cliffMax), fmt.Sprintf("1 MiB responses as nobody, %d conns: MB/s", cliffMax), true, fmt0, false},
+			rowDef{"cliff", fmt.Sprintf("cpu_per_gb@%d", cliffMax), "proxy CPU seconds per GB of those", false, fmt2, false})
 	}
 	rows = append(rows,
-		rowDef{"strace", "ka_syscalls_per_req", "proxy syscalls per small request (strace)", false, fmt2})
+		rowDef{"strace", "ka_syscalls_per_req", "proxy syscalls per small request (strace)", false, fmt2, false})
 	return rows
 }
 

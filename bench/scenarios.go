@@ -61,16 +61,24 @@ func cpuSeconds(ticks uint64) float64 { return float64(ticks) / clkTck }
 
 // measuredWrk runs wrk and the proxy's CPU delta around it.
 func measuredWrk(ctx context.Context, e *env, r *running, l wrkLoad) (wrkResult, float64, error) {
+	res, cpu, _, err := measuredWrkBackend(ctx, e, r, l)
+	return res, cpu, err
+}
+
+// measuredWrkBackend also returns the backend's CPU seconds.
+func measuredWrkBackend(ctx context.Context, e *env, r *running, l wrkLoad) (res wrkResult, cpu, backend float64, err error) {
 	if l.Threads == 0 {
 		l.Threads = e.threads
 	}
+	backend0 := cpuTicks([]int{e.whoamiPID})
 	before := r.cpuTicks()
-	res, err := runWrk(ctx, e.tools.path("wrk"), l)
-	cpu := cpuSeconds(r.cpuTicks() - before)
+	res, err = runWrk(ctx, e.tools.path("wrk"), l)
+	cpu = cpuSeconds(r.cpuTicks() - before)
+	backend = cpuSeconds(cpuTicks([]int{e.whoamiPID}) - backend0)
 	if err == nil {
 		err = r.alive()
 	}
-	return res, cpu, err
+	return res, cpu, backend, err
 }
 
 // errorShare notes failed requests; a few under load are information, many
@@ -85,15 +93,18 @@ func errorShare(o *outcome, res wrkResult) {
 
 func runKeepalive(ctx context.Context, e *env, r *running) (outcome, error) {
 	var o outcome
-	res, cpu, err := measuredWrk(ctx, e, r, wrkLoad{URL: "http://" + r.httpAddr + "/", Conns: smallConns, Duration: e.opts.Duration})
+	res, cpu, backend, err := measuredWrkBackend(ctx, e, r, wrkLoad{URL: "http://" + r.httpAddr + "/", Conns: smallConns, Duration: e.opts.Duration})
 	if err != nil {
 		return o, err
 	}
 	o.set("rps", res.ReqPerSec)
 	o.set("p50_ms", ms(res.LatencyP50))
 	o.set("p99_ms", ms(res.LatencyP99))
-	if r.t.Proxy && res.Requests > 0 {
-		o.set("cpu_per_100k", cpu/float64(res.Requests)*1e5)
+	if res.Requests > 0 {
+		o.set("backend_cpu_per_100k", backend/float64(res.Requests)*1e5)
+		if r.t.Proxy {
+			o.set("cpu_per_100k", cpu/float64(res.Requests)*1e5)
+		}
 	}
 	errorShare(&o, res)
 	return o, nil

@@ -29,6 +29,7 @@ type env struct {
 	whoamiBin string
 
 	whoamiAddr string
+	whoamiPID  int // its CPU shows whether the backend, not the proxy, limits a row
 	iperfPort  int
 }
 
@@ -112,6 +113,7 @@ func setup(ctx context.Context, opts options, log *slog.Logger, targets []*targe
 	if err := waitListening(ctx, w, []int{port}, 10*time.Second); err != nil {
 		return e, err
 	}
+	e.whoamiPID = w.pid()
 	return e, nil
 }
 

@@ -29,7 +29,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		}
 		if addr := s.listenAddr(); !isLoopback(addr) {
 			s.writeError(w, http.StatusForbidden, fmt.Errorf(
-				"runtime changes are disabled: admin.token is not set and the admin listener %s is not loopback; "+
+				"runtime changes are disabled: admin.token is not set and the admin listener %q is not loopback; "+
 					"set admin.token (or TIERLB_ADMIN_TOKEN), or listen on 127.0.0.1", addr))
 			return
 		}

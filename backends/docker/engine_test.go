@@ -169,6 +169,13 @@ func newTestEnv(t *testing.T) *testEnv {
 // 172.31.240.0/20, away from Docker's default pools.
 func (e *testEnv) network(name string) string {
 	e.t.Helper()
+	return e.bridge(name, true)
+}
+
+// bridge creates a bridge network on a free test subnet; internal=false only
+// for the network that carries a port published on 127.0.0.1.
+func (e *testEnv) bridge(name string, internal bool) string {
+	e.t.Helper()
 	subnetMu.Lock()
 	defer subnetMu.Unlock()
 	full := e.prefix + "-" + name
@@ -189,7 +196,7 @@ func (e *testEnv) network(name string) string {
 			continue
 		}
 		_, err := e.cli.NetworkCreate(ctx, full, client.NetworkCreateOptions{
-			Driver: "bridge", Internal: true, Labels: map[string]string{testLabel: "1"},
+			Driver: "bridge", Internal: internal, Labels: map[string]string{testLabel: "1"},
 			IPAM: &network.IPAM{Config: []network.IPAMConfig{{Subnet: cand}}},
 		})
 		if err != nil && strings.Contains(err.Error(), "overlap") {

@@ -152,4 +152,3 @@ func TestEngineEventStreamCut(t *testing.T) {
 		return len(s) == 1 && s[0].Container == late
 	})
 }
-

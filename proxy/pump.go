@@ -5,7 +5,6 @@ import (
 	"net"
 	"sync"
 	"syscall"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -17,9 +16,9 @@ type copyMode uint8
 const (
 	// copyAuto is copyHybrid with ZeroCopy and copyBuffer without.
 	copyAuto copyMode = iota
-	// copyHybrid reads small messages with recvmsg into a pooled buffer and
-	// splices bursts (the HAProxy pattern): 2 syscalls per small message,
-	// zero copy for bulk.
+	// copyHybrid reads small messages into a pooled buffer and splices
+	// bursts (the HAProxy pattern): read and write instead of two splices
+	// per small message, zero copy for bulk.
 	copyHybrid
 	// copySplice splices every byte through a pooled pipe.
 	copySplice
@@ -37,8 +36,8 @@ func (m copyMode) String() string {
 const (
 	// bufSize is the pooled buffer of the read/write path.
 	bufSize = 32 << 10
-	// bulkMin is the backlog at which the hybrid mode switches from
-	// copying to splicing, and the burst below which it switches back.
+	// bulkMin is the burst below which the hybrid mode goes back from
+	// splicing to reading; a full bufSize read switches it to splicing.
 	bulkMin = 32 << 10
 	// flushEvery is how many bytes a direction moves before adding them to
 	// the backend's counters, so long connections show up in metrics
@@ -69,9 +68,6 @@ const (
 	stepStop              // EOF, an error, or bytes waiting for dst to drain
 )
 
-// cmsgInq is room for the one control message TCP_INQ adds.
-var cmsgInq = unix.CmsgSpace(4)
-
 // pump moves one direction from src to dst on the bare sockets, through
 // their RawConns so every wait happens in Go's netpoller. Its fields belong
 // to the goroutine running it; the callbacks run synchronously in it.
@@ -85,7 +81,7 @@ type pump struct {
 	dstFD    int // valid while the pump runs: dst is closed only after it returns
 
 	splice bool // may splice
-	probe  bool // start each wakeup with recvmsg, not splice
+	probe  bool // start each wakeup with a read, not a splice
 	bulk   bool // inside a burst: splice
 
 	pipe     *pipe
@@ -102,11 +98,6 @@ type pump struct {
 	werr     error
 	readable func(uintptr) bool
 	writable func(uintptr) bool
-
-	// recvmsg arguments, kept here so a call allocates nothing.
-	iov unix.Iovec
-	msg unix.Msghdr
-	oob [32]byte
 }
 
 func (p *pump) init(mode copyMode) error {
@@ -227,14 +218,16 @@ func (p *pump) spliceIn(fd int) step {
 	return stepAgain
 }
 
-// recvIn reads into a pooled buffer and writes it on. TCP_INQ tells how much
-// is left: nothing means park now, skipping the read that would only say
-// EAGAIN; a lot means a burst worth splicing.
+// recvIn reads into a pooled buffer and writes it on. A full buffer means
+// a burst worth splicing. A short read still needs one more read that says
+// EAGAIN before parking: Go's netpoller drops the epoll event mask, so a
+// FIN or RST that arrived with the data would otherwise go unseen. (TCP_INQ
+// reports a pending FIN but not an RST, which we measured the hard way.)
 func (p *pump) recvIn(fd int) step {
 	if p.buf == nil {
 		p.buf = p.cp.bufs.Get().(*[bufSize]byte)
 	}
-	n, inq, err := p.recvmsg(fd, p.buf[:])
+	n, err := unix.Read(fd, p.buf[:])
 	switch {
 	case err == unix.EINTR:
 		return stepAgain
@@ -252,42 +245,11 @@ func (p *pump) recvIn(fd int) step {
 	if !p.writeOut() {
 		return stepStop
 	}
-	switch {
-	case inq == 0:
-		// The kernel reports a pending FIN as inq 1, so 0 really is
-		// "nothing more": any new segment wakes the poller.
-		p.putBuf()
-		return stepPark
-	case p.splice && !p.noPipe && inq >= bulkMin:
+	if p.splice && !p.noPipe && n == bufSize {
 		p.putBuf()
 		p.bulk = true
 	}
 	return stepAgain
-}
-
-// recvmsg is recvmsg(2) with the TCP_INQ control message; inq is -1 when
-// the kernel did not send one.
-func (p *pump) recvmsg(fd int, b []byte) (n, inq int, err error) {
-	p.iov.Base = &b[0]
-	p.iov.SetLen(len(b))
-	p.msg.Iov = &p.iov
-	p.msg.Iovlen = 1
-	p.msg.Control = &p.oob[0]
-	p.msg.SetControllen(cmsgInq)
-	p.msg.Flags = 0
-	r, _, e := unix.Syscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&p.msg)), 0)
-	p.iov.Base = nil // do not keep a pooled buffer alive
-	if e != 0 {
-		return 0, -1, e
-	}
-	inq = -1
-	if int(p.msg.Controllen) >= unix.CmsgLen(4) {
-		h := (*unix.Cmsghdr)(unsafe.Pointer(&p.oob[0]))
-		if h.Level == unix.IPPROTO_TCP && h.Type == unix.TCP_CM_INQ {
-			inq = int(*(*int32)(unsafe.Pointer(&p.oob[unix.CmsgLen(0)])))
-		}
-	}
-	return int(r), inq, nil
 }
 
 // writeOut writes what is pending to dst; false if dst is full or failed.

@@ -34,10 +34,6 @@ var legOptions = [...]sockopt{
 	{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, int(keepAliveInterval / time.Second)},
 	{unix.IPPROTO_TCP, unix.TCP_KEEPCNT, keepAliveCount},
 	{unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(userTimeout / time.Millisecond)},
-	// TCP_INQ makes recvmsg report what is left in the receive queue (and
-	// a pending FIN), so the copy loop can park after a message without the
-	// extra read that would only return EAGAIN.
-	{unix.IPPROTO_TCP, unix.TCP_INQ, 1},
 }
 
 // setLegOptions applies legOptions (and SO_REUSEPORT when asked) to a raw
@@ -53,11 +49,6 @@ func setLegOptions(c syscall.RawConn, reusePort bool) error {
 		}
 		for _, o := range legOptions {
 			if err := unix.SetsockoptInt(int(fd), o.level, o.name, o.value); err != nil {
-				// TCP_INQ needs Linux 4.18; without it the copy loop
-				// reads until EAGAIN, which is merely slower.
-				if o.name == unix.TCP_INQ && o.level == unix.IPPROTO_TCP {
-					continue
-				}
 				serr = fmt.Errorf("set socket option %d/%d: %w", o.level, o.name, err)
 				return
 			}

@@ -1,0 +1,98 @@
+package proxy
+
+import (
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+// The copy-loop benchmarks compare the copy modes on loopback:
+//
+//	go test -run '^$' -bench . -benchmem ./proxy/
+//
+// Loopback makes the proxy's own cost a large share of the total, which is
+// what these are for; bench/ measures whole proxies against each other.
+
+// BenchmarkPingPong is the small-request pattern: one connection, a 64-byte
+// message and its echo per op.
+func BenchmarkPingPong(b *testing.B) {
+	for _, mode := range allModes {
+		b.Run(mode.String(), func(b *testing.B) {
+			be := startBackend(b, echo)
+			s := startService(b, Config{ZeroCopy: true}, staticSet(b, be.addr()), mode)
+			c := dial(b, s)
+			msg := make([]byte, 64)
+			buf := make([]byte, 64)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				if _, err := c.Write(msg); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(c, buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkBulk streams 1 MiB per op from client to backend.
+func BenchmarkBulk(b *testing.B) {
+	const chunk = 1 << 20
+	for _, mode := range allModes {
+		b.Run(mode.String(), func(b *testing.B) {
+			got := make(chan int64, 1)
+			be := startBackend(b, func(c net.Conn) {
+				n, _ := io.Copy(io.Discard, c)
+				got <- n
+			})
+			s := startService(b, Config{ZeroCopy: true}, staticSet(b, be.addr()), mode)
+			c := dial(b, s)
+			buf := make([]byte, chunk)
+			b.SetBytes(chunk)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				if _, err := c.Write(buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+			c.CloseWrite()
+			select {
+			case n := <-got:
+				if n != int64(b.N)*chunk {
+					b.Fatalf("backend got %d bytes, want %d", n, int64(b.N)*chunk)
+				}
+			case <-time.After(30 * time.Second):
+				b.Fatal("backend did not get everything")
+			}
+		})
+	}
+}
+
+// BenchmarkAcceptToDial is a new connection per op: accept, pick, dial,
+// one byte back to the client, close.
+func BenchmarkAcceptToDial(b *testing.B) {
+	for _, mode := range allModes {
+		b.Run(mode.String(), func(b *testing.B) {
+			be := startBackend(b, func(c net.Conn) { c.Write([]byte{1}) })
+			s := startService(b, Config{ZeroCopy: true}, staticSet(b, be.addr()), mode)
+			addr := s.Addr().String()
+			one := make([]byte, 1)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(c, one); err != nil {
+					b.Fatal(err)
+				}
+				c.Close()
+			}
+		})
+	}
+}

@@ -41,6 +41,8 @@ type options struct {
 	CliffConns []int         `json:"cliff_conns"`
 	Threads    int           `json:"threads"`
 	KeepTmp    bool          `json:"-"`
+	// Note is free text for the results, e.g. what else ran on the machine.
+	Note string `json:"note,omitempty"`
 }
 
 func main() {
@@ -168,6 +170,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&cliff, "cliff-conns", "16,64,128,256", "connection counts of the pipe-budget scenario")
 	fs.IntVar(&o.Threads, "threads", runtime.NumCPU(), "HAProxy nbthread, nginx workers and wrk threads")
 	fs.BoolVar(&o.KeepTmp, "keep-tmp", false, "keep the temp dir with configs and proxy logs")
+	fs.StringVar(&o.Note, "note", "", "free text recorded in the results (what else the machine was doing)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

@@ -50,16 +50,12 @@ func TestStopAllKillsTheGroup(t *testing.T) {
 	if !found {
 		t.Errorf("descendants(%d) = %v lacks %d", p.pid(), descendants(p.pid()), child)
 	}
-	start := time.Now()
 	ps.stopAll()
 	if !p.exited() {
 		t.Error("the shell survived stopAll")
 	}
 	if !waitGone(child, 5*time.Second) {
 		t.Errorf("grandchild %d survived stopAll", child)
-	}
-	if time.Since(start) > 10*time.Second {
-		t.Errorf("stopAll took %s", time.Since(start))
 	}
 }
 

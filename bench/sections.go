@@ -47,6 +47,9 @@ func writeMachine(b *strings.Builder, res *results) {
 	l := summarize(loads)
 	fmt.Fprintf(b, "- how busy the shared machine was: 1-minute load average %.2f before the first run; at the start of each run median %.2f (min %.2f, max %.2f) on %d CPUs. Load above the CPU count means other work (builds, tests) competed with the benchmark.\n",
 		res.LoadBefore, l.Median, l.Min, l.Max, res.Machine.NProc)
+	if res.Options.Note != "" {
+		fmt.Fprintf(b, "- note: %s\n", res.Options.Note)
+	}
 	for _, t := range res.Targets {
 		if t.Unavailable != "" {
 			fmt.Fprintf(b, "- **%s not measured**: %s\n", t.Label, t.Unavailable)

@@ -22,7 +22,8 @@ var pageTemplate = template.Must(template.New("page").Funcs(template.FuncMap{
 type pageData struct {
 	Now      time.Time
 	Services []pageService
-	// Unrouted are the containers discovery saw but does not route.
+	// Unrouted are the containers discovery saw but does not route, and
+	// routed ones with warnings.
 	Unrouted []Explanation
 	Explain  bool
 	Pprof    bool
@@ -64,7 +65,7 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.opts.Explain != nil {
 		for _, e := range s.opts.Explain() {
-			if !e.Routed {
+			if !e.Routed || len(e.Warnings) > 0 {
 				data.Unrouted = append(data.Unrouted, e)
 			}
 		}

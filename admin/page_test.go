@@ -59,7 +59,10 @@ func TestStatusPageContent(t *testing.T) {
 
 	h := New(Options{
 		Services: ServiceList{{Name: "app", Listen: "0.0.0.0:8080", Set: set}},
-		Explain:  func() []Explanation { return testExplanations },
+		Explain: func() []Explanation {
+			return append(testExplanations, Explanation{Name: "web-2", Service: "app", Routed: true,
+				Warnings: []string{"unknown label tierlb.wieght", "tierlb.port overruled by web-1"}})
+		},
 	}).Handler()
 	rec := httptestRecord(h, "GET", "/", "127.0.0.1:9090", nil)
 	if rec.Code != 200 {
@@ -76,7 +79,8 @@ func TestStatusPageContent(t *testing.T) {
 		`<td class="num">3.0 MiB</td>`,
 		`<td class="num">1.5 KiB</td>`,
 		`title="connection refused">fail just now</td>`,
-		`<td>cron</td><td>-</td><td class="reason">no tierlb.service label</td>`,
+		`<td>cron</td><td>-</td><td>no</td><td class="reason">no tierlb.service label</td><td class="reason"></td>`,
+		`<td>web-2</td><td>app</td><td>yes</td><td class="reason">-</td><td class="reason">unknown label tierlb.wieght; tierlb.port overruled by web-1</td>`,
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %s", want)

@@ -47,8 +47,11 @@ type Explanation struct {
 	Address string `json:"address"`
 	// Routed reports whether the container is a backend of Service.
 	Routed bool `json:"routed"`
-	// Reason says why it is or is not routed.
+	// Reason says why it is not routed (or why it is draining).
 	Reason string `json:"reason"`
+	// Warnings are problems that do not stop routing, such as unknown
+	// labels or label settings overruled by an older replica.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // list returns the services of s; a nil s has none.

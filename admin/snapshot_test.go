@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tierlb/tierlb/backends"
+	"github.com/tierlb/tierlb/backends/docker"
 )
 
 // TestServicesJSONShape pins the documented field names and values: scripts
@@ -89,4 +90,15 @@ func equalJSON(t *testing.T, a, b any) bool {
 		t.Fatal(err)
 	}
 	return string(ja) == string(jb)
+}
+
+// TestExplanationConvertsFromDocker keeps Explanation field-for-field equal
+// to the Docker provider's, so cmd/ converts with admin.Explanation(e).
+func TestExplanationConvertsFromDocker(t *testing.T) {
+	d := docker.Explanation{Container: "c", Name: "n", Service: "s", Network: "net", Address: "a:1", Routed: true,
+		Reason: "r", Warnings: []string{"w"}}
+	e := Explanation(d)
+	if e.Name != "n" || e.Address != "a:1" || !e.Routed || len(e.Warnings) != 1 {
+		t.Fatalf("converted %+v from %+v", e, d)
+	}
 }

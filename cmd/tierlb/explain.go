@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/tierlb/tierlb/admin"
@@ -58,8 +59,12 @@ func (c *adminCLI) printExplain(list []admin.Explanation) {
 		if len(id) > 12 {
 			id = id[:12] // Docker's short ID
 		}
+		reason := e.Reason
+		if len(e.Warnings) > 0 {
+			reason = strings.TrimPrefix(reason+"; warnings: "+strings.Join(e.Warnings, "; "), "; ")
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			dash(e.Name), dash(id), dash(e.Service), c.paint(yes, yes), dash(e.Network), dash(e.Address), e.Reason)
+			dash(e.Name), dash(id), dash(e.Service), c.paint(yes, yes), dash(e.Network), dash(e.Address), dash(reason))
 	}
 	tw.Flush()
 	fmt.Fprintf(c.stdout, "\n%d of %d containers routed\n", routed, len(list))

@@ -1,0 +1,70 @@
+package proxy
+
+import (
+	"bytes"
+	"net"
+	"net/netip"
+	"testing"
+
+	proxyproto "github.com/pires/go-proxyproto"
+)
+
+// FuzzParseProxyHeader: any input either fails or yields a header whose
+// addresses survive a round trip, and the bytes handed on to the backend
+// are exactly the ones that followed the header.
+func FuzzParseProxyHeader(f *testing.F) {
+	src := &net.TCPAddr{IP: net.ParseIP("203.0.113.7"), Port: 4444}
+	dst := &net.TCPAddr{IP: net.ParseIP("198.51.100.1"), Port: 443}
+	src6 := &net.TCPAddr{IP: net.ParseIP("2001:db8::1"), Port: 1}
+	dst6 := &net.TCPAddr{IP: net.ParseIP("2001:db8::2"), Port: 2}
+	for _, v := range []byte{1, 2} {
+		for _, pair := range [][2]*net.TCPAddr{{src, dst}, {src6, dst6}} {
+			h, _ := proxyproto.HeaderProxyFromAddrs(v, pair[0], pair[1]).Format()
+			f.Add(h)
+			f.Add(append(h, "GET / HTTP/1.1\r\n\r\n"...))
+		}
+	}
+	f.Add([]byte("PROXY UNKNOWN\r\nhello"))
+	f.Add([]byte("PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n"))
+	f.Add([]byte("GET / HTTP/1.1\r\n"))
+	f.Add(append([]byte(nil), proxyproto.SIGV2...))
+	f.Add(append(append([]byte(nil), proxyproto.SIGV2...), 0x20, 0x00, 0x00, 0x00, 'x'))
+
+	f.Fuzz(func(t *testing.T, in []byte) {
+		r := bytes.NewReader(in)
+		h, err := parseProxyHeader(r)
+		if err != nil {
+			return
+		}
+		consumed := len(in) - r.Len()
+		hdrLen := consumed - len(h.rest)
+		if hdrLen <= 0 || !bytes.Equal(in[hdrLen:consumed], h.rest) {
+			t.Fatalf("rest %q is not what followed a %d-byte header in %q", h.rest, hdrLen, in)
+		}
+		if h.src.IsValid() != h.dst.IsValid() {
+			t.Fatalf("one address without the other: %v %v", h.src, h.dst)
+		}
+		if !h.src.IsValid() {
+			return
+		}
+		for _, v := range []byte{1, 2} {
+			out, err := formatProxyHeader(v, h.src, h.dst)
+			if err != nil {
+				t.Fatalf("format v%d of %v %v: %v", v, h.src, h.dst, err)
+			}
+			back, err := parseProxyHeader(bytes.NewReader(out))
+			if err != nil {
+				t.Fatalf("parse our own v%d header %q: %v", v, out, err)
+			}
+			if !sameAddr(back.src, h.src) || !sameAddr(back.dst, h.dst) || len(back.rest) != 0 {
+				t.Fatalf("v%d round trip: %v %v -> %v %v", v, h.src, h.dst, back.src, back.dst)
+			}
+		}
+	})
+}
+
+// sameAddr compares addresses the way a header carries them: an IPv4
+// address may come back as its IPv4-mapped IPv6 form in a mixed header.
+func sameAddr(a, b netip.AddrPort) bool {
+	return a.Port() == b.Port() && a.Addr().Unmap() == b.Addr().Unmap()
+}

@@ -1,0 +1,270 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tierlb/tierlb/backends"
+)
+
+// TestShutdown: the listener closes first; an open connection that
+// finishes within the drain window finishes; one still open at the
+// deadline is cut and logged as drain.
+func TestShutdown(t *testing.T) {
+	tests := []struct {
+		name     string
+		finishes bool
+	}{
+		{"completes within drain", true},
+		{"cut at deadline", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			be := startBackend(t, echo)
+			al := &accessLog{}
+			s, err := NewService(Config{Name: "sd", Listen: "127.0.0.1:0", AccessLog: true, ZeroCopy: true},
+				staticSet(t, be.addr()), Options{Logger: slog.New(al)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Listen(); err != nil {
+				t.Fatal(err)
+			}
+			served := make(chan error, 1)
+			go func() { served <- s.Serve(context.Background()) }()
+			addr := s.Addr().String()
+			c := dial(t, s)
+			roundTrip(t, c, "before")
+
+			drain := 400 * time.Millisecond
+			ctx, cancel := context.WithTimeout(context.Background(), drain)
+			defer cancel()
+			shut := make(chan time.Duration, 1)
+			t0 := time.Now()
+			go func() {
+				s.Shutdown(ctx)
+				shut <- time.Since(t0)
+			}()
+			if err := <-served; err != nil {
+				t.Fatalf("serve: %v", err)
+			}
+			if nc, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+				nc.Close()
+				t.Fatal("listener still accepts during drain")
+			}
+			roundTrip(t, c, "during drain")
+			if tt.finishes {
+				c.CloseWrite()
+				if err := readEnd(c, 5*time.Second); err != io.EOF {
+					t.Fatalf("finishing connection ended with %v", err)
+				}
+				if d := <-shut; d >= drain {
+					t.Errorf("shutdown took %v, want it done before the %v deadline", d, drain)
+				}
+				if end := al.waitEnd(t); end != EndClientClose {
+					t.Errorf("end = %q, want %q", end, EndClientClose)
+				}
+				return
+			}
+			if err := readEnd(c, 5*time.Second); err != io.EOF {
+				t.Fatalf("cut connection ended with %v, want EOF", err)
+			}
+			if d := <-shut; d < drain || d > drain+time.Second {
+				t.Errorf("shutdown took %v, want about %v", d, drain)
+			}
+			if end := al.waitEnd(t); end != EndDrain {
+				t.Errorf("end = %q, want %q", end, EndDrain)
+			}
+			if s.Active() != 0 {
+				t.Errorf("active after shutdown: %d", s.Active())
+			}
+		})
+	}
+}
+
+// flakyListener fails its first n accepts with err, then accepts for real.
+type flakyListener struct {
+	*net.TCPListener
+	mu    sync.Mutex
+	n     int
+	err   error
+	times []time.Time
+}
+
+func (f *flakyListener) AcceptTCP() (*net.TCPConn, error) {
+	f.mu.Lock()
+	if f.n > 0 {
+		f.n--
+		f.times = append(f.times, time.Now())
+		f.mu.Unlock()
+		return nil, f.err
+	}
+	f.mu.Unlock()
+	return f.TCPListener.AcceptTCP()
+}
+
+// TestAcceptBackoff: accept errors back off, doubling from 5ms, and the
+// loop recovers to serve once they stop.
+func TestAcceptBackoff(t *testing.T) {
+	be := startBackend(t, echo)
+	s := newTestService(t, Config{ZeroCopy: true}, staticSet(t, be.addr()), copyAuto)
+	fl := &flakyListener{TCPListener: s.ln, n: 6, err: os.NewSyscallError("accept4", unix.EMFILE)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.acceptLoop(ctx, fl) }()
+	t.Cleanup(func() {
+		cancel()
+		s.closeListener()
+		<-done
+		s.Shutdown(context.Background())
+	})
+	roundTrip(t, dial(t, s), "served after EMFILE")
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	if len(fl.times) != 6 {
+		t.Fatalf("failing accepts: %d, want 6", len(fl.times))
+	}
+	// Gaps: 5, 10, 20, 40, 80 ms; total at least 155 ms.
+	for i := 1; i < len(fl.times); i++ {
+		want := minBackoff << (i - 1)
+		if gap := fl.times[i].Sub(fl.times[i-1]); gap < want {
+			t.Errorf("gap %d = %v, want at least %v", i, gap, want)
+		}
+	}
+}
+
+// TestEMFILERecovers runs a service in a child process whose descriptor
+// limit is a few above what it uses, fills it with connections, and checks
+// that the accept loop neither spins nor exits and serves again once
+// descriptors are free.
+func TestEMFILERecovers(t *testing.T) {
+	if os.Getenv("TIERLB_EMFILE_CHILD") != "" {
+		emfileChild()
+		return
+	}
+	be := startBackend(t, echo)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestEMFILERecovers$")
+	cmd.Env = append(os.Environ(), "TIERLB_EMFILE_CHILD=1", "TIERLB_EMFILE_BACKEND="+be.addr())
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		cmd.Wait()
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("child address: %v (stderr %s)", err, stderr.String())
+	}
+	addr := strings.TrimSpace(line)
+
+	// Open connections until one is not served: the child ran out.
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	stuck := -1
+	for i := 0; i < 40 && stuck < 0; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+		c.SetDeadline(time.Now().Add(300 * time.Millisecond))
+		if _, err := c.Write([]byte("x")); err != nil {
+			stuck = i
+			break
+		}
+		if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+			stuck = i
+		}
+		c.SetDeadline(time.Time{})
+	}
+	if stuck < 0 {
+		t.Fatal("the child never ran out of descriptors")
+	}
+	// Wait through a few backoff rounds, then free descriptors.
+	time.Sleep(time.Second)
+	for _, c := range held[:stuck] {
+		c.Close()
+	}
+	held = held[stuck:]
+	ok := false
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && !ok; {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		_, werr := c.Write([]byte("y"))
+		_, rerr := io.ReadFull(c, make([]byte, 1))
+		ok = werr == nil && rerr == nil
+	}
+	if !ok {
+		t.Fatalf("service did not recover after descriptors were freed; child log:\n%s", stderr.String())
+	}
+	stdin.Close()
+	cmd.Wait()
+	fails := strings.Count(stderr.String(), "accept failed")
+	t.Logf("accept failures logged while out of descriptors: %d", fails)
+	if fails == 0 || fails > 30 {
+		t.Errorf("accept failures logged: %d, want a few backoff rounds (log:\n%s)", fails, stderr.String())
+	}
+}
+
+// emfileChild serves with a descriptor limit just above its needs, until
+// stdin closes.
+func emfileChild() {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	set := backendsForChild(os.Getenv("TIERLB_EMFILE_BACKEND"))
+	s, err := NewService(Config{Name: "emfile", Listen: "127.0.0.1:0", ZeroCopy: true}, set, Options{Logger: log})
+	if err == nil {
+		err = s.Listen()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	entries, _ := os.ReadDir("/proc/self/fd")
+	limit := uint64(len(entries) + 8)
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: limit, Max: limit}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		io.Copy(io.Discard, os.Stdin)
+		cancel()
+	}()
+	fmt.Println(s.Addr())
+	s.Serve(ctx)
+	sctx, scancel := context.WithTimeout(context.Background(), time.Second)
+	defer scancel()
+	s.Shutdown(sctx)
+	os.Exit(0)
+}
+
+func backendsForChild(addr string) *backends.Set {
+	set := backends.NewSet("emfile", backends.RoundRobin, backends.SetOptions{})
+	set.Update([]backends.Spec{{ID: addr, Address: addr, Weight: 1}})
+	return set
+}

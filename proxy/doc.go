@@ -8,4 +8,29 @@
 //	go svc.Serve(ctx)                          // until ctx is done
 //	...
 //	svc.Shutdown(drainCtx)                     // close the listener, wait, then cut
+//
+// # Moving bytes
+//
+// Each direction of a connection is a copy loop on the bare *net.TCPConn
+// sockets, driven through their syscall.RawConn so that every wait happens
+// in Go's netpoller and no wrapper sits on the copy path. With zero_copy on,
+// a wakeup first reads into a pooled 32 KiB buffer: small messages cost a
+// read and a write. A read that fills the buffer means a burst, which is
+// spliced through a pipe lent from a pool (HAProxy-style) and given back as
+// soon as it is empty, so an idle connection holds its two sockets and
+// nothing else, and the per-user pipe budget is spent only on transfers in
+// flight. If no pipe can be had (EMFILE, ENFILE, a one-page pipe from an
+// exhausted budget) the transfer goes through the buffer instead.
+// zero_copy: off uses the buffer path only. Bytes are counted from the
+// syscalls' return values.
+//
+// # Connection semantics
+//
+// A FIN is passed on with CloseWrite and the other direction gets
+// timeouts.half_close to finish. An RST or error on one side closes the
+// other with SO_LINGER 0, so it gets an RST too. Idleness is read from the
+// kernel's TCP_INFO stamps by one timer per connection, so the copy loops
+// record nothing per transfer. Connections are cut from outside (timeouts,
+// drain, on_backend_down: close) by a past deadline that wakes their loops;
+// the sockets are closed only after both loops returned.
 package proxy

@@ -262,3 +262,49 @@ func TestSIGHUPReload(t *testing.T) {
 		t.Errorf("exit %d, want 0", code)
 	}
 }
+
+func TestWatchReloadsChangedSettings(t *testing.T) {
+	ba, bb := startBackend(t, "a"), startBackend(t, "b")
+	file := writeFile(t, "tierlb.yaml", reloadConfig([3]string{"svc", "127.0.0.1:0", ba.addr()}))
+	p := startBinary(t, "run", "--config", file, "--watch-config", "50ms")
+	addr := p.serviceAddr(t, "svc")
+	if got := waitGreeting(t, addr); got != "a" {
+		t.Fatalf("greeting %q, want a", got)
+	}
+	open, r := dialLine(t, addr)
+
+	// Same listen address, another backend and policy: the listener stays,
+	// new connections go to b, the open one stays on a.
+	next := strings.Replace(reloadConfig([3]string{"svc", "127.0.0.1:0", bb.addr()}), "name: svc,", "name: svc, balance: leastconn,", 1)
+	if err := os.WriteFile(file, []byte(next), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.waitLog(t, `msg="service reconfigured" service=svc`)
+	p.waitLog(t, `msg="config reloaded" trigger="file changed"`)
+	if got := waitGreetingFrom(t, addr, "b"); got != "b" {
+		t.Errorf("after reload: %q, want b", got)
+	}
+	if err := echo(open, r, "kept"); err != nil {
+		t.Errorf("open connection across the reload: %v", err)
+	}
+	if n := strings.Count(p.logs(), "msg=serving service=svc"); n != 1 {
+		t.Errorf("listener restarted %d times; a reconfigure must keep it", n-1)
+	}
+}
+
+// waitGreetingFrom polls until backend want greets through addr (the new
+// backend may still be awaiting its first health check).
+func waitGreetingFrom(t *testing.T, addr, want string) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := greet(t, addr)
+		if got == want || time.Now().After(deadline) {
+			if err != nil {
+				t.Logf("last error: %v", err)
+			}
+			return got
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

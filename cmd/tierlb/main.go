@@ -3,6 +3,7 @@
 //	tierlb [run] [--config FILE] [flags]     serve (the default command)
 //	tierlb run --listen ADDR --backend A,B   quick mode: one service, no file
 //	tierlb check [--config FILE]             validate and print the resolved config
+//	tierlb status|explain [--admin URL]      read the admin API
 //	tierlb version
 //
 // Exit codes: 0 clean shutdown, 1 bad config or usage, 2 runtime failure.
@@ -47,8 +48,16 @@ func commands() []command {
 	return []command{
 		{"run", "serve the configured services (the default command)", cmdRun},
 		{"check", "validate the config; print it resolved, or every error (exit 1)", cmdCheck},
+		{"status", "table of services and backends from the admin API", withoutContext(statusCmd)},
+		{"explain", "every container discovery saw, routed or not, and why", withoutContext(explainCmd)},
 		{"version", "print the version, commit and Go version", cmdVersion},
 	}
+}
+
+// withoutContext adapts a command that needs no cancellation (a single
+// admin API request).
+func withoutContext(run func(args []string, stdout, stderr io.Writer) int) func(context.Context, []string, io.Writer, io.Writer) int {
+	return func(_ context.Context, args []string, stdout, stderr io.Writer) int { return run(args, stdout, stderr) }
 }
 
 // runMain dispatches to a subcommand and returns the exit code. With no

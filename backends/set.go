@@ -24,7 +24,6 @@ type SetOptions struct {
 // PendingCheck is the reason a backend held by HoldUntilChecked is down.
 const PendingCheck = "waiting for the first health check"
 
-
 // Set owns the backends of one service and publishes their Pool snapshots.
 type Set struct {
 	name   string

@@ -77,9 +77,16 @@ func healthConfig(h *HealthConfig) health.Config {
 }
 
 // setOptions are the settings a service's backend Set is built with. A
-// change of these (or of the policy) needs a new Set.
-func setOptions(s *ServiceConfig) backends.SetOptions {
-	return backends.SetOptions{SlowStart: s.SlowStart, MaxConnsPerBackend: s.MaxConnsPerBackend}
+// change of these (or of the policy) needs a new Set. healthType is the
+// check type the monitor really runs (see deps.healthConfig): with active
+// checks a new replica joins only once it has passed one, so a container
+// that is still starting up never gets a connection it would refuse.
+func setOptions(s *ServiceConfig, healthType string) backends.SetOptions {
+	return backends.SetOptions{
+		SlowStart:          s.SlowStart,
+		MaxConnsPerBackend: s.MaxConnsPerBackend,
+		HoldUntilChecked:   healthType != health.TypeNone,
+	}
 }
 
 // staticSpecs turns a service's static backends into Specs.

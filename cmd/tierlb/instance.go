@@ -18,10 +18,21 @@ type deps struct {
 	Log           *slog.Logger
 	ProxyMetrics  *proxy.Metrics
 	HealthMetrics *health.Metrics
-	// Docker answers health type docker; nil until Docker discovery is
-	// wired, in which case discovery's own HEALTHCHECK filter decides and
-	// the monitor runs as type none.
+	// Docker answers health type docker; nil when Docker discovery is off,
+	// in which case the monitor runs as type none (validation refuses type
+	// docker with docker.enabled false; with auto and no engine there are
+	// no containers to check).
 	Docker health.ContainerHealth
+}
+
+// healthConfig is a service's health settings as its monitor really runs
+// them.
+func (d deps) healthConfig(h *HealthConfig) health.Config {
+	hc := healthConfig(h)
+	if hc.Type == health.TypeDocker && d.Docker == nil {
+		hc.Type = health.TypeNone
+	}
+	return hc
 }
 
 // instance is one running service: its backend set, health monitor and
@@ -93,11 +104,8 @@ func (in *instance) newSet(cfg *ServiceConfig) error {
 	if err != nil {
 		return fmt.Errorf("service %s: %w", cfg.Name, err)
 	}
-	set := backends.NewSet(cfg.Name, policy, setOptions(cfg))
-	hc := healthConfig(&cfg.Health)
-	if hc.Type == health.TypeDocker && in.deps.Docker == nil {
-		hc.Type = health.TypeNone
-	}
+	hc := in.deps.healthConfig(&cfg.Health)
+	set := backends.NewSet(cfg.Name, policy, setOptions(cfg, hc.Type))
 	mon, err := health.NewMonitor(set, hc, health.Options{Logger: in.deps.Log, Metrics: in.deps.HealthMetrics, Docker: in.deps.Docker})
 	if err != nil {
 		set.Close()
@@ -206,7 +214,8 @@ func (in *instance) reconfigure(cfg ServiceConfig, accessLog bool) error {
 		in.docker = nil
 	}
 	in.mu.Unlock()
-	if old.Balance != cfg.Balance || setOptions(&old) != setOptions(&cfg) {
+	oldHC, hc := in.deps.healthConfig(&old.Health), in.deps.healthConfig(&cfg.Health)
+	if old.Balance != cfg.Balance || setOptions(&old, oldHC.Type) != setOptions(&cfg, hc.Type) {
 		// A Set's policy and options are fixed: build a new one. Backends
 		// start over (fresh counters and health) while open connections
 		// finish on the old ones.
@@ -218,10 +227,6 @@ func (in *instance) reconfigure(cfg ServiceConfig, accessLog bool) error {
 		in.set.Update(in.specsLocked())
 		mon := in.monitor
 		in.mu.Unlock()
-		hc := healthConfig(&cfg.Health)
-		if hc.Type == health.TypeDocker && in.deps.Docker == nil {
-			hc.Type = health.TypeNone
-		}
 		if err := mon.Reconfigure(hc); err != nil {
 			return fmt.Errorf("service %s: %w", cfg.Name, err)
 		}

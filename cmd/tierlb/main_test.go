@@ -125,6 +125,9 @@ type proc struct {
 func startBinary(t *testing.T, args ...string) *proc {
 	t.Helper()
 	p := &proc{cmd: exec.Command(binary, args...), more: make(chan struct{}, 1), done: make(chan struct{})}
+	// The process must not depend on whether this machine runs Docker:
+	// docker.enabled: auto turns discovery on wherever the socket exists.
+	p.cmd.Env = append(os.Environ(), "TIERLB_DOCKER_ENABLED=false")
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -7,10 +7,13 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"reflect"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tierlb/tierlb/backends/docker"
 )
 
 // reloader re-reads the config on SIGHUP and, when config_watch is set, when
@@ -21,6 +24,7 @@ type reloader struct {
 	log     *slog.Logger
 	level   *slog.LevelVar
 	sup     *supervisor
+	disc    *docker.Provider       // nil when Docker discovery is off
 	reloads *prometheus.CounterVec // tierlb_config_reloads_total{result}
 
 	cfg  *Config  // the config in force
@@ -42,8 +46,8 @@ func newReloadCounter(reg prometheus.Registerer) (*prometheus.CounterVec, error)
 	return c, nil
 }
 
-func newReloader(src source, cfg *Config, log *slog.Logger, level *slog.LevelVar, sup *supervisor, reloads *prometheus.CounterVec) *reloader {
-	r := &reloader{src: src, cfg: cfg, log: log, level: level, sup: sup, reloads: reloads, hup: make(chan os.Signal, 1)}
+func newReloader(src source, cfg *Config, log *slog.Logger, level *slog.LevelVar, sup *supervisor, disc *docker.Provider, reloads *prometheus.CounterVec) *reloader {
+	r := &reloader{src: src, cfg: cfg, log: log, level: level, sup: sup, disc: disc, reloads: reloads, hup: make(chan os.Signal, 1)}
 	r.hash, _ = r.fileHash()
 	// Subscribed before Run so that a SIGHUP right after start is not lost
 	// (nor fatal: its default action would end the process).
@@ -109,10 +113,18 @@ func (r *reloader) reload(why string) {
 	if cfg.Admin != r.cfg.Admin {
 		log.Warn("admin settings change at the next restart")
 	}
+	if !reflect.DeepEqual(cfg.Docker, r.cfg.Docker) {
+		log.Warn("docker settings change at the next restart")
+	}
 	err = r.sup.Apply(cfg)
 	// A failed Apply may have applied nothing (a new listener could not
 	// bind) or all but one service; the supervisor knows which config runs.
 	r.cfg = r.sup.current()
+	if r.disc != nil {
+		// The provider relists at once, so added docker blocks find their
+		// replicas and names the file now takes stop being label services.
+		r.disc.SetServices(dockerSelectors(r.cfg))
+	}
 	r.level.Set(logLevel(r.cfg.Log.Level))
 	if err != nil {
 		log.Error("config reload failed", "err", err, "applied", r.cfg == cfg)

@@ -33,7 +33,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	ver, rev := buildVersion()
 	log.Info("starting tierlb", "version", ver, "commit", rev, "config", src.File, "services", len(cfg.Services))
 	raiseNoFileLimit(log)
-	if err := serve(ctx, src, cfg, log, level); err != nil {
+	if err := serve(ctx, src, cfg, log, level, hostEnvironment()); err != nil {
 		log.Error("tierlb stopped on a failure", "err", err)
 		return exitRuntime
 	}
@@ -51,10 +51,12 @@ type component struct {
 
 // serve wires the packages together and runs them until ctx is done.
 //
-// The seams: Docker discovery is a component whose provider hands backends
-// to sup.UpdateBackends (the supervisor is its Sink) and adds its Ready to
-// ready; it then also passes its health.ContainerHealth in deps.Docker.
-func serve(ctx context.Context, src source, cfg *Config, log *slog.Logger, level *slog.LevelVar) error {
+// Docker discovery, when on (env decides docker.enabled: auto), is a
+// component whose provider hands backends and label-declared services to
+// the supervisor (its Sink), holds /readyz until its first full sync, and
+// answers health type docker. An engine that is down at start does not stop
+// the process: static backends serve while the provider retries.
+func serve(ctx context.Context, src source, cfg *Config, log *slog.Logger, level *slog.LevelVar, env environment) error {
 	reg, err := newRegistry()
 	if err != nil {
 		return err
@@ -73,6 +75,16 @@ func serve(ctx context.Context, src source, cfg *Config, log *slog.Logger, level
 	}
 	ready := &readiness{}
 	sup := newSupervisor(deps{Log: log, ProxyMetrics: pm, HealthMetrics: hm}, ready)
+	disc, err := newDockerProvider(cfg, sup, env, log, reg)
+	if err != nil {
+		return err
+	}
+	var explain func() []admin.Explanation
+	if disc != nil {
+		sup.deps.Docker = containerHealth{disc}
+		ready.addCheck(disc.Ready)
+		explain = explainFunc(disc)
+	}
 	// Per-backend series are read from the backends' atomics at scrape time.
 	if err := reg.Register(admin.NewCollector(sup)); err != nil {
 		return fmt.Errorf("backend metrics: %w", err)
@@ -84,7 +96,7 @@ func serve(ctx context.Context, src source, cfg *Config, log *slog.Logger, level
 	if cfg.Admin.Listen != "" {
 		adm = admin.New(admin.Options{
 			Listen: cfg.Admin.Listen, Token: cfg.Admin.Token, Pprof: cfg.Admin.Pprof,
-			Gatherer: reg, Services: sup, Ready: ready.Ready, Logger: log,
+			Gatherer: reg, Services: sup, Ready: ready.Ready, Explain: explain, Logger: log,
 		})
 		if err := adm.Listen(); err != nil {
 			return err
@@ -108,7 +120,10 @@ func serve(ctx context.Context, src source, cfg *Config, log *slog.Logger, level
 			defer stopAdmin()
 			return sup.Run(ctx)
 		}},
-		{"reload", newReloader(src, cfg, log, level, sup, reloads).Run},
+		{"reload", newReloader(src, cfg, log, level, sup, disc, reloads).Run},
+	}
+	if disc != nil {
+		comps = append(comps, component{"docker discovery", disc.Run})
 	}
 	if adm != nil {
 		comps = append(comps, component{"admin", func(context.Context) error { return adm.Run(adminCtx) }})

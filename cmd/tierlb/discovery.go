@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tierlb/tierlb/admin"
+	"github.com/tierlb/tierlb/backends/docker"
+	"github.com/tierlb/tierlb/health"
+)
+
+// defaultDockerSocket is what docker.enabled: auto looks for when
+// DOCKER_HOST is not set.
+const defaultDockerSocket = "/var/run/docker.sock"
+
+// environment is what the auto decision reads from the process's
+// surroundings; tests replace it so they never depend on the machine.
+type environment struct {
+	getenv func(string) string
+	exists func(path string) bool
+}
+
+func hostEnvironment() environment {
+	return environment{
+		getenv: os.Getenv,
+		exists: func(path string) bool { _, err := os.Stat(path); return err == nil },
+	}
+}
+
+// dockerWanted decides whether Docker discovery runs, and says why in words
+// for the start-up log.
+func dockerWanted(d *DockerConfig, env environment) (bool, string) {
+	switch d.Enabled {
+	case "true":
+		return true, "docker.enabled is true"
+	case "false":
+		return false, "docker.enabled is false"
+	}
+	if h := env.getenv("DOCKER_HOST"); h != "" {
+		return true, "docker.enabled is auto and DOCKER_HOST is set"
+	}
+	if env.exists(defaultDockerSocket) {
+		return true, "docker.enabled is auto and " + defaultDockerSocket + " exists"
+	}
+	return false, "docker.enabled is auto, DOCKER_HOST is not set and " + defaultDockerSocket + " does not exist"
+}
+
+// dockerProviderConfig is the provider's view of the docker section.
+func dockerProviderConfig(d *DockerConfig) docker.Config {
+	return docker.Config{
+		Host:             d.Host,
+		LabelPrefix:      d.LabelPrefix,
+		ExposedByDefault: d.ExposedByDefault,
+		Networks:         append([]string(nil), d.Networks...),
+		ResyncInterval:   d.ResyncInterval,
+		LabelServices:    d.LabelServices,
+	}
+}
+
+// dockerSelectors lists one selector per configured service with a docker
+// backend block. Label-declared services are not in it: the provider
+// routes their replicas itself, and a selector would make it treat the
+// name as configured and drop the declaration.
+func dockerSelectors(cfg *Config) []docker.ServiceSelector {
+	var out []docker.ServiceSelector
+	for _, s := range cfg.Services {
+		d := s.Backends.Docker
+		if d == nil {
+			continue
+		}
+		out = append(out, docker.ServiceSelector{
+			Name:         s.Name,
+			Service:      d.Service,
+			Selector:     maps.Clone(d.Selector),
+			Port:         d.Port,
+			DockerHealth: s.Health.Type == health.TypeDocker,
+		})
+	}
+	return out
+}
+
+// newDockerProvider builds the provider when discovery is wanted, with sink
+// receiving what it finds; nil (and no error) when discovery is off. Nothing
+// talks to the engine until the provider runs, so an engine that is down at
+// start only delays readiness.
+func newDockerProvider(cfg *Config, sink docker.Sink, env environment, log *slog.Logger, reg prometheus.Registerer) (*docker.Provider, error) {
+	on, why := dockerWanted(&cfg.Docker, env)
+	if !on {
+		log.Info("docker discovery off", "why", why)
+		for _, s := range cfg.Services {
+			if s.Backends.Docker != nil {
+				log.Warn("service has a docker backend block but docker discovery is off: only its static backends serve", "service", s.Name)
+			}
+		}
+		return nil, nil
+	}
+	m, err := docker.NewMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("discovery metrics: %w", err)
+	}
+	p, err := docker.New(dockerProviderConfig(&cfg.Docker), dockerSelectors(cfg), sink, docker.Options{Logger: log, Metrics: m})
+	if err != nil {
+		return nil, err
+	}
+	log.Info("docker discovery on", "why", why, "label_prefix", cfg.Docker.LabelPrefix, "label_services", cfg.Docker.LabelServices)
+	return p, nil
+}
+
+// containerHealth answers health type docker from the provider. A container
+// without a HEALTHCHECK counts as healthy: SPEC routes it (only a
+// HEALTHCHECK that says otherwise keeps a container out), and the provider
+// already routes it, so the monitor must not hold it down for ever.
+type containerHealth struct {
+	p health.ContainerHealth
+}
+
+func (c containerHealth) ContainerHealth(ctx context.Context, id string) (string, error) {
+	st, err := c.p.ContainerHealth(ctx, id)
+	if err == nil && (st == "none" || st == "") {
+		return "healthy", nil
+	}
+	return st, err
+}
+
+// explainFunc adapts the provider's explanations to the admin API's.
+func explainFunc(p *docker.Provider) func() []admin.Explanation {
+	return func() []admin.Explanation {
+		in := p.Explain()
+		out := make([]admin.Explanation, len(in))
+		for i, e := range in {
+			out[i] = admin.Explanation(e)
+		}
+		return out
+	}
+}

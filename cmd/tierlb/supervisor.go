@@ -12,11 +12,13 @@ import (
 
 	"github.com/tierlb/tierlb/admin"
 	"github.com/tierlb/tierlb/backends"
+	"github.com/tierlb/tierlb/backends/docker"
 )
 
 // supervisor runs the configured services and applies reloads to them. It
 // is the admin API's view of the services (admin.Services) and the sink
-// Docker discovery hands backends to (UpdateBackends).
+// Docker discovery hands backends and label-declared services to
+// (docker.Sink).
 type supervisor struct {
 	deps  deps
 	log   *slog.Logger
@@ -25,7 +27,9 @@ type supervisor struct {
 	mu         sync.Mutex
 	cfg        *Config
 	instances  map[string]*instance
-	discovered map[string][]backends.Spec // by service, kept for services added later
+	discovered map[string][]backends.Spec     // by service, kept for services added later
+	decls      map[string]docker.LabelService // label declarations, by name
+	labelSvcs  []ServiceConfig                // the valid ones, as services
 	draining   bool
 	fatal      chan error // first Serve failure
 	drains     sync.WaitGroup
@@ -149,15 +153,21 @@ func (s *supervisor) Run(ctx context.Context) error {
 // once and drain in the background, changed ones apply their new settings
 // to new connections. New listeners are bound before anything is removed,
 // except where a new listener needs the address of a removed one; a bind
-// failure before that point leaves everything as it was.
+// failure before that point leaves everything as it was. Label-declared
+// services run alongside the file's wherever the file leaves them room.
 func (s *supervisor) Apply(cfg *Config) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.draining {
 		return errors.New("shutting down")
 	}
+	return s.applyLocked(cfg)
+}
+
+func (s *supervisor) applyLocked(cfg *Config) error {
+	services, fromLabels := s.wantedLocked(cfg)
 	want := map[string]ServiceConfig{}
-	for _, sc := range cfg.Services {
+	for _, sc := range services {
 		want[sc.Name] = sc
 	}
 	var removed []*instance
@@ -167,7 +177,7 @@ func (s *supervisor) Apply(cfg *Config) error {
 		}
 	}
 	var early, late []*instance // bound before / after the removals
-	for _, sc := range cfg.Services {
+	for _, sc := range services {
 		if in, ok := s.instances[sc.Name]; ok && in.cfg.Listen == sc.Listen {
 			continue
 		}
@@ -182,12 +192,23 @@ func (s *supervisor) Apply(cfg *Config) error {
 			early = append(early, in)
 		}
 	}
-	for _, in := range early {
-		if err := s.bind(in); err != nil {
-			closeAll(append(early, late...))
+	var bound []*instance
+	for i, in := range early {
+		err := s.bind(in)
+		switch {
+		case err == nil:
+			bound = append(bound, in)
+		case fromLabels[in.cfg.Name]:
+			// A container cannot make a reload fail: its service is left
+			// out, and retried when the declarations next change.
+			s.log.Error("label-declared service not started", "service", in.cfg.Name, "container", s.decls[in.cfg.Name].Container, "err", err)
+			closeAll([]*instance{in})
+		default:
+			closeAll(slices.Concat(bound, early[i:], late))
 			return err
 		}
 	}
+	early = bound
 
 	// The point of no return: from here on problems are reported, and
 	// what can be applied is.
@@ -207,7 +228,11 @@ func (s *supervisor) Apply(cfg *Config) error {
 	for _, in := range late {
 		if err := s.bind(in); err != nil {
 			closeAll([]*instance{in})
-			errs = append(errs, err)
+			if fromLabels[in.cfg.Name] {
+				s.log.Error("label-declared service not started", "service", in.cfg.Name, "container", s.decls[in.cfg.Name].Container, "err", err)
+			} else {
+				errs = append(errs, err)
+			}
 			continue
 		}
 		early = append(early, in)
@@ -216,7 +241,7 @@ func (s *supervisor) Apply(cfg *Config) error {
 		s.instances[in.cfg.Name] = in
 		in.start(s.failed)
 	}
-	for _, sc := range cfg.Services {
+	for _, sc := range services {
 		in, ok := s.instances[sc.Name]
 		if !ok || slices.Contains(early, in) {
 			continue

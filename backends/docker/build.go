@@ -102,6 +102,9 @@ func memberships(cfg Config, sels []ServiceSelector, configured map[string]bool,
 	case l.Service == "":
 		return nil, fmt.Sprintf("no %s.service label and no configured selector matches", prefix)
 	case configured[l.Service]:
+		if slices.ContainsFunc(sels, func(s ServiceSelector) bool { return s.Name == l.Service && s.StaticOnly }) {
+			return nil, fmt.Sprintf("service %s is configured with static backends only (no docker block)", l.Service)
+		}
 		return nil, fmt.Sprintf("service %s is configured, but its docker selector does not match this container", l.Service)
 	}
 	if d, ok := declared[l.Service]; ok {

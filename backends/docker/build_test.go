@@ -282,3 +282,22 @@ func TestDeclaredNameTakenByConfig(t *testing.T) {
 		t.Fatalf("warnings = %q", w)
 	}
 }
+
+// TestStaticOnlyServiceTakesNoContainers: a configured service without a
+// docker block owns its name, but labels cannot add a container to it.
+func TestStaticOnlyServiceTakesNoContainers(t *testing.T) {
+	r := reach{me: &self{ID: "p", Networks: []endpoint{{Network: "app", NetworkID: "id-app"}}}, prefix: "tierlb"}
+	c := record(t, fakeCtr{id: "c1", name: "x-1", created: t0, nets: map[string]string{"app": "10.0.0.1"},
+		labels: map[string]string{"tierlb.service": "x", "tierlb.listen": ":81", "tierlb.port": "80"}})
+	v := buildView(Config{LabelServices: true, ExposedByDefault: true}, []ServiceSelector{{Name: "x", StaticOnly: true}}, r, []*ctr{c})
+	if len(v.decls) != 0 || len(v.specs["x"]) != 0 {
+		t.Fatalf("decls %+v specs %+v: a static-only service takes neither a declaration nor a replica", v.decls, v.specs)
+	}
+	e := v.explain[0]
+	if e.Routed || !strings.Contains(e.Reason, "static backends only") {
+		t.Fatalf("explanation %+v, want not routed because x is static only", e)
+	}
+	if len(e.Warnings) != 1 || !strings.Contains(e.Warnings[0], "declared in the config") {
+		t.Fatalf("warnings = %q", e.Warnings)
+	}
+}

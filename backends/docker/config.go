@@ -63,11 +63,18 @@ type ServiceSelector struct {
 	// DockerHealth routes only containers whose Docker HEALTHCHECK says
 	// healthy (health type docker); containers without one are routed.
 	DockerHealth bool
+	// StaticOnly marks a configured service without Docker backends: its
+	// name is taken (a tierlb.listen for it is ignored), but no container
+	// is ever routed to it, whatever its labels say.
+	StaticOnly bool
 }
 
 // matches reports whether a container with these labels (and tierlb.service
 // value svc) is a replica of the service.
 func (s ServiceSelector) matches(svc string, all map[string]string) bool {
+	if s.StaticOnly {
+		return false
+	}
 	want := s.Service
 	if want == "" && len(s.Selector) == 0 {
 		want = s.Name

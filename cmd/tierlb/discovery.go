@@ -62,15 +62,18 @@ func dockerProviderConfig(d *DockerConfig) docker.Config {
 	}
 }
 
-// dockerSelectors lists one selector per configured service with a docker
-// backend block. Label-declared services are not in it: the provider
+// dockerSelectors lists one selector per configured service: those with a
+// docker backend block select their replicas, the others only take their
+// name, so that no container can join a static-only service or declare one
+// of the same name. Label-declared services are not in it: the provider
 // routes their replicas itself, and a selector would make it treat the
 // name as configured and drop the declaration.
 func dockerSelectors(cfg *Config) []docker.ServiceSelector {
-	var out []docker.ServiceSelector
+	out := make([]docker.ServiceSelector, 0, len(cfg.Services))
 	for _, s := range cfg.Services {
 		d := s.Backends.Docker
 		if d == nil {
+			out = append(out, docker.ServiceSelector{Name: s.Name, StaticOnly: true})
 			continue
 		}
 		out = append(out, docker.ServiceSelector{

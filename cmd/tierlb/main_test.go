@@ -124,10 +124,18 @@ type proc struct {
 // still running.
 func startBinary(t *testing.T, args ...string) *proc {
 	t.Helper()
+	return startBinaryEnv(t, nil, args...)
+}
+
+// startBinaryEnv is startBinary with extra environment variables (KEY=VALUE),
+// which win over the test's own.
+func startBinaryEnv(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
 	p := &proc{cmd: exec.Command(binary, args...), more: make(chan struct{}, 1), done: make(chan struct{})}
 	// The process must not depend on whether this machine runs Docker:
 	// docker.enabled: auto turns discovery on wherever the socket exists.
-	p.cmd.Env = append(os.Environ(), "TIERLB_DOCKER_ENABLED=false")
+	// Discovery tests turn it back on through env.
+	p.cmd.Env = append(append(os.Environ(), "TIERLB_DOCKER_ENABLED=false"), env...)
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

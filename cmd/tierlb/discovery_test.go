@@ -1,0 +1,247 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestDockerWanted(t *testing.T) {
+	tests := []struct {
+		name       string
+		enabled    string
+		dockerHost string
+		socket     bool
+		want       bool
+	}{
+		{"true without any engine", "true", "", false, true},
+		{"false with DOCKER_HOST and socket", "false", "tcp://127.0.0.1:2375", true, false},
+		{"auto with DOCKER_HOST", "auto", "tcp://127.0.0.1:2375", false, true},
+		{"auto with the default socket", "auto", "", true, true},
+		{"auto with neither", "auto", "", false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := environment{
+				getenv: func(k string) string {
+					if k == "DOCKER_HOST" {
+						return tt.dockerHost
+					}
+					return ""
+				},
+				exists: func(path string) bool { return tt.socket && path == defaultDockerSocket },
+			}
+			got, why := dockerWanted(&DockerConfig{Enabled: tt.enabled}, env)
+			if got != tt.want {
+				t.Errorf("dockerWanted = %t (%s), want %t", got, why, tt.want)
+			}
+			if why == "" {
+				t.Error("no reason given for the start-up log")
+			}
+		})
+	}
+}
+
+// httpGet returns the status and body of a GET.
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// waitHTTP polls url until its status is want and returns the body.
+func waitHTTP(t *testing.T, url string, want int) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body := httpGet(t, url)
+		if code == want {
+			return body
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s: %d %q, want %d", url, code, body, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func discoveryConfig(host string, static string) string {
+	return fmt.Sprintf(`admin: {listen: '127.0.0.1:0'}
+shutdown: {drain_timeout: 10s}
+docker: {host: '%s', resync_interval: 1s}
+services:
+  - {name: web, listen: '127.0.0.1:0', backends: {static: ['%s']}, health: {type: none}}
+`, host, static)
+}
+
+// TestDockerEnabledDecidesWhetherTheEngineIsTouched runs the binary with an
+// engine at hand: docker.enabled false must never send it a request, while
+// auto (DOCKER_HOST set) talks to it, which shows the fake would notice.
+func TestDockerEnabledDecidesWhetherTheEngineIsTouched(t *testing.T) {
+	tests := []struct {
+		enabled     string
+		wantTouched bool
+	}{
+		{"false", false},
+		{"auto", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.enabled, func(t *testing.T) {
+			engine := newFakeEngine(t)
+			b := startBackend(t, "static")
+			file := writeFile(t, "tierlb.yaml", discoveryConfig(engine.url, b.addr()))
+			p := startBinaryEnv(t, []string{"TIERLB_DOCKER_ENABLED=" + tt.enabled, "DOCKER_HOST=" + engine.url}, "run", "--config", file)
+			admin := p.waitLog(t, `msg="admin listening" addr=(\S+)`)
+			if got := waitGreeting(t, p.serviceAddr(t, "web")); got != "static" {
+				t.Errorf("greeting %q, want static", got)
+			}
+			waitHTTP(t, "http://"+admin+"/readyz", http.StatusOK)
+			touched := engine.requestCount() > 0
+			if touched != tt.wantTouched {
+				t.Errorf("engine touched = %t (%d requests), want %t", touched, engine.requestCount(), tt.wantTouched)
+			}
+			if !tt.wantTouched && !strings.Contains(p.logs(), "docker discovery off") {
+				t.Error("the log does not say discovery is off")
+			}
+		})
+	}
+}
+
+// TestReadyzWaitsForTheFirstSync: static backends serve at once, /readyz
+// says why it is not ready until the provider has listed the engine, and
+// turns ready when it has.
+func TestReadyzWaitsForTheFirstSync(t *testing.T) {
+	tests := []struct {
+		name   string
+		reason string
+		down   bool // no engine at all, rather than a slow one
+	}{
+		{"engine slow", "waiting for the first docker sync", false},
+		{"engine unreachable", "docker engine at tcp://", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			engine := newFakeEngine(t)
+			release := engine.holdLists()
+			t.Cleanup(release)
+			host := engine.url
+			if tt.down {
+				host = "tcp://" + freePort(t)
+			}
+			b := startBackend(t, "static")
+			file := writeFile(t, "tierlb.yaml", discoveryConfig(host, b.addr()))
+			p := startBinaryEnv(t, []string{"TIERLB_DOCKER_ENABLED=true"}, "run", "--config", file)
+			admin := p.waitLog(t, `msg="admin listening" addr=(\S+)`)
+			if got := waitGreeting(t, p.serviceAddr(t, "web")); got != "static" {
+				t.Errorf("static backend not served while discovery is not ready: %q", got)
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				code, body := httpGet(t, "http://"+admin+"/readyz")
+				if code == http.StatusServiceUnavailable && strings.Contains(body, tt.reason) {
+					break
+				}
+				if code == http.StatusOK || time.Now().After(deadline) {
+					t.Fatalf("/readyz %d %q, want 503 saying %q", code, body, tt.reason)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if tt.down {
+				return
+			}
+			release()
+			waitHTTP(t, "http://"+admin+"/readyz", http.StatusOK)
+		})
+	}
+}
+
+// TestLabelDeclaredService follows a service that only containers declare:
+// it starts listening when the first replica appears (held until its tcp
+// check passes), replicas that disagree are reported, a declaration that
+// is not a valid service is logged with its container and label, and the
+// service stops listening and drains when its last replica is gone.
+func TestLabelDeclaredService(t *testing.T) {
+	engine := newFakeEngine(t)
+	static, db := startBackend(t, "static"), startBackend(t, "db")
+	_, dbPort, _ := net.SplitHostPort(db.addr())
+	listen := freePort(t)
+	file := writeFile(t, "tierlb.yaml", discoveryConfig(engine.url, static.addr()))
+	p := startBinaryEnv(t, []string{"TIERLB_DOCKER_ENABLED=true"}, "run", "--config", file)
+	admin := p.waitLog(t, `msg="admin listening" addr=(\S+)`)
+	waitHTTP(t, "http://"+admin+"/readyz", http.StatusOK)
+
+	labels := map[string]string{
+		"tierlb.service": "db", "tierlb.listen": listen, "tierlb.port": dbPort,
+		"tierlb.health.type": "tcp", "tierlb.health.interval": "200ms", "tierlb.retries": "0",
+	}
+	engine.start(strings.Repeat("a", 64), "db-1", labels)
+	if got := p.serviceAddr(t, "db"); got != listen {
+		t.Errorf("db listens on %s, want %s", got, listen)
+	}
+	if got := waitGreeting(t, listen); got != "db" {
+		t.Errorf("greeting %q, want db", got)
+	}
+
+	// A younger replica that wants another balance policy loses, loudly.
+	younger := map[string]string{"tierlb.balance": "leastconn"}
+	for k, v := range labels {
+		younger[k] = v
+	}
+	engine.start(strings.Repeat("b", 64), "db-2", younger)
+	p.waitLog(t, `replicas disagree on a label-declared service.* service=db container=db-1 conflicts="db-2 disagrees`)
+
+	// A declaration the config rules refuse: send-expect with nothing to
+	// send or expect.
+	engine.start(strings.Repeat("c", 64), "bad-1", map[string]string{
+		"tierlb.service": "bad", "tierlb.listen": freePort(t), "tierlb.port": dbPort, "tierlb.health.type": "send-expect",
+	})
+	p.waitLog(t, `msg="label-declared service not started" service=bad container=bad-1 err=".*label tierlb.health.expect: a send-expect check needs send`)
+
+	// A name the config already has is the config's.
+	engine.start(strings.Repeat("d", 64), "web-1", map[string]string{
+		"tierlb.service": "web", "tierlb.listen": freePort(t), "tierlb.port": dbPort,
+	})
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		_, body := httpGet(t, "http://"+admin+"/api/v1/explain")
+		if strings.Contains(body, "listen ignored: service web is declared in the config") && strings.Contains(body, "service web is configured with static backends only") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("explain does not say web-1's tierlb.listen is ignored: %s", body)
+		}
+	}
+
+	open, r := dialLine(t, listen)
+	engine.remove(strings.Repeat("a", 64))
+	engine.remove(strings.Repeat("b", 64))
+	p.waitLog(t, `msg="service removed: draining" service=db`)
+	if got, err := greet(t, listen); err == nil || got != "" {
+		t.Errorf("db still accepts after its last replica is gone (greeting %q, err %v)", got, err)
+	}
+	if err := echo(open, r, "still here"); err != nil {
+		t.Errorf("open connection while db drains: %v", err)
+	}
+	open.Close()
+	p.waitLog(t, `msg="service drained" service=db`)
+	if strings.Contains(p.logs(), "service=bad listen=") {
+		t.Error("the invalid declaration was started")
+	}
+
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, 10*time.Second); code != 0 {
+		t.Errorf("exit %d after SIGTERM, want 0", code)
+	}
+}

@@ -77,7 +77,7 @@ func BenchmarkBulk(b *testing.B) {
 // one byte back to the client, close.
 func BenchmarkAcceptToDial(b *testing.B) {
 	for _, mode := range allModes {
-		b.Run(mode.String(), func(b *testing.B) {
+		b.Run(benchName(mode), func(b *testing.B) {
 			be := startBackend(b, func(c net.Conn) { c.Write([]byte{1}) })
 			s := startService(b, Config{ZeroCopy: true}, staticSet(b, be.addr()), mode)
 			addr := s.Addr().String()
@@ -108,7 +108,7 @@ func benchName(m copyMode) string {
 	if m == direct {
 		return "direct"
 	}
-	return m.String()
+	return currentEngine().String() + "-" + m.String()
 }
 
 // benchDial connects to the backend, through a proxy in mode unless direct.

@@ -163,17 +163,23 @@ func (s *Service) finish(c *conn) {
 		if c.b != nil {
 			backend = c.b.ID()
 		}
-		s.log.LogAttrs(context.Background(), slog.LevelInfo, "connection",
-			slog.String("client", c.peer.String()),
-			slog.String("backend", backend),
-			slog.Int64("bytes_to_backend", c.up.n),
-			slog.Int64("bytes_to_client", c.down.n),
-			slog.Duration("duration", dur),
-			slog.String("end", c.endReason()))
+		s.logConnection(c.peer, backend, c.up.n, c.down.n, dur, c.endReason())
 	}
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
 	s.active.Add(-1)
 	s.wg.Done()
+}
+
+// logConnection writes a finished connection's access log line; both
+// engines log through it, so their lines are the same.
+func (s *Service) logConnection(peer netip.AddrPort, backend string, toBackend, toClient int64, dur time.Duration, end string) {
+	s.log.LogAttrs(context.Background(), slog.LevelInfo, "connection",
+		slog.String("client", peer.String()),
+		slog.String("backend", backend),
+		slog.Int64("bytes_to_backend", toBackend),
+		slog.Int64("bytes_to_client", toClient),
+		slog.Duration("duration", dur),
+		slog.String("end", end))
 }

@@ -148,12 +148,12 @@ func TestIdleConnectionFDs(t *testing.T) {
 			// arrived, so the count is polled.
 			var perConn float64
 			for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-				perConn = float64(openFDs(t)-before-2*s.cp.pipes.idle()-2*n) / n
+				perConn = float64(openFDs(t)-before-2*idlePipes(s)-2*n) / n
 				if perConn == float64(tt.want) || time.Now().After(deadline) {
 					break
 				}
 			}
-			t.Logf("%s: %.2f proxy fds per idle connection, %d pooled pipes", tt.mode, perConn, s.cp.pipes.idle())
+			t.Logf("%s: %.2f proxy fds per idle connection, %d pooled pipes", tt.mode, perConn, idlePipes(s))
 			if perConn != float64(tt.want) {
 				t.Errorf("fds per idle connection = %.2f, want %d", perConn, tt.want)
 			}

@@ -225,25 +225,20 @@ func TestSocketOptions(t *testing.T) {
 	be := startBackend(t, echo)
 	s := startService(t, Config{ZeroCopy: true}, staticSet(t, be.addr()), copyAuto)
 	roundTrip(t, dial(t, s), "x")
-	s.mu.Lock()
-	var c *conn
-	for x := range s.conns {
-		c = x
+	conns := connFDs(t, s)
+	if len(conns) != 1 {
+		t.Fatalf("open connections: %d, want 1", len(conns))
 	}
-	s.mu.Unlock()
-	if c == nil {
-		t.Fatal("no open connection")
-	}
-	for name, tc := range map[string]*net.TCPConn{"client": c.client, "backend": c.backend.Load()} {
-		rc, _ := tc.SyscallConn()
-		rc.Control(func(fd uintptr) {
-			for _, o := range legOptions {
-				got, err := unix.GetsockoptInt(int(fd), o.level, o.name)
-				if err != nil || got != o.value {
-					t.Errorf("%s: option %d/%d = %d (%v), want %d", name, o.level, o.name, got, err, o.value)
-				}
+	// TCP_NODELAY too, which is not inherited from the listener.
+	opts := append(legOptions[:], sockopt{unix.IPPROTO_TCP, unix.TCP_NODELAY, 1})
+	for i, name := range []string{"client", "backend"} {
+		fd := conns[0][i]
+		for _, o := range opts {
+			got, err := unix.GetsockoptInt(fd, o.level, o.name)
+			if err != nil || got != o.value {
+				t.Errorf("%s: option %d/%d = %d (%v), want %d", name, o.level, o.name, got, err, o.value)
 			}
-		})
+		}
 	}
 	if userTimeout >= 900*time.Second || keepAliveIdle+keepAliveCount*keepAliveInterval >= 900*time.Second {
 		t.Error("keepalive does not detect a dead peer well under 900s")

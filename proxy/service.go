@@ -64,6 +64,12 @@ type Service struct {
 	cfg      atomic.Pointer[settings]
 	force    copyMode // tests and benchmarks pin a copy mode
 
+	// engine moves the connections: the goroutine path or the epoll
+	// loops (engine*.go), chosen by TIERLB_ENGINE; eng is the running
+	// epoll engine (guarded by mu).
+	engine engineKind
+	eng    *engine
+
 	// stopDials cancels dials in progress when connections are cut.
 	dialCtx   context.Context
 	stopDials context.CancelFunc
@@ -88,6 +94,10 @@ func NewService(cfg Config, pools Pools, opts Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	kind, err := engineFromEnv()
+	if err != nil {
+		return nil, fmt.Errorf("service %s: %w", cfg.Name, err)
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -105,6 +115,7 @@ func NewService(cfg Config, pools Pools, opts Options) (*Service, error) {
 		cp:       newCopier(),
 		closed:   make(chan struct{}),
 		conns:    make(map[*conn]struct{}),
+		engine:   kind,
 	}
 	s.dialCtx, s.stopDials = context.WithCancel(context.Background())
 	s.cfg.Store(st)
@@ -168,6 +179,9 @@ func (s *Service) Serve(ctx context.Context) error {
 	if err := s.Listen(); err != nil {
 		return err
 	}
+	if s.engine == engineEpoll {
+		return s.serveEpoll(ctx)
+	}
 	s.mu.Lock()
 	ln := s.ln
 	s.mu.Unlock()
@@ -184,6 +198,7 @@ func (s *Service) Serve(ctx context.Context) error {
 func (s *Service) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.draining = true
+	eng := s.eng
 	s.mu.Unlock()
 	s.closeListener()
 
@@ -205,27 +220,38 @@ func (s *Service) Shutdown(ctx context.Context) error {
 		for _, c := range cut {
 			c.abort(EndDrain, false)
 		}
+		n := len(cut)
+		if eng != nil {
+			n += eng.abortAll(EndDrain)
+		}
 		<-done
-		s.log.Info("drain timeout: open connections closed", "count", len(cut))
+		s.log.Info("drain timeout: open connections closed", "count", n)
 	}
 	s.stopDials()
+	if eng != nil {
+		eng.stop()
+	}
 	s.cp.pipes.close()
 	return nil
 }
 
-// closeListener stops accepting; idempotent.
+// closeListener stops accepting; idempotent. With the epoll engine it
+// returns once no loop accepts any more.
 func (s *Service) closeListener() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.lnClosed {
-		return
-	}
-	s.lnClosed = true
-	close(s.closed)
-	if s.ln != nil {
-		if err := s.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
-			s.log.Warn("close listener", "err", err)
+	eng := s.eng
+	if !s.lnClosed {
+		s.lnClosed = true
+		close(s.closed)
+		if s.ln != nil {
+			if err := s.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+				s.log.Warn("close listener", "err", err)
+			}
 		}
+	}
+	s.mu.Unlock()
+	if eng != nil {
+		eng.closeListener()
 	}
 }
 

@@ -1,0 +1,305 @@
+package proxy
+
+import (
+	"io"
+
+	"golang.org/x/sys/unix"
+)
+
+// pumpBudget is how many bytes one direction moves per wakeup before the
+// other connections of the loop get their turn.
+const pumpBudget = 256 << 10
+
+// Moving bytes, edge-triggered. Each socket is registered once for
+// EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLET and never modified: a direction
+// remembers that its source is readable until a read says it is drained,
+// and waits for an EPOLLOUT edge only while bytes are pending. A read
+// shorter than the buffer drained the socket, so a small message costs one
+// recv and one send; a FIN that arrived with the data is known from
+// EPOLLRDHUP, without a read that returns 0, and an RST from EPOLLERR.
+// Level-triggered would need an epoll_ctl whenever a direction blocks or
+// unblocks, which under backpressure is every write.
+
+// event handles the events of one socket of an open (or opening) connection.
+func (l *loop) event(c *econn, fd int, ev uint32) {
+	client := fd == int(c.cfd)
+	if !client && c.state != stateOpen {
+		if c.state == stateConnecting {
+			l.connectEvent(c, ev)
+		}
+		return
+	}
+	in, out := &c.up, &c.down // the directions reading from and writing to fd
+	if !client {
+		in, out = &c.down, &c.up
+	}
+	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		in.readable = true
+		if ev&(unix.EPOLLRDHUP|unix.EPOLLHUP) != 0 {
+			in.rdhup = true
+		}
+	}
+	if ev&unix.EPOLLERR != 0 && (in.eof || in.pending()) {
+		// No read of this socket is coming soon (it ended, or its bytes
+		// wait for the other side) to report the reset: take it from
+		// SO_ERROR.
+		if err := socketError(fd); err != nil {
+			l.fail(c, "read", !client, err)
+			return
+		}
+	}
+	if c.state != stateOpen {
+		return // the client spoke before the backend answered: remembered
+	}
+	if ev&unix.EPOLLOUT != 0 && out.pending() {
+		l.pump(c, out)
+		if c.state != stateOpen {
+			return
+		}
+	}
+	if in.readable {
+		l.pump(c, in)
+	}
+}
+
+// pump moves one direction until its source is drained, its destination
+// is full, its budget is spent, or it ends.
+func (l *loop) pump(c *econn, d *edir) {
+	up := d == &c.up
+	src, dst := int(c.cfd), int(c.bfd)
+	if !up {
+		src, dst = dst, src
+	}
+	budget := pumpBudget
+	for {
+		if d.pending() && !l.flush(c, d, dst, up) {
+			return
+		}
+		if d.eof {
+			if !d.shut {
+				l.shutWrite(c, d, dst, up)
+			}
+			return
+		}
+		if !d.readable {
+			return
+		}
+		if budget <= 0 {
+			if !d.queued {
+				d.queued = true
+				l.again = append(l.again, work{c: c, gen: c.gen, up: up})
+			}
+			return
+		}
+		var n int
+		var ok bool
+		if d.bulk && !d.noPipe {
+			n, ok = l.spliceIn(c, d, src, up)
+		} else {
+			n, ok = l.recvIn(c, d, src, dst, up)
+		}
+		if !ok {
+			return
+		}
+		budget -= n
+	}
+}
+
+// recvIn reads into the loop's buffer and sends it on at once; what the
+// destination does not take waits in a pending buffer. A read that fills
+// the buffer means a burst, which is spliced.
+func (l *loop) recvIn(c *econn, d *edir, src, dst int, up bool) (int, bool) {
+	n, err := sysRead(src, l.buf[:])
+	switch {
+	case err == unix.EINTR:
+		return 0, true
+	case err == unix.EAGAIN:
+		d.readable, d.noPipe = false, false
+		return 0, true
+	case err != nil:
+		l.fail(c, "read", !up, err)
+		return 0, false
+	case n == 0:
+		d.eof, d.readable = true, false
+		return 0, true
+	}
+	c.last = l.now
+	if n < len(l.buf) {
+		// Drained. A FIN seen before this read is all that is left.
+		d.readable, d.noPipe = false, false
+		if d.rdhup {
+			d.eof = true
+		}
+	} else if c.cfg.mode != copyBuffer && !d.noPipe {
+		d.bulk = true
+	}
+	off := 0
+	for off < n {
+		w, err := sysSend(dst, l.buf[off:n])
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+		case err != nil:
+			l.fail(c, "write", up, err)
+			return 0, false
+		case w == 0:
+			l.fail(c, "write", up, io.ErrShortWrite)
+			return 0, false
+		default:
+			off += w
+			l.count(c, d, w, up)
+			continue
+		}
+		break
+	}
+	if off < n {
+		d.pend = l.getBuf()
+		d.off, d.end = 0, int32(copy(d.pend[:], l.buf[off:n]))
+	}
+	return n, true
+}
+
+// spliceIn moves what the source holds into a pipe lent for the burst;
+// flush moves it on. An empty pipe goes back when the source is drained,
+// so an idle connection holds none.
+func (l *loop) spliceIn(c *econn, d *edir, src int, up bool) (int, bool) {
+	if d.pipe == nil {
+		p, err := l.getPipe()
+		if err != nil {
+			// No pipe (EMFILE, ENFILE, the per-user budget): this burst
+			// goes through the buffer instead of failing.
+			d.noPipe = true
+			return 0, true
+		}
+		d.pipe = p
+	}
+	n, err := sysSplice(src, d.pipe.w, d.pipe.size)
+	switch {
+	case err == unix.EINTR:
+		return 0, true
+	case err == unix.EAGAIN:
+		d.readable = false
+		l.putPipe(d.pipe)
+		d.pipe = nil
+		if c.cfg.mode == copyHybrid && d.burst < bulkMin {
+			d.bulk = false // small messages again
+		}
+		d.burst = 0
+		return 0, true
+	case err != nil:
+		l.fail(c, "read", !up, err)
+		return 0, false
+	case n == 0:
+		d.eof, d.readable = true, false
+		return 0, true
+	}
+	c.last = l.now
+	d.inPipe = int32(n)
+	d.burst = int32(min(int(d.burst)+n, 1<<30))
+	return n, true
+}
+
+// flush writes what is pending to dst; false if dst is full or failed.
+func (l *loop) flush(c *econn, d *edir, dst int, up bool) bool {
+	for d.inPipe > 0 {
+		n, err := sysSplice(d.pipe.r, dst, int(d.inPipe))
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return false
+		case err != nil:
+			l.fail(c, "write", up, err)
+			return false
+		case n == 0:
+			l.fail(c, "write", up, io.ErrShortWrite)
+			return false
+		}
+		d.inPipe -= int32(n)
+		l.count(c, d, n, up)
+	}
+	for d.off < d.end {
+		n, err := sysSend(dst, d.pend[d.off:d.end])
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return false
+		case err != nil:
+			l.fail(c, "write", up, err)
+			return false
+		case n == 0:
+			l.fail(c, "write", up, io.ErrShortWrite)
+			return false
+		}
+		d.off += int32(n)
+		l.count(c, d, n, up)
+	}
+	if d.pend != nil {
+		l.putBuf(d.pend)
+		d.pend, d.off, d.end = nil, 0, 0
+	}
+	return true
+}
+
+// count adds n written bytes, exactly as the syscalls returned them, and
+// adds them to the backend's counters every flushEvery bytes.
+func (l *loop) count(c *econn, d *edir, n int, up bool) {
+	d.n += int64(n)
+	if delta := d.n - d.flushed; delta >= flushEvery {
+		d.flushed = d.n
+		if up {
+			c.b.AddBytes(delta, 0)
+		} else {
+			c.b.AddBytes(0, delta)
+		}
+	}
+}
+
+// shutWrite passes a FIN on once everything before it was written. The
+// first FIN names how the connection ended and starts the half-close
+// grace of the other direction; the second closes the connection.
+func (l *loop) shutWrite(c *econn, d *edir, dst int, up bool) {
+	d.shut = true
+	l.releaseDir(d)
+	if up {
+		c.setEnd(EndClientClose)
+	} else {
+		c.setEnd(EndBackendClose)
+	}
+	if err := unix.Shutdown(dst, unix.SHUT_WR); err != nil {
+		l.fail(c, "close", up, err)
+		return
+	}
+	if c.up.shut && c.down.shut {
+		l.finish(c)
+		return
+	}
+	c.halfAt = l.now + int64(c.cfg.Timeouts.halfClose())
+	l.scheduleIdle(c)
+}
+
+// runAgain continues the directions that used up their budget.
+func (l *loop) runAgain() {
+	if len(l.again) == 0 {
+		return
+	}
+	todo := l.again
+	l.again = nil
+	for i, w := range todo {
+		todo[i] = work{}
+		if w.c.gen != w.gen || w.c.state != stateOpen {
+			continue
+		}
+		d := &w.c.down
+		if w.up {
+			d = &w.c.up
+		}
+		d.queued = false
+		l.pump(w.c, d)
+	}
+	if l.again == nil {
+		l.again = todo[:0]
+	}
+}

@@ -41,6 +41,8 @@ type options struct {
 	CliffConns []int         `json:"cliff_conns"`
 	Threads    int           `json:"threads"`
 	KeepTmp    bool          `json:"-"`
+	// Report re-renders results.md and results.svg from a results.json.
+	Report string `json:"-"`
 	// Note is free text for the results, e.g. what else ran on the machine.
 	Note string `json:"note,omitempty"`
 }
@@ -55,6 +57,13 @@ func run(args []string) int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1
+	}
+	if opts.Report != "" {
+		if err := rerender(opts.Report); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 1
+		}
+		return 0
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -130,10 +139,14 @@ func runRounds(ctx context.Context, e *env, scenarios []*scenario, targets []*ta
 				rec := runRecord{Round: round, Scenario: s.Name, Target: t.Name, Start: time.Now(), Load1: loadAvg1()}
 				e.log.Info("run", "round", round, "scenario", s.Name, "target", t.Name, "load1", rec.Load1)
 				var err error
+				mark := markCPU(e)
 				if credErr != nil {
 					err = credErr
 				} else {
 					rec.outcome, err = runOne(ctx, e, s, t, cred)
+				}
+				if share := othersShare(mark, markCPU(e)); share >= 0 {
+					rec.OthersCPU = &share
 				}
 				rec.Seconds = time.Since(rec.Start).Seconds()
 				if err != nil {
@@ -170,6 +183,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&cliff, "cliff-conns", "16,64,128,256", "connection counts of the pipe-budget scenario")
 	fs.IntVar(&o.Threads, "threads", runtime.NumCPU(), "HAProxy nbthread, nginx workers and wrk threads")
 	fs.BoolVar(&o.KeepTmp, "keep-tmp", false, "keep the temp dir with configs and proxy logs")
+	fs.StringVar(&o.Report, "report", "", "only re-render results.md and results.svg next to this results.json")
 	fs.StringVar(&o.Note, "note", "", "free text recorded in the results (what else the machine was doing)")
 	if err := fs.Parse(args); err != nil {
 		return o, err

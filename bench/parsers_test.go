@@ -100,7 +100,7 @@ func FuzzParseWrk(f *testing.F) {
 	})
 }
 
-const statLine = "4242 (my (odd) proc) S 1 4242 4242 0 -1 4194560 1024 0 0 0 1234 567 0 0 20 0 4 0 100 1000000 2500 " +
+const statLine = "4242 (my (odd) proc) S 1 4242 4242 0 -1 4194560 1024 0 0 0 1234 567 89 10 20 0 4 0 100 1000000 2500 " +
 	"18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n"
 
 func TestParseProcStat(t *testing.T) {
@@ -111,7 +111,8 @@ func TestParseProcStat(t *testing.T) {
 		wantErr bool
 	}{
 		{name: "comm with spaces and parens", in: statLine,
-			want: procStat{PID: 4242, Comm: "my (odd) proc", State: 'S', PPID: 1, UTime: 1234, STime: 567}},
+			want: procStat{PID: 4242, Comm: "my (odd) proc", State: 'S', PPID: 1, UTime: 1234, STime: 567, CUTime: 89, CSTime: 10}},
+		{name: "negative cutime", in: strings.Replace(statLine, " 89 ", " -89 ", 1), wantErr: true},
 		{name: "truncated", in: "1 (x) S 0 1 1", wantErr: true},
 		{name: "no comm", in: "1 x S 0", wantErr: true},
 		{name: "bad utime", in: strings.Replace(statLine, " 1234 ", " -1 ", 1), wantErr: true},
@@ -231,4 +232,50 @@ func FuzzParseListeningPorts(f *testing.F) {
 			}
 		}
 	})
+}
+
+const procStatCPU = "cpu  100 5 50 1000 20 3 2 1 7 0\ncpu0 50 2 25 500 10 1 1 0 0 0\nintr 1\n"
+
+func TestParseCPUTotals(t *testing.T) {
+	got, err := parseCPUTotals([]byte(procStatCPU))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// busy: user+nice+system+irq+softirq+steal; guest (7) is inside user.
+	if want := (cpuTotals{Busy: 161, All: 1181}); got != want {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+	for _, bad := range []string{"", "cpu0 1 2 3 4 5 6 7 8\n", "cpu 1 2 3\n", "cpu 1 2 3 4 5 6 7 x\n", "cpu 1 2 3 4 5 6 7 99999999999999999999\n"} {
+		if _, err := parseCPUTotals([]byte(bad)); !errors.Is(err, errProcFormat) {
+			t.Errorf("%q: err %v, want errProcFormat", bad, err)
+		}
+	}
+	if _, err := readCPUTotals(); err != nil {
+		t.Errorf("live /proc/stat: %v", err)
+	}
+}
+
+func FuzzParseCPUTotals(f *testing.F) {
+	f.Add(procStatCPU)
+	f.Fuzz(func(t *testing.T, in string) {
+		c, err := parseCPUTotals([]byte(in))
+		if err == nil && c.All < c.Busy {
+			t.Fatalf("busy %d above total %d from %q", c.Busy, c.All, in)
+		}
+	})
+}
+
+func TestOthersShare(t *testing.T) {
+	a := cpuMark{sys: cpuTotals{Busy: 100, All: 1000}, own: 50, ok: true}
+	b := cpuMark{sys: cpuTotals{Busy: 700, All: 2000}, own: 350, ok: true}
+	if got := othersShare(a, b); got != 0.3 { // (600-300)/1000
+		t.Errorf("got %v, want 0.3", got)
+	}
+	if got := othersShare(a, cpuMark{}); got != -1 {
+		t.Errorf("unknown mark: got %v, want -1", got)
+	}
+	b.own = 5000 // own sampled later than the machine: never negative
+	if got := othersShare(a, b); got != 0 {
+		t.Errorf("got %v, want 0", got)
+	}
 }

@@ -25,6 +25,9 @@ type procStat struct {
 	PPID  int
 	UTime uint64 // clock ticks in user mode, all threads
 	STime uint64 // clock ticks in kernel mode, all threads
+	// CUTime and CSTime are the reaped children's (and their reaped
+	// children's) ticks.
+	CUTime, CSTime uint64
 }
 
 // parseProcStat parses /proc/PID/stat. comm may contain spaces and
@@ -44,7 +47,7 @@ func parseProcStat(b []byte) (procStat, error) {
 	st.Comm = string(b[open+1 : closing])
 	// Fields after comm start at field 3 (state); utime is field 14, stime 15.
 	rest := strings.Fields(string(b[closing+1:]))
-	if len(rest) < 13 || len(rest[0]) != 1 {
+	if len(rest) < 15 || len(rest[0]) != 1 {
 		return st, fmt.Errorf("stat of pid %d: %d fields after comm: %w", pid, len(rest), errProcFormat)
 	}
 	st.State = rest[0][0]
@@ -57,6 +60,13 @@ func parseProcStat(b []byte) (procStat, error) {
 	if st.STime, err = strconv.ParseUint(rest[12], 10, 64); err != nil {
 		return st, fmt.Errorf("stat stime: %w", errors.Join(errProcFormat, err))
 	}
+	// cutime and cstime are signed in the kernel's format (long).
+	cu, err1 := strconv.ParseInt(rest[13], 10, 64)
+	cs, err2 := strconv.ParseInt(rest[14], 10, 64)
+	if err1 != nil || err2 != nil || cu < 0 || cs < 0 {
+		return st, fmt.Errorf("stat cutime/cstime %q %q: %w", rest[13], rest[14], errProcFormat)
+	}
+	st.CUTime, st.CSTime = uint64(cu), uint64(cs)
 	return st, nil
 }
 
@@ -148,6 +158,43 @@ func descendants(pid int) []int {
 		out = append(out, children[out[i]]...)
 	}
 	return out
+}
+
+// cpuTotals are the machine's CPU ticks from the "cpu" line of /proc/stat,
+// summed over all CPUs.
+type cpuTotals struct {
+	Busy uint64 // user, nice, system, irq, softirq, steal
+	All  uint64 // Busy plus idle and iowait
+}
+
+// parseCPUTotals reads the first ("cpu ") line of /proc/stat. guest time is
+// already inside user, so it is not added again.
+func parseCPUTotals(b []byte) (cpuTotals, error) {
+	line, _, _ := bytes.Cut(b, []byte{'\n'})
+	f := strings.Fields(string(line))
+	if len(f) < 9 || f[0] != "cpu" {
+		return cpuTotals{}, fmt.Errorf("/proc/stat first line %q: %w", short(line), errProcFormat)
+	}
+	var v [8]uint64
+	for i := range v {
+		n, err := strconv.ParseUint(f[i+1], 10, 64)
+		if err != nil || n > 1<<56 { // bounded so the sums cannot wrap
+			return cpuTotals{}, fmt.Errorf("/proc/stat field %q: %w", f[i+1], errProcFormat)
+		}
+		v[i] = n
+	}
+	// user nice system idle iowait irq softirq steal
+	busy := v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
+	idle := v[3] + v[4]
+	return cpuTotals{Busy: busy, All: busy + idle}, nil
+}
+
+func readCPUTotals() (cpuTotals, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuTotals{}, fmt.Errorf("read /proc/stat: %w", err)
+	}
+	return parseCPUTotals(b)
 }
 
 // tcpListen is the state of a LISTEN socket in /proc/net/tcp.

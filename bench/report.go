@@ -120,6 +120,26 @@ func writeResults(dir string, res *results) error {
 	return nil
 }
 
+// rerender rewrites the Markdown and the chart from a saved results.json,
+// after a change to the report code, without measuring again.
+func rerender(jsonPath string) error {
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		return fmt.Errorf("read results: %w", err)
+	}
+	var res results
+	if err := json.Unmarshal(b, &res); err != nil {
+		return fmt.Errorf("decode %s: %w", jsonPath, err)
+	}
+	dir := filepath.Dir(jsonPath)
+	for name, text := range map[string]string{"results.md": markdown(&res), "results.svg": chartSVG(&res)} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
 func (res *results) labels() map[string]string {
 	m := make(map[string]string)
 	for _, t := range res.Targets {
@@ -180,10 +200,13 @@ func markdown(res *results) string {
 		header(&b, "row", cols, func(t targetInfo) string { return t.Label })
 		for _, r := range rows {
 			refS := stat(res.Runs, r.Scenario, ref.name, r.Metric)
+			if refS.N == 0 || refS.Median == 0 {
+				continue // e.g. proxy CPU has no direct counterpart
+			}
 			fmt.Fprintf(&b, "| %s (%s) |", r.Label, better(r.Higher))
 			for _, t := range cols {
 				s := stat(res.Runs, r.Scenario, t.Name, r.Metric)
-				if s.N == 0 || refS.N == 0 || refS.Median == 0 {
+				if s.N == 0 {
 					b.WriteString(" – |")
 					continue
 				}

@@ -151,3 +151,28 @@ func TestCliffVerdict(t *testing.T) {
 }
 
 func itoa(n int) string { return strings.TrimSpace(fmt0(float64(n))) }
+
+func TestRerenderFromJSON(t *testing.T) {
+	dir := t.TempDir()
+	res := sampleResults()
+	share := 0.25
+	res.Runs[0].OthersCPU = &share
+	if err := writeResults(dir, res); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(filepath.Join(dir, "results.md"))
+	os.Remove(filepath.Join(dir, "results.md"))
+	if err := rerender(filepath.Join(dir, "results.json")); err != nil {
+		t.Fatal(err)
+	}
+	after, err := os.ReadFile(filepath.Join(dir, "results.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(before) != string(after) {
+		t.Errorf("re-rendered Markdown differs:\n%s\n---\n%s", before, after)
+	}
+	if !strings.Contains(string(after), "used a median 25%") {
+		t.Errorf("the other processes' CPU share is missing:\n%s", after)
+	}
+}

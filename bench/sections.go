@@ -45,8 +45,19 @@ func writeMachine(b *strings.Builder, res *results) {
 		}
 	}
 	l := summarize(loads)
-	fmt.Fprintf(b, "- how busy the shared machine was: 1-minute load average %.2f before the first run; at the start of each run median %.2f (min %.2f, max %.2f) on %d CPUs. Load above the CPU count means other work (builds, tests) competed with the benchmark.\n",
+	fmt.Fprintf(b, "- how busy the shared machine was: 1-minute load average %.2f before the first run, median %.2f (min %.2f, max %.2f) at the start of each run on %d CPUs (the bench's own wrk, proxy and backend account for about 3 of it)",
 		res.LoadBefore, l.Median, l.Min, l.Max, res.Machine.NProc)
+	var others []float64
+	for _, r := range res.Runs {
+		if r.OthersCPU != nil {
+			others = append(others, *r.OthersCPU*100)
+		}
+	}
+	if o := summarize(others); o.N > 0 {
+		fmt.Fprintf(b, "; processes other than the bench's used a median %.0f%% (min %.0f%%, max %.0f%%) of all CPU time during the runs (/proc/stat busy time minus the bench's and its children's)",
+			o.Median, o.Min, o.Max)
+	}
+	b.WriteString(".\n")
 	if res.Options.Note != "" {
 		fmt.Fprintf(b, "- note: %s\n", res.Options.Note)
 	}

@@ -15,6 +15,10 @@ type runRecord struct {
 	// Load1 is the machine's 1-minute load average when the run started:
 	// the box is shared, and this says how much.
 	Load1 float64 `json:"load1"`
+	// OthersCPU is the share (0..1) of the machine's CPU that processes
+	// other than the bench and its children used during the run; nil when
+	// unknown.
+	OthersCPU *float64 `json:"others_cpu_share,omitempty"`
 	outcome
 	Err string `json:"error,omitempty"`
 }

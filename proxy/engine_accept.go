@@ -43,8 +43,10 @@ func (l *loop) acceptSome() {
 func (l *loop) pauseAccept(err error) {
 	l.backoff = min(max(2*l.backoff, minBackoff), maxBackoff)
 	l.s.log.Warn("accept failed; retrying", "err", os.NewSyscallError("accept4", err), "backoff", l.backoff)
-	if cerr := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, l.lfd, nil); cerr != nil {
-		l.s.log.Error("deregister listener", "err", cerr)
+	if !l.acceptPaused {
+		if cerr := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, l.lfd, nil); cerr != nil {
+			l.s.log.Error("deregister listener", "err", cerr)
+		}
 	}
 	l.acceptPaused = true
 	l.resumeAt = l.now + int64(l.backoff)

@@ -55,6 +55,7 @@ type edir struct {
 	flushed  int64 // bytes already added to the backend's counters
 	readable bool  // the source may hold data (edge seen, not drained)
 	rdhup    bool  // the source's FIN has arrived
+	errSeen  bool  // EPOLLERR: read on until the error, never infer EOF
 	eof      bool  // the source is done
 	shut     bool  // the FIN was passed on
 	bulk     bool  // inside a burst: splice

@@ -38,6 +38,11 @@ func (l *loop) event(c *econn, fd int, ev uint32) {
 		if ev&(unix.EPOLLRDHUP|unix.EPOLLHUP) != 0 {
 			in.rdhup = true
 		}
+		if ev&unix.EPOLLERR != 0 {
+			// An RST (with or without data before it): the reads go on
+			// past the data to the error, which resets the other side.
+			in.errSeen = true
+		}
 	}
 	if ev&unix.EPOLLERR != 0 && (in.eof || in.pending()) {
 		// No read of this socket is coming soon (it ended, or its bytes
@@ -124,7 +129,7 @@ func (l *loop) recvIn(c *econn, d *edir, src, dst int, up bool) (int, bool) {
 		return 0, true
 	}
 	c.last = l.now
-	if n < len(l.buf) {
+	if n < len(l.buf) && !d.errSeen {
 		// Drained. A FIN seen before this read is all that is left.
 		d.readable, d.noPipe = false, false
 		if d.rdhup {

@@ -1,0 +1,177 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// These tests pin the epoll engine whichever pass TestMain runs.
+func useEpoll(t *testing.T) {
+	t.Helper()
+	t.Setenv(engineEnv, engineEpoll.String())
+}
+
+// TestEngineConnSize keeps the per-connection struct small: it is what an
+// idle connection costs the engine besides the kernel's sockets.
+func TestEngineConnSize(t *testing.T) {
+	size := unsafe.Sizeof(econn{})
+	t.Logf("econn: %d bytes, dialState (only while dialing): %d bytes", size, unsafe.Sizeof(dialState{}))
+	if size > 512 {
+		t.Errorf("econn is %d bytes, want well under 1 KiB", size)
+	}
+}
+
+// TestEngineResetWithData: a peer that sends data and resets at once (the
+// RST arrives with the data, in one wakeup) still has its reset passed on
+// as a reset, not a FIN, in both directions.
+func TestEngineResetWithData(t *testing.T) {
+	useEpoll(t)
+	payload := bytes.Repeat([]byte("x"), 3000)
+	t.Run("backend resets", func(t *testing.T) {
+		be := startBackend(t, func(c net.Conn) {
+			io.ReadFull(c, make([]byte, 1))
+			c.Write(payload)
+			c.(*net.TCPConn).SetLinger(0)
+		})
+		s, al := loggedService(t, Config{ZeroCopy: true}, staticSet(t, be.addr()), copyAuto)
+		c := dial(t, s)
+		c.Write([]byte("g"))
+		err := readEnd(c, 5*time.Second)
+		if !errors.Is(err, unix.ECONNRESET) {
+			t.Fatalf("client read ended with %v, want a reset", err)
+		}
+		if end := al.waitEnd(t); end != "error: read backend: connection reset by peer" {
+			t.Errorf("end = %q", end)
+		}
+	})
+	t.Run("client resets", func(t *testing.T) {
+		seen := make(chan error, 1)
+		be := startBackend(t, func(c net.Conn) {
+			c.Write([]byte("r"))
+			_, err := io.Copy(io.Discard, c)
+			seen <- err
+		})
+		s, al := loggedService(t, Config{ZeroCopy: true}, staticSet(t, be.addr()), copyAuto)
+		c := dial(t, s)
+		readN(t, c, 1)
+		c.Write(payload)
+		c.SetLinger(0)
+		c.Close()
+		select {
+		case err := <-seen:
+			if !errors.Is(err, unix.ECONNRESET) {
+				t.Fatalf("backend read ended with %v, want a reset", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("backend never saw the client's reset")
+		}
+		if end := al.waitEnd(t); end != "error: read client: connection reset by peer" {
+			t.Errorf("end = %q", end)
+		}
+	})
+}
+
+// TestEngineManyConnections: 400 connections open at once, spread over the
+// loops, each echoing a different amount, all exact.
+func TestEngineManyConnections(t *testing.T) {
+	useEpoll(t)
+	be := startBackend(t, echo)
+	s := startService(t, Config{ZeroCopy: true}, staticSet(t, be.addr()), copyAuto)
+	const n = 400
+	conns := make([]*net.TCPConn, n)
+	for i := range conns {
+		conns[i] = dial(t, s)
+	}
+	eventually(t, 10*time.Second, "all connected", func() bool { return s.Active() == n })
+	eng := engineOf(t, s)
+	perLoop := map[int]int{}
+	eng.call(func(l *loop) {
+		for i, x := range eng.loops {
+			if x == l {
+				perLoop[i] = len(l.live)
+			}
+		}
+	})
+	t.Logf("connections per loop: %v", perLoop)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			msg := bytes.Repeat([]byte{byte(i)}, 1+i*331%(200<<10))
+			c.SetDeadline(time.Now().Add(20 * time.Second))
+			go c.Write(msg)
+			got := make([]byte, len(msg))
+			if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
+				errs <- fmt.Errorf("connection %d: %d bytes echoed wrong (%v)", i, len(msg), err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// TestEngineAcceptPause: an accept error takes the listener out of the
+// loop for a backoff that doubles, instead of spinning on a
+// level-triggered listener, and accepting resumes after it.
+func TestEngineAcceptPause(t *testing.T) {
+	useEpoll(t)
+	be := startBackend(t, echo)
+	s := startService(t, Config{ZeroCopy: true}, staticSet(t, be.addr()), copyAuto)
+	eng := engineOf(t, s)
+	var backoffs []time.Duration
+	eng.call(func(l *loop) {
+		for range 3 {
+			l.pauseAccept(unix.EMFILE)
+			backoffs = append(backoffs, l.backoff)
+		}
+		l.backoff = 0
+		l.pauseAccept(unix.EMFILE)
+	})
+	want := []time.Duration{minBackoff, 2 * minBackoff, 4 * minBackoff}
+	for i := range want {
+		if backoffs[len(backoffs)-3+i] != want[i] {
+			t.Fatalf("backoffs %v, want each loop to double from %v", backoffs, minBackoff)
+		}
+	}
+	// Every loop is paused now; a client waits in the backlog and is
+	// served once the backoff is over.
+	t0 := time.Now()
+	roundTrip(t, dial(t, s), "after the pause")
+	t.Logf("served %v after every loop paused for %v", time.Since(t0), minBackoff)
+	paused := 0
+	eng.call(func(l *loop) {
+		if l.acceptPaused {
+			paused++
+		}
+	})
+	if paused != 0 {
+		t.Errorf("%d loops still paused", paused)
+	}
+}
+
+// engineOf waits for the service's epoll engine to run and returns it.
+func engineOf(t *testing.T, s *Service) *engine {
+	t.Helper()
+	var e *engine
+	eventually(t, 5*time.Second, "epoll engine running", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		e = s.eng
+		return e != nil
+	})
+	return e
+}

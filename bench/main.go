@@ -176,7 +176,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.Rounds, "rounds", 3, "interleaved rounds")
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "length of each load run")
 	fs.StringVar(&scen, "scenarios", "all", "comma list of: "+strings.Join(scenarioNames(), ","))
-	fs.StringVar(&targ, "targets", "all", "comma list of: direct,tierlb,tierlb-copy,haproxy,nginx")
+	fs.StringVar(&targ, "targets", "all", "comma list of: direct,tierlb,tierlb-copy,haproxy,nginx,naive-go")
 	fs.StringVar(&o.Out, "out", "", "results directory (default bench/results, bench/results/quick with --quick)")
 	fs.BoolVar(&o.Quick, "quick", false, "short smoke run: 1 round, 2s runs, fewer connections")
 	fs.IntVar(&o.IdleMax, "idle-max", 0, "idle connections to try at most (default: what the fd limit allows)")

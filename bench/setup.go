@@ -27,6 +27,7 @@ type env struct {
 	threads   int // HAProxy nbthread, nginx workers, wrk threads: the core count
 	tierlbBin string
 	whoamiBin string
+	naiveBin  string
 
 	whoamiAddr string
 	whoamiPID  int // its CPU shows whether the backend, not the proxy, limits a row
@@ -87,6 +88,12 @@ func setup(ctx context.Context, opts options, log *slog.Logger, targets []*targe
 	e.whoamiBin = filepath.Join(tmp, "whoami")
 	if err := goBuild(ctx, tl.path("go"), root, e.whoamiBin, "./cmd/whoami", true); err != nil {
 		return e, err
+	}
+	e.naiveBin = filepath.Join(tmp, "naive")
+	if err := goBuild(ctx, tl.path("go"), root, e.naiveBin, "./bench/naive", true); err != nil {
+		if t := findTarget(targets, "naive-go"); t != nil {
+			t.Unavailable = "bench/naive does not build: " + firstLine(err.Error())
+		}
 	}
 	tl.Versions["tierlb"] = gitDescribe(ctx, root)
 	e.tierlbBin = filepath.Join(tmp, "tierlb")

@@ -122,6 +122,8 @@ func allTargets() []*target {
 			start: startHAProxy},
 		{Name: "nginx", Label: "nginx stream", Proxy: true,
 			start: startNginx},
+		{Name: "naive-go", Label: "naive Go io.Copy", Proxy: true, ExpectSplice: true,
+			start: startNaive},
 	}
 }
 

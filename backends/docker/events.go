@@ -26,6 +26,7 @@ type queue struct {
 	mu     sync.Mutex
 	msgs   []events.Message
 	err    error
+	urgent bool          // a queued event takes a replica out of rotation
 	notify chan struct{} // one pending wake-up
 }
 
@@ -34,8 +35,32 @@ func newQueue() *queue { return &queue{notify: make(chan struct{}, 1)} }
 func (q *queue) push(m events.Message) {
 	q.mu.Lock()
 	q.msgs = append(q.msgs, m)
+	q.urgent = q.urgent || outOfRotation(m)
 	q.mu.Unlock()
 	q.wake()
+}
+
+// outOfRotation says whether an event stops a replica taking connections.
+// Such events skip the coalescing wait: every millisecond a stopping
+// container stays in the pool is a new connection it may get.
+func outOfRotation(m events.Message) bool {
+	if m.Type != events.ContainerEventType {
+		return false
+	}
+	typ, _, _ := strings.Cut(string(m.Action), ":")
+	switch typ {
+	case "kill", "stop", "die", "pause":
+		return true
+	}
+	return false
+}
+
+// isUrgent reports whether a queued event should be applied without waiting
+// for the rest of its burst.
+func (q *queue) isUrgent() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.urgent
 }
 
 func (q *queue) fail(err error) {
@@ -59,7 +84,7 @@ func (q *queue) take() ([]events.Message, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	msgs := q.msgs
-	q.msgs = nil
+	q.msgs, q.urgent = nil, false
 	return msgs, q.err
 }
 

@@ -234,3 +234,18 @@ func TestExplicitContainerIDMissing(t *testing.T) {
 		return strings.Contains(why, "own container nope (from docker.container_id)")
 	})
 }
+
+// TestProviderStopSkipsCoalescing: a burst may wait to be applied as one
+// update, but not an event that takes a replica out of rotation.
+func TestProviderStopSkipsCoalescing(t *testing.T) {
+	f, sink, p := setup(t)
+	p.coalesce = 3 * time.Second // set before the event; Run reads it per batch
+	start := time.Now()
+	f.send(t, ctrEvent("kill", "id1", map[string]string{"signal": "15"}))
+	waitFor(t, 2*time.Second, "app-1 draining", func() bool {
+		return specSummary(sink) == "app-1=10.2.0.1:8080(container stopping)"
+	})
+	if d := time.Since(start); d >= time.Second {
+		t.Fatalf("the stop waited %s, as long as a coalescing burst", d)
+	}
+}

@@ -83,7 +83,7 @@ func (p *Provider) session(ctx context.Context) (synced bool, err error) {
 				return true, fmt.Errorf("relist after reload: %w", err)
 			}
 		case <-q.notify:
-			if p.coalesce > 0 { // let the rest of a burst arrive: one update for all
+			if p.coalesce > 0 && !q.isUrgent() { // let the rest of a burst arrive: one update for all
 				t := time.NewTimer(p.coalesce)
 				select {
 				case <-ctx.Done():

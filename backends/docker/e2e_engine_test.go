@@ -1,209 +1,36 @@
 package docker
 
 import (
-	"archive/tar"
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net"
-	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/client"
 )
 
-// The end-to-end tests run tierlb itself in a container, as users do. They
-// need cmd/tierlb to build and to run Docker discovery (import this
-// package); until then they skip and say why.
-
-// e2eBinary builds a static cmd/tierlb, or skips.
-func e2eBinary(t *testing.T, dir string) string {
-	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..")
-	if err := exec.Command("grep", "-rlq", "tierlb/tierlb/backends/docker", filepath.Join(root, "cmd", "tierlb")).Run(); err != nil {
-		t.Skip("cmd/tierlb does not wire Docker discovery (backends/docker) yet; end-to-end tests skipped")
-	}
-	bin := filepath.Join(dir, "tierlb")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "./cmd/tierlb")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Skipf("go build ./cmd/tierlb failed, end-to-end tests skipped: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// e2eStack is tierlb in a container in front of whoami replicas.
-type e2eStack struct {
-	*testEnv
-	app   string // internal network of the replicas
-	proxy string // tierlb's container
-	front string // 127.0.0.1:port published by tierlb
-}
-
-func newE2EStack(t *testing.T) *e2eStack {
-	dir := t.TempDir()
-	bin := e2eBinary(t, dir)
-	e := newTestEnv(t)
-	ref := buildImage(t, e.cli, bin, "tierlb", "FROM scratch\nCOPY tierlb /tierlb\nUSER 65532:65532\nENTRYPOINT [\"/tierlb\"]\n")
-
-	s := &e2eStack{testEnv: e, app: e.network("app")}
-	front := e.bridge("front", false)
-	conf := fmt.Sprintf(`admin: {listen: ""}
-log: {level: debug}
-docker: {enabled: "true", label_prefix: %s, resync_interval: 30s}
-services:
-  - name: app
+// appService is the service every end-to-end test balances: replicas
+// labelled service=app, no active check so that only discovery decides.
+const appService = `  - name: app
     listen: 0.0.0.0:8080
     retries: 2
     timeouts: {connect: 500ms}
     backends: {docker: {service: app, port: 8080}}
     health: {type: none}
-`, e.prefix)
-	if err := os.WriteFile(filepath.Join(dir, "tierlb.yaml"), []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	sock := strings.TrimPrefix(e.cli.DaemonHost(), "unix://")
-	var st syscall.Stat_t
-	if err := syscall.Stat(sock, &st); err != nil {
-		t.Skipf("engine socket %s: %v", sock, err)
-	}
-	res, err := e.cli.ContainerCreate(t.Context(), client.ContainerCreateOptions{
-		Name: e.prefix + "-tierlb",
-		Config: &container.Config{
-			Image: ref, Cmd: []string{"run", "--config", "/etc/tierlb.yaml"},
-			Labels: map[string]string{testLabel: "1"}, ExposedPorts: network.PortSet{network.MustParsePort("8080/tcp"): {}},
-		},
-		HostConfig: &container.HostConfig{
-			NetworkMode:  container.NetworkMode(front),
-			Binds:        []string{sock + ":/var/run/docker.sock:ro", filepath.Join(dir, "tierlb.yaml") + ":/etc/tierlb.yaml:ro"},
-			GroupAdd:     []string{strconv.Itoa(int(st.Gid))}, // the documented non-root way
-			PortBindings: network.PortMap{network.MustParsePort("8080/tcp"): {{HostIP: netip.MustParseAddr("127.0.0.1")}}},
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.proxy = res.ID
-	t.Cleanup(func() {
-		if t.Failed() {
-			logs, _ := e.cli.ContainerLogs(context.Background(), s.proxy, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Tail: "60"})
-			if logs != nil {
-				b, _ := io.ReadAll(logs)
-				t.Logf("tierlb logs:\n%s", b)
-			}
-		}
-		_, _ = e.cli.ContainerRemove(context.Background(), s.proxy, client.ContainerRemoveOptions{Force: true})
-	})
-	if _, err := e.cli.NetworkConnect(t.Context(), s.app, client.NetworkConnectOptions{Container: s.proxy}); err != nil {
-		t.Fatal(err)
-	}
-	e.start(s.proxy)
-	in, err := e.cli.ContainerInspect(t.Context(), s.proxy, client.ContainerInspectOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := in.Container.NetworkSettings.Ports[network.MustParsePort("8080/tcp")]
-	if len(b) == 0 {
-		t.Fatal("tierlb's port is not published")
-	}
-	s.front = net.JoinHostPort("127.0.0.1", b[0].HostPort)
-	return s
-}
+`
 
-func buildImage(t *testing.T, cli *client.Client, bin, name, dockerfile string) string {
-	t.Helper()
-	data, err := os.ReadFile(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	_ = tw.WriteHeader(&tar.Header{Name: "Dockerfile", Mode: 0o644, Size: int64(len(dockerfile))})
-	_, _ = tw.Write([]byte(dockerfile))
-	_ = tw.WriteHeader(&tar.Header{Name: filepath.Base(bin), Mode: 0o755, Size: int64(len(data))})
-	_, _ = tw.Write(data)
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	ref := "tierlb-test-" + name + ":" + randHex(4)
-	res, err := cli.ImageBuild(t.Context(), &buf, client.ImageBuildOptions{Tags: []string{ref}, Labels: map[string]string{testLabel: "1"}, Remove: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if bytes.Contains(out, []byte(`"error"`)) {
-		t.Fatalf("build %s: %s", ref, out)
-	}
-	t.Cleanup(func() {
-		_, _ = cli.ImageRemove(context.Background(), ref, client.ImageRemoveOptions{Force: true})
-	})
-	return ref
-}
-
-// ask opens a new connection through tierlb and returns the replica's name.
-func ask(front string) (string, error) {
-	c, err := net.DialTimeout("tcp", front, time.Second)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	return askOn(c)
-}
-
-// askOn sends GET /name on an open connection.
-func askOn(c net.Conn) (string, error) {
-	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := io.WriteString(c, "GET /name HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
-		return "", err
-	}
-	r := bufio.NewReader(c)
-	length := -1
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			return "", err
-		}
-		line = strings.TrimSpace(line)
-		if line == "" {
-			break
-		}
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(k, "content-length") {
-			length, _ = strconv.Atoi(strings.TrimSpace(v))
-		}
-	}
-	if length < 0 {
-		return "", fmt.Errorf("no content-length")
-	}
-	body := make([]byte, length)
-	if _, err := io.ReadFull(r, body); err != nil {
-		return "", err
-	}
-	return strings.TrimSpace(string(body)), nil
-}
-
-func TestE2ERoundRobinStartStopKill(t *testing.T) {
-	s := newE2EStack(t)
+func TestE2ERoundRobinStopKill(t *testing.T) {
+	s := newE2EStack(t, appService)
 	labels := map[string]string{s.label("service"): "app"}
-	names := map[string]string{} // replica name → container ID
+	ids := map[string]string{} // replica name → container ID
 	for i := 1; i <= 3; i++ {
 		n := fmt.Sprintf("r%d", i)
-		id := s.run(n, runOpts{nets: []string{s.app}, labels: labels, args: []string{"--listen", ":8080", "--name", n}, stopSignal: "SIGUSR1", stopTimeout: 3})
-		names[n] = id
+		// r1 ignores its stop signal, so a stop takes the whole timeout.
+		ids[n] = s.run(n, runOpts{nets: []string{s.app}, labels: labels, args: []string{"--listen", ":8080", "--name", n}, stopSignal: "SIGUSR1", stopTimeout: 3})
 	}
 	waitFor(t, 15*time.Second, "three replicas through tierlb", func() bool {
 		seen := map[string]bool{}
@@ -231,23 +58,9 @@ func TestE2ERoundRobinStartStopKill(t *testing.T) {
 		}
 	}
 
-	// docker start → first proxied connection, ten times.
-	var startLat []time.Duration
-	for i := range 10 {
-		n := fmt.Sprintf("s%d", i)
-		id := s.run(n, runOpts{nets: []string{s.app}, labels: labels, args: []string{"--listen", ":8080", "--name", n}, noStart: true})
-		t0 := time.Now()
-		s.start(id)
-		waitFor(t, 5*time.Second, n+" proxied", func() bool { got, err := ask(s.front); return err == nil && got == n })
-		startLat = append(startLat, time.Since(t0))
-		if _, err := s.cli.ContainerKill(t.Context(), id, client.ContainerKillOptions{Signal: "SIGKILL"}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Logf("docker start → first proxied connection: median %s %v", median(startLat), startLat)
-
 	// docker stop of r1 with a connection open to it: no new connection
-	// reaches r1 after the stop event; the open one keeps working until r1 exits.
+	// reaches r1 after the stop event; the open one keeps working until r1
+	// exits.
 	var held net.Conn
 	for range 20 {
 		c, err := net.DialTimeout("tcp", s.front, time.Second)
@@ -264,14 +77,15 @@ func TestE2ERoundRobinStartStopKill(t *testing.T) {
 		t.Fatal("no connection landed on r1")
 	}
 	defer held.Close()
+	evs := s.follow(ids["r1"])
 	stopped := make(chan error, 1)
 	go func() {
-		_, err := s.cli.ContainerStop(context.Background(), names["r1"], client.ContainerStopOptions{})
+		_, err := s.cli.ContainerStop(context.Background(), ids["r1"], client.ContainerStopOptions{})
 		stopped <- err
 	}()
-	time.Sleep(300 * time.Millisecond) // the stop event has been sent by now; r1 ignores SIGUSR1 for 3s
+	stopAt := s.await(evs, events.ActionKill)
 	hits := 0
-	for range 30 {
+	for time.Since(stopAt) < 2*time.Second { // r1 lives on for 3s after the stop
 		if n, err := ask(s.front); err == nil && n == "r1" {
 			hits++
 		}
@@ -279,28 +93,202 @@ func TestE2ERoundRobinStartStopKill(t *testing.T) {
 	if n, err := askOn(held); err != nil || n != "r1" {
 		t.Errorf("the connection open to r1 broke while it was stopping: %q, %v", n, err)
 	}
-	if hits > 0 {
-		t.Errorf("%d new connections reached r1 after docker stop", hits)
-	}
 	if err := <-stopped; err != nil {
 		t.Fatal(err)
 	}
+	if hits > 0 {
+		t.Errorf("%d new connections reached r1 after docker stop", hits)
+	}
+	if late := connsAfter(connStarts(s.logs(), s.prefix+"-r1"), stopAt); late > 0 {
+		t.Errorf("tierlb logged %d connections to r1 begun after the stop event", late)
+	}
 
-	// docker kill of r2 under traffic: clients are retried transparently.
+	// docker kill of r2 between two requests, then traffic at once: the
+	// connections tierlb still sends to r2 before it hears of the kill
+	// fail to dial and must be retried on r3, unseen by clients.
 	failures := 0
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		time.Sleep(50 * time.Millisecond)
-		_, _ = s.cli.ContainerKill(context.Background(), names["r2"], client.ContainerKillOptions{Signal: "SIGKILL"})
-	}()
-	for range 200 {
+	for i := range 200 {
+		if i == 20 {
+			if _, err := s.cli.ContainerKill(t.Context(), ids["r2"], client.ContainerKillOptions{Signal: "SIGKILL"}); err != nil {
+				t.Fatal(err)
+			}
+		}
 		if _, err := ask(s.front); err != nil {
 			failures++
 		}
 	}
-	<-done
 	if failures > 0 {
 		t.Errorf("%d of 200 requests failed around docker kill", failures)
+	}
+}
+
+// TestE2EStartStopLatency measures the issue's closing figures through the
+// proxy container, ten times each: from the start event to the first
+// proxied connection of a new replica (at most 1s), and from the stop event
+// to the last new connection tierlb sends the stopping replica (none may
+// begin after the event).
+//
+// The service runs tcp checks, the default type, every 250ms: a replica
+// joins only once a check has passed (a container's process often listens
+// a few milliseconds after its start event), and the first check runs as
+// soon as discovery adds it.
+func TestE2EStartStopLatency(t *testing.T) {
+	s := newE2EStack(t, `  - name: app
+    listen: 0.0.0.0:8080
+    backends: {docker: {service: app, port: 8080}}
+    health: {type: tcp, interval: 250ms, rise: 1}
+`)
+	labels := map[string]string{s.label("service"): "app"}
+	s.run("base", runOpts{nets: []string{s.app}, labels: labels, args: []string{"--listen", ":8080", "--name", "base"}})
+	waitFor(t, 15*time.Second, "base through tierlb", func() bool { n, _ := ask(s.front); return n == "base" })
+
+	// One replica started and stopped ten times: a restarted container is
+	// a new backend to tierlb, and reusing it keeps the test short.
+	id := s.run("s", runOpts{nets: []string{s.app}, labels: labels, args: []string{"--listen", ":8080", "--name", "s"}, stopSignal: "SIGUSR1", stopTimeout: 1, noStart: true})
+	evs := s.follow(id)
+	var startLat, lastNew []time.Duration
+	var late int
+	for range 10 {
+		s.start(id)
+		startAt := s.await(evs, events.ActionStart)
+		var first time.Duration
+		waitFor(t, 5*time.Second, "s proxied", func() bool {
+			got, err := ask(s.front)
+			first = time.Since(startAt)
+			return err == nil && got == "s"
+		})
+		startLat = append(startLat, first)
+
+		// New connections all along the stop, which lasts the 1s timeout
+		// because the replica ignores SIGUSR1.
+		stopped := make(chan error, 1)
+		go func() {
+			_, err := s.cli.ContainerStop(context.Background(), id, client.ContainerStopOptions{})
+			stopped <- err
+		}()
+		stopAt := s.await(evs, events.ActionKill)
+		for time.Since(stopAt) < 300*time.Millisecond {
+			_, _ = ask(s.front)
+		}
+		if err := <-stopped; err != nil {
+			t.Fatal(err)
+		}
+		var starts []time.Time // this run's connections only
+		for _, c := range connStarts(s.logs(), s.prefix+"-s") {
+			if !c.Before(startAt.Truncate(time.Millisecond)) {
+				starts = append(starts, c)
+			}
+		}
+		if len(starts) == 0 {
+			t.Fatal("no access log line for s since its start")
+		}
+		lastNew = append(lastNew, starts[len(starts)-1].Sub(stopAt))
+		late += connsAfter(starts, stopAt)
+	}
+	t.Logf("start event → first proxied connection: median %s %v", median(startLat), startLat)
+	t.Logf("stop event → last new connection to the replica (negative: before the event): median %s %v; begun after the event: %d",
+		median(lastNew), lastNew, late)
+	for _, d := range startLat {
+		if d > time.Second {
+			t.Errorf("a new replica waited %s for its first connection, want at most 1s: %v", d, startLat)
+			break
+		}
+	}
+	if late > 0 {
+		t.Errorf("%d new connections reached stopping replicas after their stop event", late)
+	}
+}
+
+// connsAfter counts connections begun after at. Log times have millisecond
+// precision, so a connection begun in the same millisecond is not counted.
+func connsAfter(starts []time.Time, at time.Time) int {
+	n := 0
+	for _, s := range starts {
+		if s.After(at.Truncate(time.Millisecond).Add(time.Millisecond)) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestE2ELabelServiceHealthExplain covers what the proxy container does
+// with labels beyond one configured service: a service declared by
+// tierlb.listen starts listening and stops when its last replica goes; with
+// health type docker a replica whose HEALTHCHECK fails gets nothing; a
+// replica on no network tierlb shares is explained, not routed.
+func TestE2ELabelServiceHealthExplain(t *testing.T) {
+	s := newE2EStack(t, `  - name: app
+    listen: 0.0.0.0:8080
+    backends: {docker: {service: app, port: 8080}}
+    health: {type: docker, interval: 500ms, rise: 1, fall: 1}
+`, 9000)
+	app := map[string]string{s.label("service"): "app"}
+	healthy := &container.HealthConfig{Test: []string{"CMD", "/whoami", "--probe", "127.0.0.1:8080"}, Interval: 500 * time.Millisecond, Timeout: time.Second, Retries: 1}
+	sick := &container.HealthConfig{Test: []string{"CMD", "/whoami", "--probe", "127.0.0.1:1"}, Interval: 500 * time.Millisecond, Timeout: time.Second, Retries: 1}
+	s.run("good", runOpts{nets: []string{s.app}, labels: app, args: []string{"--listen", ":8080", "--name", "good"}, health: healthy})
+	s.run("plain", runOpts{nets: []string{s.app}, labels: app, args: []string{"--listen", ":8080", "--name", "plain"}})
+	s.run("sick", runOpts{nets: []string{s.app}, labels: app, args: []string{"--listen", ":8080", "--name", "sick"}, health: sick})
+	elsewhere := s.network("elsewhere")
+	s.run("far", runOpts{nets: []string{elsewhere}, labels: app, args: []string{"--listen", ":8080", "--name", "far"}})
+
+	// Healthy and no-HEALTHCHECK replicas share the traffic; the sick and
+	// the unreachable one get none, and explain says why.
+	waitFor(t, 20*time.Second, "good and plain in rotation", func() bool {
+		seen := map[string]bool{}
+		for range 4 {
+			if n, err := ask(s.front); err == nil {
+				seen[n] = true
+			}
+		}
+		return seen["good"] && seen["plain"]
+	})
+	waitFor(t, 10*time.Second, "sick explained", func() bool {
+		_, body := s.get("/api/v1/explain")
+		return strings.Contains(body, "docker health is unhealthy") && strings.Contains(body, "the proxy is not on network "+elsewhere)
+	})
+	for range 20 {
+		if n, err := ask(s.front); err != nil || (n != "good" && n != "plain") {
+			t.Fatalf("got %q, %v; want only good and plain", n, err)
+		}
+	}
+
+	// A label-declared service on the published port 9000.
+	db := s.run("db", runOpts{nets: []string{s.app}, args: []string{"--listen", ":8080", "--name", "db"}, labels: map[string]string{
+		s.label("service"): "db", s.label("listen"): "0.0.0.0:9000", s.label("port"): "8080", s.label("health.type"): "tcp",
+	}})
+	waitFor(t, 10*time.Second, "db through its own listener", func() bool { n, _ := ask(s.ports[9000]); return n == "db" })
+	if _, err := s.cli.ContainerRemove(t.Context(), db, client.ContainerRemoveOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "db's listener closed", func() bool {
+		return strings.Contains(s.logs(), `msg="service removed: draining" service=db`)
+	})
+	if n, err := ask(s.ports[9000]); err == nil {
+		t.Errorf("db still answers (%q) after its only replica was removed", n)
+	}
+}
+
+// follow subscribes to one container's events.
+func (s *e2eStack) follow(id string) client.EventsResult {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.t.Cleanup(cancel)
+	return s.cli.Events(ctx, client.EventsListOptions{Filters: make(client.Filters).Add("container", id)})
+}
+
+// await returns the daemon's time of the next event with this action.
+func (s *e2eStack) await(res client.EventsResult, action events.Action) time.Time {
+	s.t.Helper()
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case m := <-res.Messages:
+			if m.Action == action {
+				return time.Unix(0, m.TimeNano)
+			}
+		case err := <-res.Err:
+			s.t.Fatalf("event stream: %v", err)
+		case <-timeout:
+			s.t.Fatalf("no %s event within 20s", action)
+		}
 	}
 }

@@ -15,7 +15,7 @@ var pageSource string
 // pageTemplate is parsed once; a template error is a build-time bug that the
 // tests catch, so New never fails at run time.
 var pageTemplate = template.Must(template.New("page").Funcs(template.FuncMap{
-	"bytes": humanBytes,
+	"bytes": FormatBytes,
 }).Parse(pageSource))
 
 // pageData is what the status page renders.
@@ -57,7 +57,7 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request) {
 				pb.ConnectErrorsTotal += n
 			}
 			if c := b.LastCheck; c != nil {
-				pb.Check = c.Result + " " + ago(now.Sub(c.At))
+				pb.Check = c.Result + " " + FormatAge(now.Sub(c.At))
 			}
 			ps.Backends = append(ps.Backends, pb)
 		}
@@ -83,8 +83,9 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request) {
 	w.Write(buf.Bytes())
 }
 
-// humanBytes formats n in binary units: 0 B, 1023 B, 1.0 KiB, 12.3 MiB.
-func humanBytes(n uint64) string {
+// FormatBytes formats n in binary units: 0 B, 1023 B, 1.0 KiB, 12.3 MiB.
+// The status page and tierlb status share it.
+func FormatBytes(n uint64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)
@@ -97,8 +98,8 @@ func humanBytes(n uint64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
-// ago formats how long ago something happened, to the second.
-func ago(d time.Duration) string {
+// FormatAge formats how long ago something happened, to the second.
+func FormatAge(d time.Duration) string {
 	if d < time.Second {
 		return "just now"
 	}

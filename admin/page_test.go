@@ -8,7 +8,7 @@ import (
 	"github.com/tierlb/tierlb/backends"
 )
 
-func TestHumanBytes(t *testing.T) {
+func TestFormatBytes(t *testing.T) {
 	tests := []struct {
 		n    uint64
 		want string
@@ -19,14 +19,14 @@ func TestHumanBytes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {
-			if got := humanBytes(tt.n); got != tt.want {
-				t.Fatalf("humanBytes(%d) = %q, want %q", tt.n, got, tt.want)
+			if got := FormatBytes(tt.n); got != tt.want {
+				t.Fatalf("FormatBytes(%d) = %q, want %q", tt.n, got, tt.want)
 			}
 		})
 	}
 }
 
-func TestAgo(t *testing.T) {
+func TestFormatAge(t *testing.T) {
 	tests := []struct {
 		d    time.Duration
 		want string
@@ -36,8 +36,8 @@ func TestAgo(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {
-			if got := ago(tt.d); got != tt.want {
-				t.Fatalf("ago(%v) = %q, want %q", tt.d, got, tt.want)
+			if got := FormatAge(tt.d); got != tt.want {
+				t.Fatalf("FormatAge(%v) = %q, want %q", tt.d, got, tt.want)
 			}
 		})
 	}

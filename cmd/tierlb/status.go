@@ -104,11 +104,11 @@ func (c *adminCLI) printStatus(services []admin.ServiceStatus) {
 			}
 			check := "-"
 			if lc := b.LastCheck; lc != nil {
-				check = lc.Result + " " + sinceText(c.now().Sub(lc.At))
+				check = lc.Result + " " + admin.FormatAge(c.now().Sub(lc.At))
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%d\t%s\t%s\n",
 				s.Name, b.ID, dash(b.Address), c.paint(b.State, b.State), b.Weight, b.Priority,
-				b.ActiveConnections, b.TotalConnections, byteText(b.BytesToBackend), byteText(b.BytesToClient),
+				b.ActiveConnections, b.TotalConnections, admin.FormatBytes(b.BytesToBackend), admin.FormatBytes(b.BytesToClient),
 				errs, check, b.Reason)
 		}
 	}
@@ -264,24 +264,3 @@ func (c *adminCLI) paint(key, text string) string {
 	return code + text + "\x1b[0m"
 }
 
-// byteText formats n in binary units: 0 B, 1023 B, 1.0 KiB, 12.3 MiB.
-func byteText(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
-// sinceText formats an age to the second.
-func sinceText(d time.Duration) string {
-	if d < time.Second {
-		return "just now"
-	}
-	return d.Truncate(time.Second).String() + " ago"
-}

@@ -265,21 +265,3 @@ func FuzzResolveAdminURL(f *testing.F) {
 	})
 }
 
-func TestByteAndSinceText(t *testing.T) {
-	for _, tt := range []struct {
-		n    uint64
-		want string
-	}{{0, "0 B"}, {1023, "1023 B"}, {1024, "1.0 KiB"}, {9437184, "9.0 MiB"}, {5905580032, "5.5 GiB"}, {^uint64(0), "16.0 EiB"}} {
-		if got := byteText(tt.n); got != tt.want {
-			t.Errorf("byteText(%d) = %q, want %q", tt.n, got, tt.want)
-		}
-	}
-	for _, tt := range []struct {
-		d    time.Duration
-		want string
-	}{{0, "just now"}, {-time.Minute, "just now"}, {3 * time.Second, "3s ago"}, {306 * time.Second, "5m6s ago"}} {
-		if got := sinceText(tt.d); got != tt.want {
-			t.Errorf("sinceText(%v) = %q, want %q", tt.d, got, tt.want)
-		}
-	}
-}

@@ -263,4 +263,3 @@ func (c *adminCLI) paint(key, text string) string {
 	}
 	return code + text + "\x1b[0m"
 }
-

@@ -264,4 +264,3 @@ func FuzzResolveAdminURL(f *testing.F) {
 		}
 	})
 }
-

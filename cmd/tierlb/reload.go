@@ -113,7 +113,11 @@ func (r *reloader) reload(why string) {
 	if cfg.Admin != r.cfg.Admin {
 		log.Warn("admin settings change at the next restart")
 	}
-	if !reflect.DeepEqual(cfg.Docker, r.cfg.Docker) {
+	// The provider keeps the docker settings it started with; only turning
+	// label services off applies at once (the supervisor stops them).
+	was, now := r.cfg.Docker, cfg.Docker
+	was.LabelServices, now.LabelServices = false, false
+	if !reflect.DeepEqual(was, now) || (cfg.Docker.LabelServices && !r.cfg.Docker.LabelServices) {
 		log.Warn("docker settings change at the next restart")
 	}
 	err = r.sup.Apply(cfg)

@@ -39,12 +39,11 @@ until [ "$(curl -s -m 1 127.0.0.1:9090/api/v1/services | grep -o '"state": *"up"
 	sleep 0.2
 done
 
-# whoami answers with its hostname, the container ID; map it to the name.
+# whoami answers with its container name (Docker's DNS tells it).
 names=""
 for i in 1 2 3 4 5 6 7 8 9; do
-	host=$(curl -s -m 2 127.0.0.1:8081/name)
-	name=$(docker ps --filter "id=$host" --format '{{.Names}}')
-	echo "request $i: $name ($host)"
+	name=$(curl -s -m 2 127.0.0.1:8081/name)
+	echo "request $i: $name"
 	names="$names $name"
 done
 set -- $names

@@ -11,7 +11,9 @@
 //	GET /bytes/N     N bytes (also /bytes?n=N), up to 1 GiB
 //	GET /healthz     200 "ok" (503 with --unhealthy)
 //
-// NAME is --name, else $NAME, else the hostname (a container's ID in Docker).
+// NAME is --name, else $NAME, else, inside a Docker container, the container's
+// name as Docker's embedded DNS answers for its own address (so scaled
+// Compose replicas answer three-tier_app_2, not an ID), else the hostname.
 // --echo adds a raw TCP echo listener that honours half-close. --probe
 // HOST:PORT checks another instance's /healthz and exits 0 or 1, for a
 // Docker HEALTHCHECK in an image that has no shell or curl.
@@ -115,10 +117,42 @@ func resolveName(flagName string) string {
 	if env := os.Getenv("NAME"); env != "" {
 		return env
 	}
+	if _, err := os.Stat("/.dockerenv"); err == nil {
+		if n := containerName(1 * time.Second); n != "" {
+			return n
+		}
+	}
 	if h, err := os.Hostname(); err == nil && h != "" {
 		return h
 	}
 	return "whoami"
+}
+
+// containerName asks Docker's embedded DNS (127.0.0.11, on user-defined
+// networks) for the name of this container's own address: it answers
+// "CONTAINER.NETWORK.", and Compose names never contain a dot, so the first
+// label is the container name. The resolver of the standard library would
+// answer from /etc/hosts, where Docker maps the address to the hostname (the
+// container ID). "" when nothing answers in time.
+func containerName(timeout time.Duration) string {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return ""
+	}
+	for _, a := range addrs {
+		ipn, ok := a.(*net.IPNet)
+		if !ok || ipn.IP.To4() == nil || ipn.IP.IsLoopback() {
+			continue
+		}
+		name, err := lookupPTR("127.0.0.11:53", ipn.IP.To4(), timeout)
+		if err != nil {
+			continue
+		}
+		if first, _, _ := strings.Cut(name, "."); first != "" {
+			return first
+		}
+	}
+	return ""
 }
 
 // probeHealth sends GET /healthz to addr and wants a 2xx status line.

@@ -105,11 +105,23 @@ func TestRiseFall(t *testing.T) {
 			},
 		},
 		{
+			// A new backend that fails at first is starting: it comes up at
+			// its first pass, and only then does rise guard against flaps.
 			name: "first probe fails", rise: 3, fall: 3,
-			script: "xoooo",
-			want:   []backends.State{D, D, D, D, U},
+			script: "xxoxooo",
+			want:   []backends.State{D, D, D, U, U, U, U},
 			logs: []string{
 				"backend down: GET http://ADDR/healthz: status 503, want 200-399",
+				"backend up: passed its first check",
+			},
+		},
+		{
+			name: "down after joining needs rise", rise: 3, fall: 1,
+			script: "oxoooo",
+			want:   []backends.State{D, U, D, D, D, U},
+			logs: []string{
+				"backend up: passed its first check",
+				"backend down: failed 1 consecutive checks, last: GET http://ADDR/healthz: status 503, want 200-399",
 				"backend up: passed 3 consecutive checks",
 			},
 		},

@@ -37,6 +37,8 @@ type prober struct {
 	// Owned by the run goroutine.
 	known       bool // a verdict exists (ours or a previous prober's)
 	spread      bool // the next wait is a random part of the interval
+	joining     bool // new and never passed: probe on a short backoff, up at the first pass
+	backoff     time.Duration
 	up          bool
 	rises, fall int // consecutive passes while down, failures while up
 }
@@ -99,7 +101,7 @@ func (p *prober) firstDelay() time.Duration {
 	if v == nil && p.b.Active() == 0 {
 		p.b.SetHealth(false, pendingReason)
 	}
-	p.spread = true
+	p.spread, p.joining = true, true
 	return 0
 }
 
@@ -107,6 +109,17 @@ func (p *prober) firstDelay() time.Duration {
 // after the very first probe, which is followed by a uniformly random wait
 // so that backends added together spread over the interval.
 func (p *prober) nextDelay() time.Duration {
+	if p.joining {
+		// A replica that is still starting is probed again soon (25 ms,
+		// doubling up to the interval) rather than a whole interval later,
+		// so it joins within milliseconds of listening.
+		if p.backoff == 0 {
+			p.backoff = joinBackoff
+		} else if p.backoff *= 2; p.backoff > p.cfg.Interval {
+			p.backoff = p.cfg.Interval
+		}
+		return p.backoff
+	}
 	if p.spread {
 		// At least a tenth of the interval, so that the second probe is
 		// never fired straight after the first.
@@ -115,6 +128,9 @@ func (p *prober) nextDelay() time.Duration {
 	}
 	return jitter(p.cfg.Interval, p.rand())
 }
+
+// joinBackoff is the first wait after a failed probe of a joining backend.
+const joinBackoff = 25 * time.Millisecond
 
 // jitter maps r in [0, 1) onto interval ±jitterFraction.
 func jitter(interval time.Duration, r float64) time.Duration {
@@ -142,10 +158,16 @@ func (p *prober) observe(err error) {
 	case !p.known:
 		p.known = true
 		if ok {
+			p.joining = false
 			p.set(true, "passed its first check")
 		} else {
 			p.set(false, reason)
 		}
+	case ok && p.joining:
+		// A new backend that never passed is starting, not recovering:
+		// rise guards against flapping, which needs a first up to exist.
+		p.joining = false
+		p.set(true, "passed its first check")
 	case ok:
 		p.fall = 0
 		if !p.up {

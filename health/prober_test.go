@@ -194,3 +194,22 @@ func TestMetrics(t *testing.T) {
 		t.Fatal("conflicting registration accepted")
 	}
 }
+
+func TestJoiningBackendIsProbedOnAShortBackoff(t *testing.T) {
+	p := &prober{cfg: Config{Interval: 300 * time.Millisecond}, rand: func() float64 { return 0.5 }}
+	p.joining, p.spread = true, true
+	var got []time.Duration
+	for range 6 {
+		got = append(got, p.nextDelay())
+	}
+	want := []time.Duration{25, 50, 100, 200, 300, 300}
+	for i := range want {
+		if got[i] != want[i]*time.Millisecond {
+			t.Fatalf("waits while joining = %v, want %v ms", got, want)
+		}
+	}
+	p.joining = false
+	if d := p.nextDelay(); d < 30*time.Millisecond || d > 300*time.Millisecond {
+		t.Fatalf("first wait after joining = %v, want the spread (10-100%% of the interval)", d)
+	}
+}

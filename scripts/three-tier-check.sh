@@ -8,36 +8,9 @@
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root/examples/three-tier"
-if command -v docker-compose >/dev/null 2>&1; then
-	compose="docker-compose"
-else
-	compose="docker compose"
-fi
-DOCKER_GID=$(stat -c %g /var/run/docker.sock)
-export DOCKER_GID
-
-cleanup() {
-	$compose down -v --remove-orphans >/dev/null 2>&1 || true
-	docker image rm tierlb:dev tierlb-whoami:dev >/dev/null 2>&1 || true
-}
-trap cleanup EXIT
-
-"$root/scripts/build-image.sh" --tag tierlb:dev --whoami-tag tierlb-whoami:dev
-$compose up -d --scale app=3
-
-# Ready once tierlb has listed the engine; the app replicas join once their
-# HEALTHCHECK says healthy (health type docker).
-i=0
-until [ "$(curl -s -m 1 127.0.0.1:9090/api/v1/services | grep -o '"state": *"up"' | wc -l)" -ge 5 ]; do
-	i=$((i + 1))
-	if [ $i -gt 300 ]; then
-		echo "tierlb did not bring web, db and three app replicas up within 60s" >&2
-		curl -s -m 1 127.0.0.1:9090/api/v1/explain >&2 || true
-		exit 1
-	fi
-	sleep 0.2
-done
+demo="$root/examples/three-tier/demo.sh"
+trap '"$demo" down >/dev/null 2>&1 || true' EXIT
+"$demo" >/dev/null
 
 # whoami answers with its container name (Docker's DNS tells it).
 names=""

@@ -79,8 +79,9 @@ func newEngine(s *Service, ln *net.TCPListener, n int) (*engine, error) {
 		return nil, fmt.Errorf("duplicate listener: %w", derr)
 	}
 	e := &engine{s: s, lfd: lfd, lnClosed: make(chan struct{})}
+	wait := waitFromEnv()
 	for range max(n, 1) {
-		l, err := newLoop(e)
+		l, err := newLoop(e, wait)
 		if err != nil {
 			for _, l := range e.loops {
 				l.closeFDs()

@@ -3,8 +3,10 @@ package proxy
 import (
 	"fmt"
 	"net/netip"
+	"os"
 	"runtime"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -36,6 +38,13 @@ type loop struct {
 
 	base time.Time
 	now  int64 // ns since base, read once per wakeup
+
+	wait    waitMode
+	pf      *os.File        // waitNetpoll: the epoll fd in Go's netpoller
+	prc     syscall.RawConn // its raw access, to park on
+	parkFn  func(uintptr) bool
+	polled  int // events found by parkFn
+	pollErr error
 
 	events [maxEvents]unix.EpollEvent
 	buf    [bufSize]byte // every small message passes through here
@@ -95,8 +104,8 @@ type request struct {
 	done chan<- int
 }
 
-func newLoop(e *engine) (*loop, error) {
-	l := &loop{e: e, s: e.s, lfd: e.lfd, base: time.Now()}
+func newLoop(e *engine, wait waitMode) (*loop, error) {
+	l := &loop{e: e, s: e.s, lfd: e.lfd, base: time.Now(), wait: wait}
 	var err error
 	if l.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
 		return nil, fmt.Errorf("create epoll: %w", err)
@@ -114,6 +123,12 @@ func newLoop(e *engine) (*loop, error) {
 		l.closeFDs()
 		return nil, fmt.Errorf("register listener: %w", err)
 	}
+	if wait == waitNetpoll {
+		if err := l.initPark(); err != nil {
+			l.closeFDs()
+			return nil, fmt.Errorf("register epoll fd with the netpoller: %w", err)
+		}
+	}
 	return l, nil
 }
 
@@ -128,6 +143,10 @@ func (l *loop) clock() int64 { return int64(time.Since(l.base)) }
 // run is the loop. It keeps its OS thread so that the kernel, not the Go
 // scheduler, decides who runs when a socket is ready.
 func (l *loop) run() {
+	if l.wait == waitNetpoll {
+		l.runNetpoll()
+		return
+	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	defer l.closeFDs()
@@ -250,7 +269,11 @@ func (l *loop) closeFDs() {
 	l.closed = true
 	l.mu.Unlock()
 	unix.Close(l.evfd)
-	unix.Close(l.epfd)
+	if l.pf != nil {
+		l.pf.Close()
+	} else {
+		unix.Close(l.epfd)
+	}
 	for _, p := range l.freePipes {
 		p.close()
 	}

@@ -80,12 +80,8 @@ func (l *loop) scheduleIdle(c *econn) {
 	l.schedule(c, next)
 }
 
-// waitMillis is how long epoll_wait may sleep: until the next deadline,
-// rounded up so a wakeup never comes just before it.
-func (l *loop) waitMillis() int {
-	if len(l.again) > 0 {
-		return 0
-	}
+// nextDeadline is the loop clock of the next deadline, -1 if none.
+func (l *loop) nextDeadline() int64 {
 	next := int64(-1)
 	if len(l.timers) > 0 {
 		next = l.timers[0].when
@@ -93,6 +89,16 @@ func (l *loop) waitMillis() int {
 	if l.acceptPaused && (next < 0 || l.resumeAt < next) {
 		next = l.resumeAt
 	}
+	return next
+}
+
+// waitMillis is how long epoll_wait may sleep: until the next deadline,
+// rounded up so a wakeup never comes just before it.
+func (l *loop) waitMillis() int {
+	if len(l.again) > 0 {
+		return 0
+	}
+	next := l.nextDeadline()
 	if next < 0 {
 		return -1
 	}

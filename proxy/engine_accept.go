@@ -99,7 +99,7 @@ func (l *loop) admit(fd int, peer netip.AddrPort) {
 	// Keepalive and TCP_USER_TIMEOUT are inherited from the listener;
 	// TCP_NODELAY is not (measured), and HAProxy sets it per socket too.
 	// Best effort, as Go's own accept does.
-	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	_ = sysSetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	c := l.newConn()
 	c.cfg, c.peer, c.cfd = cfg, peer, int32(fd)
 	c.start, c.last = l.now, l.now

@@ -64,13 +64,13 @@ func (l *loop) connect(c *econn, ap netip.AddrPort) bool {
 	if ap.Addr().Unmap().Is4() {
 		family = unix.AF_INET
 	}
-	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	fd, err := sysSocket(family)
 	if err != nil {
 		l.dialFailed(c, os.NewSyscallError("socket", err))
 		return false
 	}
 	if err := setBackendOptions(fd); err != nil {
-		unix.Close(fd)
+		sysClose(fd)
 		l.dialFailed(c, err)
 		return false
 	}
@@ -80,7 +80,7 @@ func (l *loop) connect(c *econn, ap netip.AddrPort) bool {
 		err = sysConnect(fd, ap, &l.rsa)
 	}
 	if err != nil && err != unix.EINPROGRESS {
-		unix.Close(fd)
+		sysClose(fd)
 		l.dialFailed(c, os.NewSyscallError("connect", err))
 		return false
 	}
@@ -100,11 +100,11 @@ func (l *loop) connect(c *econn, ap netip.AddrPort) bool {
 // setBackendOptions applies the leg options and TCP_NODELAY (which Go's
 // dialer sets on the goroutine path) before connecting.
 func setBackendOptions(fd int) error {
-	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
+	if err := sysSetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
 		return fmt.Errorf("set TCP_NODELAY: %w", err)
 	}
 	for _, o := range legOptions {
-		if err := unix.SetsockoptInt(fd, o.level, o.name, o.value); err != nil {
+		if err := sysSetsockoptInt(fd, o.level, o.name, o.value); err != nil {
 			return fmt.Errorf("set socket option %d/%d: %w", o.level, o.name, err)
 		}
 	}

@@ -47,7 +47,8 @@ type loop struct {
 	pollErr error
 
 	events [maxEvents]unix.EpollEvent
-	buf    [bufSize]byte // every small message passes through here
+	ev     unix.EpollEvent // epoll_ctl's argument
+	buf    [bufSize]byte   // every small message passes through here
 	rsa    unix.RawSockaddrAny
 	rlen   uint32
 	one    [8]byte // eventfd counter
@@ -133,8 +134,8 @@ func newLoop(e *engine, wait waitMode) (*loop, error) {
 }
 
 func (l *loop) ctl(op, fd int, events uint32, gen uint32) error {
-	ev := unix.EpollEvent{Events: events, Fd: int32(fd), Pad: int32(gen)}
-	return unix.EpollCtl(l.epfd, op, fd, &ev)
+	l.ev = unix.EpollEvent{Events: events, Fd: int32(fd), Pad: int32(gen)}
+	return sysEpollCtl(l.epfd, op, fd, &l.ev)
 }
 
 // clock reads the loop's clock now.

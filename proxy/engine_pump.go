@@ -273,12 +273,14 @@ func (l *loop) shutWrite(c *econn, d *edir, dst int, up bool) {
 	} else {
 		c.setEnd(EndBackendClose)
 	}
-	if err := unix.Shutdown(dst, unix.SHUT_WR); err != nil {
-		l.fail(c, "close", up, err)
+	if c.up.shut && c.down.shut {
+		// Both sources are read to their FIN, so closing sends a FIN,
+		// not an RST: no shutdown needed for the second one.
+		l.finish(c)
 		return
 	}
-	if c.up.shut && c.down.shut {
-		l.finish(c)
+	if err := sysShutdown(dst, unix.SHUT_WR); err != nil {
+		l.fail(c, "close", up, err)
 		return
 	}
 	c.halfAt = l.now + int64(c.cfg.Timeouts.halfClose())

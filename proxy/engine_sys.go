@@ -134,9 +134,11 @@ func closeFD(fd int, rst bool) {
 		return
 	}
 	if rst {
-		_ = unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+		l := unix.Linger{Onoff: 1, Linger: 0}
+		_, _, _ = unix.RawSyscall6(unix.SYS_SETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_LINGER,
+			uintptr(unsafe.Pointer(&l)), unsafe.Sizeof(l), 0)
 	}
-	_ = unix.Close(fd)
+	_ = sysClose(fd)
 }
 
 // socketError returns a socket's pending error (SO_ERROR).
@@ -146,4 +148,40 @@ func socketError(fd int) error {
 		return err
 	}
 	return errnoErr(unix.Errno(v))
+}
+
+// The calls below are short and never block on non-blocking sockets
+// (close too: no socket of the engine lingers with a timeout). Made raw,
+// they do not enter the scheduler's syscall state, so a slow one on a
+// busy machine does not make sysmon hand the loop's P to another thread.
+
+func sysSocket(family int) (int, error) {
+	r, _, e := unix.RawSyscall(unix.SYS_SOCKET, uintptr(family), unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if e != 0 {
+		return -1, errnoErr(e)
+	}
+	return int(r), nil
+}
+
+func sysSetsockoptInt(fd, level, opt, value int) error {
+	v := int32(value)
+	_, _, e := unix.RawSyscall6(unix.SYS_SETSOCKOPT, uintptr(fd), uintptr(level), uintptr(opt),
+		uintptr(unsafe.Pointer(&v)), 4, 0)
+	return errnoErr(e)
+}
+
+func sysClose(fd int) error {
+	_, _, e := unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0)
+	return errnoErr(e)
+}
+
+func sysShutdown(fd, how int) error {
+	_, _, e := unix.RawSyscall(unix.SYS_SHUTDOWN, uintptr(fd), uintptr(how), 0)
+	return errnoErr(e)
+}
+
+func sysEpollCtl(epfd, op, fd int, ev *unix.EpollEvent) error {
+	_, _, e := unix.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(epfd), uintptr(op), uintptr(fd),
+		uintptr(unsafe.Pointer(ev)), 0, 0)
+	return errnoErr(e)
 }

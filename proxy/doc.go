@@ -36,17 +36,18 @@
 //
 // # Engines
 //
-// TIERLB_ENGINE=epoll moves connections with the epoll engine (engine*.go)
-// instead of the goroutine path above: GOMAXPROCS event loops, each an OS
-// thread in epoll_wait on its own epoll instance, sharing the listener
-// (EPOLLEXCLUSIVE). Sockets are accepted, connected, read, written and
-// spliced with raw non-blocking syscalls and registered once,
-// edge-triggered with EPOLLRDHUP: a small message costs a recv and a send,
-// a burst is spliced through a pipe lent while bytes are in flight, and an
-// idle connection is its two sockets and a ~250-byte struct, with no
-// goroutine and no net.Conn. Deadlines live in a per-loop heap; other
-// goroutines (on_backend_down, drain, shutdown) reach a loop through a
-// queue woken by an eventfd. Clients that must send a PROXY header
-// (accept_proxy_protocol) are handed to the goroutine path, which reads
-// the header with a deadline in a goroutine of their own.
+// TIERLB_ENGINE=epoll moves connections with the epoll engine
+// (engine*.go) instead of the goroutine path above. The engine runs GOMAXPROCS event loops, each on its own epoll instance, all
+// sharing the listener (EPOLLEXCLUSIVE). A loop polls its set without
+// blocking and, when it is empty, parks in Go's netpoller on the epoll fd.
+// Sockets are accepted, connected, read, written and spliced with raw
+// non-blocking syscalls and registered once, edge-triggered with
+// EPOLLRDHUP: a small message costs a recv and a send, a burst is spliced
+// through a pipe lent while bytes are in flight, and an idle connection is
+// its two sockets and a ~250-byte struct, with no goroutine and no
+// net.Conn. Deadlines live in a per-loop heap; other goroutines
+// (on_backend_down, drain, shutdown) reach a loop through a queue woken by
+// an eventfd. Clients that must send a PROXY header (accept_proxy_protocol)
+// are handed to the goroutine path, which reads the header with a deadline
+// in a goroutine of their own.
 package proxy

@@ -34,7 +34,15 @@ func (k engineKind) String() string {
 	return "goroutine"
 }
 
-// engineFromEnv reads engineEnv.
+// engineFromEnv reads engineEnv. The goroutine path stays the default
+// for now although the epoll engine passes the whole proxy suite and costs
+// less CPU per request, per connection and per GB and a thirtieth of the
+// memory per idle connection: under it cmd/tierlb's
+// TestReloadUnderLoadFailsNoClient fails about every other run (goroutine
+// path: 3 of 3 passed). The refused connections found an empty pool: a
+// reload that rebuilds a backend Set holds its backends until their first
+// health verdict, and the epoll engine accepts connections inside that
+// window. The window is cmd/tierlb's to close.
 func engineFromEnv() (engineKind, error) {
 	switch v := os.Getenv(engineEnv); v {
 	case "", "goroutine":

@@ -175,3 +175,22 @@ func engineOf(t *testing.T, s *Service) *engine {
 	})
 	return e
 }
+
+// TestBackendHostName: a backend given by host name is resolved off the
+// loop (epoll) or by the dialer (goroutine) on each dial; an unknown name
+// is a failed dial and the next backend serves.
+func TestBackendHostName(t *testing.T) {
+	be := startBackend(t, echo)
+	_, port, _ := net.SplitHostPort(be.addr())
+	set := staticSet(t, "no-such-host.invalid:"+port, "localhost:"+port)
+	s := startService(t, Config{ZeroCopy: true, Retries: 1}, set, copyAuto)
+	for range 2 {
+		c := dial(t, s)
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		roundTrip(t, c, "by name")
+		c.Close()
+	}
+	if n := set.Backend("no-such-host.invalid:" + port).ConnectErrors(); n[0]+n[1]+n[2]+n[3] == 0 {
+		t.Errorf("the unknown name counted no connect error: %v", n)
+	}
+}

@@ -36,3 +36,30 @@ func TestHoldUntilCheckedKeepsNewBackendsOutUntilAVerdict(t *testing.T) {
 		})
 	}
 }
+
+func TestReconfigureKeepsBackendsAndAppliesThePolicy(t *testing.T) {
+	s := NewSet("app", RoundRobin, SetOptions{HoldUntilChecked: true})
+	t.Cleanup(s.Close)
+	s.Update([]Spec{{ID: "a", Address: "127.0.0.1:1", Weight: 1}, {ID: "b", Address: "127.0.0.1:2", Weight: 1}})
+	a, b := s.Backend("a"), s.Backend("b")
+	a.SetHealth(true, "ok")
+	b.SetHealth(true, "ok")
+	a.ConnOpened()
+
+	s.Reconfigure(LeastConn, SetOptions{HoldUntilChecked: true, MaxConnsPerBackend: 5})
+	if s.Backend("a") != a || a.Total() != 1 {
+		t.Fatal("reconfigure replaced a backend or lost its counters")
+	}
+	if got := s.Pool().Len(); got != 2 {
+		t.Fatalf("pool after reconfigure has %d backends, want both (health kept)", got)
+	}
+	if s.Policy() != LeastConn || s.Options().MaxConnsPerBackend != 5 {
+		t.Fatalf("policy %v options %+v not applied", s.Policy(), s.Options())
+	}
+	var buf [1]*Backend
+	for range 4 {
+		if got := s.Pool().Order(netip.Addr{}, buf[:0]); got[0] != b {
+			t.Fatalf("leastconn picked %s, want b (a has an open connection)", got[0].ID())
+		}
+	}
+}

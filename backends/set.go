@@ -67,10 +67,29 @@ func (s *Set) now() time.Time {
 func (s *Set) Name() string { return s.name }
 
 // Policy returns the balancing policy of the set.
-func (s *Set) Policy() Policy { return s.policy }
+func (s *Set) Policy() Policy {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.policy
+}
 
-// Options returns the options the set was made with.
-func (s *Set) Options() SetOptions { return s.opts }
+// Options returns the set's current options.
+func (s *Set) Options() SetOptions {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.opts
+}
+
+// Reconfigure changes the balancing policy and options in place and
+// publishes a pool built with them. Backends keep their counters, health and
+// open connections, so a reload that changes balance never empties the pool.
+// HoldUntilChecked applies to backends added from now on.
+func (s *Set) Reconfigure(policy Policy, opts SetOptions) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.policy, s.opts = policy, opts
+	s.pool.Store(s.buildLocked(s.now()))
+}
 
 // Pool returns the current snapshot. It is never nil.
 func (s *Set) Pool() *Pool { return s.pool.Load() }

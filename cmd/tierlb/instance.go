@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
-	"sync/atomic"
 
 	"github.com/tierlb/tierlb/backends"
 	"github.com/tierlb/tierlb/health"
@@ -38,40 +37,22 @@ func (d deps) healthConfig(h *HealthConfig) health.Config {
 // instance is one running service: its backend set, health monitor and
 // listener. The supervisor owns it and serializes calls to its methods.
 type instance struct {
-	log   *slog.Logger
-	deps  deps
-	cfg   ServiceConfig
-	pools setPools
-	obs   passiveObserver
-	svc   *proxy.Service
+	log     *slog.Logger
+	deps    deps
+	cfg     ServiceConfig
+	set     *backends.Set // for the instance's life: a reload reconfigures it
+	monitor *health.Monitor
+	svc     *proxy.Service
 
 	mu      sync.Mutex // guards the fields below against UpdateBackends
-	set     *backends.Set
 	static  []backends.Spec
 	docker  []backends.Spec
-	monitor *health.Monitor
 	stopMon context.CancelFunc
 	monDone chan struct{}
 
 	stopServe context.CancelFunc
 	served    chan struct{}
 }
-
-// setPools is the proxy's view of a service's backends. It points at the
-// current Set, so a reload that changes the policy or the Set's options can
-// swap in a new Set without a new listener: one more atomic load per accept.
-type setPools struct{ set atomic.Pointer[backends.Set] }
-
-func (p *setPools) Pool() *backends.Pool { return p.set.Load().Pool() }
-
-// passiveObserver forwards dial outcomes to the current monitor's passive
-// checker, which changes when the Set (and so the monitor) is replaced.
-type passiveObserver struct {
-	p atomic.Pointer[health.Passive]
-}
-
-func (o *passiveObserver) DialFailed(b *backends.Backend, err error) { o.p.Load().DialFailed(b, err) }
-func (o *passiveObserver) DialSucceeded(b *backends.Backend)         { o.p.Load().DialSucceeded(b) }
 
 // newInstance builds a service from a validated config and the backends
 // discovery already found for it; it does not bind.
@@ -82,54 +63,28 @@ func newInstance(cfg ServiceConfig, accessLog bool, discovered []backends.Spec, 
 		return nil, err
 	}
 	in.static = static
-	if err := in.newSet(&cfg); err != nil {
-		return nil, err
-	}
-	pc, err := proxyConfig(&cfg, accessLog)
-	if err != nil {
-		return nil, err
-	}
-	in.svc, err = proxy.NewService(pc, &in.pools, proxy.Options{Logger: d.Log, Metrics: d.ProxyMetrics, Observer: &in.obs})
+	policy, err := backends.ParsePolicy(cfg.Balance)
 	if err != nil {
 		return nil, fmt.Errorf("service %s: %w", cfg.Name, err)
 	}
+	hc := d.healthConfig(&cfg.Health)
+	in.set = backends.NewSet(cfg.Name, policy, setOptions(&cfg, hc.Type))
+	if in.monitor, err = health.NewMonitor(in.set, hc, health.Options{Logger: d.Log, Metrics: d.HealthMetrics, Docker: d.Docker}); err != nil {
+		in.set.Close()
+		return nil, fmt.Errorf("service %s: %w", cfg.Name, err)
+	}
+	in.set.Update(in.specsLocked())
+	pc, err := proxyConfig(&cfg, accessLog)
+	if err != nil {
+		in.set.Close()
+		return nil, err
+	}
+	in.svc, err = proxy.NewService(pc, in.set, proxy.Options{Logger: d.Log, Metrics: d.ProxyMetrics, Observer: in.monitor.Passive()})
+	if err != nil {
+		in.set.Close()
+		return nil, fmt.Errorf("service %s: %w", cfg.Name, err)
+	}
 	return in, nil
-}
-
-// newSet makes the backend Set and its health monitor for cfg and makes
-// them current. The monitor starts with start (or at once when the instance
-// is already serving); an old Set's monitor is stopped.
-func (in *instance) newSet(cfg *ServiceConfig) error {
-	policy, err := backends.ParsePolicy(cfg.Balance)
-	if err != nil {
-		return fmt.Errorf("service %s: %w", cfg.Name, err)
-	}
-	hc := in.deps.healthConfig(&cfg.Health)
-	set := backends.NewSet(cfg.Name, policy, setOptions(cfg, hc.Type))
-	mon, err := health.NewMonitor(set, hc, health.Options{Logger: in.deps.Log, Metrics: in.deps.HealthMetrics, Docker: in.deps.Docker})
-	if err != nil {
-		set.Close()
-		return fmt.Errorf("service %s: %w", cfg.Name, err)
-	}
-	in.mu.Lock()
-	set.Update(in.specsLocked())
-	old, oldStop, oldDone := in.set, in.stopMon, in.monDone
-	in.set, in.monitor = set, mon
-	in.pools.set.Store(set)
-	in.obs.p.Store(mon.Passive())
-	serving := in.served != nil
-	in.mu.Unlock()
-	if old != nil {
-		if oldStop != nil {
-			oldStop()
-			<-oldDone
-		}
-		old.Close()
-	}
-	if serving {
-		in.startMonitor()
-	}
-	return nil
 }
 
 func (in *instance) specsLocked() []backends.Spec {
@@ -214,23 +169,20 @@ func (in *instance) reconfigure(cfg ServiceConfig, accessLog bool) error {
 		in.docker = nil
 	}
 	in.mu.Unlock()
-	oldHC, hc := in.deps.healthConfig(&old.Health), in.deps.healthConfig(&cfg.Health)
-	if old.Balance != cfg.Balance || setOptions(&old, oldHC.Type) != setOptions(&cfg, hc.Type) {
-		// A Set's policy and options are fixed: build a new one. Backends
-		// start over (fresh counters and health) while open connections
-		// finish on the old ones.
-		if err := in.newSet(&cfg); err != nil {
-			return err
-		}
-	} else {
-		in.mu.Lock()
-		in.set.Update(in.specsLocked())
-		mon := in.monitor
-		in.mu.Unlock()
-		if err := mon.Reconfigure(hc); err != nil {
-			return fmt.Errorf("service %s: %w", cfg.Name, err)
-		}
+	hc := in.deps.healthConfig(&cfg.Health)
+	policy, err := backends.ParsePolicy(cfg.Balance)
+	if err != nil {
+		return fmt.Errorf("service %s: %w", cfg.Name, err)
 	}
+	if err := in.monitor.Reconfigure(hc); err != nil {
+		return fmt.Errorf("service %s: %w", cfg.Name, err)
+	}
+	// In place: backends keep their counters and health, so changing the
+	// balance or the set's options never leaves the pool empty.
+	in.set.Reconfigure(policy, setOptions(&cfg, hc.Type))
+	in.mu.Lock()
+	in.set.Update(in.specsLocked())
+	in.mu.Unlock()
 	in.svc.Reconfigure(pc)
 	in.cfg = cfg
 	return nil
@@ -245,8 +197,4 @@ func (in *instance) updateDocker(specs []backends.Spec) {
 }
 
 // currentSet returns the service's Set.
-func (in *instance) currentSet() *backends.Set {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	return in.set
-}
+func (in *instance) currentSet() *backends.Set { return in.set }

@@ -12,7 +12,7 @@ import (
 )
 
 // engineEnv chooses the data-path engine of every Service of the process:
-// "goroutine" (the default) or "epoll". It is read by NewService, so the
+// "epoll" (the default) or "goroutine". It is read by NewService, so the
 // bench compares engines by starting tierlb with it set.
 const engineEnv = "TIERLB_ENGINE"
 
@@ -34,23 +34,19 @@ func (k engineKind) String() string {
 	return "goroutine"
 }
 
-// engineFromEnv reads engineEnv. The goroutine path stays the default
-// for now although the epoll engine passes the whole proxy suite and costs
-// less CPU per request, per connection and per GB and a thirtieth of the
-// memory per idle connection: under it cmd/tierlb's
-// TestReloadUnderLoadFailsNoClient fails about every other run (goroutine
-// path: 3 of 3 passed). The refused connections found an empty pool: a
-// reload that rebuilds a backend Set holds its backends until their first
-// health verdict, and the epoll engine accepts connections inside that
-// window. The window is cmd/tierlb's to close.
+// engineFromEnv reads engineEnv. The epoll engine is the default: it
+// passes the whole proxy suite and cmd/tierlb's, and on the bench it costs
+// less CPU per request, per connection and per GB than the goroutine path,
+// 4 syscalls per small request instead of 6, and 0.4 KB instead of 14.5 KB
+// per idle connection.
 func engineFromEnv() (engineKind, error) {
 	switch v := os.Getenv(engineEnv); v {
-	case "", "goroutine":
-		return engineGoroutine, nil
-	case "epoll":
+	case "", "epoll":
 		return engineEpoll, nil
+	case "goroutine":
+		return engineGoroutine, nil
 	default:
-		return 0, fmt.Errorf("%s=%q: want goroutine or epoll", engineEnv, v)
+		return 0, fmt.Errorf("%s=%q: want epoll or goroutine", engineEnv, v)
 	}
 }
 

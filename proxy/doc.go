@@ -37,8 +37,9 @@
 // # Engines
 //
 // By default connections move with the epoll engine (engine*.go);
-// TIERLB_ENGINE=goroutine selects the goroutine path above. The engine runs GOMAXPROCS event loops, each on its own epoll instance, all
-// sharing the listener (EPOLLEXCLUSIVE). A loop polls its set without
+// TIERLB_ENGINE=goroutine selects the goroutine path above. The engine runs
+// GOMAXPROCS event loops, each on its own epoll instance, all sharing the
+// listener (EPOLLEXCLUSIVE). A loop polls its set without
 // blocking and, when it is empty, parks in Go's netpoller on the epoll fd.
 // Sockets are accepted, connected, read, written and spliced with raw
 // non-blocking syscalls and registered once, edge-triggered with

@@ -81,7 +81,7 @@ func TestIdleMemory(t *testing.T) {
 		if perFD > 2.01 {
 			t.Errorf("fds per idle connection = %.2f, want 2", perFD)
 		}
-		if !raceEnabled && perRSS > 6<<10 {
+		if !raceEnabled() && perRSS > 6<<10 {
 			t.Errorf("RSS per idle connection = %.0f bytes, want under 6 KiB", perRSS)
 		}
 	}

@@ -22,7 +22,7 @@ type Passive struct {
 	log     *slog.Logger
 	onEject func(*backends.Backend)
 
-	// fails maps *backends.Backend to its *atomic.Int32 count of consecutive
+	// fails maps *backends.Backend to its *failCount of consecutive
 	// failed dials. Entries are added on a backend's first failure and
 	// removed by Forget when it leaves its set.
 	fails sync.Map
@@ -73,7 +73,7 @@ func (p *Passive) DialSucceeded(b *backends.Backend) {
 		return
 	}
 	if v, ok := p.fails.Load(b); ok {
-		if c := v.(*atomic.Int32); c.Load() != 0 {
+		if c := &v.(*failCount).n; c.Load() != 0 {
 			c.Store(0)
 		}
 	}
@@ -92,15 +92,18 @@ func (p *Passive) DialFailed(b *backends.Backend, err error) {
 	}
 	v, ok := p.fails.Load(b)
 	if !ok {
-		v, _ = p.fails.LoadOrStore(b, new(atomic.Int32))
+		v, _ = p.fails.LoadOrStore(b, new(failCount))
 	}
-	c := v.(*atomic.Int32)
-	n := c.Add(1)
-	// Only the caller whose swap succeeds ejects, so concurrent failures of
-	// one outage produce one ejection.
-	if int(n) < cfg.MaxFails || !c.CompareAndSwap(n, 0) {
+	fc := v.(*failCount)
+	n := fc.n.Add(1)
+	if int(n) < cfg.MaxFails || !fc.n.CompareAndSwap(n, 0) {
 		return
 	}
+	// Failures go on counting while one caller ejects, so another may reach
+	// the threshold too: checking and ejecting under one lock makes one
+	// outage one ejection. Only this rare path takes it.
+	fc.eject.Lock()
+	defer fc.eject.Unlock()
 	if b.Ejected() {
 		return // dials that were in flight when it was ejected
 	}
@@ -114,6 +117,12 @@ func (p *Passive) DialFailed(b *backends.Backend, err error) {
 	}
 }
 
+// failCount is one backend's run of consecutive dial failures.
+type failCount struct {
+	n     atomic.Int32
+	eject sync.Mutex
+}
+
 // Forget drops the failure count of a backend that left its set.
 func (p *Passive) Forget(b *backends.Backend) {
 	if p == nil {
@@ -125,7 +134,7 @@ func (p *Passive) Forget(b *backends.Backend) {
 // failures returns the current count, for tests and status pages.
 func (p *Passive) failures(b *backends.Backend) int {
 	if v, ok := p.fails.Load(b); ok {
-		return int(v.(*atomic.Int32).Load())
+		return int(v.(*failCount).n.Load())
 	}
 	return 0
 }

@@ -14,15 +14,9 @@ import (
 // file, environment and flags merged) as YAML on stdout and exits 0, or
 // prints every problem on stderr and exits 1.
 func cmdCheck(_ context.Context, args []string, stdout, stderr io.Writer) int {
-	f := newConfigFlags("check", "tierlb check [--config FILE] [flags]")
-	if code, done := parseFlags(f, args, stdout, stderr); done {
+	src, cfg, code, done := configFromArgs("check", "tierlb check [--config FILE] [flags]", args, stdout, stderr)
+	if done {
 		return code
-	}
-	src := f.source()
-	cfg, err := loadConfig(src)
-	if err != nil {
-		printConfigErrors(stderr, err)
-		return exitConfig
 	}
 	out, err := marshalConfig(cfg)
 	if err != nil {
@@ -40,6 +34,23 @@ func cmdCheck(_ context.Context, args []string, stdout, stderr io.Writer) int {
 
 // parseFlags parses a command's flags; done is true when the command must
 // return code at once (-h, or a usage error).
+// configFromArgs parses a config command's flags and loads the config they
+// point at. done means the command is over (help, a usage or config error)
+// with exit code code; the errors are printed.
+func configFromArgs(command, synopsis string, args []string, stdout, stderr io.Writer) (src source, cfg *Config, code int, done bool) {
+	f := newConfigFlags(command, synopsis)
+	if code, done := parseFlags(f, args, stdout, stderr); done {
+		return src, nil, code, true
+	}
+	src = f.source()
+	cfg, err := loadConfig(src)
+	if err != nil {
+		printConfigErrors(stderr, err)
+		return src, nil, exitConfig, true
+	}
+	return src, cfg, 0, false
+}
+
 func parseFlags(f *configFlags, args []string, stdout, stderr io.Writer) (code int, done bool) {
 	err := f.parse(args, stdout)
 	switch {

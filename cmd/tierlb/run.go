@@ -19,15 +19,9 @@ import (
 // cmdRun serves until SIGTERM/SIGINT (ctx), then drains and exits 0. A bad
 // config exits 1; a failure to bind or to serve exits 2.
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	f := newConfigFlags("run", "tierlb [run] [--config FILE] [flags]\n       tierlb run --listen ADDR --backend A,B [flags]   (quick mode)")
-	if code, done := parseFlags(f, args, stdout, stderr); done {
+	src, cfg, code, done := configFromArgs("run", "tierlb [run] [--config FILE] [flags]\n       tierlb run --listen ADDR --backend A,B [flags]   (quick mode)", args, stdout, stderr)
+	if done {
 		return code
-	}
-	src := f.source()
-	cfg, err := loadConfig(src)
-	if err != nil {
-		printConfigErrors(stderr, err)
-		return exitConfig
 	}
 	log, level := newLogger(stderr, cfg.Log)
 	ver, rev := buildVersion()

@@ -38,9 +38,10 @@
 //
 // By default connections move with the epoll engine (engine*.go);
 // TIERLB_ENGINE=goroutine selects the goroutine path above. The engine runs
-// GOMAXPROCS event loops, each on its own epoll instance, all sharing the
-// listener (EPOLLEXCLUSIVE). A loop polls its set without
-// blocking and, when it is empty, parks in Go's netpoller on the epoll fd.
+// one event loop per P (Options.Loops, see ReserveProc), each on its own
+// epoll instance and OS thread, all sharing the listener (EPOLLEXCLUSIVE).
+// A loop sleeps in a blocking epoll_wait (TIERLB_EPOLL_WAIT=netpoll parks
+// it in Go's netpoller instead; engine_wait.go has the measurements).
 // Sockets are accepted, connected, read, written and spliced with raw
 // non-blocking syscalls and registered once, edge-triggered with
 // EPOLLRDHUP: a small message costs a recv and a send, a burst is spliced

@@ -22,8 +22,8 @@ type engineKind uint8
 const (
 	// engineGoroutine: Go's netpoller, a goroutine per direction.
 	engineGoroutine engineKind = iota
-	// engineEpoll: GOMAXPROCS event loops on epoll, HAProxy-style; no
-	// goroutine and no net.Conn per connection.
+	// engineEpoll: event loops on epoll (one per P, see ReserveProc),
+	// HAProxy-style; no goroutine and no net.Conn per connection.
 	engineEpoll
 )
 
@@ -178,7 +178,11 @@ func (s *Service) serveEpoll(ctx context.Context) error {
 		s.mu.Unlock()
 		return nil
 	}
-	e, err := newEngine(s, s.ln, runtime.GOMAXPROCS(0))
+	n := s.loops
+	if n <= 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	e, err := newEngine(s, s.ln, n)
 	if err != nil {
 		s.mu.Unlock()
 		return fmt.Errorf("serve %s: %w", s.name, err)
@@ -190,4 +194,43 @@ func (s *Service) serveEpoll(ctx context.Context) error {
 	defer stop()
 	<-e.lnClosed
 	return nil
+}
+
+// ReserveProc readies the Go runtime for the epoll engine, whose loops
+// sleep in blocking epoll_wait calls on threads of their own: it raises
+// GOMAXPROCS by one and returns the former value, the number of loops each
+// service should run (Options.Loops). Call it once, before serving.
+//
+// The spare P is what keeps a sleeping loop's P with it. The scheduler's
+// monitor (sysmon) takes the P of a goroutine in a system call away after
+// 20µs unless some P is idle, and then polls every 20µs; the loop's next
+// wakeup must find a P again. With a P to spare neither happens, and a
+// loop wakes straight from the kernel, as HAProxy's threads do. Measured
+// on the bench (64 keep-alive connections, 2 cores): 1.38 CPU seconds per
+// 100k requests with the spare P, 1.54 without; p99 2.6 ms either way.
+//
+// It changes nothing and returns 0 when GOMAXPROCS is set in the
+// environment (the user's choice stands) or when the engine in use does
+// not sleep in epoll_wait (TIERLB_ENGINE=goroutine, TIERLB_EPOLL_WAIT=netpoll).
+// Setting GOMAXPROCS stops the runtime from following later changes of the
+// container's CPU limit.
+//
+// Later calls return what the first returned.
+func ReserveProc() int {
+	reserve.Do(func() {
+		if os.Getenv("GOMAXPROCS") != "" {
+			return
+		}
+		if kind, err := engineFromEnv(); err != nil || kind != engineEpoll || waitFromEnv() != waitThread {
+			return
+		}
+		reserve.loops = runtime.GOMAXPROCS(0)
+		runtime.GOMAXPROCS(reserve.loops + 1)
+	})
+	return reserve.loops
+}
+
+var reserve struct {
+	sync.Once
+	loops int
 }

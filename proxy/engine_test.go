@@ -7,14 +7,17 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/debug"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
-	"os"
-	"runtime/debug"
 )
 
 // These tests pin the epoll engine whichever pass TestMain runs.
@@ -208,20 +211,30 @@ func TestMain(m *testing.M) {
 	}
 	flag.Parse()
 	code := 0
-	for _, k := range []engineKind{engineGoroutine, engineEpoll} {
-		if err := os.Setenv(engineEnv, k.String()); err != nil {
+	// The epoll engine runs twice: with its default wait (a blocking
+	// epoll_wait) and parked in Go's netpoller.
+	for _, run := range []struct{ engine, wait string }{
+		{"goroutine", ""}, {"epoll", ""}, {"epoll", "netpoll"},
+	} {
+		err := os.Setenv(engineEnv, run.engine)
+		if err == nil {
+			err = os.Setenv(waitEnv, run.wait)
+		}
+		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(2)
 		}
+		name := strings.TrimSuffix(run.engine+" "+run.wait, " ")
 		if testing.Verbose() {
-			fmt.Printf("=== ENGINE %s\n", k)
+			fmt.Printf("=== ENGINE %s\n", name)
 		}
 		if c := m.Run(); c != 0 {
-			fmt.Printf("FAIL with engine %s\n", k)
+			fmt.Printf("FAIL with engine %s\n", name)
 			code = c
 		}
 	}
 	os.Unsetenv(engineEnv)
+	os.Unsetenv(waitEnv)
 	os.Exit(code)
 }
 
@@ -289,4 +302,50 @@ func idlePipes(s *Service) int {
 		eng.call(func(l *loop) { n += len(l.freePipes) })
 	}
 	return n
+}
+
+// TestReserveProc checks, in child processes since GOMAXPROCS is global,
+// that ReserveProc adds one P above the loops it returns, and leaves the
+// runtime alone when the user set GOMAXPROCS or the loops do not sleep in
+// epoll_wait.
+func TestReserveProc(t *testing.T) {
+	if os.Getenv("TIERLB_RESERVE_CHILD") != "" {
+		before := runtime.GOMAXPROCS(0)
+		loops := ReserveProc()
+		again := ReserveProc()
+		fmt.Printf("%d %d %d %d\n", before, loops, again, runtime.GOMAXPROCS(0))
+		os.Exit(0)
+	}
+	for _, tc := range []struct {
+		env        []string
+		reserves   bool
+		fixedProcs int
+	}{
+		{env: []string{engineEnv + "=epoll", waitEnv + "="}, reserves: true},
+		{env: []string{engineEnv + "=epoll", waitEnv + "=", "GOMAXPROCS=3"}, fixedProcs: 3},
+		{env: []string{engineEnv + "=epoll", waitEnv + "=netpoll"}},
+		{env: []string{engineEnv + "=goroutine", waitEnv + "="}},
+	} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestReserveProc$")
+		cmd.Env = append(os.Environ(), "TIERLB_RESERVE_CHILD=1", "GOMAXPROCS=")
+		cmd.Env = append(cmd.Env, tc.env...)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%v: %v", tc.env, err)
+		}
+		var before, loops, again, after int
+		if _, err := fmt.Sscan(string(out), &before, &loops, &again, &after); err != nil {
+			t.Fatalf("%v: child printed %q: %v", tc.env, out, err)
+		}
+		switch {
+		case again != loops:
+			t.Errorf("%v: second call returned %d, first %d", tc.env, again, loops)
+		case tc.reserves && (loops != before || after != before+1):
+			t.Errorf("%v: GOMAXPROCS %d -> %d with %d loops, want %d -> %d with %d", tc.env, before, after, loops, before, before+1, before)
+		case !tc.reserves && (loops != 0 || after != before):
+			t.Errorf("%v: GOMAXPROCS %d -> %d with %d loops, want it unchanged and 0", tc.env, before, after, loops)
+		case tc.fixedProcs != 0 && before != tc.fixedProcs:
+			t.Errorf("%v: child ran with GOMAXPROCS %d, want %d", tc.env, before, tc.fixedProcs)
+		}
+	}
 }

@@ -21,6 +21,9 @@ type Options struct {
 	Metrics *Metrics
 	// Observer hears every backend dial's outcome. Nil: nobody.
 	Observer DialObserver
+	// Loops is how many event loops the epoll engine runs for the
+	// service; 0 means GOMAXPROCS. ReserveProc returns the value to use.
+	Loops int
 }
 
 // settings is a Config with what is derived from it once per
@@ -69,6 +72,7 @@ type Service struct {
 	// epoll engine (guarded by mu).
 	engine engineKind
 	eng    *engine
+	loops  int
 
 	// stopDials cancels dials in progress when connections are cut.
 	dialCtx   context.Context
@@ -116,6 +120,7 @@ func NewService(cfg Config, pools Pools, opts Options) (*Service, error) {
 		closed:   make(chan struct{}),
 		conns:    make(map[*conn]struct{}),
 		engine:   kind,
+		loops:    opts.Loops,
 	}
 	s.dialCtx, s.stopDials = context.WithCancel(context.Background())
 	s.cfg.Store(st)

@@ -23,6 +23,8 @@ const defaultDockerSocket = "/var/run/docker.sock"
 type environment struct {
 	getenv func(string) string
 	exists func(path string) bool
+	// loops is proxy.Options.Loops for every service (0: GOMAXPROCS).
+	loops int
 }
 
 func hostEnvironment() environment {

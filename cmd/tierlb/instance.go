@@ -22,6 +22,8 @@ type deps struct {
 	// docker with docker.enabled false; with auto and no engine there are
 	// no containers to check).
 	Docker health.ContainerHealth
+	// Loops is proxy.Options.Loops.
+	Loops int
 }
 
 // healthConfig is a service's health settings as its monitor really runs
@@ -79,7 +81,7 @@ func newInstance(cfg ServiceConfig, accessLog bool, discovered []backends.Spec, 
 		in.set.Close()
 		return nil, err
 	}
-	in.svc, err = proxy.NewService(pc, in.set, proxy.Options{Logger: d.Log, Metrics: d.ProxyMetrics, Observer: in.monitor.Passive()})
+	in.svc, err = proxy.NewService(pc, in.set, proxy.Options{Logger: d.Log, Metrics: d.ProxyMetrics, Observer: in.monitor.Passive(), Loops: d.Loops})
 	if err != nil {
 		in.set.Close()
 		return nil, fmt.Errorf("service %s: %w", cfg.Name, err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -25,9 +26,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	log, level := newLogger(stderr, cfg.Log)
 	ver, rev := buildVersion()
-	log.Info("starting tierlb", "version", ver, "commit", rev, "config", src.File, "services", len(cfg.Services))
+	env := hostEnvironment()
+	env.loops = proxy.ReserveProc()
+	log.Info("starting tierlb", "version", ver, "commit", rev, "config", src.File, "services", len(cfg.Services),
+		"gomaxprocs", runtime.GOMAXPROCS(0), "event_loops", env.loops)
 	raiseNoFileLimit(log)
-	if err := serve(ctx, src, cfg, log, level, hostEnvironment()); err != nil {
+	if err := serve(ctx, src, cfg, log, level, env); err != nil {
 		log.Error("tierlb stopped on a failure", "err", err)
 		return exitRuntime
 	}
@@ -68,7 +72,7 @@ func serve(ctx context.Context, src source, cfg *Config, log *slog.Logger, level
 		return fmt.Errorf("reload metrics: %w", err)
 	}
 	ready := &readiness{}
-	sup := newSupervisor(deps{Log: log, ProxyMetrics: pm, HealthMetrics: hm}, ready)
+	sup := newSupervisor(deps{Log: log, ProxyMetrics: pm, HealthMetrics: hm, Loops: env.loops}, ready)
 	disc, err := newDockerProvider(cfg, sup, env, log, reg)
 	if err != nil {
 		return err

@@ -109,6 +109,19 @@ func (e *engine) start() {
 	}
 }
 
+// leastLoaded returns the loop to serve a connection that l accepted: l
+// itself unless another holds fewer connections by more than 1/8 of l's.
+func (e *engine) leastLoaded(l *loop) *loop {
+	mine := l.load.Load()
+	best, least := l, mine-mine/8
+	for _, o := range e.loops {
+		if n := o.load.Load(); n < least {
+			best, least = o, n
+		}
+	}
+	return best
+}
+
 // closeListener takes the listener out of every loop, then closes it.
 // When it returns no loop accepts any more, so no connection is added
 // after it: Shutdown relies on that.

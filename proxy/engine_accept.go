@@ -20,7 +20,7 @@ func (l *loop) acceptSome() {
 		switch err {
 		case nil:
 			l.backoff = 0
-			l.admit(fd, sockaddrToAddrPort(&l.rsa))
+			l.place(fd, sockaddrToAddrPort(&l.rsa))
 			continue
 		case unix.EAGAIN:
 			return
@@ -74,6 +74,41 @@ func (l *loop) stopAccept() {
 	}
 	l.acceptPaused = false
 	l.lfd = -1
+}
+
+// place serves a new connection on this loop, or hands it to the loop with
+// the fewest connections when this one holds over 1/8 more. The kernel
+// wakes whichever loop is waiting (EPOLLEXCLUSIVE), so a burst of
+// connections can all land on one: measured, all 8 of wrk's bulk
+// connections sat on one loop in 1 run of 3, moving 1.9 GB/s instead of
+// 2.3. The slack keeps steady churn, where loads differ by a few, from
+// paying an eventfd round trip per connection.
+func (l *loop) place(fd int, peer netip.AddrPort) {
+	t := l.e.leastLoaded(l)
+	if t == l {
+		l.admit(fd, peer)
+		return
+	}
+	// Counted now, so that the rest of a burst spreads too, and held in
+	// the service's WaitGroup until adopted: Shutdown may be waiting.
+	t.load.Add(1)
+	l.s.wg.Add(1)
+	if !t.post(request{kind: reqAdopt, fd: fd, ap: peer}) {
+		t.load.Add(-1)
+		closeFD(fd, true)
+		l.s.wg.Done()
+	}
+}
+
+// adopt serves a connection another loop accepted and placed here.
+func (l *loop) adopt(fd int, peer netip.AddrPort) {
+	l.load.Add(-1) // admit counts it again if it is served
+	if l.stopping {
+		closeFD(fd, true)
+	} else {
+		l.admit(fd, peer)
+	}
+	l.s.wg.Done()
 }
 
 // admit applies the checks that need no bytes from the client, then

@@ -201,6 +201,7 @@ func (l *loop) watchBackendDown(c *econn) {
 func (l *loop) track(c *econn) {
 	c.liveIdx = int32(len(l.live))
 	l.live = append(l.live, c)
+	l.load.Add(1)
 	l.setFD(int(c.cfd), c)
 }
 
@@ -211,6 +212,7 @@ func (l *loop) untrack(c *econn) {
 	l.live[i].liveIdx = int32(i)
 	l.live[last] = nil
 	l.live = l.live[:last]
+	l.load.Add(-1)
 }
 
 // setFD maps a descriptor to its connection for event dispatch.

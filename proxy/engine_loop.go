@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -68,6 +69,10 @@ type loop struct {
 	backoff      time.Duration
 	stopping     bool
 
+	// load is how many connections the loop holds or has been handed;
+	// other loops read it to place new connections.
+	load atomic.Int32
+
 	mu     sync.Mutex // guards reqs and closed
 	reqs   []request
 	spare  []request
@@ -90,6 +95,7 @@ const (
 	reqStopAccept                // deregister the listener
 	reqStop                      // leave the loop
 	reqCall                      // run fn in the loop (tests, inspection)
+	reqAdopt                     // serve a connection another loop accepted
 )
 
 // request is a message from another goroutine to a loop.
@@ -102,6 +108,7 @@ type request struct {
 	ap   netip.AddrPort
 	err  error
 	fn   func()
+	fd   int // reqAdopt: the accepted socket
 	done chan<- int
 }
 
@@ -249,6 +256,8 @@ func (l *loop) handle(r *request) {
 	case reqCall:
 		r.fn()
 		r.done <- 0
+	case reqAdopt:
+		l.adopt(r.fd, r.ap)
 	}
 }
 

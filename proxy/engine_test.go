@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -128,6 +129,48 @@ func TestEngineManyConnections(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
+}
+
+// TestEngineSpreadsConnections: connections that arrive one by one, which
+// the kernel tends to hand to the same waiting loop, end up spread evenly
+// over the loops, and each loop's load counter matches what it holds,
+// also once they are closed.
+func TestEngineSpreadsConnections(t *testing.T) {
+	useEpoll(t)
+	be := startBackend(t, echo)
+	s := newTestService(t, Config{ZeroCopy: true}, staticSet(t, be.addr()), copyAuto)
+	s.loops = 4
+	serveService(t, s)
+	const n = 16
+	conns := make([]*net.TCPConn, n)
+	for i := range conns {
+		conns[i] = dial(t, s)
+		roundTrip(t, conns[i], "spread")
+	}
+	eng := engineOf(t, s)
+	perLoop := func() (held, load []int) {
+		eng.call(func(l *loop) {
+			held = append(held, len(l.live))
+			load = append(load, int(l.load.Load()))
+		})
+		return held, load
+	}
+	held, load := perLoop()
+	t.Logf("connections per loop: %v", held)
+	if !slices.Equal(held, load) {
+		t.Errorf("load counters %v, want what the loops hold: %v", load, held)
+	}
+	if len(held) != 4 || slices.Max(held)-slices.Min(held) > 1 {
+		t.Errorf("connections per loop %v, want 4 loops within one of each other", held)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	eventually(t, 5*time.Second, "all closed", func() bool { return s.Active() == 0 })
+	eventually(t, 5*time.Second, "loads back to zero", func() bool {
+		held, load := perLoop()
+		return slices.Max(held) == 0 && slices.Max(load) == 0
+	})
 }
 
 // TestEngineAcceptPause: an accept error takes the listener out of the

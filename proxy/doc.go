@@ -39,7 +39,8 @@
 // By default connections move with the epoll engine (engine*.go);
 // TIERLB_ENGINE=goroutine selects the goroutine path above. The engine runs
 // one event loop per P (Options.Loops, see ReserveProc), each on its own
-// epoll instance and OS thread, all sharing the listener (EPOLLEXCLUSIVE).
+// epoll instance, all sharing the listener (EPOLLEXCLUSIVE); the loop
+// that accepts a connection hands it to the least loaded one.
 // A loop sleeps in a blocking epoll_wait (TIERLB_EPOLL_WAIT=netpoll parks
 // it in Go's netpoller instead; engine_wait.go has the measurements).
 // Sockets are accepted, connected, read, written and spliced with raw

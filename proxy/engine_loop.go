@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -27,7 +26,7 @@ const (
 	connEvents = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET
 )
 
-// loop is one event loop: an OS thread waiting in epoll_wait on its own
+// loop is one event loop: a goroutine waiting in epoll_wait on its own
 // epoll instance, owning the connections it accepted. Nothing of a loop is
 // shared but its request queue.
 type loop struct {
@@ -148,15 +147,13 @@ func (l *loop) ctl(op, fd int, events uint32, gen uint32) error {
 // clock reads the loop's clock now.
 func (l *loop) clock() int64 { return int64(time.Since(l.base)) }
 
-// run is the loop. It keeps its OS thread so that the kernel, not the Go
-// scheduler, decides who runs when a socket is ready.
+// run is the loop. In waitThread mode it sleeps in a blocking epoll_wait,
+// so the kernel, not the Go scheduler, wakes it when a socket is ready.
 func (l *loop) run() {
 	if l.wait == waitNetpoll {
 		l.runNetpoll()
 		return
 	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	defer l.closeFDs()
 	for !l.stopping {
 		n, err := unix.EpollWait(l.epfd, l.events[:], l.waitMillis())

@@ -11,11 +11,15 @@ import (
 
 // How a loop sleeps when it has nothing to do.
 //
-// waitThread, the default, is the classic design: the loop keeps its OS
-// thread (LockOSThread) and sleeps in a blocking epoll_wait, so the kernel
-// wakes it directly. Go's scheduler sees a thread in a system call; unless
-// a P is idle, sysmon takes its P away after 20µs and every wakeup pays for
-// a P handoff. ReserveProc keeps a P idle so that this does not happen.
+// waitThread, the default, is the classic design: the loop sleeps in a
+// blocking epoll_wait, so the kernel wakes its thread directly. Go's
+// scheduler sees a thread in a system call; unless a P is idle, sysmon
+// takes its P away after 20µs and every wakeup pays for a P handoff.
+// ReserveProc keeps a P idle so that this does not happen. The goroutine
+// is not locked to its thread: sysmon preempts a loop that stays busy for
+// 10 ms, and a locked goroutine pays two futex handoffs to get its thread
+// back (measured: 2.5 times the futex calls, and p99 10.8 instead of 9.9 ms
+// with a new connection per request).
 //
 // waitNetpoll nests the loop's epoll instance in Go's own netpoller: the
 // loop polls its epoll set without blocking, and when it is empty parks

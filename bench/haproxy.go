@@ -11,7 +11,7 @@ import (
 // haproxyConfig is HAProxy in mode tcp with splicing both ways, the setup
 // the reference numbers came from.
 //
-// nbthread matches tierlb's GOMAXPROCS (the core count): each proxy may use
+// nbthread matches tierlb's event loops (the core count): each proxy may use
 // every core, none more. maxconn is left to HAProxy, which derives it from
 // RLIMIT_NOFILE (20,000 here, not raisable) after reserving descriptors for
 // its pipes, so the idle scenario shows how many connections it can really

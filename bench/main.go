@@ -249,7 +249,8 @@ func settings(o options) map[string]string {
 	return map[string]string{
 		"haproxy nbthread":       th,
 		"nginx worker_processes": th,
-		"tierlb GOMAXPROCS":      "default (" + strconv.Itoa(runtime.NumCPU()) + ")",
+		"tierlb event loops":     strconv.Itoa(runtime.NumCPU()),
+		"tierlb GOMAXPROCS":      strconv.Itoa(runtime.NumCPU()+1) + " (the loops' and one kept idle: proxy.ReserveProc)",
 		"wrk threads":            th,
 		"small-request conns":    strconv.Itoa(smallConns),
 		"bulk conns":             strconv.Itoa(bulkConns),

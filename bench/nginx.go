@@ -10,7 +10,7 @@ import (
 
 // nginxConfig is an nginx stream proxy with a master and `workers` worker
 // processes (matched to the core count, like HAProxy's threads and tierlb's
-// GOMAXPROCS). worker_connections is raised to the fd limit because every
+// event loops). worker_connections is raised to the fd limit because every
 // proxied connection takes two; proxy_timeout keeps idle connections open.
 // loadModule is the load_module line for a dynamic stream module, or "".
 func nginxConfig(workers int, dir, loadModule string, p frontPorts, whoamiAddr, iperfAddr string) string {

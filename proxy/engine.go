@@ -210,7 +210,7 @@ func (s *Service) serveEpoll(ctx context.Context) error {
 }
 
 // ReserveProc readies the Go runtime for the epoll engine, whose loops
-// sleep in blocking epoll_wait calls on threads of their own: it raises
+// sleep in blocking epoll_wait calls: it raises
 // GOMAXPROCS by one and returns the former value, the number of loops each
 // service should run (Options.Loops). Call it once, before serving.
 //

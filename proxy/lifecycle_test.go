@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -191,7 +192,9 @@ func TestEMFILERecovers(t *testing.T) {
 			t.Fatalf("%v; child log:\n%s", err, stderr.String())
 		}
 		held = append(held, c)
-		c.SetDeadline(time.Now().Add(300 * time.Millisecond))
+		// Long enough for a served connection on a loaded CI machine;
+		// only the one that is not served waits it out.
+		c.SetDeadline(time.Now().Add(time.Second))
 		if _, err := c.Write([]byte("x")); err != nil {
 			stuck = i
 			break
@@ -232,8 +235,10 @@ func TestEMFILERecovers(t *testing.T) {
 	cmd.Wait()
 	fails := strings.Count(stderr.String(), "accept failed")
 	t.Logf("accept failures logged while out of descriptors: %d", fails)
-	if fails == 0 || fails > 30 {
-		t.Errorf("accept failures logged: %d, want a few backoff rounds (log:\n%s)", fails, stderr.String())
+	// Each epoll loop backs off on its own: about 9 rounds each in the
+	// 2 s out of descriptors; a loop that spun would log thousands.
+	if most := 15 * runtime.GOMAXPROCS(0); fails == 0 || fails > most {
+		t.Errorf("accept failures logged: %d, want a few backoff rounds per loop, at most %d (log:\n%s)", fails, most, stderr.String())
 	}
 }
 

@@ -50,7 +50,6 @@
 // its two sockets and a ~250-byte struct, with no goroutine and no
 // net.Conn. Deadlines live in a per-loop heap; other goroutines
 // (on_backend_down, drain, shutdown) reach a loop through a queue woken by
-// an eventfd. Clients that must send a PROXY header (accept_proxy_protocol)
-// are handed to the goroutine path, which reads the header with a deadline
-// in a goroutine of their own.
+// an eventfd. A trusted client's PROXY header (accept_proxy_protocol) is
+// read in the loop, under a deadline in the same heap (engine_header.go).
 package proxy

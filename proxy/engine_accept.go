@@ -112,22 +112,25 @@ func (l *loop) adopt(fd int, peer netip.AddrPort) {
 }
 
 // admit applies the checks that need no bytes from the client, then
-// starts the backend dial. Connections the engine does not serve go to the
-// goroutine path.
+// waits for the client's PROXY header or starts the backend dial. The
+// standard library's io.Copy mode is the goroutine path's.
 func (l *loop) admit(fd int, peer netip.AddrPort) {
 	s := l.s
 	cfg := s.cfg.Load()
-	if !engineServes(cfg, peer) {
+	if cfg.mode == copyStdlib {
 		l.handOff(fd)
 		return
 	}
 	s.metrics.connAccepted()
 	n := s.active.Add(1)
+	header := contains(cfg.AcceptProxyProtocol, peer.Addr())
 	switch {
 	case cfg.MaxConns > 0 && n > int64(cfg.MaxConns):
 		l.refuse(fd, peer, RejectMaxConns)
 		return
-	case !allowed(cfg.Allow, peer.Addr()):
+	case !header && !allowed(cfg.Allow, peer.Addr()):
+		// Clients behind a trusted proxy are checked once their PROXY
+		// header named them.
 		l.refuse(fd, peer, RejectNotAllowed)
 		return
 	}
@@ -147,14 +150,11 @@ func (l *loop) admit(fd int, peer netip.AddrPort) {
 		l.fail(c, "register", false, err)
 		return
 	}
+	if header {
+		l.startHeader(c)
+		return
+	}
 	l.startDial(c)
-}
-
-// engineServes says whether the epoll engine proxies a connection. PROXY
-// headers from trusted clients and the standard library's io.Copy mode
-// are the goroutine path's.
-func engineServes(cfg *settings, peer netip.AddrPort) bool {
-	return cfg.mode != copyStdlib && !contains(cfg.AcceptProxyProtocol, peer.Addr())
 }
 
 // refuse closes a connection that was counted in active but never
@@ -167,8 +167,7 @@ func (l *loop) refuse(fd int, peer netip.AddrPort, reason string) {
 	s.log.Debug("connection refused", "client", peer, "reason", reason)
 }
 
-// handOff gives an accepted socket to the goroutine path, which reads the
-// client's PROXY header with a deadline in a goroutine of its own.
+// handOff gives an accepted socket to the goroutine path.
 func (l *loop) handOff(fd int) {
 	f := os.NewFile(uintptr(fd), "")
 	nc, err := net.FileConn(f) // a duplicate; ours is closed below

@@ -12,6 +12,7 @@ import (
 // recycled struct reads as closed until it is handed out again.
 const (
 	stateClosed uint8 = iota
+	stateHeader       // reading a trusted client's PROXY header
 	stateResolving
 	stateConnecting
 	stateOpen
@@ -29,10 +30,11 @@ type econn struct {
 	stopDown func() bool // on_backend_down: close
 	end      string      // how it ended; the first reason wins
 	peer     netip.AddrPort
-	start    int64 // loop clock, ns
-	last     int64 // last byte moved either way
-	halfAt   int64 // when the half-close grace ends; 0: none
-	when     int64 // timer deadline
+	local    netip.AddrPort // what the client's PROXY header says it reached; else unset
+	start    int64          // loop clock, ns
+	last     int64          // last byte moved either way
+	halfAt   int64          // when the half-close grace ends; 0: none
+	when     int64          // timer deadline
 	cfd, bfd int32
 	gen      uint32
 	heapIdx  int32 // in the loop's timer heap; -1: not scheduled

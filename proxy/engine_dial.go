@@ -216,9 +216,12 @@ func (l *loop) connected(c *econn, ev uint32) {
 // socket's send buffer is empty, so the header (at most 232 bytes) goes in
 // one send; anything short of that is an error for this connection.
 func (l *loop) sendProxyHeader(c *econn, version byte) error {
-	local, err := localAddrPort(int(c.cfd))
-	if err != nil {
-		return fmt.Errorf("PROXY header: local address: %w", err)
+	local := c.local
+	if !local.IsValid() {
+		var err error
+		if local, err = localAddrPort(int(c.cfd)); err != nil {
+			return fmt.Errorf("PROXY header: local address: %w", err)
+		}
 	}
 	hdr, err := formatProxyHeader(version, c.peer, local)
 	if err != nil {

@@ -53,6 +53,12 @@ func (l *loop) event(c *econn, fd int, ev uint32) {
 			return
 		}
 	}
+	if c.state == stateHeader {
+		if in.readable {
+			l.readHeader(c)
+		}
+		return
+	}
 	if c.state != stateOpen {
 		return // the client spoke before the backend answered: remembered
 	}

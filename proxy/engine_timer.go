@@ -1,6 +1,9 @@
 package proxy
 
-import "time"
+import (
+	"os"
+	"time"
+)
 
 // Each connection has at most one entry in its loop's timer heap: the
 // connect deadline while dialing, then the next moment its idle or
@@ -54,6 +57,8 @@ func (l *loop) expire() {
 // onTimer handles a due deadline.
 func (l *loop) onTimer(c *econn) {
 	switch c.state {
+	case stateHeader:
+		l.headerFailed(c, os.ErrDeadlineExceeded)
 	case stateResolving, stateConnecting:
 		l.connectTimedOut(c)
 	case stateOpen:

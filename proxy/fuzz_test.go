@@ -10,8 +10,9 @@ import (
 )
 
 // FuzzParseProxyHeader: any input either fails or yields a header whose
-// addresses survive a round trip, and the bytes handed on to the backend
-// are exactly the ones that followed the header.
+// addresses survive a round trip, whose length the epoll engine's framing
+// (headerLength) finds too, and the bytes handed on to the backend are
+// exactly the ones that followed the header.
 func FuzzParseProxyHeader(f *testing.F) {
 	src := &net.TCPAddr{IP: net.ParseIP("203.0.113.7"), Port: 4444}
 	dst := &net.TCPAddr{IP: net.ParseIP("198.51.100.1"), Port: 443}
@@ -32,7 +33,7 @@ func FuzzParseProxyHeader(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, in []byte) {
 		r := bytes.NewReader(in)
-		h, err := parseProxyHeader(r)
+		h, err := readHeaderFrom(r)
 		if err != nil {
 			return
 		}
@@ -40,6 +41,17 @@ func FuzzParseProxyHeader(f *testing.F) {
 		hdrLen := consumed - len(h.rest)
 		if hdrLen <= 0 || !bytes.Equal(in[hdrLen:consumed], h.rest) {
 			t.Fatalf("rest %q is not what followed a %d-byte header in %q", h.rest, hdrLen, in)
+		}
+		// The epoll engine frames the header before parsing it: the
+		// framing must find this length, and ask for more bytes at every
+		// shorter prefix, as the header arrives in pieces.
+		if n := headerLength(in); n != hdrLen {
+			t.Fatalf("headerLength = %d, the parser read a %d-byte header from %q", n, hdrLen, in)
+		}
+		for k := range hdrLen {
+			if n := headerLength(in[:k]); n != 0 && n != hdrLen {
+				t.Fatalf("headerLength of the first %d bytes = %d, want 0 or %d (%q)", k, n, hdrLen, in)
+			}
 		}
 		if h.src.IsValid() != h.dst.IsValid() {
 			t.Fatalf("one address without the other: %v %v", h.src, h.dst)
@@ -52,7 +64,7 @@ func FuzzParseProxyHeader(f *testing.F) {
 			if err != nil {
 				t.Fatalf("format v%d of %v %v: %v", v, h.src, h.dst, err)
 			}
-			back, err := parseProxyHeader(bytes.NewReader(out))
+			back, err := readHeaderFrom(bytes.NewReader(out))
 			if err != nil {
 				t.Fatalf("parse our own v%d header %q: %v", v, out, err)
 			}

@@ -97,6 +97,45 @@ func TestProxyProtocolAccepted(t *testing.T) {
 	}
 }
 
+// TestProxyProtocolInPieces: a header that arrives a few bytes at a time
+// (v1, and v2 with a TLV) is put together before it is read, and the bytes
+// sent after it still reach the backend first.
+func TestProxyProtocolInPieces(t *testing.T) {
+	be := startBackend(t, headerBackend)
+	trusted := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	real := &net.TCPAddr{IP: net.ParseIP("203.0.113.7"), Port: 4444}
+	dst := &net.TCPAddr{IP: net.ParseIP("198.51.100.1"), Port: 443}
+	v2 := proxyproto.HeaderProxyFromAddrs(2, real, dst)
+	if err := v2.SetTLVs([]proxyproto.TLV{{Type: proxyproto.PP2_TYPE_AUTHORITY, Value: []byte("app.example")}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []*proxyproto.Header{proxyproto.HeaderProxyFromAddrs(1, real, dst), v2} {
+		t.Run(fmt.Sprintf("v%d", h.Version), func(t *testing.T) {
+			hdr, err := h.Format()
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := startService(t, Config{AcceptProxyProtocol: trusted, ProxyProtocol: "v1"}, staticSet(t, be.addr()), copyAuto)
+			c := dial(t, s)
+			c.SetNoDelay(true)
+			msg := append(hdr, "after|"...)
+			for i := 0; i < len(msg); i += 3 {
+				if _, err := c.Write(msg[i:min(i+3, len(msg))]); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			if got, want := readLine(t, c), fmt.Sprintf("v1 %s %s", real, dst); got != want {
+				t.Fatalf("backend saw %q, want %q", got, want)
+			}
+			buf := make([]byte, len("after|"))
+			if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "after|" {
+				t.Fatalf("bytes after the header: %q, %v", buf, err)
+			}
+		})
+	}
+}
+
 // TestProxyProtocolRejected: garbage, a missing header and a slow header
 // close that connection alone; a good connection opened meanwhile works.
 func TestProxyProtocolRejected(t *testing.T) {

@@ -1,13 +1,9 @@
 package proxy
 
 import (
-	"bufio"
-	"context"
 	"fmt"
-	"io"
 	"net"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,33 +16,16 @@ import (
 // each moved a message both ways, and reads the child's RSS and descriptor
 // count before and after. It runs under both engines (TestMain).
 func TestIdleMemory(t *testing.T) {
-	if os.Getenv("TIERLB_IDLE_CHILD") != "" {
-		idleChild()
+	if isChild("TestIdleMemory") {
+		serveChild("idle", Options{}, nil)
 		return
 	}
 	if testing.Short() {
 		t.Skip("opens 2,000 connections")
 	}
 	be := startBackend(t, smallEcho)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestIdleMemory$")
-	cmd.Env = append(os.Environ(), "TIERLB_IDLE_CHILD=1", "TIERLB_IDLE_BACKEND="+be.addr())
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stdin.Close()
-		cmd.Wait()
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("child address: %v (stderr %s)", err, stderr.String())
-	}
-	addr := strings.TrimSpace(line)
-	pid := cmd.Process.Pid
+	child := startChild(t, "TestIdleMemory", be.addr())
+	addr, pid := child.addr, child.pid()
 
 	var held []net.Conn
 	t.Cleanup(func() {
@@ -102,30 +81,6 @@ func smallEcho(c net.Conn) {
 			return
 		}
 	}
-}
-
-// idleChild serves until stdin closes.
-func idleChild() {
-	set := backendsForChild(os.Getenv("TIERLB_IDLE_BACKEND"))
-	s, err := NewService(Config{Name: "idle", Listen: "127.0.0.1:0", ZeroCopy: true}, set, Options{})
-	if err == nil {
-		err = s.Listen()
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		io.Copy(io.Discard, os.Stdin)
-		cancel()
-	}()
-	fmt.Println(s.Addr())
-	s.Serve(ctx)
-	sctx, scancel := context.WithTimeout(context.Background(), time.Second)
-	defer scancel()
-	s.Shutdown(sctx)
-	os.Exit(0)
 }
 
 func procRSS(t *testing.T, pid int) int64 {

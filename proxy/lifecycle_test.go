@@ -1,14 +1,12 @@
 package proxy
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
@@ -17,8 +15,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/tierlb/tierlb/backends"
 )
 
 // TestShutdown: the listener closes first; an open connection that
@@ -152,29 +148,13 @@ func TestAcceptBackoff(t *testing.T) {
 // that the accept loop neither spins nor exits and serves again once
 // descriptors are free.
 func TestEMFILERecovers(t *testing.T) {
-	if os.Getenv("TIERLB_EMFILE_CHILD") != "" {
+	if isChild("TestEMFILERecovers") {
 		emfileChild()
 		return
 	}
 	be := startBackend(t, echo)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestEMFILERecovers$")
-	cmd.Env = append(os.Environ(), "TIERLB_EMFILE_CHILD=1", "TIERLB_EMFILE_BACKEND="+be.addr())
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stdin.Close()
-		cmd.Wait()
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("child address: %v (stderr %s)", err, stderr.String())
-	}
-	addr := strings.TrimSpace(line)
+	child := startChild(t, "TestEMFILERecovers", be.addr())
+	addr := child.addr
 
 	// Open connections until one is not served: the child ran out.
 	var held []net.Conn
@@ -187,9 +167,7 @@ func TestEMFILERecovers(t *testing.T) {
 	for i := 0; i < 40 && stuck < 0; i++ {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
-			stdin.Close()
-			cmd.Wait()
-			t.Fatalf("%v; child log:\n%s", err, stderr.String())
+			t.Fatalf("%v; child log:\n%s", err, child.stop())
 		}
 		held = append(held, c)
 		// Long enough for a served connection on a loaded CI machine;
@@ -229,16 +207,15 @@ func TestEMFILERecovers(t *testing.T) {
 		ok = werr == nil && rerr == nil
 	}
 	if !ok {
-		t.Fatalf("service did not recover after descriptors were freed; child log:\n%s", stderr.String())
+		t.Fatalf("service did not recover after descriptors were freed; child log:\n%s", child.stop())
 	}
-	stdin.Close()
-	cmd.Wait()
-	fails := strings.Count(stderr.String(), "accept failed")
+	log := child.stop()
+	fails := strings.Count(log, "accept failed")
 	t.Logf("accept failures logged while out of descriptors: %d", fails)
 	// Each epoll loop backs off on its own: about 9 rounds each in the
 	// 2 s out of descriptors; a loop that spun would log thousands.
 	if most := 15 * runtime.GOMAXPROCS(0); fails == 0 || fails > most {
-		t.Errorf("accept failures logged: %d, want a few backoff rounds per loop, at most %d (log:\n%s)", fails, most, stderr.String())
+		t.Errorf("accept failures logged: %d, want a few backoff rounds per loop, at most %d (log:\n%s)", fails, most, log)
 	}
 }
 
@@ -253,40 +230,16 @@ func TestEMFILERecovers(t *testing.T) {
 // fail instead, and the accept loop would never be tested.
 func emfileChild() {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	set := backendsForChild(os.Getenv("TIERLB_EMFILE_BACKEND"))
-	s, err := NewService(Config{Name: "emfile", Listen: "127.0.0.1:0", ZeroCopy: true}, set, Options{Logger: log})
-	if err == nil {
-		err = s.Listen()
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(ctx) }()
-	if err := emfileWarmUp(s); err != nil {
-		fmt.Fprintln(os.Stderr, "warm-up:", err)
-		os.Exit(1)
-	}
-	limit, err := fdLimit(2 * emfileRoom)
-	if err == nil {
-		err = unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: limit, Max: limit})
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	go func() {
-		io.Copy(io.Discard, os.Stdin)
-		cancel()
-	}()
-	fmt.Println(s.Addr())
-	<-served
-	sctx, scancel := context.WithTimeout(context.Background(), time.Second)
-	defer scancel()
-	s.Shutdown(sctx)
-	os.Exit(0)
+	serveChild("emfile", Options{Logger: log}, func(s *Service) error {
+		if err := emfileWarmUp(s); err != nil {
+			return fmt.Errorf("warm-up: %w", err)
+		}
+		limit, err := fdLimit(2 * emfileRoom)
+		if err != nil {
+			return err
+		}
+		return unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: limit, Max: limit})
+	})
 }
 
 // emfileRoom is how many connections the child's descriptor limit fits.
@@ -360,10 +313,4 @@ func fdLimit(free int) (uint64, error) {
 func countFDs() int {
 	entries, _ := os.ReadDir("/proc/self/fd")
 	return len(entries)
-}
-
-func backendsForChild(addr string) *backends.Set {
-	set := backends.NewSet("emfile", backends.RoundRobin, backends.SetOptions{})
-	set.Update([]backends.Spec{{ID: addr, Address: addr, Weight: 1}})
-	return set
 }

@@ -124,10 +124,27 @@ func runLoad(r *loadResult, addr string, workers, maxConns int, stop <-chan stru
 	return r
 }
 
+// cutByKill counts err as a connection cut in flight when it is a reset
+// and the connection began before a kill had finished.
+func (r *loadResult) cutByKill(err error, began int64) bool {
+	k := r.killed.Load()
+	if !errors.Is(err, syscall.ECONNRESET) || (k != 0 && began >= k) {
+		return false
+	}
+	r.inFlight.Add(1)
+	return true
+}
+
 func oneConn(r *loadResult, addr, msg string) {
 	began := time.Now().UnixNano()
 	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {
+		// The handshake with the proxy completes in the kernel; if the
+		// backend the proxy picked dies before the dialer reads SO_ERROR,
+		// the propagated reset surfaces here rather than at the first read.
+		if r.cutByKill(err, began) {
+			return
+		}
 		r.fail("dial: %v", err)
 		return
 	}
@@ -136,8 +153,7 @@ func oneConn(r *loadResult, addr, msg string) {
 	br := bufio.NewReader(c)
 	name, err := br.ReadString('\n')
 	if err != nil {
-		if k := r.killed.Load(); errors.Is(err, syscall.ECONNRESET) && (k == 0 || began < k) {
-			r.inFlight.Add(1)
+		if r.cutByKill(err, began) {
 			return
 		}
 		r.fail("no greeting: %v", err)

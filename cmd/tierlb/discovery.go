@@ -43,6 +43,11 @@ func dockerWanted(d *DockerConfig, env environment) (bool, string) {
 	case "false":
 		return false, "docker.enabled is false"
 	}
+	// An explicit docker.host (a socket proxy, a TLS endpoint) says the
+	// user wants discovery even where neither of the defaults exists.
+	if d.Host != "" {
+		return true, "docker.enabled is auto and docker.host is set"
+	}
 	if h := env.getenv("DOCKER_HOST"); h != "" {
 		return true, "docker.enabled is auto and DOCKER_HOST is set"
 	}

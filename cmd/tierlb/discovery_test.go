@@ -16,14 +16,17 @@ func TestDockerWanted(t *testing.T) {
 		name       string
 		enabled    string
 		dockerHost string
+		host       string // docker.host
 		socket     bool
 		want       bool
 	}{
-		{"true without any engine", "true", "", false, true},
-		{"false with DOCKER_HOST and socket", "false", "tcp://127.0.0.1:2375", true, false},
-		{"auto with DOCKER_HOST", "auto", "tcp://127.0.0.1:2375", false, true},
-		{"auto with the default socket", "auto", "", true, true},
-		{"auto with neither", "auto", "", false, false},
+		{"true without any engine", "true", "", "", false, true},
+		{"false with DOCKER_HOST and socket", "false", "tcp://127.0.0.1:2375", "", true, false},
+		{"false with docker.host", "false", "", "tcp://socket-proxy:2375", false, false},
+		{"auto with DOCKER_HOST", "auto", "tcp://127.0.0.1:2375", "", false, true},
+		{"auto with docker.host only", "auto", "", "tcp://socket-proxy:2375", false, true},
+		{"auto with the default socket", "auto", "", "", true, true},
+		{"auto with neither", "auto", "", "", false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -36,7 +39,7 @@ func TestDockerWanted(t *testing.T) {
 				},
 				exists: func(path string) bool { return tt.socket && path == defaultDockerSocket },
 			}
-			got, why := dockerWanted(&DockerConfig{Enabled: tt.enabled}, env)
+			got, why := dockerWanted(&DockerConfig{Enabled: tt.enabled, Host: tt.host}, env)
 			if got != tt.want {
 				t.Errorf("dockerWanted = %t (%s), want %t", got, why, tt.want)
 			}

@@ -64,13 +64,26 @@ func parseFlags(f *configFlags, args []string, stdout, stderr io.Writer) (code i
 	return exitConfig, true
 }
 
+// redacted stands in for a secret in printed configs.
+const redacted = "<redacted>"
+
 // marshalConfig renders cfg as YAML with two-space indents, the way SPEC.md
-// writes it; durations come out as "30s".
+// writes it; durations come out as "30s". The admin token is a secret (a
+// check's output ends up in CI logs and bug reports): when set, it is
+// printed as <redacted>.
 func marshalConfig(cfg *Config) ([]byte, error) {
+	var doc yaml.Node
+	if err := doc.Encode(cfg); err != nil {
+		return nil, err
+	}
+	if tok := mappingValue(mappingValue(&doc, "admin"), "token"); tok != nil && tok.Value != "" {
+		tok.Value, tok.Style = redacted, 0
+		tok.LineComment = "set, not printed"
+	}
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
-	if err := enc.Encode(cfg); err != nil {
+	if err := enc.Encode(&doc); err != nil {
 		return nil, err
 	}
 	if err := enc.Close(); err != nil {
@@ -105,4 +118,20 @@ func flatten(err error) []error {
 		return out
 	}
 	return []error{err}
+}
+
+// mappingValue returns the value node of key in a YAML mapping node, or nil.
+func mappingValue(n *yaml.Node, key string) *yaml.Node {
+	if n != nil && n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
+		n = n.Content[0]
+	}
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
 }

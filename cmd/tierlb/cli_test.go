@@ -40,6 +40,27 @@ func TestCheckPrintsResolvedConfig(t *testing.T) {
 	}
 }
 
+func TestCheckRedactsTheToken(t *testing.T) {
+	t.Setenv("TIERLB_ADMIN_TOKEN", "s3cret-token")
+	file := writeFile(t, "c.yaml", minimalYAML)
+	code, stdout, stderr := runInProcess(t, "check", "--config", file)
+	if code != exitOK {
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
+	}
+	if strings.Contains(stdout, "s3cret") {
+		t.Errorf("check printed the admin token:\n%s", stdout)
+	}
+	if !regexp.MustCompile(`(?m)^  token: <redacted> # set, not printed$`).MatchString(stdout) {
+		t.Errorf("output does not say the token is set:\n%s", stdout)
+	}
+	// Without a token the field prints as it is.
+	t.Setenv("TIERLB_ADMIN_TOKEN", "")
+	_, stdout, _ = runInProcess(t, "check", "--config", file)
+	if !regexp.MustCompile(`(?m)^  token: ""$`).MatchString(stdout) {
+		t.Errorf("empty token not printed as empty:\n%s", stdout)
+	}
+}
+
 func TestCommandLine(t *testing.T) {
 	tests := []struct {
 		name   string

@@ -175,7 +175,7 @@ func (s *Service) finish(c *conn) {
 // logConnection writes a finished connection's access log line; both
 // engines log through it, so their lines are the same.
 func (s *Service) logConnection(peer netip.AddrPort, backend string, toBackend, toClient int64, dur time.Duration, end string) {
-	s.log.LogAttrs(context.Background(), slog.LevelInfo, "connection",
+	s.access.LogAttrs(context.Background(), slog.LevelInfo, "connection",
 		slog.String("client", peer.String()),
 		slog.String("backend", backend),
 		slog.Int64("bytes_to_backend", toBackend),

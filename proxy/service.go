@@ -14,9 +14,13 @@ import (
 
 // Options are a Service's collaborators; nil fields mean none.
 type Options struct {
-	// Logger receives operational messages and, with Config.AccessLog, one
-	// line per finished connection. Nil discards.
+	// Logger receives operational messages. Nil discards.
 	Logger *slog.Logger
+	// AccessLog receives, with Config.AccessLog, one line per finished
+	// connection at level info. Nil: Logger. Give it a logger that passes
+	// info whatever the operational level, so that log.level: warn does
+	// not silence an access log the user asked for.
+	AccessLog *slog.Logger
 	// Metrics records the per-service series. Nil records nothing.
 	Metrics *Metrics
 	// Observer hears every backend dial's outcome. Nil: nobody.
@@ -61,6 +65,7 @@ type Service struct {
 	name     string
 	pools    Pools
 	log      *slog.Logger
+	access   *slog.Logger // access log lines
 	metrics  *serviceMetrics
 	observer DialObserver
 	cp       *copier
@@ -106,6 +111,10 @@ func NewService(cfg Config, pools Pools, opts Options) (*Service, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	access := opts.AccessLog
+	if access == nil {
+		access = log
+	}
 	obs := opts.Observer
 	if obs == nil {
 		obs = nopObserver{}
@@ -114,6 +123,7 @@ func NewService(cfg Config, pools Pools, opts Options) (*Service, error) {
 		name:     cfg.Name,
 		pools:    pools,
 		log:      log.With("service", cfg.Name),
+		access:   access.With("service", cfg.Name),
 		metrics:  opts.Metrics.initService(cfg.Name),
 		observer: obs,
 		cp:       newCopier(),

@@ -14,7 +14,9 @@ import (
 
 // deps are the collaborators every service instance shares.
 type deps struct {
-	Log           *slog.Logger
+	Log *slog.Logger
+	// AccessLog gets the access log lines (accessLogger(Log)).
+	AccessLog     *slog.Logger
 	ProxyMetrics  *proxy.Metrics
 	HealthMetrics *health.Metrics
 	// Docker answers health type docker; nil when Docker discovery is off,
@@ -81,7 +83,7 @@ func newInstance(cfg ServiceConfig, accessLog bool, discovered []backends.Spec, 
 		in.set.Close()
 		return nil, err
 	}
-	in.svc, err = proxy.NewService(pc, in.set, proxy.Options{Logger: d.Log, Metrics: d.ProxyMetrics, Observer: in.monitor.Passive(), Loops: d.Loops})
+	in.svc, err = proxy.NewService(pc, in.set, proxy.Options{Logger: d.Log, AccessLog: d.AccessLog, Metrics: d.ProxyMetrics, Observer: in.monitor.Passive(), Loops: d.Loops})
 	if err != nil {
 		in.set.Close()
 		return nil, fmt.Errorf("service %s: %w", cfg.Name, err)

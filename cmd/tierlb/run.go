@@ -72,7 +72,7 @@ func serve(ctx context.Context, src source, cfg *Config, log *slog.Logger, level
 		return fmt.Errorf("reload metrics: %w", err)
 	}
 	ready := &readiness{}
-	sup := newSupervisor(deps{Log: log, ProxyMetrics: pm, HealthMetrics: hm, Loops: env.loops}, ready)
+	sup := newSupervisor(deps{Log: log, AccessLog: accessLogger(log), ProxyMetrics: pm, HealthMetrics: hm, Loops: env.loops}, ready)
 	disc, err := newDockerProvider(cfg, sup, env, log, reg)
 	if err != nil {
 		return err

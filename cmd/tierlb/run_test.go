@@ -308,3 +308,42 @@ func waitGreetingFrom(t *testing.T, addr, want string) string {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// log.level governs the operational messages; log.access asks for one line
+// per connection, which a quieter level must not silence.
+func TestAccessLogWhateverTheLevel(t *testing.T) {
+	b := startBackend(t, "b1")
+	for _, tt := range []struct {
+		level, access string
+		want          bool
+	}{
+		{"warn", "true", true},
+		{"error", "true", true},
+		{"info", "false", false},
+	} {
+		t.Run(tt.level+"/access="+tt.access, func(t *testing.T) {
+			addr := freePort(t)
+			p := startBinary(t, "run", "--listen", addr, "--backend", b.addr(), "--admin-listen", "",
+				"--log-level", tt.level, "--access-log="+tt.access)
+			waitGreeting(t, addr)
+			if _, err := greet(t, addr); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			if code := p.wait(t, 10*time.Second); code != 0 {
+				t.Errorf("exit %d after SIGTERM, want 0", code)
+			}
+			logs := p.logs()
+			got := regexp.MustCompile(`level=INFO msg=connection service=quick client=127\.0\.0\.1:\d+ backend=` +
+				regexp.QuoteMeta(b.addr()) + ` bytes_to_backend=\d+ bytes_to_client=\d+ duration=\S+ end=\S+`).MatchString(logs)
+			if got != tt.want {
+				t.Errorf("access line logged = %t, want %t; log:\n%s", got, tt.want, logs)
+			}
+			if tt.level != "info" && strings.Contains(logs, "msg=serving") {
+				t.Errorf("log.level %s let an operational info line through:\n%s", tt.level, logs)
+			}
+		})
+	}
+}

@@ -12,7 +12,9 @@ import (
 // fs.pipe-user-pages-soft pages (16384 = 64 MiB) of pipe buffers; past that
 // every new pipe is cut to two pages and F_SETPIPE_SZ fails. A proxy that
 // keeps a 1 MiB pipe per direction per connection (Go's stdlib splice) uses
-// the budget up at about 32 connections; one with 64 KiB pipes at 512.
+// the budget up at about 32 connections; one that holds a 256 KiB pipe per
+// connection for good at 128 (tierlb lends its pipes only while bytes are
+// in flight, so it holds far fewer).
 // The symptoms are a fall in MB/s, a rise in CPU per GB (eight times the
 // splice calls), or errors if a pipe cannot be had at all.
 func runCliff(ctx context.Context, e *env, r *running) (outcome, error) {

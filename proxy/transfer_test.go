@@ -8,6 +8,9 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -174,4 +177,39 @@ func TestPipeFailureFallsBack(t *testing.T) {
 
 func isReset(err error) bool {
 	return errors.Is(err, unix.ECONNRESET) || errors.Is(err, unix.EPIPE)
+}
+
+// TestPipesAreGrown: new pipes get pipeSize (where fs.pipe-max-size allows
+// it), and a pipe from the pool keeps its size.
+func TestPipesAreGrown(t *testing.T) {
+	b, err := os.ReadFile("/proc/sys/fs/pipe-max-size")
+	if err != nil {
+		t.Fatal(err)
+	}
+	max, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := pipeSize
+	if max < pipeSize {
+		want = 64 << 10 // the kernel's default, left as created
+	}
+	pp := newPipePool(1)
+	defer pp.close()
+	p, err := pp.get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := unix.FcntlInt(uintptr(p.r), unix.F_GETPIPE_SZ, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.size != want || got != want {
+		t.Errorf("pipe size %d (kernel says %d), want %d", p.size, got, want)
+	}
+	pp.put(p)
+	if again, _ := pp.get(); again != p || again.size != want {
+		t.Errorf("pooled pipe changed: %p size %d", again, again.size)
+	}
+	pp.put(p)
 }

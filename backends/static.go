@@ -186,8 +186,8 @@ func StaticSpecs(entries []StaticBackend) ([]Spec, error) {
 			errs = append(errs, fmt.Errorf("%s: %w: %d (want 0-%d)", what, ErrBadWeight, e.Weight, MaxWeight))
 			ok = false
 		}
-		if e.Priority < 0 {
-			errs = append(errs, fmt.Errorf("%s: %w: %d (want 0 or more)", what, ErrBadPriority, e.Priority))
+		if e.Priority < 0 || e.Priority > MaxPriority {
+			errs = append(errs, fmt.Errorf("%s: %w: %d (want 0-%d)", what, ErrBadPriority, e.Priority, MaxPriority))
 			ok = false
 		}
 		if j, dup := seen[addr]; dup {

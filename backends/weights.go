@@ -5,6 +5,10 @@ package backends
 // any real traffic, and the bound keeps weight arithmetic far from overflow.
 const MaxWeight = 65535
 
+// MaxPriority is the largest priority group number. Groups are few in
+// practice (primary, backup, last resort); the bound catches typos.
+const MaxPriority = 1000
+
 // maxSchedule bounds the smooth weighted round-robin schedule, so a pool with
 // odd weights (or a slow start ramp) costs at most 16 KiB and one short build.
 const maxSchedule = 4096

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tierlb/tierlb/backends"
 )
 
 // labels is what one container's tierlb labels say, checked.
@@ -40,11 +42,10 @@ func (e *LabelError) Error() string {
 	return fmt.Sprintf("label %s=%q: want %s", e.Label, e.Value, e.Want)
 }
 
-// Limits for numeric labels; generous, but a typo such as weight=10000000
-// would starve every other replica, so it is refused.
+// Limits for numeric labels: the same as for static backends.
 const (
-	maxWeight   = 10000
-	maxPriority = 1000
+	maxWeight   = backends.MaxWeight
+	maxPriority = backends.MaxPriority
 )
 
 var balances = []string{"roundrobin", "leastconn", "random2", "sourcehash"}

@@ -40,7 +40,7 @@ func TestParseLabels(t *testing.T) {
 		},
 		{name: "unknown label kept as warning", in: map[string]string{"tierlb.wieght": "2"}, want: labels{Weight: 1, Unknown: []string{"tierlb.wieght"}}},
 		{name: "ipv6 listen", in: map[string]string{"tierlb.listen": "[::]:8080"}, want: labels{Weight: 1, Listen: "[::]:8080"}},
-		{name: "bad weight", in: map[string]string{"tierlb.weight": "heavy"}, wantErr: []string{"label tierlb.weight=\"heavy\": want an integer from 0 to 10000"}},
+		{name: "bad weight", in: map[string]string{"tierlb.weight": "heavy"}, wantErr: []string{"label tierlb.weight=\"heavy\": want an integer from 0 to 65535"}},
 		{name: "negative weight", in: map[string]string{"tierlb.weight": "-1"}, wantErr: []string{"tierlb.weight"}},
 		{name: "port out of range", in: map[string]string{"tierlb.port": "70000"}, wantErr: []string{"tierlb.port=\"70000\": want a TCP port from 1 to 65535"}},
 		{name: "bad enable", in: map[string]string{"tierlb.enable": "yes please"}, wantErr: []string{"tierlb.enable", "true or false"}},

@@ -31,6 +31,11 @@ func validateService(s *ServiceConfig, path string, dockerOn bool, p *problems) 
 	}
 	validateBackends(&s.Backends, path+".backends", dockerOn, p)
 	validateHealth(&s.Health, path+".health", dockerOn, p)
+	if s.Health.Type == "docker" && len(s.Backends.Static) > 0 {
+		// A static address has no container whose HEALTHCHECK could be
+		// read: it would stay down for ever.
+		p.add(path+".health.type", "docker reads each container's HEALTHCHECK, but backends.static lists addresses with no container (use tcp, http or send-expect, or only docker backends)")
+	}
 	nonNegative(p, path+".slow_start", s.SlowStart)
 	positive(p, path+".timeouts.connect", s.Timeouts.Connect)
 	positive(p, path+".timeouts.idle", s.Timeouts.Idle)
@@ -71,7 +76,9 @@ func validateBackends(b *BackendsConfig, path string, dockerOn bool, p *problems
 		if sb.Weight < 0 || sb.Weight > backends.MaxWeight {
 			p.add(ipath+".weight", "%d is out of range (0-%d)", sb.Weight, backends.MaxWeight)
 		}
-		nonNegative(p, ipath+".priority", sb.Priority)
+		if sb.Priority < 0 || sb.Priority > backends.MaxPriority {
+			p.add(ipath+".priority", "%d is out of range (0-%d)", sb.Priority, backends.MaxPriority)
+		}
 	}
 	if d := b.Docker; d != nil {
 		dpath := path + ".docker"

@@ -55,6 +55,8 @@ func TestConfigErrorClasses(t *testing.T) {
 		{"bad proxy CIDR", one("accept_proxy_protocol: [nope]"), `services[0].accept_proxy_protocol[0]: "nope" is not a CIDR or IP address`},
 		{"bad balance", one("balance: fastest"), `services[0].balance: unknown balance "fastest"`},
 		{"bad health type", one("health: {type: icmp}"), `services[0].health.type: "icmp" is not one of tcp, http, send-expect, docker, none`},
+		{"docker health on static backends", one("health: {type: docker}"),
+			`services[0].health.type: docker reads each container's HEALTHCHECK, but backends.static lists addresses with no container`},
 		{"bad rise", one("health: {rise: 0}"), `services[0].health.rise: must be at least 1, got 0`},
 		{"bad http path", one("health: {http: {path: healthz}}"), `services[0].health.http.path: "healthz" must start with /`},
 		{"bad expect_status", one("health: {http: {expect_status: 300-200}}"), `services[0].health.http.expect_status: range "300-200" is reversed`},

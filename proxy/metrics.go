@@ -121,6 +121,22 @@ func (m *Metrics) initService(name string) *serviceMetrics {
 	return sm
 }
 
+// ForgetService deletes a service's series, once it is gone for good (removed
+// and drained): services declared by container labels come and go, and their
+// series must not pile up. The caller makes sure no running Service of that
+// name is recording into them.
+func (m *Metrics) ForgetService(name string) {
+	if m == nil {
+		return
+	}
+	m.accepted.DeleteLabelValues(name)
+	m.connectDuration.DeleteLabelValues(name)
+	m.connDuration.DeleteLabelValues(name)
+	for _, r := range rejectReasons {
+		m.rejected.DeleteLabelValues(name, r)
+	}
+}
+
 func (sm *serviceMetrics) connAccepted() {
 	if sm != nil {
 		sm.accepted.Inc()

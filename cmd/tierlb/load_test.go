@@ -277,6 +277,16 @@ func TestReloadUnderLoadFailsNoClient(t *testing.T) {
 	loadDone.Wait()
 	openB.Close()
 	p.waitLog(t, `msg="service drained" service=b`)
+	// The drained service's series are gone; the others' stay.
+	if got := metric(t, admin, `tierlb_connections_accepted_total{service="c"}`); got == "0" {
+		t.Error("service c's accepted counter is 0 after its greeting")
+	}
+	for _, name := range []string{"tierlb_connections_accepted_total", "tierlb_connections_rejected_total",
+		"tierlb_backend_connect_duration_seconds_count", "tierlb_connection_duration_seconds_count"} {
+		if strings.Contains(metricLines(t, admin, name), `service="b"`) {
+			t.Errorf("%s still has series of the removed service b", name)
+		}
+	}
 
 	t.Logf("served %d, failed %d, per backend %v", res.served.Load(), res.failed.Load(), res.byName)
 	if n := res.failed.Load() + res.inFlight.Load(); n != 0 {

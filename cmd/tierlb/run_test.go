@@ -204,6 +204,18 @@ func metric(t *testing.T, admin, name string) string {
 	return string(m[1])
 }
 
+// metricLines returns the /metrics lines of one metric name.
+func metricLines(t *testing.T, admin, name string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return strings.Join(regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(name)+`\{.*$`).FindAllString(string(body), -1), "\n")
+}
+
 func TestSIGHUPReload(t *testing.T) {
 	ba, bb := startBackend(t, "a"), startBackend(t, "b")
 	file := writeFile(t, "tierlb.yaml", reloadConfig([3]string{"a", "127.0.0.1:0", ba.addr()}))

@@ -222,6 +222,13 @@ func (s *supervisor) applyLocked(cfg *Config) error {
 			ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 			defer cancel()
 			in.drain(ctx)
+			// Its series go unless the name is in use again (a listen
+			// change re-adds the service at once).
+			s.mu.Lock()
+			if _, again := s.instances[in.cfg.Name]; !again {
+				s.deps.ProxyMetrics.ForgetService(in.cfg.Name)
+			}
+			s.mu.Unlock()
 			in.log.Info("service drained")
 		})
 	}

@@ -17,8 +17,8 @@ import (
 // rebinding cannot reach it through the operator's browser.
 func (s *Server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.opts.Token != "" {
-			if !tokenMatches(r.Header.Get("Authorization"), s.opts.Token) {
+		if token := s.Token(); token != "" {
+			if !tokenMatches(r.Header.Get("Authorization"), token) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="tierlb admin"`)
 				s.writeError(w, http.StatusUnauthorized,
 					fmt.Errorf("missing or wrong bearer token: send the admin.token as \"Authorization: Bearer TOKEN\""))

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,7 +23,8 @@ type Options struct {
 	// Listen is the host:port of the admin listener (admin.listen).
 	Listen string
 	// Token, when set, is the bearer token the POST endpoints require. When
-	// empty, POSTs are accepted only on a loopback listener.
+	// empty, POSTs are accepted only on a loopback listener. SetToken
+	// changes it later.
 	Token string
 	// Gatherer serves /metrics; nil serves a registry holding only a
 	// Collector over Services. cmd/ passes its own registry, on which it
@@ -52,6 +54,8 @@ type Server struct {
 	gatherer prometheus.Gatherer
 	handler  http.Handler
 
+	token atomic.Pointer[string] // Options.Token, then SetToken's
+
 	mu sync.Mutex
 	ln net.Listener
 }
@@ -59,6 +63,7 @@ type Server struct {
 // New returns a server; call Listen (optional) and Run.
 func New(opts Options) *Server {
 	s := &Server{opts: opts, log: opts.Logger, gatherer: opts.Gatherer}
+	s.token.Store(&opts.Token)
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -70,6 +75,14 @@ func New(opts Options) *Server {
 	s.handler = s.routes()
 	return s
 }
+
+// SetToken replaces the bearer token (a reload rotating admin.token); ""
+// turns token checks off, leaving POSTs to loopback listeners only.
+// Requests from then on are checked against the new token.
+func (s *Server) SetToken(token string) { s.token.Store(&token) }
+
+// Token returns the bearer token in force.
+func (s *Server) Token() string { return *s.token.Load() }
 
 // Handler returns the server's HTTP handler, for embedding or tests.
 func (s *Server) Handler() http.Handler { return s.handler }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tierlb/tierlb/admin"
 	"github.com/tierlb/tierlb/backends/docker"
 )
 
@@ -25,6 +26,7 @@ type reloader struct {
 	level   *slog.LevelVar
 	sup     *supervisor
 	disc    *docker.Provider       // nil when Docker discovery is off
+	adm     *admin.Server          // nil when admin.listen is ""
 	reloads *prometheus.CounterVec // tierlb_config_reloads_total{result}
 
 	cfg  *Config  // the config in force
@@ -46,8 +48,8 @@ func newReloadCounter(reg prometheus.Registerer) (*prometheus.CounterVec, error)
 	return c, nil
 }
 
-func newReloader(src source, cfg *Config, log *slog.Logger, level *slog.LevelVar, sup *supervisor, disc *docker.Provider, reloads *prometheus.CounterVec) *reloader {
-	r := &reloader{src: src, cfg: cfg, log: log, level: level, sup: sup, disc: disc, reloads: reloads, hup: make(chan os.Signal, 1)}
+func newReloader(src source, cfg *Config, log *slog.Logger, level *slog.LevelVar, sup *supervisor, disc *docker.Provider, adm *admin.Server, reloads *prometheus.CounterVec) *reloader {
+	r := &reloader{src: src, cfg: cfg, log: log, level: level, sup: sup, disc: disc, adm: adm, reloads: reloads, hup: make(chan os.Signal, 1)}
 	r.hash, _ = r.fileHash()
 	// Subscribed before Run so that a SIGHUP right after start is not lost
 	// (nor fatal: its default action would end the process).
@@ -110,8 +112,8 @@ func (r *reloader) reload(why string) {
 	if cfg.Log.Format != r.cfg.Log.Format {
 		log.Warn("log.format changes at the next restart", "running", r.cfg.Log.Format, "new", cfg.Log.Format)
 	}
-	if cfg.Admin != r.cfg.Admin {
-		log.Warn("admin settings change at the next restart")
+	if was, now := r.cfg.Admin, cfg.Admin; was.Listen != now.Listen || was.Pprof != now.Pprof {
+		log.Warn("admin.listen and admin.pprof change at the next restart")
 	}
 	// The provider keeps the docker settings it started with; only turning
 	// label services off applies at once (the supervisor stops them).
@@ -130,6 +132,12 @@ func (r *reloader) reload(why string) {
 		r.disc.SetServices(dockerSelectors(r.cfg))
 	}
 	r.level.Set(logLevel(r.cfg.Log.Level))
+	if r.adm != nil && r.adm.Token() != r.cfg.Admin.Token {
+		// Rotating the token needs no restart: POSTs from now on are
+		// checked against the new one.
+		r.adm.SetToken(r.cfg.Admin.Token)
+		log.Info("admin token changed", "set", r.cfg.Admin.Token != "")
+	}
 	if err != nil {
 		log.Error("config reload failed", "err", err, "applied", r.cfg == cfg)
 		r.reloads.WithLabelValues("error").Inc()

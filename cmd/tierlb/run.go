@@ -118,7 +118,7 @@ func serve(ctx context.Context, src source, cfg *Config, log *slog.Logger, level
 			defer stopAdmin()
 			return sup.Run(ctx)
 		}},
-		{"reload", newReloader(src, cfg, log, level, sup, disc, reloads).Run},
+		{"reload", newReloader(src, cfg, log, level, sup, disc, adm, reloads).Run},
 	}
 	if disc != nil {
 		comps = append(comps, component{"docker discovery", disc.Run})

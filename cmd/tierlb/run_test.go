@@ -359,3 +359,49 @@ func TestAccessLogWhateverTheLevel(t *testing.T) {
 		})
 	}
 }
+
+// A reload rotates admin.token without a restart: the old token stops
+// working at once and the new one works.
+func TestReloadRotatesAdminToken(t *testing.T) {
+	b := startBackend(t, "b")
+	config := func(token string) string {
+		return strings.Replace(reloadConfig([3]string{"a", "127.0.0.1:0", b.addr()}),
+			"admin: {listen: '127.0.0.1:0'}", "admin: {listen: '127.0.0.1:0', token: '"+token+"'}", 1)
+	}
+	file := writeFile(t, "tierlb.yaml", config("old-token"))
+	p := startBinary(t, "run", "--config", file)
+	admin := p.waitLog(t, `msg="admin listening" addr=(\S+)`)
+	post := func(token, action string) int {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, "http://"+admin+"/api/v1/services/a/backends/"+b.addr()+"/"+action, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post("old-token", "drain"); code != http.StatusOK {
+		t.Fatalf("POST with the configured token: %d", code)
+	}
+	if err := os.WriteFile(file, []byte(config("new-token")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	p.waitLog(t, `msg="admin token changed" .*set=true`)
+	if code := post("old-token", "ready"); code != http.StatusUnauthorized {
+		t.Errorf("POST with the rotated-out token: %d, want 401", code)
+	}
+	if code := post("new-token", "ready"); code != http.StatusOK {
+		t.Errorf("POST with the new token: %d, want 200", code)
+	}
+	if strings.Contains(p.logs(), "change at the next restart") {
+		t.Errorf("a token change asked for a restart:\n%s", p.logs())
+	}
+}

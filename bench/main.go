@@ -123,13 +123,17 @@ func run(args []string) int {
 }
 
 // runRounds runs A B C D E for each scenario, round after round, so slow
-// drifts of the shared machine hit every target alike.
+// drifts of the shared machine hit every target alike. Each round starts
+// one target further on (B C D E A, then C D E A B, ...): what a run leaves
+// behind on the machine (sockets in TIME_WAIT, slab caches, a warm page
+// cache) would otherwise always favour or burden the same neighbour, and
+// machine-wide readings such as kernel slab showed it.
 func runRounds(ctx context.Context, e *env, scenarios []*scenario, targets []*target) []runRecord {
 	var runs []runRecord
 	for round := 1; round <= e.opts.Rounds; round++ {
 		for _, s := range scenarios {
 			cred, credErr := credFor(s)
-			for _, t := range targets {
+			for _, t := range rotate(targets, round-1) {
 				if t.Unavailable != "" || (s.ProxyOnly && !t.Proxy) {
 					continue
 				}
@@ -158,6 +162,15 @@ func runRounds(ctx context.Context, e *env, scenarios []*scenario, targets []*ta
 		}
 	}
 	return runs
+}
+
+// rotate returns ts starting at index k mod len(ts).
+func rotate[T any](ts []T, k int) []T {
+	if len(ts) == 0 {
+		return ts
+	}
+	k %= len(ts)
+	return append(ts[k:len(ts):len(ts)], ts[:k]...)
 }
 
 func runOne(ctx context.Context, e *env, s *scenario, t *target, cred *syscall.Credential) (outcome, error) {

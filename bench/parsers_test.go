@@ -279,3 +279,18 @@ func TestOthersShare(t *testing.T) {
 		t.Errorf("got %v, want 0", got)
 	}
 }
+
+func TestRotate(t *testing.T) {
+	ts := []string{"a", "b", "c"}
+	for k, want := range []string{"abc", "bca", "cab", "abc", "bca"} {
+		if got := strings.Join(rotate(ts, k), ""); got != want {
+			t.Errorf("rotate(%v, %d) = %s, want %s", ts, k, got, want)
+		}
+	}
+	if strings.Join(ts, "") != "abc" {
+		t.Errorf("rotate changed its input: %v", ts)
+	}
+	if got := rotate([]string(nil), 3); len(got) != 0 {
+		t.Errorf("rotate(nil) = %v", got)
+	}
+}

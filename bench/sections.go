@@ -196,7 +196,8 @@ func writeMethod(b *strings.Builder, res *results) {
 		fmt.Fprintf(b, "- **%s**: %s.\n", s.Name, s.Desc)
 	}
 	b.WriteString(`
-Rounds are interleaved: within a round each scenario runs on every target back to back, and each run starts its
+Rounds are interleaved: within a round each scenario runs on every target back to back, each round starting one
+target further on than the last (so none always follows the same neighbour), and each run starts its
 proxy fresh (new process, new config in a temp dir) against the same whoami backend on 127.0.0.1. Proxy CPU is
 the utime+stime delta of /proc/PID/stat summed over the proxy's processes (nginx's workers included) around the
 load run, in seconds (USER_HZ = 100); per 100k requests it divides by wrk's request count, per GB by bytes read

@@ -2,12 +2,14 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -403,5 +405,95 @@ func TestReloadRotatesAdminToken(t *testing.T) {
 	}
 	if strings.Contains(p.logs(), "change at the next restart") {
 		t.Errorf("a token change asked for a restart:\n%s", p.logs())
+	}
+}
+
+// After N connections with known payloads, /metrics counts exactly N and
+// exactly the bytes that moved, and the gauges are back at zero.
+func TestMetricsCountExactly(t *testing.T) {
+	b1, b2 := startBackend(t, "b1"), startBackend(t, "b2")
+	file := writeFile(t, "tierlb.yaml", fmt.Sprintf(`admin: {listen: '127.0.0.1:0'}
+log: {access: false}
+services:
+  - name: app
+    listen: 127.0.0.1:0
+    health: {type: none}
+    backends: {static: ['%s', '%s']}
+`, b1.addr(), b2.addr()))
+	p := startBinary(t, "run", "--config", file)
+	addr := p.serviceAddr(t, "app")
+	admin := p.waitLog(t, `msg="admin listening" addr=(\S+)`)
+
+	const n = 20
+	var toBackend, toClient int64
+	for i := range n {
+		payload := bytes.Repeat([]byte{byte('a' + i)}, 1000*(i+1)+i)
+		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		go func() {
+			_, _ = c.Write(payload)
+			_ = c.(*net.TCPConn).CloseWrite()
+		}()
+		got, err := io.ReadAll(c)
+		c.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		greeting, echo, _ := bytes.Cut(got, []byte("\n"))
+		if !bytes.Equal(echo, payload) {
+			t.Fatalf("connection %d: echo of %d bytes came back as %d", i, len(payload), len(echo))
+		}
+		toBackend += int64(len(payload))
+		toClient += int64(len(greeting) + 1 + len(echo))
+	}
+
+	label := func(b *backend) string { return `backend="` + b.addr() + `",` }
+	// Counters are settled when the last connection's close is recorded.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if metric(t, admin, `tierlb_connection_duration_seconds_count{service="app"}`) == strconv.Itoa(n) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the connections' ends were not recorded within 5s")
+		}
+	}
+	for _, b := range []*backend{b1, b2} {
+		if got := metric(t, admin, `tierlb_backend_connections_active{`+label(b)+`service="app"}`); got != "0" {
+			t.Errorf("active connections to %s = %s after every client closed", b.addr(), got)
+		}
+	}
+	want := map[string]int64{
+		`tierlb_connections_accepted_total{service="app"}`:                                     n,
+		`tierlb_connection_duration_seconds_count{service="app"}`:                              n,
+		`tierlb_backend_connect_duration_seconds_count{service="app"}`:                         n,
+		`tierlb_backend_connections_total{` + label(b1) + `service="app"}`:                     n / 2,
+		`tierlb_backend_connections_total{` + label(b2) + `service="app"}`:                     n / 2,
+		`tierlb_connections_rejected_total{reason="no_backend",service="app"}`:                 0,
+		`tierlb_backend_connect_errors_total{` + label(b1) + `reason="refused",service="app"}`: 0,
+	}
+	for name, v := range want {
+		if got := metric(t, admin, name); got != strconv.FormatInt(v, 10) {
+			t.Errorf("%s = %s, want %d", name, got, v)
+		}
+	}
+	sum := func(direction string) int64 {
+		var total int64
+		for _, b := range []*backend{b1, b2} {
+			v, err := strconv.ParseInt(metric(t, admin, `tierlb_backend_bytes_total{`+label(b)+`direction="`+direction+`",service="app"}`), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			total += v
+		}
+		return total
+	}
+	if got := sum("to_backend"); got != toBackend {
+		t.Errorf("bytes to backends = %d, want %d", got, toBackend)
+	}
+	if got := sum("to_client"); got != toClient {
+		t.Errorf("bytes to clients = %d, want %d", got, toClient)
 	}
 }

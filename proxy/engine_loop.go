@@ -16,7 +16,13 @@ const (
 	maxEvents    = 256
 	maxFreeConns = 1024 // recycled connection structs kept per loop
 	maxFreeBufs  = 16   // idle pending buffers kept per loop
-	maxFreePipes = 16   // idle pipes kept per loop
+	maxFreePipes = 16   // idle pipes kept per loop while bursts come and go
+	// pipeIdle: a loop whose pipes have neither been lent nor returned for
+	// this long closes its idle ones. An unprivileged user's pipe budget
+	// (fs.pipe-user-pages-soft, 64 MiB) counts pipes by capacity, idle or
+	// not, and every loop of every service keeps its own: 16 idle 256 KiB
+	// pipes on each of 2 loops of 3 services would hold 24 MiB of it.
+	pipeIdle = time.Second
 	// genReserved tags the epoll registrations of the listener and the
 	// eventfd; connection generations skip it.
 	genReserved = ^uint32(0)
@@ -57,6 +63,7 @@ type loop struct {
 	live      []*econn // open connections, for drain and tests
 	timers    []*econn // min-heap on when
 	again     []work   // directions that used their budget with data left
+	pipeUsed  int64    // loop clock of the last pipe lent or returned
 	freeConns []*econn
 	freeBufs  []*[bufSize]byte
 	freePipes []*pipe
@@ -305,6 +312,7 @@ func (l *loop) putBuf(b *[bufSize]byte) {
 // getPipe lends an empty pipe. Creation goes through the service's pipe
 // pool's constructor, so tests can make it fail.
 func (l *loop) getPipe() (*pipe, error) {
+	l.pipeUsed = l.now
 	if n := len(l.freePipes); n > 0 {
 		p := l.freePipes[n-1]
 		l.freePipes = l.freePipes[:n-1]
@@ -314,11 +322,24 @@ func (l *loop) getPipe() (*pipe, error) {
 }
 
 func (l *loop) putPipe(p *pipe) {
+	l.pipeUsed = l.now
 	if len(l.freePipes) < maxFreePipes && !l.stopping {
 		l.freePipes = append(l.freePipes, p)
 		return
 	}
 	p.close()
+}
+
+// trimPipes closes the idle pipes once no burst has used one for pipeIdle.
+func (l *loop) trimPipes() {
+	if len(l.freePipes) == 0 || l.now-l.pipeUsed < int64(pipeIdle) {
+		return
+	}
+	for i, p := range l.freePipes {
+		p.close()
+		l.freePipes[i] = nil
+	}
+	l.freePipes = l.freePipes[:0]
 }
 
 func (l *loop) getDial() *dialState {

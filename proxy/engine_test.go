@@ -392,3 +392,29 @@ func TestReserveProc(t *testing.T) {
 		}
 	}
 }
+
+// TestEngineTrimsIdlePipes: pipes lent for a burst stay pooled while bursts
+// keep coming, and are closed once none has been used for pipeIdle, so an
+// unprivileged user's pipe budget is not held by services gone quiet.
+func TestEngineTrimsIdlePipes(t *testing.T) {
+	useEpoll(t)
+	be := startBackend(t, echo)
+	s := newTestService(t, Config{ZeroCopy: true}, staticSet(t, be.addr()), copySplice)
+	serveService(t, s)
+	c := dial(t, s)
+	const size = 8 << 20
+	go func() { _, _ = sendRandom(c, 1, size) }()
+	if _, err := io.ReadFull(c, make([]byte, size)); err != nil {
+		t.Fatal(err)
+	}
+	busy := time.Now()
+	if n := idlePipes(s); n == 0 {
+		t.Fatal("no pipe pooled right after a spliced burst")
+	}
+	eventually(t, 5*time.Second, "idle pipes closed", func() bool { return idlePipes(s) == 0 })
+	if d := time.Since(busy); d < pipeIdle/2 {
+		t.Errorf("idle pipes closed %v after the burst, want about %v", d, pipeIdle)
+	}
+	// The connection still works, with a new pipe.
+	roundTrip(t, c, strings.Repeat("again", 1000))
+}

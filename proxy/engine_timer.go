@@ -42,7 +42,8 @@ func (l *loop) unschedule(c *econn) {
 	}
 }
 
-// expire runs the deadlines that are due.
+// expire runs the deadlines that are due, and closes idle pipes that have
+// not been used for pipeIdle.
 func (l *loop) expire() {
 	for len(l.timers) > 0 && l.timers[0].when <= l.now {
 		c := l.timers[0]
@@ -52,6 +53,7 @@ func (l *loop) expire() {
 	if l.acceptPaused && l.now >= l.resumeAt {
 		l.resumeAccept()
 	}
+	l.trimPipes()
 }
 
 // onTimer handles a due deadline.
@@ -93,6 +95,11 @@ func (l *loop) nextDeadline() int64 {
 	}
 	if l.acceptPaused && (next < 0 || l.resumeAt < next) {
 		next = l.resumeAt
+	}
+	if len(l.freePipes) > 0 {
+		if t := l.pipeUsed + int64(pipeIdle); next < 0 || t < next {
+			next = t
+		}
 	}
 	return next
 }

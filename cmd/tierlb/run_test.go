@@ -193,29 +193,32 @@ func reloadConfig(services ...[3]string) string {
 
 func metric(t *testing.T, admin, name string) string {
 	t.Helper()
-	resp, err := http.Get("http://" + admin + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindSubmatch(body)
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindStringSubmatch(scrape(t, admin))
 	if m == nil {
 		t.Fatalf("no %s in /metrics", name)
 	}
-	return string(m[1])
+	return m[1]
 }
 
-// metricLines returns the /metrics lines of one metric name.
-func metricLines(t *testing.T, admin, name string) string {
+// scrape returns the admin listener's /metrics page.
+func scrape(t *testing.T, admin string) string {
 	t.Helper()
 	resp, err := http.Get("http://" + admin + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return strings.Join(regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(name)+`\{.*$`).FindAllString(string(body), -1), "\n")
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
+}
+
+// metricLines returns the /metrics lines of one metric name.
+func metricLines(t *testing.T, admin, name string) string {
+	t.Helper()
+	return strings.Join(regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(name)+`\{.*$`).FindAllString(scrape(t, admin), -1), "\n")
 }
 
 func TestSIGHUPReload(t *testing.T) {

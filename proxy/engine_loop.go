@@ -330,9 +330,10 @@ func (l *loop) putPipe(p *pipe) {
 	p.close()
 }
 
-// trimPipes closes the idle pipes once no burst has used one for pipeIdle.
+// trimPipes closes the idle pipes once no burst has used one for
+// pipeIdle.
 func (l *loop) trimPipes() {
-	if len(l.freePipes) == 0 || l.now-l.pipeUsed < int64(pipeIdle) {
+	if len(l.freePipes) == 0 || l.now-l.pipeUsed < int64(l.s.pipeIdleAfter) {
 		return
 	}
 	for i, p := range l.freePipes {

@@ -97,7 +97,7 @@ func (l *loop) nextDeadline() int64 {
 		next = l.resumeAt
 	}
 	if len(l.freePipes) > 0 {
-		if t := l.pipeUsed + int64(pipeIdle); next < 0 || t < next {
+		if t := l.pipeUsed + int64(l.s.pipeIdleAfter); next < 0 || t < next {
 			next = t
 		}
 	}

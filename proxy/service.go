@@ -8,6 +8,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/tierlb/tierlb/backends"
 )
@@ -78,6 +79,8 @@ type Service struct {
 	engine engineKind
 	eng    *engine
 	loops  int
+	// pipeIdleAfter is pipeIdle; tests lengthen it to observe the pool.
+	pipeIdleAfter time.Duration
 
 	// stopDials cancels dials in progress when connections are cut.
 	dialCtx   context.Context
@@ -131,6 +134,8 @@ func NewService(cfg Config, pools Pools, opts Options) (*Service, error) {
 		conns:    make(map[*conn]struct{}),
 		engine:   kind,
 		loops:    opts.Loops,
+
+		pipeIdleAfter: pipeIdle,
 	}
 	s.dialCtx, s.stopDials = context.WithCancel(context.Background())
 	s.cfg.Store(st)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -59,8 +60,8 @@ func TestE2ERoundRobinStopKill(t *testing.T) {
 	}
 
 	// docker stop of r1 with a connection open to it: no new connection
-	// reaches r1 after the stop event; the open one keeps working until r1
-	// exits.
+	// reaches r1 once tierlb has the stop event; the open one keeps working
+	// until r1 exits.
 	var held net.Conn
 	for range 20 {
 		c, err := net.DialTimeout("tcp", s.front, time.Second)
@@ -84,10 +85,13 @@ func TestE2ERoundRobinStopKill(t *testing.T) {
 		stopped <- err
 	}()
 	stopAt := s.await(evs, events.ActionKill)
-	hits := 0
-	for time.Since(stopAt) < 2*time.Second { // r1 lives on for 3s after the stop
+	// When each ask that r1 answered began; r1 lives on for 3s after the
+	// stop.
+	var hits []time.Time
+	for time.Since(stopAt) < 2*time.Second {
+		began := time.Now()
 		if n, err := ask(s.front); err == nil && n == "r1" {
-			hits++
+			hits = append(hits, began)
 		}
 	}
 	if n, err := askOn(held); err != nil || n != "r1" {
@@ -96,11 +100,22 @@ func TestE2ERoundRobinStopKill(t *testing.T) {
 	if err := <-stopped; err != nil {
 		t.Fatal(err)
 	}
-	if hits > 0 {
-		t.Errorf("%d new connections reached r1 after docker stop", hits)
+	// This client hears the stop event as tierlb does and asks at once, so
+	// the line is tierlb's drain (logged after its pool swap), a fraction
+	// of a millisecond after the event.
+	logs := s.logs()
+	drainAt := lastDrain(logs, s.prefix+"-r1")
+	if drainAt.IsZero() {
+		t.Fatal(`tierlb logged no "backend draining" line for r1`)
 	}
-	if late := connsAfter(connStarts(s.logs(), s.prefix+"-r1"), stopAt); late > 0 {
-		t.Errorf("tierlb logged %d connections to r1 begun after the stop event", late)
+	if n := connsAfter(hits, drainAt); n > 0 {
+		t.Errorf("%d new connections reached r1 after tierlb drained it on docker stop", n)
+	}
+	if late := connsAfter(connStarts(logs, s.prefix+"-r1"), drainAt); late > 0 {
+		t.Errorf("tierlb logged %d connections to r1 begun after it drained r1", late)
+	}
+	if lag := drainAt.Sub(stopAt); lag > 250*time.Millisecond {
+		t.Errorf("tierlb drained r1 %s after the stop event, want under 250ms", lag)
 	}
 
 	// docker kill of r2 between two requests, then traffic at once: the
@@ -126,7 +141,8 @@ func TestE2ERoundRobinStopKill(t *testing.T) {
 // proxy container, ten times each: from the start event to the first
 // proxied connection of a new replica (at most 1s), and from the stop event
 // to the last new connection tierlb sends the stopping replica (none may
-// begin after the event).
+// begin once tierlb has drained it, which must happen within 250ms of the
+// event).
 //
 // The service runs tcp checks, the default type, every 250ms: a replica
 // joins only once a check has passed (a container's process often listens
@@ -146,8 +162,8 @@ func TestE2EStartStopLatency(t *testing.T) {
 	// a new backend to tierlb, and reusing it keeps the test short.
 	id := s.run("s", runOpts{nets: []string{s.app}, labels: labels, args: []string{"--listen", ":8080", "--name", "s"}, stopSignal: "SIGUSR1", stopTimeout: 1, noStart: true})
 	evs := s.follow(id)
-	var startLat, lastNew []time.Duration
-	var late int
+	var startLat, lastNew, drainLag []time.Duration
+	var late, lateAfterEvent int
 	for range 10 {
 		s.start(id)
 		startAt := s.await(evs, events.ActionStart)
@@ -173,8 +189,9 @@ func TestE2EStartStopLatency(t *testing.T) {
 		if err := <-stopped; err != nil {
 			t.Fatal(err)
 		}
+		logs := s.logs()
 		var starts []time.Time // this run's connections only
-		for _, c := range connStarts(s.logs(), s.prefix+"-s") {
+		for _, c := range connStarts(logs, s.prefix+"-s") {
 			if !c.Before(startAt.Truncate(time.Millisecond)) {
 				starts = append(starts, c)
 			}
@@ -182,21 +199,56 @@ func TestE2EStartStopLatency(t *testing.T) {
 		if len(starts) == 0 {
 			t.Fatal("no access log line for s since its start")
 		}
+		drainAt := lastDrain(logs, s.prefix+"-s")
+		if drainAt.Before(startAt.Truncate(time.Millisecond)) {
+			t.Fatal("tierlb logged no \"backend draining\" line for s after its stop event")
+		}
 		lastNew = append(lastNew, starts[len(starts)-1].Sub(stopAt))
-		late += connsAfter(starts, stopAt)
+		drainLag = append(drainLag, drainAt.Sub(stopAt))
+		late += connsAfter(starts, drainAt)
+		lateAfterEvent += connsAfter(starts, stopAt)
 	}
 	t.Logf("start event → first proxied connection: median %s %v", median(startLat), startLat)
 	t.Logf("stop event → last new connection to the replica (negative: before the event): median %s %v; begun after the event: %d",
-		median(lastNew), lastNew, late)
+		median(lastNew), lastNew, lateAfterEvent)
+	t.Logf("stop event → tierlb's drain: median %s %v; connections begun after the drain: %d", median(drainLag), drainLag, late)
 	for _, d := range startLat {
 		if d > time.Second {
 			t.Errorf("a new replica waited %s for its first connection, want at most 1s: %v", d, startLat)
 			break
 		}
 	}
+	// tierlb cannot act before the event reaches it, and this test's own
+	// client hears the same event and starts connecting at once: the
+	// promise is that nothing is sent once tierlb has the event, which its
+	// "backend draining" line (logged after the pool swap) marks.
 	if late > 0 {
-		t.Errorf("%d new connections reached stopping replicas after their stop event", late)
+		t.Errorf("%d new connections reached stopping replicas after tierlb drained them", late)
 	}
+	for _, d := range drainLag {
+		if d > 250*time.Millisecond {
+			t.Errorf("tierlb drained a stopping replica %s after the stop event, want under 250ms: %v", d, drainLag)
+			break
+		}
+	}
+}
+
+// drainLine matches the provider's log line for a replica leaving rotation.
+var drainLine = regexp.MustCompile(`time=(\S+) level=INFO msg="backend draining" .*?backend=(\S+) `)
+
+// lastDrain returns when tierlb last took backend out of rotation (the
+// zero time if never).
+func lastDrain(logs, backend string) time.Time {
+	var at time.Time
+	for _, m := range drainLine.FindAllStringSubmatch(logs, -1) {
+		if m[2] != backend {
+			continue
+		}
+		if t, err := time.Parse(time.RFC3339Nano, m[1]); err == nil {
+			at = t
+		}
+	}
+	return at
 }
 
 // connsAfter counts connections begun after at. Log times have millisecond

@@ -1,8 +1,10 @@
 package docker
 
 import (
+	"bytes"
 	"errors"
 	"io"
+	"log/slog"
 	"strconv"
 	"strings"
 	"testing"
@@ -10,6 +12,8 @@ import (
 
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/network"
+
+	"github.com/tierlb/tierlb/backends"
 )
 
 var appLabels = map[string]string{"tierlb.service": "app", "tierlb.port": "8080"}
@@ -247,5 +251,42 @@ func TestProviderStopSkipsCoalescing(t *testing.T) {
 	})
 	if d := time.Since(start); d >= time.Second {
 		t.Fatalf("the stop waited %s, as long as a coalescing burst", d)
+	}
+}
+
+func TestLogDrains(t *testing.T) {
+	var buf bytes.Buffer
+	p := &Provider{log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))}
+	up := func(id string) backends.Spec { return backends.Spec{ID: id, Address: id + ":80"} }
+	drained := func(id, why string) backends.Spec { s := up(id); s.Drain = why; return s }
+	steps := []struct {
+		name      string
+		old, next []backends.Spec
+		want      string
+	}{
+		{"a replica stops", []backends.Spec{up("a"), up("b")}, []backends.Spec{up("a"), drained("b", "container stopping")},
+			`level=INFO msg="backend draining" service=app backend=b reason="container stopping"` + "\n"},
+		{"still draining: said once", []backends.Spec{up("a"), drained("b", "container stopping")}, []backends.Spec{up("a"), drained("b", "container stopping")}, ""},
+		{"unpaused", []backends.Spec{drained("a", "container paused")}, []backends.Spec{up("a")},
+			`level=INFO msg="backend back in rotation" service=app backend=a was="container paused"` + "\n"},
+		{"a new replica that is already stopping", nil, []backends.Spec{drained("c", "container stopping")},
+			`level=INFO msg="backend draining" service=app backend=c reason="container stopping"` + "\n"},
+		{"a new replica in rotation", nil, []backends.Spec{up("d")}, ""},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			buf.Reset()
+			p.logDrains("app", st.old, st.next)
+			if got := buf.String(); got != st.want {
+				t.Errorf("logged %q, want %q", got, st.want)
+			}
+		})
 	}
 }

@@ -10,6 +10,8 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
+
+	"github.com/tierlb/tierlb/backends"
 )
 
 // inspectWorkers bounds concurrent inspects during a relist.
@@ -173,6 +175,25 @@ func (p *Provider) inspect(ctx context.Context, id string) (*ctr, error) {
 	return c, nil
 }
 
+// logDrains logs, once each, the replicas that a publish took out of or put
+// back into rotation (stop, pause, unpause). It runs after the sink has the
+// new specs, so a "backend draining" line means no new connection goes there.
+func (p *Provider) logDrains(service string, old, specs []backends.Spec) {
+	was := make(map[string]string, len(old))
+	for _, sp := range old {
+		was[sp.ID] = sp.Drain
+	}
+	for _, sp := range specs {
+		before, known := was[sp.ID]
+		switch {
+		case sp.Drain != "" && before == "":
+			p.log.Info("backend draining", "service", service, "backend", sp.ID, "reason", sp.Drain)
+		case sp.Drain == "" && known && before != "":
+			p.log.Info("backend back in rotation", "service", service, "backend", sp.ID, "was", before)
+		}
+	}
+}
+
 // publish computes the view and hands the sink what changed: declarations
 // first, so a label-declared service exists before its backends arrive.
 func (p *Provider) publish() {
@@ -191,6 +212,7 @@ func (p *Provider) publish() {
 		}
 		p.sink.UpdateBackends(name, specs)
 		p.log.Debug("backends updated", "service", name, "count", len(specs))
+		p.logDrains(name, p.published[name], specs)
 	}
 	p.published = v.specs
 	p.synced = true

@@ -48,8 +48,7 @@ func (l *loop) readHeader(c *econn) {
 		case hlen > maxHeaderSize:
 			l.headerDone(c, proxyHeader{}, errHeaderTooLong(hlen))
 		case hlen < 0:
-			_, err := parseHeader(d.pend[:d.end], nil) // says what is wrong
-			l.headerDone(c, proxyHeader{}, err)
+			l.headerDone(c, proxyHeader{}, badHeader(d.pend[:d.end]))
 		case hlen > 0 && hlen <= int(d.end):
 			h, err := parseHeader(d.pend[:hlen], nil)
 			d.off = int32(hlen)

@@ -88,7 +88,7 @@ func readHeaderFrom(r io.Reader) (proxyHeader, error) {
 		hlen := headerLength(buf[:n])
 		switch {
 		case hlen < 0:
-			return parseHeader(buf[:n], nil)
+			return proxyHeader{}, badHeader(buf[:n])
 		case hlen > maxHeaderSize:
 			return proxyHeader{}, errHeaderTooLong(hlen)
 		case hlen > 0 && hlen <= n:
@@ -124,6 +124,16 @@ func parseHeader(hdr, rest []byte) (proxyHeader, error) {
 		ph.src, ph.dst = addrPort(src), addrPort(dst)
 	}
 	return ph, nil
+}
+
+// badHeader says what is wrong with b, which headerLength could not frame.
+// The parser names the fault; should it accept what the framing refused,
+// the bytes are still no header.
+func badHeader(b []byte) error {
+	if _, err := parseHeader(b, nil); err != nil {
+		return err
+	}
+	return fmt.Errorf("read PROXY header: %q does not frame as a v1 or v2 header", b[:min(len(b), 16)])
 }
 
 func errHeaderTooLong(n int) error {

@@ -32,8 +32,6 @@ func cmdCheck(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// parseFlags parses a command's flags; done is true when the command must
-// return code at once (-h, or a usage error).
 // configFromArgs parses a config command's flags and loads the config they
 // point at. done means the command is over (help, a usage or config error)
 // with exit code code; the errors are printed.
@@ -51,6 +49,8 @@ func configFromArgs(command, synopsis string, args []string, stdout, stderr io.W
 	return src, cfg, 0, false
 }
 
+// parseFlags parses a command's flags; done is true when the command must
+// return code at once (-h, or a usage error).
 func parseFlags(f *configFlags, args []string, stdout, stderr io.Writer) (code int, done bool) {
 	err := f.parse(args, stdout)
 	switch {

@@ -35,8 +35,10 @@ type Options struct {
 	// Explain lists the containers discovery has seen; nil serves [].
 	Explain func() []Explanation
 	// Ready answers /readyz: false with the reason while starting or
-	// draining; nil is always ready.
-	Ready func() (bool, string)
+	// draining (503); true with a note of what is degraded but still
+	// serves, or "" (200, the note on the line after "ready"). nil is
+	// always ready.
+	Ready func() (ok bool, why string)
 	// Logger receives request errors; nil discards.
 	Logger *slog.Logger
 	// Pprof serves net/http/pprof under /debug/pprof/ (admin.pprof).
@@ -195,14 +197,20 @@ func (s *Server) routes() http.Handler {
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if s.opts.Ready != nil {
-		if ok, reason := s.opts.Ready(); !ok {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			io.WriteString(w, reason+"\n")
-			return
-		}
+	if s.opts.Ready == nil {
+		io.WriteString(w, "ready\n")
+		return
 	}
-	io.WriteString(w, "ready\n")
+	ok, why := s.opts.Ready()
+	switch {
+	case !ok:
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, why+"\n")
+	case why != "":
+		io.WriteString(w, "ready\n"+why+"\n")
+	default:
+		io.WriteString(w, "ready\n")
+	}
 }
 
 // promLogger routes promhttp's gather errors to slog.

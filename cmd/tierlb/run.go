@@ -51,8 +51,8 @@ type component struct {
 //
 // Docker discovery, when on (env decides docker.enabled: auto), is a
 // component whose provider hands backends and label-declared services to
-// the supervisor (its Sink), holds /readyz until its first full sync, and
-// answers health type docker. An engine that is down at start does not stop
+// the supervisor (its Sink), holds /readyz until its first full sync where
+// a service needs it (see readiness), and answers health type docker. An engine that is down at start does not stop
 // the process: static backends serve while the provider retries.
 //
 // loops is the number of event loops each service runs (procPlan).
@@ -75,14 +75,14 @@ func serve(ctx context.Context, src config.Source, cfg *config.Config, log *slog
 	}
 	ready := &readiness{}
 	sup := newSupervisor(deps{Log: log, AccessLog: accessLogger(log), ProxyMetrics: pm, HealthMetrics: hm, Loops: loops}, ready)
-	disc, err := newDockerProvider(cfg, sup, env, log, reg)
+	disc, watch, err := newDockerProvider(cfg, sup, env, log, reg)
 	if err != nil {
 		return err
 	}
 	var explain func() []admin.Explanation
 	if disc != nil {
 		sup.deps.Docker = containerHealth{disc}
-		ready.addCheck(disc.Ready)
+		ready.setDiscovery(disc.Ready, watch.status)
 		explain = explainFunc(disc)
 	}
 	// Per-backend series are read from the backends' atomics at scrape time.

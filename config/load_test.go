@@ -221,3 +221,22 @@ func TestUnknownKeys(t *testing.T) {
 		})
 	}
 }
+
+// TestFileSizeLimit: a file up to MaxFileSize loads; one byte more is one
+// clear error, and the file is not parsed.
+func TestFileSizeLimit(t *testing.T) {
+	pad := func(size int) string {
+		body := minimalYAML + "# "
+		return body + strings.Repeat("x", size-len(body)-1) + "\n"
+	}
+	if _, err := load(t, "c.yaml", pad(MaxFileSize)); err != nil {
+		t.Fatalf("a file of exactly %d bytes: %v", MaxFileSize, err)
+	}
+	_, err := load(t, "c.yaml", pad(MaxFileSize+1))
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("a file of %d bytes: %v, want ErrTooLarge", MaxFileSize+1, err)
+	}
+	if !strings.Contains(err.Error(), "c.yaml: larger than the 4 MiB limit") {
+		t.Errorf("error %q does not name the file and the limit", err)
+	}
+}

@@ -43,6 +43,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Pprof serves net/http/pprof under /debug/pprof/ (admin.pprof).
 	Pprof bool
+	// ReadTimeout bounds reading a request, body included; WriteTimeout
+	// writing its answer; IdleTimeout a keep-alive connection waiting for
+	// its next request. Zero takes the defaults: 10 s, 60 s and 2 min.
+	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 }
 
 // shutdownGrace bounds how long Run waits for in-flight requests (a running
@@ -140,11 +144,12 @@ func (s *Server) Run(ctx context.Context) error {
 	s.mu.Unlock()
 
 	srv := &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-		BaseContext:       func(net.Listener) context.Context { return ctx },
+		Handler:      s.handler,
+		ReadTimeout:  orDefault(s.opts.ReadTimeout, defaultReadTimeout),
+		WriteTimeout: orDefault(s.opts.WriteTimeout, defaultWriteTimeout),
+		IdleTimeout:  orDefault(s.opts.IdleTimeout, defaultIdleTimeout),
+		ErrorLog:     slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		BaseContext:  func(net.Listener) context.Context { return ctx },
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -192,7 +197,7 @@ func (s *Server) routes() http.Handler {
 	if s.opts.Pprof {
 		mountPprof(mux)
 	}
-	return http.NewCrossOriginProtection().Handler(mux)
+	return s.limitBody(http.NewCrossOriginProtection().Handler(mux))
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {

@@ -56,7 +56,7 @@ func (l *loop) dialNext(c *conn) {
 			l.resolve(c, addr)
 			return
 		}
-		if l.connect(c, ap) {
+		if l.startConnect(c, ap) {
 			return
 		}
 	}
@@ -67,10 +67,10 @@ func (l *loop) dialNext(c *conn) {
 	l.reject(c, RejectNoBackend, end)
 }
 
-// connect opens a non-blocking socket to ap; the outcome arrives as an
+// startConnect opens a non-blocking socket to ap; the outcome arrives as an
 // epoll event (EPOLLOUT: connected, EPOLLERR: failed) or as the connect
 // deadline. It returns false when the attempt failed at once.
-func (l *loop) connect(c *conn, ap netip.AddrPort) bool {
+func (l *loop) startConnect(c *conn, ap netip.AddrPort) bool {
 	ds := c.dial
 	ds.addr = ap
 	family := unix.AF_INET6
@@ -307,7 +307,7 @@ func (l *loop) resolved(c *conn, ap netip.AddrPort, err error) {
 		l.dialNext(c)
 		return
 	}
-	if !l.connect(c, ap) {
+	if !l.startConnect(c, ap) {
 		l.unschedule(c)
 		l.dialNext(c)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"runtime"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,7 +28,13 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	log, level := newLogger(stderr, cfg.Log)
 	ver, rev := buildVersion()
 	env := hostEnvironment()
-	env.loops = proxy.ReserveProc()
+	// One event loop per P, and one P more that stays idle, so that Go's
+	// scheduler never takes a loop's P while it sleeps in epoll_wait
+	// (proxy's package doc). A GOMAXPROCS the user set stands.
+	if os.Getenv("GOMAXPROCS") == "" {
+		env.loops = runtime.GOMAXPROCS(0)
+		runtime.GOMAXPROCS(env.loops + 1)
+	}
 	log.Info("starting tierlb", "version", ver, "commit", rev, "config", src.File, "services", len(cfg.Services),
 		"gomaxprocs", runtime.GOMAXPROCS(0), "event_loops", env.loops)
 	raiseNoFileLimit(log)

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"fmt"
@@ -15,22 +15,25 @@ import (
 // path; nothing stops at the first.
 func validate(c *Config, p *problems) {
 	if c.Admin.Listen != "" {
-		if _, err := parseListenAddr(c.Admin.Listen); err != nil {
+		if _, err := ParseListenAddr(c.Admin.Listen); err != nil {
 			p.add("admin.listen", "%v", err)
 		}
 	}
 	oneOf(p, "log.level", c.Log.Level, "debug", "info", "warn", "error")
 	oneOf(p, "log.format", c.Log.Format, "text", "json")
 	nonNegative(p, "shutdown.drain_timeout", c.Shutdown.DrainTimeout)
+	if c.Engine.Loops < 0 || c.Engine.Loops > MaxLoops {
+		p.add("engine.loops", "%d is out of range (0-%d; 0 means one per core)", c.Engine.Loops, MaxLoops)
+	}
 	nonNegative(p, "config_watch", c.ConfigWatch)
 	validateDocker(&c.Docker, p)
-	if len(c.Services) == 0 && !c.Docker.labelServicesPossible() {
+	if len(c.Services) == 0 && !c.Docker.LabelServicesPossible() {
 		p.add("services", "no services configured, and Docker label services are off (docker.enabled: %s, docker.label_services: %t)",
 			c.Docker.Enabled, c.Docker.LabelServices)
 	}
 
 	names := map[string]int{}
-	listens := make([]listenAddr, len(c.Services))
+	listens := make([]ListenAddr, len(c.Services))
 	for i := range c.Services {
 		s := &c.Services[i]
 		path := fmt.Sprintf("services[%d]", i)
@@ -42,13 +45,13 @@ func validate(c *Config, p *problems) {
 				names[s.Name] = i
 			}
 		}
-		la, err := parseListenAddr(s.Listen)
+		la, err := ParseListenAddr(s.Listen)
 		if err != nil {
 			continue // reported by validateService
 		}
 		listens[i] = la
 		for j := range i {
-			if listens[j].conflicts(la) {
+			if listens[j].Conflicts(la) {
 				what := "duplicate listen address"
 				if c.Services[j].Listen != s.Listen {
 					what = "listen address overlaps"
@@ -60,9 +63,9 @@ func validate(c *Config, p *problems) {
 	}
 }
 
-// labelServicesPossible reports whether Docker labels may declare services,
+// LabelServicesPossible reports whether Docker labels may declare services,
 // so that a config without services can still be meaningful.
-func (d *DockerConfig) labelServicesPossible() bool {
+func (d *DockerConfig) LabelServicesPossible() bool {
 	return d.Enabled != "false" && d.LabelServices
 }
 

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"maps"
@@ -18,6 +18,7 @@ func topDefaults() map[string]any {
 		"log.format":                "text",
 		"log.access":                true,
 		"shutdown.drain_timeout":    "30s",
+		"engine.loops":              0,
 		"docker.enabled":            "auto",
 		"docker.host":               "",
 		"docker.label_prefix":       "tierlb",
@@ -112,29 +113,4 @@ func mergeOver(defaults, user map[string]any) map[string]any {
 		out[lk] = v
 	}
 	return out
-}
-
-// normalizeMaps turns map[any]any (YAML mappings with non-string keys) into
-// map[string]any all the way down, so that everything after parsing only
-// ever sees one map type.
-func normalizeMaps(v any) any {
-	switch t := v.(type) {
-	case map[string]any:
-		for k, e := range t {
-			t[k] = normalizeMaps(e)
-		}
-		return t
-	case map[any]any:
-		m := make(map[string]any, len(t))
-		for k, e := range t {
-			m[stringKey(k)] = normalizeMaps(e)
-		}
-		return m
-	case []any:
-		for i, e := range t {
-			t[i] = normalizeMaps(e)
-		}
-		return t
-	}
-	return v
 }

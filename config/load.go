@@ -1,26 +1,21 @@
-package main
+package config
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/go-viper/mapstructure/v2"
-	"github.com/pelletier/go-toml/v2"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
-	"go.yaml.in/yaml/v3"
 )
 
 // envPrefix and the key replacer make TIERLB_ADMIN_LISTEN set admin.listen.
 const envPrefix = "TIERLB"
 
-// source is everything a config is loaded from besides the environment,
+// Source is everything a config is loaded from besides the environment,
 // which viper reads itself.
-type source struct {
+type Source struct {
 	// File is the config file; "" means none. Its extension picks the format.
 	File string
 	// Flags maps config keys to the command-line flags bound to them. Only
@@ -32,23 +27,38 @@ type source struct {
 	Quick map[string]any
 }
 
-// loadConfig merges defaults < file < TIERLB_* environment < flags into a
-// Config and validates it. The error joins one *ConfigError per problem, in
-// key order, decoding and validation problems together, so a user fixes the
-// file in one pass.
-func loadConfig(src source) (*Config, error) {
+// Load merges defaults < file < TIERLB_* environment < flags into a Config
+// and validates it. The error joins one *Error per problem (see Problems),
+// in key order, decoding and validation problems together, so a user fixes
+// the file in one pass. A file that cannot be read or parsed is one error
+// that is not an *Error.
+func Load(src Source) (*Config, error) {
+	var data []byte
+	if src.File != "" {
+		var err error
+		if data, err = ReadFile(src.File); err != nil {
+			return nil, err
+		}
+	}
+	return LoadData(src, data)
+}
+
+// LoadData is Load with the file's content already read by ReadFile, so
+// that a caller that hashes the content (to notice changes) parses the
+// very bytes it hashed. data is ignored when src.File is "".
+func LoadData(src Source, data []byte) (*Config, error) {
 	var doc map[string]any
 	if src.File != "" {
 		var err error
-		if doc, err = readConfigFile(src.File); err != nil {
-			return nil, err
+		if doc, err = Parse(filepath.Ext(src.File), data); err != nil {
+			return nil, fmt.Errorf("config file %s: %w", src.File, err)
 		}
 	}
 	return loadDoc(src, doc)
 }
 
-// loadDoc is loadConfig with the file already parsed (nil: no file).
-func loadDoc(src source, doc map[string]any) (*Config, error) {
+// loadDoc is Load with the file already parsed (nil: no file).
+func loadDoc(src Source, doc map[string]any) (*Config, error) {
 	v := viper.New()
 	for k, d := range topDefaults() {
 		v.SetDefault(k, d)
@@ -70,7 +80,7 @@ func loadDoc(src source, doc map[string]any) (*Config, error) {
 		delete(doc, "services")
 		for k := range doc {
 			if strings.EqualFold(k, "services") {
-				return nil, &ConfigError{Path: k, Msg: "write the key in lower case: services"}
+				return nil, &Error{Path: k, Msg: "write the key in lower case: services"}
 			}
 		}
 		if err := v.MergeConfigMap(doc); err != nil {
@@ -84,7 +94,7 @@ func loadDoc(src source, doc map[string]any) (*Config, error) {
 	}
 	if src.Quick != nil {
 		if services != nil {
-			return nil, &ConfigError{Msg: "quick mode (--listen/--backend) cannot be combined with services from a config file"}
+			return nil, &Error{Msg: "quick mode (--listen/--backend) cannot be combined with services from a config file"}
 		}
 		services = []any{src.Quick}
 	}
@@ -133,7 +143,7 @@ func decodeConfig(settings map[string]any) (*Config, *problems) {
 	})
 	if err != nil {
 		// Only a bad DecoderConfig gets here, which is a bug in this file.
-		p.addDecode(&ConfigError{Msg: fmt.Sprintf("internal error: %v", err)})
+		p.addDecode(&Error{Msg: fmt.Sprintf("internal error: %v", err)})
 		return cfg, p
 	}
 	if err := dec.Decode(settings); err != nil {
@@ -142,57 +152,4 @@ func decodeConfig(settings map[string]any) (*Config, *problems) {
 		}
 	}
 	return cfg, p
-}
-
-// readConfigFile parses a YAML, TOML or JSON file into a map with string keys
-// all the way down.
-func readConfigFile(path string) (map[string]any, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read config file: %w", err)
-	}
-	doc, err := parseConfig(filepath.Ext(path), data)
-	if err != nil {
-		return nil, fmt.Errorf("config file %s: %w", path, err)
-	}
-	return doc, nil
-}
-
-// errNotAMap is returned for a document whose top level is not a mapping.
-var errNotAMap = errors.New("the top level must be a map of keys")
-
-// parseConfig parses data in the format named by ext (".yaml", ".yml",
-// ".toml" or ".json").
-func parseConfig(ext string, data []byte) (map[string]any, error) {
-	var raw any
-	var err error
-	switch strings.ToLower(ext) {
-	case ".yaml", ".yml":
-		err = yaml.Unmarshal(data, &raw)
-	case ".toml":
-		var m map[string]any
-		err = toml.Unmarshal(data, &m)
-		raw = m
-	case ".json":
-		err = json.Unmarshal(data, &raw)
-	default:
-		return nil, fmt.Errorf("unsupported extension %q (want .yaml, .yml, .toml or .json)", ext)
-	}
-	if err != nil {
-		return nil, err
-	}
-	switch m := normalizeMaps(raw).(type) {
-	case map[string]any:
-		return m, nil
-	case nil:
-		return map[string]any{}, nil // an empty file: all defaults
-	}
-	return nil, errNotAMap
-}
-
-func stringKey(k any) string {
-	if s, ok := k.(string); ok {
-		return s
-	}
-	return fmt.Sprint(k)
 }

@@ -1,16 +1,10 @@
-package main
+package config
 
 import (
-	"context"
-	"fmt"
-	"log/slog"
-	"net"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/tierlb/tierlb/backends"
 	"github.com/tierlb/tierlb/backends/docker"
 )
 
@@ -62,7 +56,7 @@ func TestLabelServiceConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sc, err := labelServiceConfig(tt.decl, "tierlb")
+			sc, err := LabelService(tt.decl, "tierlb")
 			if len(tt.wantErrs) > 0 {
 				if err == nil {
 					t.Fatalf("no error, config %+v", sc)
@@ -93,7 +87,7 @@ func FuzzLabelServiceConfig(f *testing.F) {
 		if key == "" || strings.HasPrefix(key, ".") || strings.HasSuffix(key, ".") || strings.Contains(key, "..") {
 			return // not a label key the provider passes on
 		}
-		sc, err := labelServiceConfig(docker.LabelService{Name: name, Listen: listen, Settings: map[string]string{key: value}}, "tierlb")
+		sc, err := LabelService(docker.LabelService{Name: name, Listen: listen, Settings: map[string]string{key: value}}, "tierlb")
 		if err != nil {
 			if !strings.Contains(err.Error(), "label tierlb.") {
 				t.Fatalf("error without the label: %v", err)
@@ -109,64 +103,4 @@ func FuzzLabelServiceConfig(f *testing.F) {
 			t.Fatalf("name/listen %q %q, want %q %q", sc.Name, sc.Listen, name, listen)
 		}
 	})
-}
-
-// TestDeclareServicesFollowsLabelServices drives the supervisor as the
-// provider does: a declaration starts a service only while
-// docker.label_services is on, and withdrawing it stops the service.
-func TestDeclareServicesFollowsLabelServices(t *testing.T) {
-	for _, on := range []bool{true, false} {
-		t.Run(fmt.Sprintf("label_services=%t", on), func(t *testing.T) {
-			b := startBackend(t, "static")
-			cfg := testConfig(t, [3]string{"web", "127.0.0.1:0", b.addr()})
-			cfg.Docker.LabelServices = on
-			sup := newSupervisor(deps{Log: slog.New(slog.DiscardHandler)}, &readiness{})
-			if err := sup.Start(cfg); err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- sup.Run(ctx) }()
-			t.Cleanup(func() {
-				cancel()
-				if err := <-done; err != nil {
-					t.Errorf("run: %v", err)
-				}
-			})
-
-			listen := freePort(t)
-			sup.DeclareServices([]docker.LabelService{
-				{Name: "db", Listen: listen, Container: "db-1", Settings: map[string]string{"health.type": "none"}},
-				{Name: "web", Listen: freePort(t), Container: "web-1"}, // the config's name: ignored
-			})
-			sup.UpdateBackends("db", []backends.Spec{{ID: "db-1", Address: b.addr(), Container: "c1", Weight: 1}})
-			names := func() []string {
-				var out []string
-				for _, s := range sup.Services() {
-					out = append(out, s.Name+"@"+s.Listen)
-				}
-				return out
-			}
-			want := []string{"web@127.0.0.1:0"}
-			if on {
-				want = []string{"db@" + listen, "web@127.0.0.1:0"}
-			}
-			if got := names(); !slices.Equal(got, want) {
-				t.Fatalf("services %v, want %v", got, want)
-			}
-			if on {
-				if got := waitGreeting(t, listen); got != "static" {
-					t.Errorf("db greeting %q", got)
-				}
-			}
-			sup.DeclareServices(nil)
-			if got := names(); !slices.Equal(got, []string{"web@127.0.0.1:0"}) {
-				t.Fatalf("after the declaration is withdrawn: %v", got)
-			}
-			if c, err := net.DialTimeout("tcp", listen, time.Second); err == nil {
-				c.Close()
-				t.Error("db still listens")
-			}
-		})
-	}
 }

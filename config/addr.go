@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"errors"
@@ -9,37 +9,37 @@ import (
 	"strings"
 )
 
-// listenAddr is a parsed listen address, comparable for conflict checks.
-type listenAddr struct {
+// ListenAddr is a parsed listen address, comparable for conflict checks.
+type ListenAddr struct {
 	IP   netip.Addr // invalid (zero) for the wildcard
 	Port int        // 0: the kernel picks a free port
 }
 
 // wildcard reports whether the address listens on every local address.
-func (a listenAddr) wildcard() bool { return !a.IP.IsValid() || a.IP.IsUnspecified() }
+func (a ListenAddr) wildcard() bool { return !a.IP.IsValid() || a.IP.IsUnspecified() }
 
-// conflicts reports whether two listeners cannot both bind: the same port,
+// Conflicts reports whether two listeners cannot both bind: the same port,
 // and the same address or either one a wildcard (Go's [::] is dual-stack).
 // Port 0 never conflicts: each bind gets its own port.
-func (a listenAddr) conflicts(b listenAddr) bool {
+func (a ListenAddr) Conflicts(b ListenAddr) bool {
 	if a.Port == 0 || a.Port != b.Port {
 		return false
 	}
 	return a.wildcard() || b.wildcard() || a.IP == b.IP
 }
 
-// parseListenAddr checks a listen address: an IP literal (IPv6 in brackets)
+// ParseListenAddr checks a listen address: an IP literal (IPv6 in brackets)
 // or nothing for all addresses, and a port 0-65535.
-func parseListenAddr(s string) (listenAddr, error) {
+func ParseListenAddr(s string) (ListenAddr, error) {
 	host, port, err := splitHostPort(s, 0)
 	if err != nil {
-		return listenAddr{}, err
+		return ListenAddr{}, err
 	}
-	a := listenAddr{Port: port}
+	a := ListenAddr{Port: port}
 	if host != "" {
 		ip, err := netip.ParseAddr(host)
 		if err != nil {
-			return listenAddr{}, fmt.Errorf("%q: listen host must be an IP address or empty, got %q", s, host)
+			return ListenAddr{}, fmt.Errorf("%q: listen host must be an IP address or empty, got %q", s, host)
 		}
 		a.IP = ip.Unmap()
 	}

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"fmt"
@@ -23,7 +23,7 @@ func validateService(s *ServiceConfig, path string, dockerOn bool, p *problems) 
 	}
 	if s.Listen == "" {
 		p.add(path+".listen", "missing (host:port, IPv6 as [::]:8080)")
-	} else if _, err := parseListenAddr(s.Listen); err != nil {
+	} else if _, err := ParseListenAddr(s.Listen); err != nil {
 		p.add(path+".listen", "%v", err)
 	}
 	if _, err := backends.ParsePolicy(s.Balance); err != nil {
@@ -138,7 +138,7 @@ func validateHealth(h *HealthConfig, path string, dockerOn bool, p *problems) {
 	// The health package has the last word on what its monitor accepts
 	// (the Host header's syntax, for one). Its messages start with the key
 	// under the service, "health.http.host: ...", documented for this use.
-	for _, err := range flatten(healthConfig(h).Validate()) {
+	for _, err := range Problems(h.MonitorConfig().Validate()) {
 		key, msg, ok := strings.Cut(err.Error(), ": ")
 		if !ok || !strings.HasPrefix(key, "health") {
 			key, msg = "health", err.Error()

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"net"
@@ -18,15 +18,15 @@ func FuzzLoadYAML(f *testing.F) {
 	f.Add([]byte("services:\n  - health: ~\n    timeouts: {connect: 1e400}\n    retries: 1.0e20"))
 	f.Add([]byte("- a\n- b"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		doc, err := parseConfig(".yaml", data)
+		doc, err := Parse(".yaml", data)
 		if err != nil {
 			return
 		}
-		cfg, err := loadDoc(source{}, doc)
+		cfg, err := loadDoc(Source{}, doc)
 		if err == nil && cfg == nil {
 			t.Fatal("no config and no error")
 		}
-		if err != nil && len(flatten(err)) == 0 {
+		if err != nil && len(Problems(err)) == 0 {
 			t.Fatal("error without problems")
 		}
 	})
@@ -39,7 +39,7 @@ func FuzzParseListenAddr(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		a, err := parseListenAddr(s)
+		a, err := ParseListenAddr(s)
 		if err != nil {
 			return
 		}
@@ -51,11 +51,11 @@ func FuzzParseListenAddr(f *testing.F) {
 			host = a.IP.String()
 		}
 		canon := net.JoinHostPort(host, strconv.Itoa(a.Port))
-		b, err := parseListenAddr(canon)
+		b, err := ParseListenAddr(canon)
 		if err != nil || b != a {
 			t.Fatalf("%q → %q → %+v, %v; want %+v", s, canon, b, err, a)
 		}
-		if !a.conflicts(b) && a.Port != 0 {
+		if !a.Conflicts(b) && a.Port != 0 {
 			t.Fatalf("%q does not conflict with itself", s)
 		}
 	})

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"errors"
@@ -10,21 +10,37 @@ import (
 	"github.com/go-viper/mapstructure/v2"
 )
 
-// ConfigError is one problem with the configuration, tied to the key it is
+// Error is one problem with the configuration, tied to the key it is
 // about, e.g. `services[1].timeouts.connect: "2x" is not a duration`.
-type ConfigError struct {
+type Error struct {
 	Path string // key path; "" for problems with the file as a whole
 	Msg  string
 }
 
-func (e *ConfigError) Error() string {
+func (e *Error) Error() string {
 	if e.Path == "" {
 		return e.Msg
 	}
 	return e.Path + ": " + e.Msg
 }
 
-// problems collects ConfigErrors. A key that failed to decode is remembered so
+// Problems splits an error of Load into its problems, in the order they are
+// reported; nil for nil.
+func Problems(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, Problems(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+// problems collects Errors. A key that failed to decode is remembered so
 // that validation does not pile a second, misleading error on the zero value
 // left in its place.
 type problems struct {
@@ -38,11 +54,11 @@ func (p *problems) add(path, format string, args ...any) {
 			return
 		}
 	}
-	p.errs = append(p.errs, &ConfigError{Path: path, Msg: fmt.Sprintf(format, args...)})
+	p.errs = append(p.errs, &Error{Path: path, Msg: fmt.Sprintf(format, args...)})
 }
 
 // addDecode records one decoding failure and marks its key as bad.
-func (p *problems) addDecode(e *ConfigError) {
+func (p *problems) addDecode(e *Error) {
 	if p.bad == nil {
 		p.bad = map[string]bool{}
 	}
@@ -63,7 +79,7 @@ func (p *problems) err() error {
 // group is the first element of an error's path: "services[1]" for
 // "services[1].timeouts.connect", "log" for "log.level".
 func group(err error) string {
-	var ce *ConfigError
+	var ce *Error
 	if !errors.As(err, &ce) {
 		return ""
 	}
@@ -86,11 +102,11 @@ func parentPath(path string) string {
 	return path[:i]
 }
 
-// decodeErrors flattens the decoder's joined error tree into one ConfigError
+// decodeErrors flattens the decoder's joined error tree into one Error
 // per key, sorted by path, with messages written for people rather than in
 // terms of Go types.
-func decodeErrors(err error) []*ConfigError {
-	var out []*ConfigError
+func decodeErrors(err error) []*Error {
+	var out []*Error
 	var walk func(error)
 	walk = func(err error) {
 		if j, ok := err.(interface{ Unwrap() []error }); ok {
@@ -106,20 +122,20 @@ func decodeErrors(err error) []*ConfigError {
 				walk(inner)
 				return
 			}
-			out = append(out, &ConfigError{Msg: err.Error()})
+			out = append(out, &Error{Msg: err.Error()})
 			return
 		}
 		path, inner := de.Name(), de.Unwrap()
 		if msg, ok := strings.CutPrefix(inner.Error(), "has invalid keys: "); ok {
 			for key := range strings.SplitSeq(msg, ", ") {
-				out = append(out, &ConfigError{Path: joinPath(path, key), Msg: "unknown key"})
+				out = append(out, &Error{Path: joinPath(path, key), Msg: "unknown key"})
 			}
 			return
 		}
-		out = append(out, &ConfigError{Path: path, Msg: describeDecodeError(inner)})
+		out = append(out, &Error{Path: path, Msg: describeDecodeError(inner)})
 	}
 	walk(err)
-	slices.SortStableFunc(out, func(a, b *ConfigError) int { return comparePaths(a.Path, b.Path) })
+	slices.SortStableFunc(out, func(a, b *Error) int { return comparePaths(a.Path, b.Path) })
 	return out
 }
 

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"strings"
@@ -18,7 +18,7 @@ func svc(name, listen, extra string) string {
 	return s
 }
 
-func TestConfigErrorClasses(t *testing.T) {
+func TestErrorClasses(t *testing.T) {
 	one := func(extra string) string { return "services:\n" + svc("app", "127.0.0.1:8080", extra) }
 	tests := []struct {
 		name, yaml string
@@ -75,6 +75,9 @@ func TestConfigErrorClasses(t *testing.T) {
 		{"bad log format", "log: {format: xml}\n" + one(""), `log.format: "xml" is not one of text, json`},
 		{"bad admin listen", "admin: {listen: 'localhost'}\n" + one(""), `admin.listen: "localhost" is not host:port`},
 		{"negative drain", "shutdown: {drain_timeout: -1s}\n" + one(""), `shutdown.drain_timeout: -1s is negative`},
+		{"negative loops", "engine: {loops: -1}\n" + one(""), `engine.loops: -1 is out of range (0-1024; 0 means one per core)`},
+		{"too many loops", "engine: {loops: 1025}\n" + one(""), `engine.loops: 1025 is out of range (0-1024; 0 means one per core)`},
+		{"loops not a number", "engine: {loops: all}\n" + one(""), `engine.loops: "all" is not an integer`},
 		{"bad docker enabled", "docker: {enabled: maybe}\n" + one(""), `docker.enabled: "maybe" is not one of auto, true, false`},
 		{"bad docker host", "docker: {host: 'ftp://x'}\n" + one(""), `docker.host: "ftp://x": scheme "ftp" is not one of`},
 		{"bad label prefix", "docker: {label_prefix: 'Tier LB'}\n" + one(""), `docker.label_prefix: "Tier LB" is not a label prefix`},
@@ -83,21 +86,18 @@ func TestConfigErrorClasses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			code, stdout, stderr := runInProcess(t, "check", "--config", writeFile(t, "c.yaml", tt.yaml))
-			if code != exitConfig {
-				t.Fatalf("exit %d, want %d; stdout:\n%s", code, exitConfig, stdout)
-			}
-			if stdout != "" {
-				t.Errorf("stdout not empty on error:\n%s", stdout)
+			_, err := load(t, "c.yaml", tt.yaml)
+			if err == nil {
+				t.Fatal("the config loaded")
 			}
 			found := false
-			for line := range strings.Lines(stderr) {
-				if strings.HasPrefix(strings.TrimSpace(line), tt.want) {
+			for _, p := range Problems(err) {
+				if strings.HasPrefix(p.Error(), tt.want) {
 					found = true
 				}
 			}
 			if !found {
-				t.Errorf("no line starting with %q in:\n%s", tt.want, stderr)
+				t.Errorf("no problem starting with %q in:\n%v", tt.want, err)
 			}
 		})
 	}
@@ -120,7 +120,7 @@ func TestEveryErrorAtOnce(t *testing.T) {
 		`services[1].allow[0]: "300.0.0.0/8" is not a CIDR (like 10.0.0.0/8 or fd00::/8)`,
 		`services[1].listen: duplicate listen address 127.0.0.1:8080 (also services[0]: 127.0.0.1:8080)`,
 	}
-	got := flatten(err)
+	got := Problems(err)
 	if len(got) != len(want) {
 		t.Fatalf("got %d errors, want %d:\n%v", len(got), len(want), err)
 	}

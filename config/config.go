@@ -1,17 +1,18 @@
-package main
+package config
 
 import "time"
 
 // Config is the whole user configuration as SPEC.md's config file describes
 // it. It is decoded from a merge of defaults, the file, TIERLB_* variables
 // and flags (load.go), then validated (validate.go) and converted into the
-// packages' own plain structs (convert.go). Only this package knows its shape.
+// packages' own plain structs (convert.go).
 //
 // The yaml tags are for `tierlb check`, which prints the resolved config.
 type Config struct {
 	Admin    AdminConfig    `mapstructure:"admin" yaml:"admin"`
 	Log      LogConfig      `mapstructure:"log" yaml:"log"`
 	Shutdown ShutdownConfig `mapstructure:"shutdown" yaml:"shutdown"`
+	Engine   EngineConfig   `mapstructure:"engine" yaml:"engine"`
 	Docker   DockerConfig   `mapstructure:"docker" yaml:"docker"`
 	// ConfigWatch polls the config file this often and reloads it when its
 	// content changes, as SIGHUP does; 0 turns the watch off.
@@ -39,6 +40,17 @@ type ShutdownConfig struct {
 	DrainTimeout time.Duration `mapstructure:"drain_timeout" yaml:"drain_timeout"`
 }
 
+// MaxLoops bounds engine.loops: far more loops than any machine has cores
+// would only cost memory and wakeups.
+const MaxLoops = 1024
+
+// EngineConfig is the data path's share of the process.
+type EngineConfig struct {
+	// Loops is the number of event loops each service runs; 0 means one
+	// per core (GOMAXPROCS as the process starts). It applies at start.
+	Loops int `mapstructure:"loops" yaml:"loops"`
+}
+
 // DockerConfig is the Docker discovery provider's configuration.
 type DockerConfig struct {
 	// Enabled is "auto", "true" or "false"; auto turns discovery on when
@@ -53,7 +65,8 @@ type DockerConfig struct {
 }
 
 // ServiceConfig is one entry of services. Every field has a default
-// (defaults.go) applied per entry before decoding.
+// (defaults.go) applied per entry before decoding. A service declared by
+// container labels is one too (LabelService).
 type ServiceConfig struct {
 	Name               string         `mapstructure:"name" yaml:"name"`
 	Listen             string         `mapstructure:"listen" yaml:"listen"`

@@ -1,11 +1,13 @@
-package main
+package config
 
 import (
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 
 	"github.com/tierlb/tierlb/backends"
+	"github.com/tierlb/tierlb/backends/docker"
 	"github.com/tierlb/tierlb/health"
 	"github.com/tierlb/tierlb/proxy"
 )
@@ -14,8 +16,8 @@ import (
 // anything validate accepts; the errors they still return guard against the
 // two drifting apart.
 
-// proxyConfig is a service's data-path settings.
-func proxyConfig(s *ServiceConfig, accessLog bool) (proxy.Config, error) {
+// ProxyConfig is a service's data-path settings.
+func (s *ServiceConfig) ProxyConfig(accessLog bool) (proxy.Config, error) {
 	allow, err := prefixes(s.Allow)
 	if err != nil {
 		return proxy.Config{}, fmt.Errorf("service %s: allow: %w", s.Name, err)
@@ -56,8 +58,8 @@ func prefixes(list []string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// healthConfig is a service's health settings for the health package.
-func healthConfig(h *HealthConfig) health.Config {
+// MonitorConfig is a service's health settings for the health package.
+func (h *HealthConfig) MonitorConfig() health.Config {
 	return health.Config{
 		Type:             h.Type,
 		Interval:         h.Interval,
@@ -76,12 +78,12 @@ func healthConfig(h *HealthConfig) health.Config {
 	}
 }
 
-// setOptions are the settings a service's backend Set is built with. A
-// change of these (or of the policy) needs a new Set. healthType is the
-// check type the monitor really runs (see deps.healthConfig): with active
-// checks a new replica joins only once it has passed one, so a container
-// that is still starting up never gets a connection it would refuse.
-func setOptions(s *ServiceConfig, healthType string) backends.SetOptions {
+// SetOptions are the settings a service's backend Set is built with.
+// healthType is the check type the monitor really runs (docker turns into
+// none without Docker discovery): with active checks a new replica joins
+// only once it has passed one, so a container that is still starting up
+// never gets a connection it would refuse.
+func (s *ServiceConfig) SetOptions(healthType string) backends.SetOptions {
 	return backends.SetOptions{
 		SlowStart:          s.SlowStart,
 		MaxConnsPerBackend: s.MaxConnsPerBackend,
@@ -89,8 +91,8 @@ func setOptions(s *ServiceConfig, healthType string) backends.SetOptions {
 	}
 }
 
-// staticSpecs turns a service's static backends into Specs.
-func staticSpecs(s *ServiceConfig) ([]backends.Spec, error) {
+// StaticSpecs turns a service's static backends into Specs.
+func (s *ServiceConfig) StaticSpecs() ([]backends.Spec, error) {
 	list := make([]backends.StaticBackend, len(s.Backends.Static))
 	for i, b := range s.Backends.Static {
 		list[i] = backends.StaticBackend(b)
@@ -102,9 +104,9 @@ func staticSpecs(s *ServiceConfig) ([]backends.Spec, error) {
 	return specs, nil
 }
 
-// logLevel maps log.level onto slog.
-func logLevel(s string) slog.Level {
-	switch s {
+// SlogLevel maps log.level onto slog.
+func (l *LogConfig) SlogLevel() slog.Level {
+	switch l.Level {
 	case "debug":
 		return slog.LevelDebug
 	case "warn":
@@ -113,4 +115,41 @@ func logLevel(s string) slog.Level {
 		return slog.LevelError
 	}
 	return slog.LevelInfo
+}
+
+// ProviderConfig is the Docker provider's view of the docker section.
+func (d *DockerConfig) ProviderConfig() docker.Config {
+	return docker.Config{
+		Host:             d.Host,
+		LabelPrefix:      d.LabelPrefix,
+		ExposedByDefault: d.ExposedByDefault,
+		Networks:         append([]string(nil), d.Networks...),
+		ResyncInterval:   d.ResyncInterval,
+		LabelServices:    d.LabelServices,
+	}
+}
+
+// DockerSelectors lists one selector per configured service: those with a
+// docker backend block select their replicas, the others only take their
+// name, so that no container can join a static-only service or declare one
+// of the same name. Label-declared services are not in it: the provider
+// routes their replicas itself, and a selector would make it treat the
+// name as configured and drop the declaration.
+func (c *Config) DockerSelectors() []docker.ServiceSelector {
+	out := make([]docker.ServiceSelector, 0, len(c.Services))
+	for _, s := range c.Services {
+		d := s.Backends.Docker
+		if d == nil {
+			out = append(out, docker.ServiceSelector{Name: s.Name, StaticOnly: true})
+			continue
+		}
+		out = append(out, docker.ServiceSelector{
+			Name:         s.Name,
+			Service:      d.Service,
+			Selector:     maps.Clone(d.Selector),
+			Port:         d.Port,
+			DockerHealth: s.Health.Type == health.TypeDocker,
+		})
+	}
+	return out
 }

@@ -1,7 +1,9 @@
-package main
+package config
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,10 +19,20 @@ services:
       static: ["127.0.0.1:9001"]
 `
 
+// writeFile writes content to name in a fresh temp dir and returns the path.
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // load parses a config file of the given name and content.
 func load(t *testing.T, name, content string) (*Config, error) {
 	t.Helper()
-	return loadConfig(source{File: writeFile(t, name, content)})
+	return Load(Source{File: writeFile(t, name, content)})
 }
 
 func TestDefaultsFillEveryKey(t *testing.T) {
@@ -99,7 +111,7 @@ shutdown: {drain_timeout: 5s}
 	t.Setenv("TIERLB_DOCKER_NETWORKS", "b, a") // list from env
 	t.Setenv("TIERLB_DOCKER_ENABLED", "false") // default overridden
 	t.Setenv("TIERLB_SHUTDOWN_DRAIN_TIMEOUT", "7s")
-	cfg, err := loadConfig(source{File: file, Flags: map[string]*pflag.Flag{"log.level": fs.Lookup("log-level")}})
+	cfg, err := Load(Source{File: file, Flags: map[string]*pflag.Flag{"log.level": fs.Lookup("log-level")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,9 +214,9 @@ func TestUnknownKeys(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("error = %v, want it to contain %q", err, tt.want)
 			}
-			var ce *ConfigError
+			var ce *Error
 			if !errors.As(err, &ce) {
-				t.Errorf("%v is not a *ConfigError", err)
+				t.Errorf("%v is not a *Error", err)
 			}
 		})
 	}

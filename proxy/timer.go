@@ -1,3 +1,5 @@
+//go:build linux
+
 package proxy
 
 import (
@@ -13,7 +15,7 @@ import (
 // operation per idle period instead of one per transfer, and no syscall.
 
 // schedule sets c's deadline to when (loop clock, ns).
-func (l *loop) schedule(c *econn, when int64) {
+func (l *loop) schedule(c *conn, when int64) {
 	c.when = when
 	if c.heapIdx >= 0 {
 		l.fix(int(c.heapIdx))
@@ -25,7 +27,7 @@ func (l *loop) schedule(c *econn, when int64) {
 }
 
 // unschedule removes c's deadline.
-func (l *loop) unschedule(c *econn) {
+func (l *loop) unschedule(c *conn) {
 	i := int(c.heapIdx)
 	if i < 0 {
 		return
@@ -57,7 +59,7 @@ func (l *loop) expire() {
 }
 
 // onTimer handles a due deadline.
-func (l *loop) onTimer(c *econn) {
+func (l *loop) onTimer(c *conn) {
 	switch c.state {
 	case stateHeader:
 		l.headerFailed(c, os.ErrDeadlineExceeded)
@@ -79,7 +81,7 @@ func (l *loop) onTimer(c *econn) {
 }
 
 // scheduleIdle arms the next idle or half-close check.
-func (l *loop) scheduleIdle(c *econn) {
+func (l *loop) scheduleIdle(c *conn) {
 	next := c.last + int64(c.cfg.Timeouts.idle())
 	if c.halfAt != 0 {
 		next = min(next, c.halfAt)
@@ -96,10 +98,8 @@ func (l *loop) nextDeadline() int64 {
 	if l.acceptPaused && (next < 0 || l.resumeAt < next) {
 		next = l.resumeAt
 	}
-	if len(l.freePipes) > 0 {
-		if t := l.pipeUsed + int64(l.s.pipeIdleAfter); next < 0 || t < next {
-			next = t
-		}
+	if t := l.free.pipesIdleUntil(); t >= 0 && (next < 0 || t < next) {
+		next = t
 	}
 	return next
 }

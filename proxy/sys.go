@@ -1,3 +1,5 @@
+//go:build linux
+
 package proxy
 
 import (
@@ -7,7 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The epoll engine's syscalls. The socket calls on its hot path are raw and
+// The loops' syscalls. The socket calls on its hot path are raw and
 // non-blocking: they never wait, so they skip the scheduler hooks of
 // unix.Syscall, and they read and write socket addresses in buffers owned by
 // the loop, so that accepting, connecting and moving bytes allocate nothing.

@@ -52,8 +52,9 @@ type component struct {
 // Docker discovery, when on (env decides docker.enabled: auto), is a
 // component whose provider hands backends and label-declared services to
 // the supervisor (its Sink), holds /readyz until its first full sync where
-// a service needs it (see readiness), and answers health type docker. An engine that is down at start does not stop
-// the process: static backends serve while the provider retries.
+// a service needs it (see readiness), and answers health type docker. An
+// engine that is down at start does not stop the process: static backends
+// serve while the provider retries.
 //
 // loops is the number of event loops each service runs (procPlan).
 func serve(ctx context.Context, l loaded, log *slog.Logger, level *slog.LevelVar, env environment, loops int) error {

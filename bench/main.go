@@ -48,7 +48,7 @@ type options struct {
 	// Baseline is a git revision whose tierlb runs beside the work tree's,
 	// in the same rounds: a before/after comparison on one machine state.
 	Baseline string `json:"baseline,omitempty"`
-	KeepTmp    bool          `json:"-"`
+	KeepTmp  bool   `json:"-"`
 	// Report re-renders results.md and results.svg from a results.json.
 	Report string `json:"-"`
 	// Note is free text for the results, e.g. what else ran on the machine.

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -245,5 +248,35 @@ func TestParseFlagsProxyThreads(t *testing.T) {
 	}
 	if _, err := parseFlags([]string{"--proxy-threads", ""}); err == nil {
 		t.Error("no setting at all was accepted")
+	}
+	if o, err := parseFlags([]string{"--once", "strace,cliff"}); err != nil || !slices.Equal(o.Once, []string{"strace", "cliff"}) {
+		t.Errorf("--once: %v, %v", o.Once, err)
+	}
+	if _, err := parseFlags([]string{"--once", "stracе"}); err == nil {
+		t.Error("--once took a scenario that does not exist")
+	}
+}
+
+// TestRoundsRotateAndOnce: every round runs each scenario on every target,
+// starting one target further on each round; a --once scenario runs in the
+// first round only.
+func TestRoundsRotateAndOnce(t *testing.T) {
+	e := &env{opts: options{Rounds: 3, Once: []string{"strace"}}, log: slog.New(slog.DiscardHandler),
+		procs: newProcs(t.TempDir()), whoamiAddr: "127.0.0.1:1"}
+	scen := func(name string) *scenario {
+		return &scenario{Name: name, Run: func(context.Context, *env, *running) (outcome, error) { return outcome{}, nil }}
+	}
+	targets := []*target{{Name: "a"}, {Name: "b"}, {Name: "c"}}
+	var got []string
+	for _, r := range runRounds(context.Background(), e, []*scenario{scen("keepalive"), scen("strace")}, targets) {
+		got = append(got, fmt.Sprintf("%d %s %s", r.Round, r.Scenario, r.Target))
+	}
+	want := []string{
+		"1 keepalive a", "1 keepalive b", "1 keepalive c", "1 strace a", "1 strace b", "1 strace c",
+		"2 keepalive b", "2 keepalive c", "2 keepalive a",
+		"3 keepalive c", "3 keepalive a", "3 keepalive b",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("runs\n%v\nwant\n%v", got, want)
 	}
 }

@@ -48,7 +48,10 @@ type options struct {
 	// Baseline is a git revision whose tierlb runs beside the work tree's,
 	// in the same rounds: a before/after comparison on one machine state.
 	Baseline string `json:"baseline,omitempty"`
-	KeepTmp  bool   `json:"-"`
+	// Once are scenarios run in the first round only, to fit a run into
+	// less time: syscall counts, for one, do not vary between rounds.
+	Once    []string `json:"once,omitempty"`
+	KeepTmp bool     `json:"-"`
 	// Report re-renders results.md and results.svg from a results.json.
 	Report string `json:"-"`
 	// Note is free text for the results, e.g. what else ran on the machine.
@@ -141,6 +144,9 @@ func runRounds(ctx context.Context, e *env, scenarios []*scenario, targets []*ta
 	var runs []runRecord
 	for round := 1; round <= e.opts.Rounds; round++ {
 		for _, s := range scenarios {
+			if round > 1 && slices.Contains(e.opts.Once, s.Name) {
+				continue
+			}
 			cred, credErr := credFor(s)
 			for _, t := range rotate(targets, round-1) {
 				if t.Unavailable != "" || (s.ProxyOnly && !t.Proxy) {
@@ -194,7 +200,7 @@ func runOne(ctx context.Context, e *env, s *scenario, t *target, cred *syscall.C
 func parseFlags(args []string) (options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	var o options
-	var scen, targ, cliff, proxyThreads, defThreads string
+	var scen, targ, cliff, proxyThreads, defThreads, once string
 	for n := 1; n <= runtime.NumCPU(); n++ {
 		defThreads += "," + strconv.Itoa(n)
 	}
@@ -209,6 +215,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&cliff, "cliff-conns", "16,64,128,256", "connection counts of the pipe-budget scenario")
 	fs.IntVar(&o.Threads, "threads", runtime.NumCPU(), "wrk threads")
 	fs.StringVar(&proxyThreads, "proxy-threads", defThreads[1:], "settings each proxy runs at: HAProxy nbthread, nginx worker_processes, tierlb event loops")
+	fs.StringVar(&once, "once", "", "scenarios to run in the first round only (e.g. strace, whose counts do not vary)")
 	fs.StringVar(&o.Baseline, "baseline", "", "git revision whose tierlb also runs, in the same rounds (before/after)")
 	fs.BoolVar(&o.KeepTmp, "keep-tmp", false, "keep the temp dir with configs and proxy logs")
 	fs.StringVar(&o.Report, "report", "", "only re-render results.md and results.svg next to this results.json")
@@ -240,7 +247,12 @@ func parseFlags(args []string) (options, error) {
 		return o, fmt.Errorf("--proxy-threads %q: want a comma list of positive counts", proxyThreads)
 	}
 	o.ProxyThreads = slices.Compact(o.ProxyThreads)
-	o.Scenarios, o.Targets = splitList(scen), splitList(targ)
+	o.Scenarios, o.Targets, o.Once = splitList(scen), splitList(targ), splitList(once)
+	for _, s := range o.Once {
+		if !slices.Contains(scenarioNames(), s) {
+			return o, fmt.Errorf("--once %q: not a scenario (%s)", s, strings.Join(scenarioNames(), ","))
+		}
+	}
 	// Half the fd limit: the proxy holds two descriptors per connection
 	// under the same RLIMIT_NOFILE, so it cannot hold more.
 	limit := int(nofileLimit())
@@ -272,12 +284,18 @@ func selectWork(o options) ([]*scenario, []*target, error) {
 
 // settings records the knobs that make the comparison fair or not.
 func settings(o options, e *env) map[string]string {
-	var counts []string
+	var counts, other []string
 	for _, n := range o.ProxyThreads {
 		counts = append(counts, strconv.Itoa(n))
+		if n != runtime.NumCPU() {
+			other = append(other, strconv.Itoa(n))
+		}
 	}
 	each := strings.Join(counts, ", ")
-	loops := fmt.Sprintf("default (no setting: one per core, %d here) and %s, given as %s", runtime.NumCPU(), each, e.tierlb.loopSetting("N"))
+	loops := fmt.Sprintf("default (no setting: one per core, %d here)", runtime.NumCPU())
+	if len(other) > 0 {
+		loops += fmt.Sprintf(" and %s, given as %s", strings.Join(other, ", "), e.tierlb.loopSetting("N"))
+	}
 	m := map[string]string{
 		"haproxy nbthread":       each,
 		"nginx worker_processes": each,
@@ -291,7 +309,8 @@ func settings(o options, e *env) map[string]string {
 		"backend":                "cmd/whoami (one instance, 127.0.0.1)",
 	}
 	if e.base != nil {
-		m["tierlb baseline"] = fmt.Sprintf("%s, built from %s; event loops: default and %s, given as %s", e.base.name, o.Baseline, each, e.base.loopSetting("N"))
+		m["tierlb baseline"] = fmt.Sprintf("%s, built from %s; event loops: default and %s, given as %s",
+			e.base.name, o.Baseline, strings.Join(other, ", "), e.base.loopSetting("N"))
 	}
 	return m
 }

@@ -221,8 +221,12 @@ func markdown(res *results) string {
 	var b strings.Builder
 	cols := res.columns()
 	fmt.Fprintf(&b, "# tierlb benchmark\n\n")
-	fmt.Fprintf(&b, "%s, `%s`: medians of %d interleaved rounds, %s per load run; spread is min–max.\n\n",
-		res.Date.UTC().Format("2006-01-02 15:04 MST"), res.Command, res.Options.Rounds, res.Options.Duration)
+	once := ""
+	if len(res.Options.Once) > 0 && res.Options.Rounds > 1 {
+		once = fmt.Sprintf(" (%s: first round only)", strings.Join(res.Options.Once, ", "))
+	}
+	fmt.Fprintf(&b, "%s, `%s`: medians of %d interleaved rounds%s, %s per load run; spread is min–max.\n\n",
+		res.Date.UTC().Format("2006-01-02 15:04 MST"), res.Command, res.Options.Rounds, once, res.Options.Duration)
 	writeMachine(&b, res)
 
 	writeBestPeer(&b, res)

@@ -280,3 +280,22 @@ func TestRoundsRotateAndOnce(t *testing.T) {
 		t.Errorf("runs\n%v\nwant\n%v", got, want)
 	}
 }
+
+// TestPerUnitNeedsEnoughCPU: a run the busy machine starved (6 MB moved,
+// no CPU tick read) gets a note, not a "0.00 CPU s per GB" that would win
+// its row.
+func TestPerUnitNeedsEnoughCPU(t *testing.T) {
+	var o outcome
+	o.setPerUnit("cpu_per_gb", 0, 6.6e6, 1e9)
+	o.setPerUnit("cpu_per_100k", 0.5, 0, 1e5)
+	o.setPerUnit("cpu_per_100k", 0.72, 40000, 1e5)
+	if _, ok := o.Metrics["cpu_per_gb"]; ok {
+		t.Error("a per-GB figure from zero CPU ticks")
+	}
+	if got := o.Metrics["cpu_per_100k"]; !near(got, 1.8) {
+		t.Errorf("cpu_per_100k %v, want 1.8", got)
+	}
+	if len(o.Notes) != 1 || !strings.Contains(o.Notes[0], "cpu_per_gb not recorded") {
+		t.Errorf("notes %q", o.Notes)
+	}
+}

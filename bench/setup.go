@@ -91,9 +91,9 @@ func setup(ctx context.Context, opts options, log *slog.Logger, targets []*targe
 	if err := goBuild(ctx, tl.path("go"), root, e.whoamiBin, "./cmd/whoami", true); err != nil {
 		return e, err
 	}
-	e.naiveBin = filepath.Join(tmp, "naive")
-	if err := goBuild(ctx, tl.path("go"), root, e.naiveBin, "./bench/naive", true); err != nil {
-		if t := findTarget(targets, "naive-go"); t != nil {
+	if t := findTarget(targets, "naive-go"); t != nil {
+		e.naiveBin = filepath.Join(tmp, "naive")
+		if err := goBuild(ctx, tl.path("go"), root, e.naiveBin, "./bench/naive", true); err != nil {
 			t.Unavailable = "bench/naive does not build: " + firstLine(err.Error())
 		}
 	}

@@ -12,7 +12,7 @@ import (
 // row, and names the setting.
 
 // peerFamilies are the proxies tierlb is held against, in table order.
-var peerFamilies = []string{"haproxy", "nginx"}
+func peerFamilies() []string { return []string{"haproxy", "nginx"} }
 
 // pick is one column's reading of one row.
 type pick struct {
@@ -45,7 +45,7 @@ func bestOf(res *results, r rowDef, family string) pick {
 // bestPeer is the best of the peers' best settings on row r.
 func bestPeer(res *results, r rowDef) pick {
 	var best pick
-	for _, f := range peerFamilies {
+	for _, f := range peerFamilies() {
 		p := bestOf(res, r, f)
 		if p.ok() && (!best.ok() || advantage(p.s.Median, best.s.Median, r.Higher) > 1) {
 			best = p

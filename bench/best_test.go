@@ -101,6 +101,11 @@ func TestBestPeerTable(t *testing.T) {
 	if strings.Contains(md, "Before and after") {
 		t.Error("a before/after table without a baseline")
 	}
+	res := sampleResults()
+	res.Targets = res.Targets[1:]
+	if md := markdown(res); strings.Contains(md, "Ratios against direct") {
+		t.Error("a table of ratios against direct without a direct column")
+	}
 }
 
 // TestBeforeAfter: with a baseline build in the same rounds, the report

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -245,6 +246,9 @@ func markdown(res *results) string {
 		{"direct", "direct"},
 		{"haproxy", "the best HAProxy setting of each row"},
 	} {
+		if !slices.ContainsFunc(cols, func(t targetInfo) bool { return t.family() == ref.family }) {
+			continue // e.g. a before/after run without the direct column
+		}
 		fmt.Fprintf(&b, "\n## Ratios against %s (target ÷ reference; the row says whether higher or lower is better)\n\n", ref.title)
 		header(&b, "row", cols, func(t targetInfo) string { return t.Label })
 		for _, r := range rows {

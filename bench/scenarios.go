@@ -24,11 +24,12 @@ func (o *outcome) note(format string, args ...any) {
 }
 
 // minCPUSeconds is the least CPU time a per-unit figure is computed from.
-// CPU is read in 10 ms ticks, so below 0.2 s one tick either way is 5% or
+// CPU is read in 10 ms ticks, so below 0.1 s one tick either way is 10% or
 // more; and a run that small means the shared machine left the load
 // generator next to no time (a 2 s bulk run once moved 6 MB and read 0
-// ticks, "0.00 CPU s per GB"). Such a run gets a note instead.
-const minCPUSeconds = 0.2
+// ticks, "0.00 CPU s per GB"). Such a run gets a note instead. A slow but
+// real iperf3 run on a busy machine (300 MB/s for 3 s) uses about 0.2 s.
+const minCPUSeconds = 0.1
 
 // setPerUnit records cpu seconds per units, times scale (1e5 for "per
 // 100k"), when there is enough of both to mean something.

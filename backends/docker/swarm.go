@@ -42,6 +42,8 @@ type swarmState struct {
 	nodes    map[string]swarm.Node // by ID
 	tasks    map[string]*ctr       // by task ID
 	hot      map[string]time.Time  // service ID → relist every hotPoll until
+	// infoRefused remembers that the engine refused /info, to warn once.
+	infoRefused bool
 }
 
 // detectSwarm decides whether this session discovers Swarm tasks:
@@ -56,7 +58,17 @@ func (p *Provider) detectSwarm(ctx context.Context) (bool, error) {
 	res, err := p.cli.Info(ictx, client.InfoOptions{})
 	cancel()
 	if err != nil {
-		return false, fmt.Errorf("engine info (to tell whether it is a Swarm manager): %w", err)
+		// A socket proxy may refuse /info: in auto mode that engine is
+		// treated as no manager, as it could not serve Swarm lists anyway.
+		refused := cerrdefs.IsPermissionDenied(err) || cerrdefs.IsNotImplemented(err) || cerrdefs.IsNotFound(err)
+		if mode == "true" || !refused {
+			return false, fmt.Errorf("engine info (to tell whether it is a Swarm manager): %w", err)
+		}
+		if !p.sw.infoRefused {
+			p.log.Warn("swarm mode off: the engine refuses to say whether it is a Swarm manager", "err", err)
+		}
+		p.sw = swarmState{infoRefused: true}
+		return false, nil
 	}
 	sw := res.Info.Swarm
 	manager := sw.LocalNodeState == swarm.LocalNodeStateActive && sw.ControlAvailable

@@ -18,7 +18,8 @@ import (
 // fakeSwarm is the manager side of the fake engine: services, nodes and
 // tasks, and a count of every Swarm API call.
 type fakeSwarm struct {
-	worker   bool // the engine is a worker, not a manager
+	worker   bool  // the engine is a worker, not a manager
+	infoErr  error // what /info answers, when set
 	services map[string]swarm.Service
 	nodes    map[string]swarm.Node
 	tasks    map[string]swarm.Task
@@ -41,6 +42,9 @@ func (f *fakeClient) Info(context.Context, client.InfoOptions) (client.SystemInf
 		return client.SystemInfoResult{}, f.down
 	}
 	var info system.Info
+	if f.swarm != nil && f.swarm.infoErr != nil {
+		return client.SystemInfoResult{}, f.swarm.infoErr
+	}
 	if f.swarm != nil {
 		f.swarm.calls["info"]++
 		info.Swarm = swarm.Info{NodeID: "node-1", LocalNodeState: swarm.LocalNodeStateActive, ControlAvailable: !f.swarm.worker}

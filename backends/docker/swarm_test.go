@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/swarm"
 )
@@ -285,6 +286,13 @@ func TestSwarmModeSetting(t *testing.T) {
 		if c := f.swarmCalls(); c["tasks"] != 0 || c["services"] != 0 {
 			t.Errorf("swarm lists on a worker: %v", c)
 		}
+	})
+	t.Run("auto behind a proxy that refuses info is off", func(t *testing.T) {
+		f := newFakeClient().withSwarm()
+		f.swarm.infoErr = cerrdefs.ErrPermissionDenied.WithMessage("403 forbidden by the socket proxy")
+		id := f.proxyOn(map[string]string{"front": "10.9.0.100"})
+		p := startProvider(t, Config{ContainerID: id}, []ServiceSelector{{Name: "web"}}, f, newFakeSink())
+		waitFor(t, 2*time.Second, "first sync", func() bool { ok, _ := p.Ready(); return ok })
 	})
 	t.Run("true on a worker is an error", func(t *testing.T) {
 		f := newFakeClient().withSwarm()

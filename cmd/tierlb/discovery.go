@@ -66,6 +66,8 @@ func dockerProviderConfig(d *DockerConfig) docker.Config {
 		Networks:         append([]string(nil), d.Networks...),
 		ResyncInterval:   d.ResyncInterval,
 		LabelServices:    d.LabelServices,
+		Swarm:            d.Swarm,
+		SwarmPoll:        d.SwarmPoll,
 	}
 }
 

@@ -51,7 +51,7 @@ nodeip() { docker inspect -f "{{(index .NetworkSettings.Networks \"$prefix\").IP
 # freesubnet prints a /24 in 10.213.0.0/16 that no Docker network on the
 # host uses; a lock directory keeps two concurrent "up"s apart.
 freesubnet() {
-	used=$(docker network inspect $(docker network ls -q) -f '{{range .IPAM.Config}}{{.Subnet}} {{end}}' 2>/dev/null)
+	used=$(docker network inspect $(docker network ls -q) -f '{{range .IPAM.Config}}{{.Subnet}} {{end}}' 2>/dev/null | tr '\n' ' ')
 	i=1
 	while [ $i -lt 250 ]; do
 		s=10.213.$i.0/24

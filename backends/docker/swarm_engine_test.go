@@ -68,6 +68,12 @@ func TestSwarmEngine(t *testing.T) {
 		if len(on) != min(nodes, replicas) {
 			t.Errorf("tasks up by node = %v, want them spread over %d nodes", on, min(nodes, replicas))
 		}
+		// Running means started, not listening yet: with no health check
+		// tierlb retries a refused dial elsewhere, which breaks the rotation.
+		waitFor(t, 20*time.Second, "every task answering", func() bool {
+			got, err := askN(lb.front, 2*replicas)
+			return err == nil && distinct(got) == replicas
+		})
 		got, err := askN(lb.front, 30)
 		if err != nil {
 			t.Fatal(err)
@@ -128,6 +134,38 @@ func TestSwarmEngine(t *testing.T) {
 		c.docker(1, "service", "rm", "hidden")
 	})
 
+	step("event stream cut: polling carries on", func(t *testing.T) {
+		sp := newSockProxy(t, strings.TrimPrefix(c.hosts[0], "unix://"))
+		viaProxy, err := client.New(client.WithHost(sp.host()), client.WithAPIVersionNegotiation())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { viaProxy.Close() })
+		sink := newFakeSink()
+		p, err := New(Config{ContainerID: lb.id, Swarm: "true", SwarmPoll: time.Second, ResyncInterval: time.Hour},
+			[]ServiceSelector{{Name: "web", Port: 8080}}, sink,
+			Options{Client: eventsVia{APIClient: c.cli[0], events: viaProxy}, Logger: discardLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- p.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+		waitFor(t, 20*time.Second, "6 tasks in the in-process provider", func() bool { return len(sink.get("web")) == 6 })
+
+		sp.setRefuse(true)
+		sp.cut()
+		c.docker(1, "service", "scale", "-d", "web=7")
+		waitFor(t, 60*time.Second, "the 7th task found by polling alone", func() bool { return len(sink.get("web")) == 7 })
+		if ok, _ := p.Ready(); !ok {
+			t.Error("not ready while polling")
+		}
+		sp.setRefuse(false)
+		c.docker(1, "service", "scale", "-d", "web=6")
+		waitFor(t, 60*time.Second, "back to 6", func() bool { return len(sink.get("web")) == 6 })
+	})
+
 	if nodes < 3 {
 		return // draining or stopping a node needs others to take its tasks
 	}
@@ -168,6 +206,17 @@ func TestSwarmEngine(t *testing.T) {
 			t.Fatalf("after node2 went: %v, %v", got, err)
 		}
 	})
+}
+
+// eventsVia is an engine client whose event stream goes another way (a
+// proxy that a test cuts) while every other call goes straight.
+type eventsVia struct {
+	client.APIClient
+	events client.APIClient
+}
+
+func (e eventsVia) Events(ctx context.Context, o client.EventsListOptions) client.EventsResult {
+	return e.events.Events(ctx, o)
 }
 
 func distinct(names []string) int {

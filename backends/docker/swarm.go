@@ -44,6 +44,9 @@ type swarmState struct {
 	hot      map[string]time.Time  // service ID → relist every hotPoll until
 	// infoRefused remembers that the engine refused /info, to warn once.
 	infoRefused bool
+	// foreignID is the proxy's container ID when the engine does not know
+	// it: tierlb runs on a worker and talks to a manager.
+	foreignID string
 }
 
 // detectSwarm decides whether this session discovers Swarm tasks:
@@ -96,6 +99,11 @@ func (p *Provider) detectSwarm(ctx context.Context) (bool, error) {
 
 // relistSwarm rereads services, nodes and every selected service's tasks.
 func (p *Provider) relistSwarm(ctx context.Context) error {
+	if p.me.ID == "" && p.sw.foreignID != "" {
+		if err := p.selfFromTask(ctx); err != nil {
+			return err
+		}
+	}
 	if err := p.listServices(ctx); err != nil {
 		return err
 	}
@@ -322,4 +330,39 @@ func (p *Provider) hotServices(now time.Time) []string {
 		ids = append(ids, id)
 	}
 	return ids
+}
+
+// selfFromTask finds the proxy among the Swarm's tasks when its container
+// is on another node than the manager the provider talks to (through a
+// socket proxy): the task with its container ID gives its overlays.
+func (p *Provider) selfFromTask(ctx context.Context) error {
+	id := p.sw.foreignID
+	if id == "" {
+		return nil
+	}
+	lctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	res, err := p.cli.TaskList(lctx, client.TaskListOptions{Filters: make(client.Filters).Add("desired-state", "running")})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("list swarm tasks to find the proxy's own: %w", err)
+	}
+	for _, t := range res.Items {
+		cs := t.Status.ContainerStatus
+		if cs == nil || cs.ContainerID != id {
+			continue
+		}
+		me := &self{Task: t.ID}
+		for _, a := range t.NetworksAttachments {
+			if !a.Network.Spec.Ingress {
+				me.Networks = append(me.Networks, endpoint{Network: a.Network.Spec.Name, NetworkID: a.Network.ID})
+			}
+		}
+		sortEndpoints(me.Networks)
+		if p.me == nil || p.me.String() != me.String() {
+			p.log.Info("docker discovery runs " + me.String())
+		}
+		p.me = me
+		return nil
+	}
+	return nil
 }

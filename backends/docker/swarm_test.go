@@ -353,3 +353,35 @@ func TestFromTaskHealthAndState(t *testing.T) {
 		t.Errorf("exposed = %v", c.Exposed)
 	}
 }
+
+// tierlb on a worker reaches a manager through a socket proxy: the manager
+// does not know its container, so its networks come from its task.
+func TestSwarmProxyAsTaskOnAnotherNode(t *testing.T) {
+	const own = "00000000000000000000000000000000000000000000000000000000000000aa"
+	f := newFakeClient().withSwarm()
+	f.editSwarm(func(s *fakeSwarm) {
+		s.nodes["n1"] = fakeNode("n1", "node-1")
+		s.nodes["n2"] = fakeNode("n2", "node-2")
+		s.services["slb"] = fakeService("slb", "edge_tierlb", nil, nil)
+		lb := fakeTask{id: "tlb", service: "slb", node: "n2", slot: 1, nets: map[string]string{"front": "10.9.0.100"}}.task()
+		lb.Status.ContainerStatus.ContainerID = own
+		s.tasks["tlb"] = lb
+		s.services["sweb"] = fakeService("sweb", "shop_web", map[string]string{"tierlb.service": "web", "tierlb.port": "8080"}, nil)
+		s.tasks["t1"] = fakeTask{id: "t1", service: "sweb", node: "n1", slot: 1, nets: map[string]string{"front": "10.9.0.1"}}.task()
+	})
+	sink := newFakeSink()
+	p, err := New(Config{SwarmPoll: time.Hour}, []ServiceSelector{{Name: "web"}}, sink, Options{Client: f, Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.getenv = func(string) string { return "" }
+	p.readFile = func(string) ([]byte, error) {
+		return []byte("1 2 0:3 /var/lib/docker/containers/" + own + "/hostname /etc/hostname rw - ext4 /dev/vda rw\n"), nil
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.Run(t.Context()) }()
+	t.Cleanup(func() { <-done })
+	waitFor(t, 2*time.Second, "web's task on the proxy task's overlay", func() bool {
+		return swarmSummary(sink, "web") == "shop_web.1.t1@node-1=10.9.0.1:8080"
+	})
+}

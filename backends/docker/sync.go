@@ -86,6 +86,9 @@ func (p *Provider) refreshSelf(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if me.ID == "" && p.me != nil && p.me.Task != "" && p.sw.foreignID != "" {
+		return nil // still the Swarm task found on another node; relistSwarm rereads it
+	}
 	if p.me == nil || p.me.String() != me.String() {
 		p.log.Info("docker discovery runs " + me.String())
 	}

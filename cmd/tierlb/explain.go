@@ -47,7 +47,22 @@ func (c *adminCLI) printExplain(list []admin.Explanation) {
 		return
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "CONTAINER\tID\tSERVICE\t%s\tNETWORK\tADDRESS\tREASON\n", c.paint("", "ROUTED"))
+	// Swarm tasks add a NODE column; without them the table is unchanged.
+	swarmTasks := false
+	for _, e := range list {
+		swarmTasks = swarmTasks || e.Node != ""
+	}
+	node := func(e admin.Explanation) string {
+		if !swarmTasks {
+			return ""
+		}
+		return dash(e.Node) + "\t"
+	}
+	nodeHeader := ""
+	if swarmTasks {
+		nodeHeader = "NODE\t"
+	}
+	fmt.Fprintf(tw, "CONTAINER\tID\t%sSERVICE\t%s\tNETWORK\tADDRESS\tREASON\n", nodeHeader, c.paint("", "ROUTED"))
 	routed := 0
 	for _, e := range list {
 		yes := "no"
@@ -63,8 +78,8 @@ func (c *adminCLI) printExplain(list []admin.Explanation) {
 		if len(e.Warnings) > 0 {
 			reason = strings.TrimPrefix(reason+"; warnings: "+strings.Join(e.Warnings, "; "), "; ")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			dash(e.Name), dash(id), dash(e.Service), c.paint(yes, yes), dash(e.Network), dash(e.Address), dash(reason))
+		fmt.Fprintf(tw, "%s\t%s\t%s%s\t%s\t%s\t%s\t%s\n",
+			dash(e.Name), dash(id), node(e), dash(e.Service), c.paint(yes, yes), dash(e.Network), dash(e.Address), dash(reason))
 	}
 	tw.Flush()
 	fmt.Fprintf(c.stdout, "\n%d of %d containers routed\n", routed, len(list))

@@ -94,8 +94,25 @@ func (c *adminCLI) printStatus(services []admin.ServiceStatus) {
 		fmt.Fprintln(c.stdout, "no backends")
 		return
 	}
-	fmt.Fprintf(tw, "SERVICE\tBACKEND\tADDRESS\t%s\tWEIGHT\tPRIO\tACTIVE\tTOTAL\tTO BACKEND\tTO CLIENT\tERRORS\tLAST CHECK\tREASON\n",
-		c.paint("", "STATE"))
+	// Swarm tasks add a NODE column; without them the table is unchanged.
+	swarmTasks := false
+	for _, s := range services {
+		for _, b := range s.Backends {
+			swarmTasks = swarmTasks || b.Node != ""
+		}
+	}
+	node := func(b admin.BackendStatus) string {
+		if !swarmTasks {
+			return ""
+		}
+		return dash(b.Node) + "\t"
+	}
+	nodeHeader := ""
+	if swarmTasks {
+		nodeHeader = "NODE\t"
+	}
+	fmt.Fprintf(tw, "SERVICE\tBACKEND\t%sADDRESS\t%s\tWEIGHT\tPRIO\tACTIVE\tTOTAL\tTO BACKEND\tTO CLIENT\tERRORS\tLAST CHECK\tREASON\n",
+		nodeHeader, c.paint("", "STATE"))
 	for _, s := range services {
 		for _, b := range s.Backends {
 			var errs uint64
@@ -106,8 +123,8 @@ func (c *adminCLI) printStatus(services []admin.ServiceStatus) {
 			if lc := b.LastCheck; lc != nil {
 				check = lc.Result + " " + admin.FormatAge(c.now().Sub(lc.At))
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%d\t%s\t%s\n",
-				s.Name, b.ID, dash(b.Address), c.paint(b.State, b.State), b.Weight, b.Priority,
+			fmt.Fprintf(tw, "%s\t%s\t%s%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%d\t%s\t%s\n",
+				s.Name, b.ID, node(b), dash(b.Address), c.paint(b.State, b.State), b.Weight, b.Priority,
 				b.ActiveConnections, b.TotalConnections, admin.FormatBytes(b.BytesToBackend), admin.FormatBytes(b.BytesToClient),
 				errs, check, b.Reason)
 		}

@@ -109,13 +109,13 @@ func (p *Provider) session(ctx context.Context) (synced bool, err error) {
 				return true, fmt.Errorf("relist after reload: %w", err)
 			}
 		case <-poll:
-			if err := p.pollTasks(ctx, slices.Collect(maps.Keys(p.sw.services))); err != nil {
+			if err := p.pollTasks(ctx, slices.Collect(maps.Keys(p.sw.services)), true); err != nil {
 				return true, fmt.Errorf("swarm task poll: %w", err)
 			}
 			p.publish()
 		case now := <-hot:
 			if ids := p.hotServices(now); len(ids) > 0 {
-				if err := p.pollTasks(ctx, ids); err != nil {
+				if err := p.pollTasks(ctx, ids, false); err != nil {
 					return true, fmt.Errorf("swarm task poll: %w", err)
 				}
 				p.publish()

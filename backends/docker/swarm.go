@@ -110,7 +110,7 @@ func (p *Provider) relistSwarm(ctx context.Context) error {
 	if err := p.listNodes(ctx); err != nil {
 		return err
 	}
-	return p.pollTasks(ctx, slices.Collect(maps.Keys(p.sw.services)))
+	return p.pollTasks(ctx, slices.Collect(maps.Keys(p.sw.services)), true)
 }
 
 // listServices finds the services whose labels (or task containers'
@@ -157,8 +157,12 @@ func (p *Provider) listNodes(ctx context.Context) error {
 // pollTasks relists the tasks of the given services that Swarm wants
 // running: one filtered list, however many services. A task known before
 // that is no longer in it has had its desired state changed: it is read
-// once more on its own, and stays (draining) until it has stopped.
-func (p *Provider) pollTasks(ctx context.Context, serviceIDs []string) error {
+// once more on its own, and stays (draining) until it has stopped. Only
+// the regular polls (all true) read again a task already known to be
+// leaving: a draining task's end is no hurry, and during a rolling update
+// the hot polls would otherwise read every stopping task ten times a
+// second.
+func (p *Provider) pollTasks(ctx context.Context, serviceIDs []string, all bool) error {
 	if len(serviceIDs) == 0 {
 		return nil
 	}
@@ -183,6 +187,10 @@ func (p *Provider) pollTasks(ctx context.Context, serviceIDs []string) error {
 	for _, id := range slices.Sorted(maps.Keys(p.sw.tasks)) {
 		old := p.sw.tasks[id]
 		if !polled[old.Task.ServiceID] || fresh[id] != nil {
+			continue
+		}
+		if old.Task.Leaving && !all {
+			fresh[id] = old
 			continue
 		}
 		ictx, cancel := context.WithTimeout(ctx, apiTimeout)
@@ -306,7 +314,7 @@ func (p *Provider) applySwarm(ctx context.Context, ch *swarmChange) error {
 		if err := p.listNodes(ctx); err != nil {
 			return err
 		}
-		return p.pollTasks(ctx, slices.Collect(maps.Keys(p.sw.services)))
+		return p.pollTasks(ctx, slices.Collect(maps.Keys(p.sw.services)), true)
 	}
 	var ids []string
 	for id := range ch.tasks {
@@ -314,7 +322,7 @@ func (p *Provider) applySwarm(ctx context.Context, ch *swarmChange) error {
 			ids = append(ids, id)
 		}
 	}
-	return p.pollTasks(ctx, ids)
+	return p.pollTasks(ctx, ids, false)
 }
 
 // hotServices returns the services to relist on this hotPoll tick and

@@ -24,6 +24,9 @@ type taskInfo struct {
 	// Drain, when set, says why the task must take no new connections:
 	// its desired state left running, or its node is down or drained.
 	Drain string
+	// Leaving is set once the desired state has left running: Swarm never
+	// sets it back, so only the task's end remains to be seen.
+	Leaving bool
 }
 
 // serviceLabels are the labels tierlb reads for a service's tasks: the
@@ -124,6 +127,7 @@ func fromTask(t swarm.Task, svc swarm.Service, labels map[string]string, nodes m
 	}
 	if t.DesiredState != swarm.TaskStateRunning {
 		ti.Drain = fmt.Sprintf("task desired state is %s", t.DesiredState)
+		ti.Leaving = true
 	}
 	if t.Status.State != swarm.TaskStateRunning {
 		ti.Wait = fmt.Sprintf("task state is %s, not running", t.Status.State)

@@ -127,6 +127,18 @@ up() {
 		i=$((i + 1))
 	done
 
+	# Every node Ready before anything is scheduled, so that tasks spread.
+	n=0
+	until [ "$(docker -H "$(nodesock 1)" node ls --format '{{.Status}}' | grep -c '^Ready$')" -eq "$nodes" ]; do
+		n=$((n + 1))
+		if [ $n -gt 300 ]; then
+			echo "$0: not every node is Ready within 60s:" >&2
+			docker -H "$(nodesock 1)" node ls >&2
+			exit 1
+		fi
+		sleep 0.2
+	done
+
 	if [ $# -gt 0 ]; then
 		i=1
 		while [ $i -le "$nodes" ]; do

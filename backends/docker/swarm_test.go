@@ -385,3 +385,20 @@ func TestSwarmProxyAsTaskOnAnotherNode(t *testing.T) {
 		return swarmSummary(sink, "web") == "shop_web.1.t1@node-1=10.9.0.1:8080"
 	})
 }
+
+// During a rolling update the hot polls see a leaving task drop out of the
+// list each time; it is inspected once, not on every hot poll.
+func TestSwarmLeavingTaskInspectedOnce(t *testing.T) {
+	f, sink, _ := swarmSetup(t, Config{SwarmPoll: time.Hour})
+	f.send(t, events.Message{Type: events.ServiceEventType, Action: "update",
+		Actor: events.Actor{ID: "sweb", Attributes: map[string]string{"name": "shop_web", "updatestate.new": "updating"}}})
+	f.editSwarm(func(s *fakeSwarm) { tk := s.tasks["t2"]; tk.DesiredState = swarm.TaskStateShutdown; s.tasks["t2"] = tk })
+	waitFor(t, 2*time.Second, "t2 to drain", func() bool {
+		return strings.Contains(swarmSummary(sink, "web"), "(task desired state is shutdown)")
+	})
+	lists := f.swarmCalls()["tasks"]
+	waitFor(t, 5*time.Second, "five more hot polls", func() bool { return f.swarmCalls()["tasks"] >= lists+5 })
+	if n := f.swarmCalls()["task"]; n != 1 {
+		t.Errorf("the leaving task was inspected %d times during hot polls, want once", n)
+	}
+}

@@ -238,7 +238,9 @@ func buildImage(t *testing.T, cli *client.Client, bin, name, dockerfile string) 
 
 // ask opens a new connection through tierlb and returns the replica's name.
 func ask(front string) (string, error) {
-	c, err := net.DialTimeout("tcp", front, time.Second)
+	// A client's kernel resends a lost SYN after 1 s: a dial bound that
+	// short counts one dropped packet on a loaded machine as a failure.
+	c, err := net.DialTimeout("tcp", front, 5*time.Second)
 	if err != nil {
 		return "", err
 	}
@@ -248,7 +250,7 @@ func ask(front string) (string, error) {
 
 // askOn sends GET /name on an open connection.
 func askOn(c net.Conn) (string, error) {
-	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 	if _, err := io.WriteString(c, "GET /name HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
 		return "", err
 	}

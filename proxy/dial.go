@@ -239,7 +239,7 @@ func (l *loop) sendProxyHeader(c *conn, version byte) error {
 		return err
 	}
 	for {
-		n, err := sysSend(int(c.bfd), hdr)
+		n, err := sysSend(int(c.bfd), hdr, 0)
 		switch {
 		case err == unix.EINTR:
 			continue

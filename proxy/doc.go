@@ -41,8 +41,9 @@
 // scheduler sees a thread in a system call: unless a P is idle, its
 // monitor takes the P away after 20µs and the next wakeup must find one
 // again. So the caller (cmd/tierlb) runs GOMAXPROCS one above the loop
-// count. Parking the loops in Go's netpoller instead measured the same CPU
-// per request and per connection, with a longer wait for a P on wakeup.
+// count. Parking the loops in Go's netpoller instead costs the same CPU
+// per request and per new connection (0.99x both, measured), and a woken
+// loop then waits for a P in Go's run queue.
 //
 // Sockets are accepted, connected, read, written and spliced with raw
 // non-blocking syscalls and registered once, edge-triggered with

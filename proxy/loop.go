@@ -4,6 +4,7 @@ package proxy
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +17,13 @@ const (
 	// genReserved tags the epoll registrations of the listener and the
 	// eventfd; connection generations skip it.
 	genReserved = ^uint32(0)
+	// yieldEvery is how often a busy loop yields to Go's scheduler. A
+	// goroutine that has not been through the scheduler for 10 ms is
+	// preempted by the runtime's monitor (sysmon) with a signal, and if
+	// it sleeps in epoll_wait then, its P is taken away and the monitor
+	// goes back to polling every 20µs. A loop that yields first is left
+	// alone, and the monitor sleeps.
+	yieldEvery = 8 * time.Millisecond
 	// connEvents: edge-triggered, so a registration is made once per
 	// socket and never modified; EPOLLRDHUP so a FIN behind data is seen
 	// without a read that returns 0.
@@ -32,8 +40,9 @@ type loop struct {
 	evfd int // wakes the loop for its request queue
 	lfd  int // the listening socket while registered here; -1 after
 
-	base time.Time
-	now  int64 // ns since base, read once per wakeup
+	base    time.Time
+	now     int64 // ns since base, read once per wakeup
+	yieldAt int64 // when the loop next yields to the scheduler
 
 	events [maxEvents]unix.EpollEvent
 	ev     unix.EpollEvent // epoll_ctl's argument
@@ -124,6 +133,10 @@ func (l *loop) run() {
 		}
 		l.runAgain()
 		l.expire()
+		if l.now >= l.yieldAt {
+			l.yieldAt = l.now + int64(yieldEvery)
+			runtime.Gosched()
+		}
 	}
 }
 

@@ -149,18 +149,24 @@ func (l *loop) recvIn(c *conn, d *direction, src, dst int, up bool) (int, bool) 
 		return 0, true
 	}
 	c.last = l.now
+	more := 0
 	if n < len(l.buf) && !d.errSeen {
 		// Drained. A FIN seen before this read is all that is left.
 		d.readable, d.noPipe = false, false
 		if d.rdhup {
 			d.eof = true
+			// The FIN is passed on right after these bytes: MSG_MORE
+			// holds them back for it, so that both leave in one
+			// segment instead of two (a request/response connection
+			// ending with the answer is one packet shorter).
+			more = unix.MSG_MORE
 		}
 	} else if c.cfg.ZeroCopy && !d.noPipe {
 		d.bulk = true
 	}
 	off := 0
 	for off < n {
-		w, err := sysSend(dst, l.buf[off:n])
+		w, err := sysSend(dst, l.buf[off:n], more)
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -246,7 +252,7 @@ func (l *loop) writePending(c *conn, d *direction, dst int, up bool) bool {
 		l.count(c, d, n, up)
 	}
 	for d.off < d.end {
-		n, err := sysSend(dst, d.pend[d.off:d.end])
+		n, err := sysSend(dst, d.pend[d.off:d.end], 0)
 		switch {
 		case err == unix.EINTR:
 			continue

@@ -246,3 +246,42 @@ func TestSocketOptions(t *testing.T) {
 		t.Error("keepalive does not detect a dead peer well under 900s")
 	}
 }
+
+// TestLastBytesCarryTheFIN: an answer that ends with the backend's FIN
+// reaches the client as one segment, data and FIN together, not as data
+// and then a bare FIN: the client sees the SYN-ACK and that one segment.
+func TestLastBytesCarryTheFIN(t *testing.T) {
+	be := startBackend(t, func(c net.Conn) {
+		// Data and FIN leave the backend in one segment too, so that the
+		// proxy learns both in one wakeup.
+		rc, err := c.(*net.TCPConn).SyscallConn()
+		if err != nil {
+			return
+		}
+		rc.Write(func(fd uintptr) bool {
+			unix.Send(int(fd), []byte("bye"), unix.MSG_MORE)
+			return true
+		})
+		c.(*net.TCPConn).CloseWrite()
+		io.Copy(io.Discard, c)
+	})
+	s := startService(t, Config{ZeroCopy: true}, staticSet(t, be.addr()))
+	c := dial(t, s)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != "bye" {
+		t.Fatalf("read %q, %v; want \"bye\" and EOF", got, err)
+	}
+	rc, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info *unix.TCPInfo
+	rc.Control(func(fd uintptr) { info, err = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Segs_in != 2 {
+		t.Errorf("client received %d segments, want 2 (SYN-ACK, then data with FIN)", info.Segs_in)
+	}
+}

@@ -69,11 +69,11 @@ func sysRead(fd int, b []byte) (int, error) {
 	return int(r), nil
 }
 
-// sysSend writes b with MSG_NOSIGNAL: a reset peer yields EPIPE, not a
-// SIGPIPE for the runtime to swallow.
-func sysSend(fd int, b []byte) (int, error) {
+// sysSend writes b with MSG_NOSIGNAL (a reset peer yields EPIPE, not a
+// SIGPIPE for the runtime to swallow) and the extra flags given.
+func sysSend(fd int, b []byte, flags int) (int, error) {
 	r, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))),
-		uintptr(len(b)), unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT, 0, 0)
+		uintptr(len(b)), uintptr(unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT|flags), 0, 0)
 	if e != 0 {
 		return 0, errnoErr(e)
 	}

@@ -8,6 +8,9 @@ type ServiceInfo struct {
 	Name string
 	// Listen is the address the service accepts on, as configured.
 	Listen string
+	// SNI lists the TLS server names routed to the service on a listen
+	// address it shares with other services; empty otherwise.
+	SNI []string
 	// Set owns the service's backends; nil is treated as no backends.
 	Set *backends.Set
 }

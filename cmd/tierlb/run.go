@@ -83,7 +83,7 @@ func serve(ctx context.Context, src config.Source, cfg *config.Config, log *slog
 	if disc != nil {
 		sup.deps.Docker = containerHealth{disc}
 		ready.addCheck(disc.Ready)
-		explain = explainFunc(disc)
+		explain = explainFunc(disc, sup)
 	}
 	// Per-backend series are read from the backends' atomics at scrape time.
 	if err := reg.Register(admin.NewCollector(sup)); err != nil {

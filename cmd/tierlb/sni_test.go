@@ -220,6 +220,15 @@ func TestLabelDeclaredSNIServices(t *testing.T) {
 		t.Errorf("v2.api.example.com reached %s", got)
 	}
 
+	// explain names each container's service with its server names.
+	testkit.Eventually(t, 10*time.Second, "explain shows the names", func() bool {
+		_, body := httpGet(t, "http://"+admin+"/api/v1/explain")
+		return strings.Contains(body, `"sni": [`) && strings.Contains(body, `"*.api.example.com"`)
+	})
+	if code, out, _ := runInProcess(t, "explain", "--admin", "http://"+admin); code != 0 || !strings.Contains(out, "api (sni api.example.com,*.api.example.com)") {
+		t.Errorf("explain (exit %d) does not show api's names:\n%s", code, out)
+	}
+
 	// A declaration claiming a name already routed is left out, loudly.
 	declare("c", "dup-1", "dup", appPort, "APP.example.com")
 	p.waitLog(t, `label-declared service not started: its listen address is taken" service=dup .*"APP.example.com\\" is also routed to service app`)

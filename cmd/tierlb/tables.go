@@ -129,8 +129,16 @@ func (c *adminCLI) printExplain(list []admin.Explanation) {
 			reason = strings.TrimPrefix(reason+"; warnings: "+strings.Join(e.Warnings, "; "), "; ")
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			dash(e.Name), dash(id), dash(e.Service), c.paint(yes, yes), dash(e.Network), dash(e.Address), dash(reason))
+			dash(e.Name), dash(id), dash(withSNI(e.Service, e.SNI)), c.paint(yes, yes), dash(e.Network), dash(e.Address), dash(reason))
 	}
 	tw.Flush()
 	fmt.Fprintf(c.stdout, "\n%d of %d containers routed\n", routed, len(list))
+}
+
+// withSNI names a service with its server names, if it routes by any.
+func withSNI(service string, names []string) string {
+	if len(names) == 0 {
+		return service
+	}
+	return service + " (sni " + strings.Join(names, ",") + ")"
 }

@@ -22,6 +22,9 @@
 //   - accept.go: accepting with backoff, placing a connection on the
 //     least loaded loop; admit.go: max_conns and allow, before any byte.
 //   - header.go: a trusted client's PROXY header (accept_proxy_protocol).
+//   - front.go, hello.go: a listen address shared by services with SNI
+//     names: the ClientHello read in the loop, the hand-over to the
+//     service its server name routes to (package sni parses and matches).
 //   - dial.go: the failover order, non-blocking connects, name lookups,
 //     the PROXY header sent to the backend.
 //   - conn.go: the connection and its two directions; pump.go: moving

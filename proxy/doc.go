@@ -66,4 +66,13 @@
 // when it comes due. Connections are cut from outside (drain,
 // on_backend_down: close) through the loop's request queue, woken by an
 // eventfd.
+//
+// # Shared TLS ports
+//
+// A Front owns the listener of an address that services with SNI names
+// share, and runs the loops; those services have no listener or loops of
+// their own. A connection is the Front's until its ClientHello names a
+// service, then that service's (settings, pool, metrics, drain) in the
+// same loop. The loops stop when the Front and every service that got a
+// connection from it have shut down.
 package proxy

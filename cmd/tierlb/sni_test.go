@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tierlb/tierlb/config"
 	"github.com/tierlb/tierlb/internal/testkit"
 )
 
@@ -243,5 +245,76 @@ func TestLabelDeclaredSNIServices(t *testing.T) {
 	}
 	if got := tlsGreeting(t, shared, "api.example.com", api); got != "api" {
 		t.Errorf("api.example.com reached %s after app left", got)
+	}
+}
+
+// TestApplySharedAddress reloads a shared TLS port through its changes:
+// a second sni service joins, then a plain service takes the address
+// over (the front must let go first), then sni services come back.
+func TestApplySharedAddress(t *testing.T) {
+	app := startTLSServer(t, "app", "app.example.com")
+	api := startTLSServer(t, "api", "api.example.com")
+	plain := startBackend(t, "plain")
+	shared := testkit.ClosedPort(t)
+	conf := func(services ...string) *config.Config {
+		t.Helper()
+		yaml := "services:\n"
+		for _, s := range services {
+			switch s {
+			case "app":
+				yaml += fmt.Sprintf("  - {name: app, listen: %q, sni: [app.example.com], backends: {static: [%q]}, health: {type: none}}\n", shared, app.addr())
+			case "api":
+				yaml += fmt.Sprintf("  - {name: api, listen: %q, sni: [api.example.com], backends: {static: [%q]}, health: {type: none}}\n", shared, api.addr())
+			case "plain":
+				yaml += fmt.Sprintf("  - {name: plain, listen: %q, backends: {static: [%q]}, health: {type: none}}\n", shared, plain.addr())
+			}
+		}
+		cfg, err := config.Load(config.Source{File: writeFile(t, "c.yaml", yaml)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Shutdown.DrainTimeout = 2 * time.Second
+		return cfg
+	}
+	sup := newSupervisor(deps{Log: slog.New(slog.DiscardHandler)}, &readiness{})
+	if err := sup.Start(conf("app")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sup.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	if got := tlsGreeting(t, shared, "app.example.com", app); got != "app" {
+		t.Fatalf("app.example.com reached %s", got)
+	}
+	if got := sup.addr("app"); got != shared {
+		t.Errorf("addr(app) = %q, want the front's %s", got, shared)
+	}
+
+	if err := sup.Apply(conf("app", "api")); err != nil {
+		t.Fatalf("apply app+api: %v", err)
+	}
+	if got := tlsGreeting(t, shared, "api.example.com", api); got != "api" {
+		t.Errorf("api.example.com reached %s", got)
+	}
+	if got := tlsGreeting(t, shared, "app.example.com", app); got != "app" {
+		t.Errorf("app.example.com reached %s after api joined", got)
+	}
+
+	if err := sup.Apply(conf("plain")); err != nil {
+		t.Fatalf("apply plain: %v", err)
+	}
+	if got := waitGreetingFrom(t, shared, "plain"); got != "plain" {
+		t.Errorf("the plain service answered %q on the former TLS port", got)
+	}
+
+	if err := sup.Apply(conf("api", "app")); err != nil {
+		t.Fatalf("apply back to sni: %v", err)
+	}
+	if got := tlsGreeting(t, shared, "api.example.com", api); got != "api" {
+		t.Errorf("api.example.com reached %s after the port came back", got)
 	}
 }

@@ -98,6 +98,7 @@ func (s *supervisor) Start(cfg *config.Config) error {
 		fr.start(s.failed)
 	}
 	s.cfg = cfg
+	s.ready.setConfig(cfg)
 	s.ready.setBound()
 	return nil
 }
@@ -299,6 +300,7 @@ func (s *supervisor) applyLocked(cfg *config.Config) error {
 		errs = append(errs, err)
 	}
 	s.cfg = cfg
+	s.ready.setConfig(cfg)
 	return errors.Join(errs...)
 }
 

@@ -113,9 +113,17 @@ func tlsGreeting(t *testing.T, addr, sni string, want *tlsServer) string {
 }
 
 // opensslSubject connects with openssl s_client -servername and returns
-// the subject of the certificate it was shown.
+// the subject of the certificate it was shown; "" without openssl, which
+// CI installs (.ci/run), so there its absence fails.
 func opensslSubject(t *testing.T, addr, sni, caFile string) string {
 	t.Helper()
+	if _, err := exec.LookPath("openssl"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("openssl s_client is needed: %v", err)
+		}
+		t.Logf("no openssl (apt-get install openssl): s_client not tried")
+		return ""
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "openssl", "s_client", "-connect", addr, "-servername", sni,
@@ -164,7 +172,7 @@ services:
 		if got := tlsGreeting(t, shared, tt.sni, tt.want); got != tt.want.name {
 			t.Errorf("crypto/tls %q reached %s, want %s", tt.sni, got, tt.want.name)
 		}
-		if got := opensslSubject(t, shared, tt.sni, tt.want.certFile); got != "CN = "+tt.want.name {
+		if got := opensslSubject(t, shared, tt.sni, tt.want.certFile); got != "" && got != "CN = "+tt.want.name {
 			t.Errorf("openssl %q was shown %q, want CN = %s", tt.sni, got, tt.want.name)
 		}
 	}

@@ -114,11 +114,17 @@ func explainFunc(p *docker.Provider, sup *supervisor) func() []admin.Explanation
 		}
 		out := make([]admin.Explanation, len(in))
 		for i, e := range in {
-			out[i] = admin.Explanation{
-				Container: e.Container, Name: e.Name, Service: e.Service, Network: e.Network, Address: e.Address,
-				Routed: e.Routed, Reason: e.Reason, Warnings: e.Warnings, SNI: names[e.Service],
-			}
+			out[i] = explanation(e, names[e.Service])
 		}
 		return out
+	}
+}
+
+// explanation is e for the admin API, with its service's server names.
+// A test holds it to copying every field.
+func explanation(e docker.Explanation, sni []string) admin.Explanation {
+	return admin.Explanation{
+		Container: e.Container, Name: e.Name, Service: e.Service, Task: e.Task, Node: e.Node, Slot: e.Slot,
+		Network: e.Network, Address: e.Address, Routed: e.Routed, Reason: e.Reason, Warnings: e.Warnings, SNI: sni,
 	}
 }

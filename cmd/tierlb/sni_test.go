@@ -18,10 +18,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tierlb/tierlb/backends/docker"
 	"github.com/tierlb/tierlb/config"
 	"github.com/tierlb/tierlb/internal/testkit"
 )
@@ -324,5 +326,39 @@ func TestApplySharedAddress(t *testing.T) {
 	}
 	if got := tlsGreeting(t, shared, "api.example.com", api); got != "api" {
 		t.Errorf("api.example.com reached %s after the port came back", got)
+	}
+}
+
+// TestExplanationCopiesEveryField sets every field of the provider's
+// explanation and finds each in the admin API's, so a field added there
+// is not dropped here unseen.
+func TestExplanationCopiesEveryField(t *testing.T) {
+	var d docker.Explanation
+	dv := reflect.ValueOf(&d).Elem()
+	for i := range dv.NumField() {
+		f := dv.Field(i)
+		switch f.Kind() {
+		case reflect.String:
+			f.SetString(dv.Type().Field(i).Name)
+		case reflect.Int:
+			f.SetInt(int64(i + 1))
+		case reflect.Bool:
+			f.SetBool(true)
+		case reflect.Slice:
+			f.Set(reflect.ValueOf([]string{dv.Type().Field(i).Name}))
+		default:
+			t.Fatalf("field %s of kind %s: teach this test to set it", dv.Type().Field(i).Name, f.Kind())
+		}
+	}
+	a := explanation(d, []string{"x.example.com"})
+	av := reflect.ValueOf(a)
+	for i := range dv.NumField() {
+		name := dv.Type().Field(i).Name
+		if got := av.FieldByName(name); !got.IsValid() || !reflect.DeepEqual(got.Interface(), dv.Field(i).Interface()) {
+			t.Errorf("%s not copied: %v", name, got)
+		}
+	}
+	if len(a.SNI) != 1 {
+		t.Errorf("SNI = %q", a.SNI)
 	}
 }

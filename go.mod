@@ -14,6 +14,7 @@ require (
 	github.com/spf13/pflag v1.0.10
 	github.com/spf13/viper v1.21.0
 	go.yaml.in/yaml/v3 v3.0.5
+	golang.org/x/crypto v0.52.0
 	golang.org/x/sync v0.25.0
 	golang.org/x/sys v0.50.0
 )

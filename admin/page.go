@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -16,6 +17,7 @@ var pageSource string
 // tests catch, so New never fails at run time.
 var pageTemplate = template.Must(template.New("page").Funcs(template.FuncMap{
 	"bytes": FormatBytes,
+	"join":  strings.Join,
 }).Parse(pageSource))
 
 // pageData is what the status page renders.

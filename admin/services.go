@@ -8,6 +8,9 @@ type ServiceInfo struct {
 	Name string
 	// Listen is the address the service accepts on, as configured.
 	Listen string
+	// SNI lists the TLS server names routed to the service on a listen
+	// address it shares with other services; empty otherwise.
+	SNI []string
 	// Set owns the service's backends; nil is treated as no backends.
 	Set *backends.Set
 }
@@ -31,9 +34,8 @@ type ServiceList []ServiceInfo
 // Services returns the list.
 func (l ServiceList) Services() []ServiceInfo { return l }
 
-// Explanation is one container seen by discovery, routed or not. Its fields
-// match backends/docker.Explanation one for one, so cmd/ converts with
-// admin.Explanation(e).
+// Explanation is one container seen by discovery, routed or not: what
+// backends/docker.Explanation says, and the server names of its service.
 type Explanation struct {
 	// Container is the full container ID.
 	Container string `json:"container"`
@@ -57,6 +59,9 @@ type Explanation struct {
 	// Warnings are problems that do not stop routing, such as unknown
 	// labels or label settings overruled by an older replica.
 	Warnings []string `json:"warnings,omitempty"`
+	// SNI lists the TLS server names routed to Service on a listen
+	// address it shares with other services.
+	SNI []string `json:"sni,omitempty"`
 }
 
 // list returns the services of s; a nil s has none.

@@ -10,6 +10,7 @@ import (
 type ServiceStatus struct {
 	Name     string          `json:"name"`
 	Listen   string          `json:"listen"`
+	SNI      []string        `json:"sni,omitempty"`
 	Balance  string          `json:"balance"`
 	Backends []BackendStatus `json:"backends"`
 }
@@ -60,7 +61,7 @@ func snapshot(s Services) []ServiceStatus {
 	infos := list(s)
 	out := make([]ServiceStatus, 0, len(infos))
 	for _, info := range infos {
-		svc := ServiceStatus{Name: info.Name, Listen: info.Listen, Backends: []BackendStatus{}}
+		svc := ServiceStatus{Name: info.Name, Listen: info.Listen, SNI: info.SNI, Backends: []BackendStatus{}}
 		if info.Set != nil {
 			svc.Balance = string(info.Set.Policy())
 			for _, b := range info.Set.Backends() {

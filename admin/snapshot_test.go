@@ -3,6 +3,7 @@ package admin
 import (
 	"encoding/json"
 	"maps"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -92,13 +93,19 @@ func equalJSON(t *testing.T, a, b any) bool {
 	return string(ja) == string(jb)
 }
 
-// TestExplanationConvertsFromDocker keeps Explanation field-for-field equal
-// to the Docker provider's, so cmd/ converts with admin.Explanation(e).
-func TestExplanationConvertsFromDocker(t *testing.T) {
-	d := docker.Explanation{Container: "c", Name: "n", Service: "s", Network: "net", Address: "a:1", Routed: true,
-		Reason: "r", Warnings: []string{"w"}}
-	e := Explanation(d)
-	if e.Name != "n" || e.Address != "a:1" || !e.Routed || len(e.Warnings) != 1 {
-		t.Fatalf("converted %+v from %+v", e, d)
+// TestExplanationCoversDocker keeps every field of the Docker provider's
+// explanation in Explanation, with the same type, so cmd/ copies all of
+// them; Explanation adds the service's server names.
+func TestExplanationCoversDocker(t *testing.T) {
+	d, a := reflect.TypeFor[docker.Explanation](), reflect.TypeFor[Explanation]()
+	for i := range d.NumField() {
+		df := d.Field(i)
+		af, ok := a.FieldByName(df.Name)
+		if !ok || af.Type != df.Type {
+			t.Errorf("docker.Explanation.%s (%s) has no twin in Explanation", df.Name, df.Type)
+		}
+	}
+	if a.NumField() != d.NumField()+1 {
+		t.Errorf("Explanation has %d fields, want docker.Explanation's %d and SNI", a.NumField(), d.NumField())
 	}
 }

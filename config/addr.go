@@ -90,3 +90,11 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	ip = ip.Unmap().WithZone("")
 	return netip.PrefixFrom(ip, ip.BitLen()), nil
 }
+
+// String is the address in host:port form, ":port" for the wildcard.
+func (a ListenAddr) String() string {
+	if !a.IP.IsValid() {
+		return ":" + strconv.Itoa(a.Port)
+	}
+	return netip.AddrPortFrom(a.IP, uint16(a.Port)).String()
+}

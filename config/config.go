@@ -74,6 +74,7 @@ type DockerConfig struct {
 type ServiceConfig struct {
 	Name               string         `mapstructure:"name" yaml:"name"`
 	Listen             string         `mapstructure:"listen" yaml:"listen"`
+	SNI                []string       `mapstructure:"sni" yaml:"sni"` // TLS server names, on a listen address services share
 	Balance            string         `mapstructure:"balance" yaml:"balance"`
 	Backends           BackendsConfig `mapstructure:"backends" yaml:"backends"`
 	Health             HealthConfig   `mapstructure:"health" yaml:"health"`
@@ -144,4 +145,7 @@ type TimeoutsConfig struct {
 	Connect   time.Duration `mapstructure:"connect" yaml:"connect"`
 	Idle      time.Duration `mapstructure:"idle" yaml:"idle"`
 	HalfClose time.Duration `mapstructure:"half_close" yaml:"half_close"`
+	// ClientHello bounds reading the TLS ClientHello on a listen address
+	// shared by sni services.
+	ClientHello time.Duration `mapstructure:"client_hello" yaml:"client_hello"`
 }

@@ -30,10 +30,12 @@ func (s *ServiceConfig) ProxyConfig(accessLog bool) (proxy.Config, error) {
 		Name:   s.Name,
 		Listen: s.Listen,
 		Timeouts: proxy.Timeouts{
-			Connect:   s.Timeouts.Connect,
-			Idle:      s.Timeouts.Idle,
-			HalfClose: s.Timeouts.HalfClose,
+			Connect:     s.Timeouts.Connect,
+			Idle:        s.Timeouts.Idle,
+			HalfClose:   s.Timeouts.HalfClose,
+			ClientHello: s.Timeouts.ClientHello,
 		},
+		SNI:                 s.SNI,
 		Retries:             s.Retries,
 		MaxConns:            s.MaxConns,
 		CloseOnBackendDown:  s.OnBackendDown == "close",
@@ -154,4 +156,31 @@ func (c *Config) DockerSelectors() []docker.ServiceSelector {
 		})
 	}
 	return out
+}
+
+// FrontConfig is the data-path settings of the listener that services
+// sharing a listen address (each with sni) share: what applies before a
+// connection is routed, which validation makes them agree on. Its name,
+// in logs and metrics, is the address.
+func FrontConfig(members []ServiceConfig, accessLog bool) (proxy.Config, error) {
+	if len(members) == 0 {
+		return proxy.Config{}, fmt.Errorf("a shared listen address without services")
+	}
+	s := &members[0]
+	la, err := ParseListenAddr(s.Listen)
+	if err != nil {
+		return proxy.Config{}, fmt.Errorf("service %s: listen: %w", s.Name, err)
+	}
+	accept, err := prefixes(s.AcceptProxyProto)
+	if err != nil {
+		return proxy.Config{}, fmt.Errorf("service %s: accept_proxy_protocol: %w", s.Name, err)
+	}
+	return proxy.Config{
+		Name:                la.String(),
+		Listen:              s.Listen,
+		Timeouts:            proxy.Timeouts{ClientHello: s.Timeouts.ClientHello},
+		AcceptProxyProtocol: accept,
+		ReusePort:           s.ReusePort,
+		AccessLog:           accessLog,
+	}, nil
 }

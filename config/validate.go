@@ -34,6 +34,7 @@ func validate(c *Config, p *problems) {
 
 	names := map[string]int{}
 	listens := make([]ListenAddr, len(c.Services))
+	parsed := make([]bool, len(c.Services))
 	for i := range c.Services {
 		s := &c.Services[i]
 		path := fmt.Sprintf("services[%d]", i)
@@ -50,13 +51,17 @@ func validate(c *Config, p *problems) {
 			continue // reported by validateService
 		}
 		listens[i] = la
+		parsed[i] = true
 		for j := range i {
+			if !parsed[j] {
+				continue
+			}
+			if listens[j] == la && len(s.SNI) > 0 && len(c.Services[j].SNI) > 0 {
+				validateShared(c, i, j, p)
+				continue
+			}
 			if listens[j].Conflicts(la) {
-				what := "duplicate listen address"
-				if c.Services[j].Listen != s.Listen {
-					what = "listen address overlaps"
-				}
-				p.add(path+".listen", "%s %s (also services[%d]: %s)", what, s.Listen, j, c.Services[j].Listen)
+				conflict(c, i, j, listens[j] == la, p)
 				break
 			}
 		}

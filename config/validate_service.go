@@ -1,12 +1,14 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
 
 	"github.com/tierlb/tierlb/backends"
 	"github.com/tierlb/tierlb/health"
+	"github.com/tierlb/tierlb/proxy/sni"
 )
 
 // serviceNameRE keeps names usable as metric label values and URL path
@@ -40,6 +42,12 @@ func validateService(s *ServiceConfig, path string, dockerOn bool, p *problems) 
 	positive(p, path+".timeouts.connect", s.Timeouts.Connect)
 	positive(p, path+".timeouts.idle", s.Timeouts.Idle)
 	positive(p, path+".timeouts.half_close", s.Timeouts.HalfClose)
+	positive(p, path+".timeouts.client_hello", s.Timeouts.ClientHello)
+	for i, name := range s.SNI {
+		if _, err := sni.Normalize(name); err != nil {
+			p.add(fmt.Sprintf("%s.sni[%d]", path, i), "%q: %v", name, errors.Unwrap(err))
+		}
+	}
 	nonNegative(p, path+".retries", s.Retries)
 	nonNegative(p, path+".max_conns", s.MaxConns)
 	nonNegative(p, path+".max_conns_per_backend", s.MaxConnsPerBackend)

@@ -31,7 +31,7 @@ func (l *loop) admit(fd int, peer netip.AddrPort) {
 	// TCP_NODELAY is not. Best effort, as Go's own accept does.
 	_ = sysSetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	c := l.newConn()
-	c.cfg, c.peer, c.cfd = cfg, peer, int32(fd)
+	c.svc, c.cfg, c.peer, c.cfd = s, cfg, peer, int32(fd)
 	c.start, c.last = l.now, l.now
 	c.state = stateResolving // until the dial starts
 	// No Add can race Shutdown's Wait: the listener leaves every loop
@@ -46,6 +46,18 @@ func (l *loop) admit(fd int, peer netip.AddrPort) {
 		l.startHeader(c)
 		return
 	}
+	l.proceed(c)
+}
+
+// proceed goes on with a connection that passed the accept checks and
+// sent its PROXY header, if one was due: a Front reads its ClientHello,
+// a service dials a backend.
+func (l *loop) proceed(c *conn) {
+	if c.svc.routes != nil {
+		l.startHello(c)
+		return
+	}
+	c.state = stateResolving
 	l.startDial(c)
 }
 

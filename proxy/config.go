@@ -38,6 +38,11 @@ type Config struct {
 	ZeroCopy bool
 	// AccessLog logs one line per finished connection.
 	AccessLog bool
+	// SNI lists the TLS server names routed to the service (exact,
+	// "*.suffix", or "*" for the default; see sni.Matcher). A service with
+	// names has no listener of its own: a Front on its Listen address
+	// reads each connection's ClientHello and hands it over.
+	SNI []string
 }
 
 // Timeouts of a service; zero means the default in parentheses.
@@ -47,6 +52,8 @@ type Timeouts struct {
 	HalfClose time.Duration // after one side's FIN, how long the other may go on (30s)
 	// ProxyHeader bounds reading an accepted PROXY header (5s).
 	ProxyHeader time.Duration
+	// ClientHello bounds reading the ClientHello on a Front (5s).
+	ClientHello time.Duration
 }
 
 // Pools gives the data path the current snapshot of a service's backends.
@@ -68,12 +75,14 @@ const (
 	defaultIdle        = time.Hour
 	defaultHalfClose   = 30 * time.Second
 	defaultProxyHeader = 5 * time.Second
+	defaultClientHello = 5 * time.Second
 )
 
 func (t Timeouts) connect() time.Duration     { return orDefault(t.Connect, defaultConnect) }
 func (t Timeouts) idle() time.Duration        { return orDefault(t.Idle, defaultIdle) }
 func (t Timeouts) halfClose() time.Duration   { return orDefault(t.HalfClose, defaultHalfClose) }
 func (t Timeouts) proxyHeader() time.Duration { return orDefault(t.ProxyHeader, defaultProxyHeader) }
+func (t Timeouts) clientHello() time.Duration { return orDefault(t.ClientHello, defaultClientHello) }
 
 func orDefault(d, def time.Duration) time.Duration {
 	if d <= 0 {

@@ -14,6 +14,7 @@ import (
 const (
 	stateClosed     uint8 = iota
 	stateHeader           // reading a trusted client's PROXY header
+	stateHello            // a Front reading the ClientHello
 	stateResolving        // choosing, resolving or between backends to dial
 	stateConnecting       // a connect to a backend is in progress
 	stateOpen             // proxying
@@ -23,6 +24,7 @@ const (
 // state, owned by one loop and touched only by it. Other goroutines reach
 // it through the loop's request queue.
 type conn struct {
+	svc      *Service  // whose connection it is: a Front's until routed
 	cfg      *settings // the service's settings when it was accepted
 	b        *backends.Backend
 	dial     *dialState  // while resolving or connecting

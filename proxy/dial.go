@@ -14,9 +14,11 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tierlb/tierlb/backends"
+	"github.com/tierlb/tierlb/proxy/sni"
 )
 
-// dialState is what a connection needs only until its backend answers.
+// dialState is what a connection needs only until its backend answers
+// (on a Front, until its ClientHello is read).
 type dialState struct {
 	order [maxTries]*backends.Backend // the failover order
 	n     int
@@ -25,6 +27,8 @@ type dialState struct {
 	addr  netip.AddrPort
 	t0    int64 // start of the current attempt
 	last  error // the latest failure, for the access log
+	// hello frames the ClientHello on a Front, before any dial.
+	hello sni.Reader
 }
 
 // startDial takes the failover order from the pool snapshot and dials the
@@ -32,7 +36,7 @@ type dialState struct {
 func (l *loop) startDial(c *conn) {
 	ds := l.getDial()
 	c.dial = ds
-	order := l.s.pools.Pool().Order(c.peer.Addr(), ds.order[:0:c.cfg.tries()])
+	order := c.svc.pools.Pool().Order(c.peer.Addr(), ds.order[:0:c.cfg.tries()])
 	ds.n = len(order)
 	if ds.n == 0 {
 		l.reject(c, RejectNoBackend, "error: no backend available")
@@ -173,7 +177,7 @@ func (l *loop) abandonAttempt(c *conn) {
 // observer. The error has the shape of Go's dialer's (a *net.OpError), so
 // that backends.ClassifyDialError and the access log read it as usual.
 func (l *loop) dialFailed(c *conn, err error) {
-	s, ds := l.s, c.dial
+	s, ds := c.svc, c.dial
 	b := ds.cur
 	var addr net.Addr
 	if ds.addr.IsValid() {
@@ -190,7 +194,7 @@ func (l *loop) dialFailed(c *conn, err error) {
 // connected starts proxying: counters, on_backend_down, the PROXY header,
 // the idle deadline, then whatever either side already sent.
 func (l *loop) connected(c *conn, ev uint32) {
-	s, ds := l.s, c.dial
+	s, ds := c.svc, c.dial
 	b := ds.cur
 	s.metrics.dialed(time.Duration(l.now - ds.t0).Seconds())
 	s.observer.DialSucceeded(b)
@@ -270,7 +274,7 @@ func (l *loop) resolve(c *conn, addr string) {
 		l.dialNext(c)
 		return
 	}
-	ctx, timeout, gen := l.s.dialCtx, c.cfg.Timeouts.connect(), c.gen
+	ctx, timeout, gen := c.svc.dialCtx, c.cfg.Timeouts.connect(), c.gen
 	go func() {
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()

@@ -22,6 +22,9 @@
 //   - accept.go: accepting with backoff, placing a connection on the
 //     least loaded loop; admit.go: max_conns and allow, before any byte.
 //   - header.go: a trusted client's PROXY header (accept_proxy_protocol).
+//   - front.go, hello.go: a listen address shared by services with SNI
+//     names: the ClientHello read in the loop, the hand-over to the
+//     service its server name routes to (package sni parses and matches).
 //   - dial.go: the failover order, non-blocking connects, name lookups,
 //     the PROXY header sent to the backend.
 //   - conn.go: the connection and its two directions; pump.go: moving
@@ -64,4 +67,13 @@
 // when it comes due. Connections are cut from outside (drain,
 // on_backend_down: close) through the loop's request queue, woken by an
 // eventfd.
+//
+// # Shared TLS ports
+//
+// A Front owns the listener of an address that services with SNI names
+// share, and runs the loops; those services have no listener or loops of
+// their own. A connection is the Front's until its ClientHello names a
+// service, then that service's (settings, pool, metrics, drain) in the
+// same loop. The loops stop when the Front and every service that got a
+// connection from it have shut down.
 package proxy

@@ -51,7 +51,7 @@ func (l *loop) finish(c *conn) {
 	l.closeSide(int(c.bfd), c.rst)
 	l.releaseDir(&c.up)
 	l.releaseDir(&c.down)
-	s := l.s
+	s := c.svc
 	dur := time.Duration(l.clock() - c.start)
 	if c.b != nil {
 		c.b.ConnClosed(c.up.n-c.up.counted, c.down.n-c.down.counted)
@@ -78,7 +78,7 @@ func (l *loop) fail(c *conn, op string, backendSide bool, err error) {
 
 // reject ends a connection that was admitted but cannot be proxied.
 func (l *loop) reject(c *conn, reason, end string) {
-	l.s.metrics.connRejected(reason)
+	c.svc.metrics.connRejected(reason)
 	c.rst = true
 	c.setEnd(end)
 	l.finish(c)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -22,6 +23,10 @@ type engine struct {
 	lnOnce   sync.Once
 	lnClosed chan struct{} // the listening socket is closed
 	stopOnce sync.Once
+	// refs counts the services whose connections the loops may hold: the
+	// owner, and the services a Front routed connections to. The last
+	// release stops the loops.
+	refs atomic.Int32
 }
 
 // newEngine takes over the service's listener: the socket is duplicated
@@ -43,6 +48,7 @@ func newEngine(s *Service, ln *net.TCPListener, n int) (*engine, error) {
 		return nil, fmt.Errorf("duplicate listener: %w", derr)
 	}
 	e := &engine{s: s, lfd: lfd, lnClosed: make(chan struct{})}
+	e.refs.Store(1)
 	for range max(n, 1) {
 		l, err := newLoop(e)
 		if err != nil {
@@ -92,9 +98,30 @@ func (e *engine) closeListener() {
 	})
 }
 
-// abortAll ends every connection with reason and returns how many.
-func (e *engine) abortAll(reason string) int {
-	return e.broadcast(request{kind: reqAbortAll, end: reason})
+// abortAll ends every connection of svc with reason and returns how many.
+func (e *engine) abortAll(svc *Service, reason string) int {
+	return e.broadcast(request{kind: reqAbortAll, svc: svc, end: reason})
+}
+
+// acquire takes a reference for a service a Front routes to; false once
+// the loops are stopping.
+func (e *engine) acquire() bool {
+	for {
+		n := e.refs.Load()
+		if n <= 0 {
+			return false
+		}
+		if e.refs.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// release gives a reference back; the last one stops the loops.
+func (e *engine) release() {
+	if e.refs.Add(-1) == 0 {
+		e.stop()
+	}
 }
 
 // stop ends the loops, which close their descriptors, and waits for them.

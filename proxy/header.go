@@ -116,8 +116,7 @@ func (l *loop) headerDone(c *conn, h proxyHeader, err error) {
 		l.reject(c, RejectNotAllowed, "error: client not allowed")
 		return
 	}
-	c.state = stateResolving
-	l.startDial(c)
+	l.proceed(c)
 }
 
 // headerFailed ends a connection whose header did not come whole: the

@@ -174,6 +174,21 @@ func (l *loop) abortAll(end string) int {
 	return n
 }
 
+// abortService ends the loop's connections of svc and returns how many.
+func (l *loop) abortService(svc *Service, end string) int {
+	n := 0
+	for i := len(l.live) - 1; i >= 0; i-- {
+		// finish moves the last connection into i: go down from the end.
+		if i < len(l.live) && l.live[i].svc == svc {
+			c := l.live[i]
+			c.setEnd(end)
+			l.finish(c)
+			n++
+		}
+	}
+	return n
+}
+
 // closeFDs marks the loop closed for posters, then closes its descriptors
 // and idle pipes. The listener belongs to the engine.
 func (l *loop) closeFDs() {

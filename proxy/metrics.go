@@ -14,11 +14,17 @@ const (
 	RejectNotAllowed = "not_allowed"
 	RejectNoBackend  = "no_backend"
 	RejectDraining   = "draining"
+	// RejectNoSNIRoute: on a shared TLS port, no service takes the
+	// ClientHello's server name (or it sent none, or none in time).
+	RejectNoSNIRoute = "no_sni_route"
+	// RejectNotTLS: on a shared TLS port, the client's first bytes are
+	// not a ClientHello tierlb can read.
+	RejectNotTLS = "not_tls"
 )
 
 // rejectReasons lists every reason, exported at zero for each service.
-func rejectReasons() [4]string {
-	return [...]string{RejectMaxConns, RejectNotAllowed, RejectNoBackend, RejectDraining}
+func rejectReasons() [6]string {
+	return [...]string{RejectMaxConns, RejectNotAllowed, RejectNoBackend, RejectDraining, RejectNoSNIRoute, RejectNotTLS}
 }
 
 // Metrics are the data path's per-service Prometheus series. Per-backend

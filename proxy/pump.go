@@ -67,9 +67,13 @@ func (l *loop) event(c *conn, fd int, ev uint32) {
 			return
 		}
 	}
-	if c.state == stateHeader {
+	if c.state == stateHeader || c.state == stateHello {
 		if in.readable {
-			l.readHeader(c)
+			if c.state == stateHeader {
+				l.readHeader(c)
+			} else {
+				l.readHello(c)
+			}
 		}
 		return
 	}

@@ -30,6 +30,7 @@ const (
 // that ended, and whose struct was reused, is ignored.
 type request struct {
 	kind reqKind
+	svc  *Service // reqAbortAll: whose connections
 	c    *conn
 	gen  uint32
 	end  string
@@ -83,7 +84,7 @@ func (l *loop) handle(r *request) {
 			l.finish(r.c)
 		}
 	case reqAbortAll:
-		r.done <- l.abortAll(r.end)
+		r.done <- l.abortService(r.svc, r.end)
 	case reqResolved:
 		if r.c.gen == r.gen && r.c.state == stateResolving {
 			l.resolved(r.c, r.ap, r.err)

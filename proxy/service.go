@@ -69,6 +69,16 @@ type Service struct {
 	cfg      atomic.Pointer[settings]
 	loops    int // Options.Loops
 
+	// fed: the service has SNI names and no listener of its own; a
+	// Front's loops hand it its connections (front.go).
+	fed bool
+	// routes is set on a Front's own service, whose loops read each
+	// connection's ClientHello and route it by this table.
+	routes *atomic.Pointer[routeTable]
+	// served is closed with the listener: a fed service's Serve waits
+	// for it.
+	served chan struct{}
+
 	// dialCtx bounds the backend name lookups in flight; it is canceled
 	// when connections are cut, so a drain does not wait for a resolver.
 	dialCtx   context.Context
@@ -80,7 +90,7 @@ type Service struct {
 	ln       *net.TCPListener // until the engine takes its socket over
 	lnClosed bool
 	draining bool
-	eng      *engine        // set by Serve
+	eng      *engine        // set by Serve, or a Front's when fed
 	wg       sync.WaitGroup // one per open connection
 }
 
@@ -89,6 +99,10 @@ func NewService(cfg Config, pools Pools, opts Options) (*Service, error) {
 	if pools == nil {
 		return nil, fmt.Errorf("service %s: no backend pools", cfg.Name)
 	}
+	return newService(cfg, pools, opts)
+}
+
+func newService(cfg Config, pools Pools, opts Options) (*Service, error) {
 	if opts.Loops < 0 {
 		return nil, fmt.Errorf("service %s: loops %d: want 0 (one per P) or more", cfg.Name, opts.Loops)
 	}
@@ -116,6 +130,8 @@ func NewService(cfg Config, pools Pools, opts Options) (*Service, error) {
 		metrics:  opts.Metrics.initService(cfg.Name),
 		observer: obs,
 		loops:    opts.Loops,
+		fed:      len(cfg.SNI) > 0,
+		served:   make(chan struct{}),
 	}
 	s.dialCtx, s.stopDials = context.WithCancel(context.Background())
 	s.cfg.Store(st)
@@ -130,7 +146,7 @@ func (s *Service) Name() string { return s.name }
 func (s *Service) Listen() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ln != nil {
+	if s.ln != nil || s.fed {
 		return nil
 	}
 	if s.draining {
@@ -145,7 +161,8 @@ func (s *Service) Listen() error {
 	return nil
 }
 
-// Addr returns the bound address, or nil before Listen.
+// Addr returns the bound address, or nil before Listen and for a service
+// with SNI names, which its Front listens for.
 func (s *Service) Addr() net.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -161,10 +178,13 @@ func (s *Service) Active() int { return int(s.active.Load()) }
 
 // Reconfigure applies cfg to connections accepted from now on; open ones
 // keep the settings they started with. A changed listen address is not
-// handled here: the caller starts a new Service for it. An invalid cfg is
-// logged and ignored.
+// handled here, nor is a change between having SNI names and not: the
+// caller starts a new Service for it. An invalid cfg is logged and ignored.
 func (s *Service) Reconfigure(cfg Config) {
 	st, err := newSettings(cfg)
+	if err == nil && (len(cfg.SNI) > 0) != s.fed {
+		err = fmt.Errorf("service %s: sni set or cleared: the service needs a restart", s.name)
+	}
 	if err != nil {
 		s.log.Error("reconfigure rejected", "err", err)
 		return
@@ -179,6 +199,13 @@ func (s *Service) Reconfigure(cfg Config) {
 func (s *Service) Serve(ctx context.Context) error {
 	if err := s.Listen(); err != nil {
 		return err
+	}
+	if s.fed {
+		// Its connections arrive through a Front, in the Front's loops.
+		stop := context.AfterFunc(ctx, s.closeListener)
+		defer stop()
+		<-s.served
+		return nil
 	}
 	s.mu.Lock()
 	if s.lnClosed || s.eng != nil {
@@ -226,14 +253,14 @@ func (s *Service) Shutdown(ctx context.Context) error {
 		s.stopDials()
 		n := 0
 		if eng != nil {
-			n = eng.abortAll(EndDrain)
+			n = eng.abortAll(s, EndDrain)
 		}
 		<-done
 		s.log.Info("drain timeout: open connections closed", "count", n)
 	}
 	s.stopDials()
 	if eng != nil {
-		eng.stop()
+		eng.release()
 	}
 	return nil
 }
@@ -243,8 +270,12 @@ func (s *Service) Shutdown(ctx context.Context) error {
 func (s *Service) closeListener() {
 	s.mu.Lock()
 	eng := s.eng
+	if s.fed {
+		eng = nil // the Front's listener, not this service's
+	}
 	if !s.lnClosed {
 		s.lnClosed = true
+		close(s.served)
 		// Before Serve the listener is still Go's; after, the engine
 		// has closed Go's descriptor and owns a duplicate.
 		if eng == nil && s.ln != nil {

@@ -76,6 +76,7 @@ var serviceSettings = map[string]settingCheck{
 	"timeouts.connect":            positiveDuration,
 	"timeouts.idle":               positiveDuration,
 	"timeouts.half_close":         positiveDuration,
+	"timeouts.client_hello":       positiveDuration,
 	"retries":                     intRange(0, 100),
 	"max_conns":                   intRange(0, 1<<30),
 	"max_conns_per_backend":       intRange(0, 1<<30),
@@ -85,6 +86,9 @@ var serviceSettings = map[string]settingCheck{
 	"allow":                       cidrList,
 	"reuse_port":                  boolean,
 	"zero_copy":                   oneOf("auto", "off"),
+	// Server names are checked where the service is built, with the
+	// file's sni key.
+	"sni": anything,
 }
 
 // parseLabels reads the labels under prefix ("tierlb") from a container's

@@ -103,14 +103,28 @@ func (c containerHealth) ContainerHealth(ctx context.Context, id string) (string
 	return st, err
 }
 
-// explainFunc adapts the provider's explanations to the admin API's.
-func explainFunc(p *docker.Provider) func() []admin.Explanation {
+// explainFunc adapts the provider's explanations to the admin API's,
+// adding each running service's server names.
+func explainFunc(p *docker.Provider, sup *supervisor) func() []admin.Explanation {
 	return func() []admin.Explanation {
 		in := p.Explain()
+		names := map[string][]string{}
+		for _, s := range sup.Services() {
+			names[s.Name] = s.SNI
+		}
 		out := make([]admin.Explanation, len(in))
 		for i, e := range in {
-			out[i] = admin.Explanation(e)
+			out[i] = explanation(e, names[e.Service])
 		}
 		return out
+	}
+}
+
+// explanation is e for the admin API, with its service's server names.
+// A test holds it to copying every field.
+func explanation(e docker.Explanation, sni []string) admin.Explanation {
+	return admin.Explanation{
+		Container: e.Container, Name: e.Name, Service: e.Service, Task: e.Task, Node: e.Node, Slot: e.Slot,
+		Network: e.Network, Address: e.Address, Routed: e.Routed, Reason: e.Reason, Warnings: e.Warnings, SNI: sni,
 	}
 }

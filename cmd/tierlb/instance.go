@@ -105,7 +105,11 @@ func (in *instance) start(fatal func(error)) {
 	in.startMonitor()
 	ctx, cancel := context.WithCancel(context.Background())
 	in.stopServe, in.served = cancel, make(chan struct{})
-	in.log.Info("serving", "listen", in.svc.Addr().String(), "backends", len(in.static), "balance", in.cfg.Balance)
+	listen := in.cfg.Listen
+	if a := in.svc.Addr(); a != nil {
+		listen = a.String()
+	}
+	in.log.Info("serving", "listen", listen, "sni", in.cfg.SNI, "backends", len(in.static), "balance", in.cfg.Balance)
 	go func() {
 		defer close(in.served)
 		if err := in.svc.Serve(ctx); err != nil {

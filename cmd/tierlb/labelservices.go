@@ -82,9 +82,9 @@ func (s *supervisor) wantedLocked(cfg *config.Config) (list []config.ServiceConf
 		if slices.ContainsFunc(cfg.Services, func(f config.ServiceConfig) bool { return f.Name == sc.Name }) {
 			continue // the config wins
 		}
-		if other, ok := listenTaken(sc.Listen, list); ok {
+		if other, err := listenTaken(sc, list); err != nil {
 			s.log.Error("label-declared service not started: its listen address is taken",
-				"service", sc.Name, "container", s.decls[sc.Name].Container, "listen", sc.Listen, "taken_by", other)
+				"service", sc.Name, "container", s.decls[sc.Name].Container, "listen", sc.Listen, "taken_by", other, "err", err)
 			continue
 		}
 		list = append(list, sc)
@@ -93,17 +93,21 @@ func (s *supervisor) wantedLocked(cfg *config.Config) (list []config.ServiceConf
 	return list, fromLabels
 }
 
-// listenTaken reports which service of list already uses (or overlaps)
-// listen.
-func listenTaken(listen string, list []config.ServiceConfig) (string, bool) {
-	la, err := config.ParseListenAddr(listen)
+// listenTaken names the service of list whose listen address cand cannot
+// have too, and says why; sni services may share one (config.CanShare).
+func listenTaken(cand config.ServiceConfig, list []config.ServiceConfig) (string, error) {
+	la, err := config.ParseListenAddr(cand.Listen)
 	if err != nil {
-		return "", false
+		return "", nil
 	}
 	for _, sc := range list {
-		if oa, err := config.ParseListenAddr(sc.Listen); err == nil && oa.Conflicts(la) {
-			return sc.Name, true
+		oa, err := config.ParseListenAddr(sc.Listen)
+		if err != nil || !oa.Conflicts(la) && !(oa == la && len(sc.SNI) > 0 && len(cand.SNI) > 0) {
+			continue
+		}
+		if err := config.CanShare(&cand, &sc); err != nil {
+			return sc.Name, err
 		}
 	}
-	return "", false
+	return "", nil
 }

@@ -85,7 +85,7 @@ func serve(ctx context.Context, l loaded, log *slog.Logger, level *slog.LevelVar
 	if disc != nil {
 		sup.deps.Docker = containerHealth{disc}
 		ready.setDiscovery(disc.Ready, watch.status)
-		explain = explainFunc(disc)
+		explain = explainFunc(disc, sup)
 	}
 	// Per-backend series are read from the backends' atomics at scrape time.
 	if err := reg.Register(admin.NewCollector(sup)); err != nil {

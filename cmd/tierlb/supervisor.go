@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -31,6 +32,7 @@ type supervisor struct {
 	discovered map[string][]backends.Spec     // by service, kept for services added later
 	decls      map[string]docker.LabelService // label declarations, by name
 	labelSvcs  []config.ServiceConfig         // the valid ones, as services
+	fronts     map[config.ListenAddr]*front   // by the address sni services share
 	draining   bool
 	fatal      chan error // first Serve failure
 	drains     sync.WaitGroup
@@ -43,6 +45,7 @@ func newSupervisor(d deps, ready *readiness) *supervisor {
 		ready:      ready,
 		instances:  map[string]*instance{},
 		discovered: map[string][]backends.Spec{},
+		fronts:     map[config.ListenAddr]*front{},
 		fatal:      make(chan error, 1),
 	}
 }
@@ -81,9 +84,18 @@ func (s *supervisor) Start(cfg *config.Config) error {
 		}
 		built = append(built, in)
 	}
+	fronts, err := s.startFronts(built, cfg.Log.Access)
+	if err != nil {
+		closeAll(built)
+		return err
+	}
 	for _, in := range built {
 		s.instances[in.cfg.Name] = in
 		in.start(s.failed)
+	}
+	for _, fr := range fronts {
+		s.fronts[fr.addr] = fr
+		fr.start(s.failed)
 	}
 	s.cfg = cfg
 	s.ready.setConfig(cfg)
@@ -133,6 +145,7 @@ func (s *supervisor) Run(ctx context.Context) error {
 	for _, in := range s.instances {
 		list = append(list, in)
 	}
+	fronts := slices.Collect(maps.Values(s.fronts))
 	s.mu.Unlock()
 
 	s.log.Info("draining", "services", len(list), "drain_timeout", timeout)
@@ -143,6 +156,9 @@ func (s *supervisor) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for _, in := range list {
 		wg.Go(func() { in.drain(drainCtx) })
+	}
+	for _, fr := range fronts {
+		wg.Go(func() { fr.drain(drainCtx) })
 	}
 	wg.Wait()
 	s.drains.Wait()
@@ -174,13 +190,14 @@ func (s *supervisor) applyLocked(cfg *config.Config) error {
 	}
 	var removed []*instance
 	for name, in := range s.instances {
-		if sc, ok := want[name]; !ok || sc.Listen != in.cfg.Listen {
+		if sc, ok := want[name]; !ok || !sameListener(&sc, &in.cfg) {
 			removed = append(removed, in)
 		}
 	}
+	unwanted := s.unwantedFronts(services)
 	var early, late []*instance // bound before / after the removals
 	for _, sc := range services {
-		if in, ok := s.instances[sc.Name]; ok && in.cfg.Listen == sc.Listen {
+		if in, ok := s.instances[sc.Name]; ok && sameListener(&sc, &in.cfg) {
 			continue
 		}
 		in, err := newInstance(sc, cfg.Log.Access, s.discovered[sc.Name], s.deps)
@@ -188,7 +205,7 @@ func (s *supervisor) applyLocked(cfg *config.Config) error {
 			closeAll(append(early, late...))
 			return err
 		}
-		if takesAddressOf(sc.Listen, removed) {
+		if takesAddressOf(sc.Listen, removed) || frontHolds(sc.Listen, unwanted) {
 			late = append(late, in)
 		} else {
 			early = append(early, in)
@@ -234,6 +251,21 @@ func (s *supervisor) applyLocked(cfg *config.Config) error {
 			in.log.Info("service drained")
 		})
 	}
+	for _, fr := range unwanted {
+		fr.stopListening()
+		delete(s.fronts, fr.addr)
+		fr.log.Info("shared listen address removed: draining")
+		s.drains.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+			defer cancel()
+			fr.drain(ctx)
+			s.mu.Lock()
+			if _, again := s.fronts[fr.addr]; !again {
+				s.deps.ProxyMetrics.ForgetService(fr.addr.String())
+			}
+			s.mu.Unlock()
+		})
+	}
 	for _, in := range late {
 		if err := s.bind(in); err != nil {
 			closeAll([]*instance{in})
@@ -264,9 +296,33 @@ func (s *supervisor) applyLocked(cfg *config.Config) error {
 		}
 		in.log.Info("service reconfigured")
 	}
+	if err := s.syncFrontsLocked(cfg.Log.Access, fromLabels); err != nil {
+		errs = append(errs, err)
+	}
 	s.cfg = cfg
 	s.ready.setConfig(cfg)
 	return errors.Join(errs...)
+}
+
+// sameListener reports whether a service keeps its listener across a
+// reload: the same address, and sni set in both or in neither.
+func sameListener(a, b *config.ServiceConfig) bool {
+	return a.Listen == b.Listen && (len(a.SNI) > 0) == (len(b.SNI) > 0)
+}
+
+// frontHolds reports whether one of the fronts holds an address listen
+// needs.
+func frontHolds(listen string, fronts []*front) bool {
+	la, err := config.ParseListenAddr(listen)
+	if err != nil {
+		return false
+	}
+	for _, fr := range fronts {
+		if fr.addr.Conflicts(la) {
+			return true
+		}
+	}
+	return false
 }
 
 // takesAddressOf reports whether listen needs an address one of the removed
@@ -290,7 +346,7 @@ func (s *supervisor) Services() []admin.ServiceInfo {
 	defer s.mu.Unlock()
 	out := make([]admin.ServiceInfo, 0, len(s.instances))
 	for _, in := range s.instances {
-		out = append(out, admin.ServiceInfo{Name: in.cfg.Name, Listen: in.cfg.Listen, Set: in.currentSet()})
+		out = append(out, admin.ServiceInfo{Name: in.cfg.Name, Listen: in.cfg.Listen, SNI: in.cfg.SNI, Set: in.currentSet()})
 	}
 	slices.SortFunc(out, func(a, b admin.ServiceInfo) int { return strings.Compare(a.Name, b.Name) })
 	return out
@@ -322,6 +378,7 @@ func (s *supervisor) addr(service string) string {
 		if a := in.svc.Addr(); a != nil {
 			return a.String()
 		}
+		return s.frontAddr(&in.cfg)
 	}
 	return ""
 }

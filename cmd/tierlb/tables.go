@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -52,7 +53,19 @@ func (c *adminCLI) printStatus(services []admin.ServiceStatus) {
 		return
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVICE\tLISTEN\tBALANCE\tBACKENDS\tUP")
+	// The SNI column shows only where some service shares its address.
+	withSNI := slices.ContainsFunc(services, func(s admin.ServiceStatus) bool { return len(s.SNI) > 0 })
+	sniCol := func(s admin.ServiceStatus) string {
+		if !withSNI {
+			return ""
+		}
+		return dash(strings.Join(s.SNI, ",")) + "\t"
+	}
+	if withSNI {
+		fmt.Fprintln(tw, "SERVICE\tLISTEN\tSNI\tBALANCE\tBACKENDS\tUP")
+	} else {
+		fmt.Fprintln(tw, "SERVICE\tLISTEN\tBALANCE\tBACKENDS\tUP")
+	}
 	total := 0
 	for _, s := range services {
 		up := 0
@@ -62,7 +75,7 @@ func (c *adminCLI) printStatus(services []admin.ServiceStatus) {
 			}
 		}
 		total += len(s.Backends)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", s.Name, dash(s.Listen), dash(s.Balance), len(s.Backends), up)
+		fmt.Fprintf(tw, "%s\t%s\t%s%s\t%d\t%d\n", s.Name, dash(s.Listen), sniCol(s), dash(s.Balance), len(s.Backends), up)
 	}
 	tw.Flush()
 	fmt.Fprintln(c.stdout)
@@ -148,8 +161,16 @@ func (c *adminCLI) printExplain(list []admin.Explanation) {
 			reason = strings.TrimPrefix(reason+"; warnings: "+strings.Join(e.Warnings, "; "), "; ")
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s%s\t%s\t%s\t%s\t%s\n",
-			dash(e.Name), dash(id), node(e), dash(e.Service), c.paint(yes, yes), dash(e.Network), dash(e.Address), dash(reason))
+			dash(e.Name), dash(id), node(e), dash(withSNI(e.Service, e.SNI)), c.paint(yes, yes), dash(e.Network), dash(e.Address), dash(reason))
 	}
 	tw.Flush()
 	fmt.Fprintf(c.stdout, "\n%d of %d containers routed\n", routed, len(list))
+}
+
+// withSNI names a service with its server names, if it routes by any.
+func withSNI(service string, names []string) string {
+	if len(names) == 0 {
+		return service
+	}
+	return service + " (sni " + strings.Join(names, ",") + ")"
 }

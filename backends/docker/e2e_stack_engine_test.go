@@ -252,6 +252,11 @@ func askOn(c net.Conn) (string, error) {
 	if _, err := io.WriteString(c, "GET /name HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
 		return "", err
 	}
+	return readName(c)
+}
+
+// readName reads one response to GET /name and returns its body.
+func readName(c net.Conn) (string, error) {
 	r := bufio.NewReader(c)
 	length := -1
 	for {

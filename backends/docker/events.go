@@ -27,6 +27,7 @@ type queue struct {
 	msgs   []events.Message
 	err    error
 	urgent bool          // a queued event takes a replica out of rotation
+	last   int64         // the engine's time of the latest event (UnixNano)
 	notify chan struct{} // one pending wake-up
 }
 
@@ -36,6 +37,7 @@ func (q *queue) push(m events.Message) {
 	q.mu.Lock()
 	q.msgs = append(q.msgs, m)
 	q.urgent = q.urgent || outOfRotation(m)
+	q.last = max(q.last, m.TimeNano)
 	q.mu.Unlock()
 	q.wake()
 }
@@ -77,6 +79,13 @@ func (q *queue) wake() {
 	case q.notify <- struct{}{}:
 	default:
 	}
+}
+
+// lastTime returns the engine's time of the latest event pushed.
+func (q *queue) lastTime() int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.last
 }
 
 // take returns every queued event and the stream's error, if it ended.

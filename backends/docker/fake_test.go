@@ -33,6 +33,7 @@ type fakeClient struct {
 	inspects   int
 	lists      int
 	subscribes int
+	sinces     []string // each subscription's Since
 	streams    []*fakeStream
 }
 
@@ -102,10 +103,11 @@ func (f *fakeClient) NetworkList(context.Context, client.NetworkListOptions) (cl
 	return client.NetworkListResult{Items: slices.Clone(f.bridges)}, nil
 }
 
-func (f *fakeClient) Events(ctx context.Context, _ client.EventsListOptions) client.EventsResult {
+func (f *fakeClient) Events(ctx context.Context, opts client.EventsListOptions) client.EventsResult {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.subscribes++
+	f.sinces = append(f.sinces, opts.Since)
 	s := &fakeStream{msgs: make(chan events.Message), errs: make(chan error, 1)}
 	if f.down != nil {
 		s.errs <- f.down

@@ -55,13 +55,21 @@ func jitter(d time.Duration) time.Duration {
 // change falls between the two, then follows the stream. synced says whether
 // the relist succeeded before the session ended.
 func (p *Provider) session(ctx context.Context) (synced bool, err error) {
+	q := newQueue()
+	defer func() { p.lastEvent = max(p.lastEvent, q.lastTime()) }() // runs after wg.Wait: the drainer is done
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait() // the drainer is gone when session returns
 	defer cancel()
 
-	q := newQueue()
-	stream := p.cli.Events(ctx, client.EventsListOptions{Filters: eventFilters()})
+	opts := client.EventsListOptions{Filters: eventFilters()}
+	if p.lastEvent > 0 {
+		// The engine replays what it still holds since then (its last 256
+		// events), in order, after the relist below: a suffix of the
+		// history applied to a fresher state ends where the engine is.
+		opts.Since = fmt.Sprintf("%d.%09d", p.lastEvent/1e9, p.lastEvent%1e9)
+	}
+	stream := p.cli.Events(ctx, opts)
 	wg.Go(func() { drainEvents(ctx, stream, q) })
 
 	if err := p.relist(ctx); err != nil {

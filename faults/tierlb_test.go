@@ -186,6 +186,17 @@ func (p *proc) fds(t *testing.T) int {
 // not there.
 func (p *proc) metric(t *testing.T, series string) float64 {
 	t.Helper()
+	v, n := p.metricSum(t, series, "")
+	if n == 0 {
+		return -1
+	}
+	return v
+}
+
+// metricSum adds up the series whose text starts with prefix and contains
+// match, and says how many there were.
+func (p *proc) metricSum(t *testing.T, prefix, match string) (sum float64, n int) {
+	t.Helper()
 	c := &http.Client{Timeout: 5 * time.Second}
 	resp, err := c.Get("http://" + p.admin + "/metrics")
 	if err != nil {
@@ -197,13 +208,19 @@ func (p *proc) metric(t *testing.T, series string) float64 {
 		t.Fatal(err)
 	}
 	for line := range strings.SplitSeq(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err != nil {
-				t.Fatalf("%s: %v", series, err)
-			}
-			return f
+		name, v, ok := strings.Cut(line, " ")
+		if !ok || !strings.HasPrefix(line, prefix) || !strings.Contains(name, match) {
+			continue
 		}
+		if match == "" && name != prefix {
+			continue // an exact series was asked for
+		}
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		sum += f
+		n++
 	}
-	return -1
+	return sum, n
 }

@@ -46,7 +46,9 @@ func (l *loop) admit(fd int, peer netip.AddrPort) {
 		l.startHeader(c)
 		return
 	}
-	l.startDial(c)
+	if l.admitClient(c) {
+		l.startDialOrWait(c, false)
+	}
 }
 
 // refuse closes a connection that was counted in active but never

@@ -116,8 +116,9 @@ func (l *loop) headerDone(c *conn, h proxyHeader, err error) {
 		l.reject(c, RejectNotAllowed, "error: client not allowed")
 		return
 	}
-	c.state = stateResolving
-	l.startDial(c)
+	if l.admitClient(c) {
+		l.startDialOrWait(c, d.pend != nil)
+	}
 }
 
 // headerFailed ends a connection whose header did not come whole: the

@@ -63,6 +63,8 @@ func (l *loop) onTimer(c *conn) {
 	switch c.state {
 	case stateHeader:
 		l.headerFailed(c, os.ErrDeadlineExceeded)
+	case stateWaiting:
+		l.firstDataTimedOut(c)
 	case stateResolving, stateConnecting:
 		l.connectTimedOut(c)
 	case stateOpen:

@@ -8,6 +8,6 @@
 //	scripts/faults.sh                                  # everything, Docker scenarios too, as a table
 //
 // The full part takes minutes: 100,000 connections of churn, a half-open
-// client that only TCP keepalive can find (two minutes), and scenarios that
-// need root (network namespaces).
+// client that only TCP keepalive can find (two minutes, and root for the
+// network namespace), and 3,000 silent clients per hoarding setting.
 package faults

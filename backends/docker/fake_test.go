@@ -35,6 +35,10 @@ type fakeClient struct {
 	subscribes int
 	sinces     []string // each subscription's Since
 	streams    []*fakeStream
+	// lastFilters is the filter of the latest Events call.
+	lastFilters client.Filters
+	// swarm is nil for an engine outside Swarm mode (see swarm_fake_test.go).
+	swarm *fakeSwarm
 }
 
 type fakeStream struct {
@@ -108,6 +112,7 @@ func (f *fakeClient) Events(ctx context.Context, opts client.EventsListOptions) 
 	defer f.mu.Unlock()
 	f.subscribes++
 	f.sinces = append(f.sinces, opts.Since)
+	f.lastFilters = opts.Filters
 	s := &fakeStream{msgs: make(chan events.Message), errs: make(chan error, 1)}
 	if f.down != nil {
 		s.errs <- f.down

@@ -32,9 +32,9 @@ type loadLoop struct {
 	wg     sync.WaitGroup
 }
 
-// startLoad runs workers against front until the test ends, for at most
+// startConnLoad runs workers against front until the test ends, for at most
 // maxDur and maxReqs requests in all.
-func startLoad(t *testing.T, front string, workers int, maxDur time.Duration, maxReqs int64) *loadLoop {
+func startConnLoad(t *testing.T, front string, workers int, maxDur time.Duration, maxReqs int64) *loadLoop {
 	ctx, cancel := context.WithTimeout(context.Background(), maxDur)
 	l := &loadLoop{cancel: cancel}
 	var issued atomic.Int64

@@ -42,8 +42,9 @@ type Provider struct {
 	published map[string][]backends.Spec
 	declared  []LabelService
 	synced    bool // published at least once
-	// lastEvent is the engine's time of the last event seen (UnixNano). A
-	// new subscription asks for the events since then, so a container
+	sw        swarmState
+	// lastEvent is the engine's time of the last event applied (UnixNano).
+	// A new subscription asks for the events since then, so a container
 	// stopped while the stream was down is still drained at its stop.
 	lastEvent int64
 

@@ -105,7 +105,7 @@ func rolling(t *testing.T, lameDuck time.Duration, strict, compare bool) {
 	}...)
 
 	const workers = 8
-	load := startLoad(t, s.front, workers, 5*time.Minute, 2_000_000)
+	load := startConnLoad(t, s.front, workers, 5*time.Minute, 2_000_000)
 	for _, k := range kinds {
 		began := time.Now()
 		ok0, failed0 := load.counts()

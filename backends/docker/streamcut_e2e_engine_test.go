@@ -32,7 +32,7 @@ func TestE2EStreamCutUnderLoad(t *testing.T) {
 	p := s.composeApp(3, "--listen", ":8080", "--lame-duck", "8s")
 	waitFor(t, 60*time.Second, "3 replicas up", func() bool { return s.settled("app", 3) })
 
-	load := startLoad(t, s.front, 8, 3*time.Minute, 2_000_000)
+	load := startConnLoad(t, s.front, 8, 3*time.Minute, 2_000_000)
 	outage := time.Now()
 	sp.setRefuse(true)
 	sp.cut()

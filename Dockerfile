@@ -17,7 +17,9 @@ ARG COMMIT=""
 RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION} -X main.commit=${COMMIT}" -o /out/tierlb ./cmd/tierlb && \
     CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/whoami ./cmd/whoami
 
-# The example and test backend: answers with its name (the hostname).
+# The example and test backend: answers with its name (the hostname). On
+# SIGTERM it serves on for 3s (--lame-duck, LAME_DUCK) before closing its
+# listener, so a stop_grace_period / --stop-timeout must exceed that.
 FROM scratch AS whoami
 COPY --from=build /out/whoami /whoami
 USER 65532:65532

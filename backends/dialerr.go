@@ -56,3 +56,28 @@ func (b *Backend) ConnectErrors() (n [numDialErrors]uint64) {
 	}
 	return n
 }
+
+// localDialErrnos are the dial errors that mean the dialing host ran out of
+// something (descriptors, kernel memory, local ports), indexed like
+// LocalDialErrors. They say nothing about the backend, so neither passive
+// nor active health checks may count them against it.
+var localDialErrnos = [...]syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.EADDRNOTAVAIL}
+
+// LocalDialErrors names the local resource errors, for the errno label of
+// tierlb_local_errors_total.
+var LocalDialErrors = [len(localDialErrnos)]string{"EMFILE", "ENFILE", "ENOBUFS", "ENOMEM", "EADDRNOTAVAIL"}
+
+// LocalDialError returns the index in LocalDialErrors of err's errno, or
+// -1 when err is not a local resource error.
+func LocalDialError(err error) int {
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		return -1
+	}
+	for i, e := range localDialErrnos {
+		if errno == e {
+			return i
+		}
+	}
+	return -1
+}

@@ -132,7 +132,7 @@ func setup(ctx context.Context, opts options, log *slog.Logger, targets []*targe
 		return e, err
 	}
 	e.whoamiAddr = "127.0.0.1:" + strconv.Itoa(port)
-	w, err := e.procs.start("whoami", []string{e.whoamiBin, "--listen", e.whoamiAddr, "--name", "bench"}, nil, nil)
+	w, err := e.procs.start("whoami", []string{e.whoamiBin, "--listen", e.whoamiAddr, "--name", "bench", "--lame-duck", "0"}, nil, nil)
 	if err != nil {
 		return e, err
 	}

@@ -83,6 +83,8 @@ type ServiceConfig struct {
 	Retries            int            `mapstructure:"retries" yaml:"retries"`
 	MaxConns           int            `mapstructure:"max_conns" yaml:"max_conns"`
 	MaxConnsPerBackend int            `mapstructure:"max_conns_per_backend" yaml:"max_conns_per_backend"`
+	MaxConnsPerClient  int            `mapstructure:"max_conns_per_client" yaml:"max_conns_per_client"`
+	DeferDial          bool           `mapstructure:"defer_dial" yaml:"defer_dial"`
 	OnBackendDown      string         `mapstructure:"on_backend_down" yaml:"on_backend_down"` // keep|close
 	ProxyProtocol      string         `mapstructure:"proxy_protocol" yaml:"proxy_protocol"`   // ""|v1|v2
 	AcceptProxyProto   []string       `mapstructure:"accept_proxy_protocol" yaml:"accept_proxy_protocol"`
@@ -148,4 +150,5 @@ type TimeoutsConfig struct {
 	// ClientHello bounds reading the TLS ClientHello on a listen address
 	// shared by sni services.
 	ClientHello time.Duration `mapstructure:"client_hello" yaml:"client_hello"`
+	FirstData   time.Duration `mapstructure:"first_data" yaml:"first_data"` // with defer_dial
 }

@@ -39,6 +39,18 @@ func TestLabelServiceConfig(t *testing.T) {
 			},
 		},
 		{
+			name: "hoarding limits",
+			decl: docker.LabelService{Name: "web", Listen: "0.0.0.0:80", Settings: map[string]string{
+				"max_conns_per_client": "50", "defer_dial": "true", "timeouts.first_data": "3s",
+			}},
+			check: func(t *testing.T, sc ServiceConfig) {
+				pc, err := sc.ProxyConfig(false)
+				if err != nil || pc.MaxConnsPerClient != 50 || !pc.DeferDial || pc.Timeouts.FirstData != 3*time.Second {
+					t.Errorf("hoarding limits not applied: %+v, %v", pc, err)
+				}
+			},
+		},
+		{
 			name:     "errors name the labels",
 			decl:     docker.LabelService{Name: "db", Listen: "nowhere", Settings: map[string]string{"health.interval": "0s", "retries": "many"}},
 			wantErrs: []string{"label tierlb.listen:", "label tierlb.health.interval: must be greater than 0", "label tierlb.retries:"},

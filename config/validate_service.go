@@ -48,9 +48,11 @@ func validateService(s *ServiceConfig, path string, dockerOn bool, p *problems) 
 			p.add(fmt.Sprintf("%s.sni[%d]", path, i), "%q: %v", name, errors.Unwrap(err))
 		}
 	}
+	positive(p, path+".timeouts.first_data", s.Timeouts.FirstData)
 	nonNegative(p, path+".retries", s.Retries)
 	nonNegative(p, path+".max_conns", s.MaxConns)
 	nonNegative(p, path+".max_conns_per_backend", s.MaxConnsPerBackend)
+	nonNegative(p, path+".max_conns_per_client", s.MaxConnsPerClient)
 	oneOf(p, path+".on_backend_down", s.OnBackendDown, "keep", "close")
 	oneOf(p, path+".proxy_protocol", s.ProxyProtocol, "", "v1", "v2")
 	oneOf(p, path+".zero_copy", s.ZeroCopy, "auto", "off")

@@ -147,6 +147,12 @@ func (p *prober) probe(ctx context.Context) error {
 // observe applies one probe result: rise and fall counting, the state change
 // and its log line.
 func (p *prober) observe(err error) {
+	if backends.LocalDialError(err) >= 0 {
+		// The probe could not even be made (tierlb is out of descriptors,
+		// memory or ports): no verdict on the backend either way.
+		p.log.Debug("health probe not made: out of local resources", "service", p.b.Service(), "backend", p.b.ID(), "err", err)
+		return
+	}
 	ok := err == nil
 	reason := "ok"
 	if !ok {

@@ -46,19 +46,23 @@ func (l *loop) admit(fd int, peer netip.AddrPort) {
 		l.startHeader(c)
 		return
 	}
-	l.proceed(c)
+	l.proceed(c, false)
 }
 
 // proceed goes on with a connection that passed the accept checks and
-// sent its PROXY header, if one was due: a Front reads its ClientHello,
-// a service dials a backend.
-func (l *loop) proceed(c *conn) {
+// sent its PROXY header, if one was due: a Front reads its ClientHello;
+// a service applies max_conns_per_client, then dials a backend or, with
+// defer_dial, waits for the client's first bytes. hasData says bytes are
+// known to be waiting already (what followed a PROXY header, or the
+// ClientHello a Front routed by).
+func (l *loop) proceed(c *conn, hasData bool) {
 	if c.svc.routes != nil {
 		l.startHello(c)
 		return
 	}
-	c.state = stateResolving
-	l.startDial(c)
+	if l.admitClient(c) {
+		l.startDialOrWait(c, hasData)
+	}
 }
 
 // refuse closes a connection that was counted in active but never

@@ -21,6 +21,16 @@ type Config struct {
 	Retries int
 	// MaxConns caps open client connections for the service; 0 is unlimited.
 	MaxConns int
+	// MaxConnsPerClient caps open connections from one client address
+	// (the PROXY header's, for trusted proxies); 0 is unlimited. Excess
+	// connections are refused at once.
+	MaxConnsPerClient int
+	// DeferDial dials the backend only once the client has sent its first
+	// bytes, closing a client that sends none within Timeouts.FirstData.
+	// Only for protocols where the client speaks first (HTTP, TLS, ...):
+	// a server-speaks-first client (SMTP, MySQL, FTP, SSH) waits for a
+	// greeting that never comes.
+	DeferDial bool
 	// CloseOnBackendDown closes open connections of a backend that goes down
 	// (on_backend_down: close); false keeps them.
 	CloseOnBackendDown bool
@@ -54,6 +64,9 @@ type Timeouts struct {
 	ProxyHeader time.Duration
 	// ClientHello bounds reading the ClientHello on a Front (5s).
 	ClientHello time.Duration
+	// FirstData bounds, with DeferDial, how long a client may stay silent
+	// before it is closed (10s).
+	FirstData time.Duration
 }
 
 // Pools gives the data path the current snapshot of a service's backends.
@@ -76,6 +89,7 @@ const (
 	defaultHalfClose   = 30 * time.Second
 	defaultProxyHeader = 5 * time.Second
 	defaultClientHello = 5 * time.Second
+	defaultFirstData   = 10 * time.Second
 )
 
 func (t Timeouts) connect() time.Duration     { return orDefault(t.Connect, defaultConnect) }
@@ -83,6 +97,7 @@ func (t Timeouts) idle() time.Duration        { return orDefault(t.Idle, default
 func (t Timeouts) halfClose() time.Duration   { return orDefault(t.HalfClose, defaultHalfClose) }
 func (t Timeouts) proxyHeader() time.Duration { return orDefault(t.ProxyHeader, defaultProxyHeader) }
 func (t Timeouts) clientHello() time.Duration { return orDefault(t.ClientHello, defaultClientHello) }
+func (t Timeouts) firstData() time.Duration   { return orDefault(t.FirstData, defaultFirstData) }
 
 func orDefault(d, def time.Duration) time.Duration {
 	if d <= 0 {

@@ -18,6 +18,7 @@ const (
 	stateResolving        // choosing, resolving or between backends to dial
 	stateConnecting       // a connect to a backend is in progress
 	stateOpen             // proxying
+	stateWaiting          // defer_dial: waiting for the client's first bytes
 )
 
 // conn is one proxied connection: two descriptors and a few words of
@@ -42,6 +43,7 @@ type conn struct {
 	liveIdx  int32 // in the loop's list of open connections
 	state    uint8
 	rst      bool      // close both sides with an RST
+	counted  bool      // holds a place in the service's per-client counts
 	up, down direction // client → backend, backend → client
 }
 

@@ -73,7 +73,8 @@ func (l *loop) dialNext(c *conn) {
 
 // startConnect opens a non-blocking socket to ap; the outcome arrives as an
 // epoll event (EPOLLOUT: connected, EPOLLERR: failed) or as the connect
-// deadline. It returns false when the attempt failed at once.
+// deadline. It returns false when the attempt failed at once, and true
+// too when a local resource error ended the connection (localerr.go).
 func (l *loop) startConnect(c *conn, ap netip.AddrPort) bool {
 	ds := c.dial
 	ds.addr = ap
@@ -83,6 +84,9 @@ func (l *loop) startConnect(c *conn, ap netip.AddrPort) bool {
 	}
 	fd, err := sysSocket(family)
 	if err != nil {
+		if l.localDialError(c, "socket", err) {
+			return true
+		}
 		l.dialFailed(c, os.NewSyscallError("socket", err))
 		return false
 	}
@@ -98,6 +102,9 @@ func (l *loop) startConnect(c *conn, ap netip.AddrPort) bool {
 	}
 	if err != nil && err != unix.EINPROGRESS {
 		sysClose(fd)
+		if l.localDialError(c, "connect", err) {
+			return true
+		}
 		l.dialFailed(c, os.NewSyscallError("connect", err))
 		return false
 	}
@@ -106,6 +113,9 @@ func (l *loop) startConnect(c *conn, ap netip.AddrPort) bool {
 	if err := l.ctl(unix.EPOLL_CTL_ADD, fd, connEvents, c.gen); err != nil {
 		l.closeSide(fd, false)
 		c.bfd = -1
+		if l.localDialError(c, "epoll_ctl", err) {
+			return true
+		}
 		l.dialFailed(c, err)
 		return false
 	}

@@ -60,6 +60,7 @@ func (l *loop) finish(c *conn) {
 	if c.cfg.AccessLog {
 		s.logConnection(c, dur)
 	}
+	l.releaseClient(c)
 	l.untrack(c)
 	l.recycle(c)
 	s.active.Add(-1)

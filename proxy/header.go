@@ -116,7 +116,7 @@ func (l *loop) headerDone(c *conn, h proxyHeader, err error) {
 		l.reject(c, RejectNotAllowed, "error: client not allowed")
 		return
 	}
-	l.proceed(c)
+	l.proceed(c, d.pend != nil)
 }
 
 // headerFailed ends a connection whose header did not come whole: the

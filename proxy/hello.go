@@ -120,8 +120,7 @@ func (l *loop) route(c *conn, t *Service) {
 		l.reject(c, RejectNotAllowed, "error: client not allowed")
 		return
 	}
-	c.state = stateResolving
-	l.startDial(c)
+	l.proceed(c, true)
 }
 
 // notHello ends a connection whose first bytes are no ClientHello that

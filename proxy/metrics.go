@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tierlb/tierlb/backends"
 )
 
 // Rejection reasons, the values of the reason label of
@@ -20,11 +22,21 @@ const (
 	// RejectNotTLS: on a shared TLS port, the client's first bytes are
 	// not a ClientHello tierlb can read.
 	RejectNotTLS = "not_tls"
+	// RejectLocalError: tierlb itself ran out (descriptors, memory, local
+	// ports) dialing the backend; see tierlb_local_errors_total.
+	RejectLocalError = "local_error"
+	// RejectMaxConnsPerClient: the client address has max_conns_per_client
+	// connections open.
+	RejectMaxConnsPerClient = "max_conns_per_client"
+	// RejectNoClientData: with defer_dial, the client sent nothing within
+	// timeouts.first_data.
+	RejectNoClientData = "no_client_data"
 )
 
 // rejectReasons lists every reason, exported at zero for each service.
-func rejectReasons() [6]string {
-	return [...]string{RejectMaxConns, RejectNotAllowed, RejectNoBackend, RejectDraining, RejectNoSNIRoute, RejectNotTLS}
+func rejectReasons() [9]string {
+	return [...]string{RejectMaxConns, RejectNotAllowed, RejectNoBackend, RejectDraining, RejectNoSNIRoute,
+		RejectNotTLS, RejectLocalError, RejectMaxConnsPerClient, RejectNoClientData}
 }
 
 // Metrics are the data path's per-service Prometheus series. Per-backend
@@ -36,6 +48,7 @@ type Metrics struct {
 	rejected        *prometheus.CounterVec
 	connectDuration *prometheus.HistogramVec
 	connDuration    *prometheus.HistogramVec
+	localErrors     *prometheus.CounterVec
 }
 
 // NewMetrics creates the data-path metrics and registers them on reg. Metrics
@@ -65,6 +78,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "Lifetime of proxied connections, from accept to close.",
 			Buckets: []float64{0.001, 0.005, 0.025, 0.1, 0.5, 1, 5, 30, 120, 600, 3600},
 		}, []string{"service"}),
+		localErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tierlb_local_errors_total",
+			Help: "Backend dials that failed for want of local resources (descriptors, memory, local ports): tierlb's trouble, never counted against a backend.",
+		}, []string{"service", "errno"}),
 	}
 	var err error
 	m.accepted, err = register(reg, m.accepted)
@@ -78,6 +95,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		return nil, err
 	}
 	if m.connDuration, err = register(reg, m.connDuration); err != nil {
+		return nil, err
+	}
+	if m.localErrors, err = register(reg, m.localErrors); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -109,6 +129,7 @@ type serviceMetrics struct {
 	rejected        map[string]prometheus.Counter
 	connectDuration prometheus.Observer
 	connDuration    prometheus.Observer
+	localErrors     [len(backends.LocalDialErrors)]prometheus.Counter
 }
 
 // initService resolves the service's series and exports every rejection
@@ -126,6 +147,9 @@ func (m *Metrics) initService(name string) *serviceMetrics {
 	for _, r := range rejectReasons() {
 		sm.rejected[r] = m.rejected.WithLabelValues(name, r)
 	}
+	for i, e := range backends.LocalDialErrors {
+		sm.localErrors[i] = m.localErrors.WithLabelValues(name, e)
+	}
 	return sm
 }
 
@@ -142,6 +166,9 @@ func (m *Metrics) ForgetService(name string) {
 	m.connDuration.DeleteLabelValues(name)
 	for _, r := range rejectReasons() {
 		m.rejected.DeleteLabelValues(name, r)
+	}
+	for _, e := range backends.LocalDialErrors {
+		m.localErrors.DeleteLabelValues(name, e)
 	}
 }
 
@@ -166,5 +193,11 @@ func (sm *serviceMetrics) dialed(seconds float64) {
 func (sm *serviceMetrics) connClosed(seconds float64) {
 	if sm != nil {
 		sm.connDuration.Observe(seconds)
+	}
+}
+
+func (sm *serviceMetrics) localError(i int) {
+	if sm != nil {
+		sm.localErrors[i].Inc()
 	}
 }

@@ -77,6 +77,12 @@ func (l *loop) event(c *conn, fd int, ev uint32) {
 		}
 		return
 	}
+	if c.state == stateWaiting {
+		if in.readable {
+			l.clientSpoke(c)
+		}
+		return
+	}
 	if c.state != stateOpen {
 		return // the client spoke before the backend answered: remembered
 	}

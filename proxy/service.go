@@ -84,7 +84,9 @@ type Service struct {
 	dialCtx   context.Context
 	stopDials context.CancelFunc
 
-	active atomic.Int64 // open client connections
+	active  atomic.Int64 // open client connections
+	local   localErrors  // warnings about local resource errors
+	clients clientCounts // open connections per client address
 
 	mu       sync.Mutex
 	ln       *net.TCPListener // until the engine takes its socket over

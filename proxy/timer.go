@@ -65,6 +65,8 @@ func (l *loop) onTimer(c *conn) {
 		l.headerFailed(c, os.ErrDeadlineExceeded)
 	case stateHello:
 		l.helloTimedOut(c)
+	case stateWaiting:
+		l.firstDataTimedOut(c)
 	case stateResolving, stateConnecting:
 		l.connectTimedOut(c)
 	case stateOpen:

@@ -79,6 +79,12 @@ type e2eStack struct {
 // and publishes 8080, 9090 and extra ports on 127.0.0.1. It returns once
 // /readyz says the first Docker sync is done.
 func newE2EStack(t *testing.T, services string, extra ...int) *e2eStack {
+	return newE2EStackVia(t, "", services, extra...)
+}
+
+// newE2EStackVia is newE2EStack with tierlb reaching the engine through
+// the unix socket at sock ("": the engine's own).
+func newE2EStackVia(t *testing.T, sock, services string, extra ...int) *e2eStack {
 	e := newTestEnv(t)
 	bin := e2eBinary(t)
 	ref := buildImage(t, e.cli, bin, "tierlb", "FROM scratch\nCOPY tierlb /tierlb\nUSER 65532:65532\nENTRYPOINT [\"/tierlb\"]\n")
@@ -90,10 +96,13 @@ func newE2EStack(t *testing.T, services string, extra ...int) *e2eStack {
 	if err := os.WriteFile(filepath.Join(dir, "tierlb.yaml"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	sock := strings.TrimPrefix(e.cli.DaemonHost(), "unix://")
+	engineSock := strings.TrimPrefix(e.cli.DaemonHost(), "unix://")
 	var st syscall.Stat_t
-	if err := syscall.Stat(sock, &st); err != nil {
-		t.Fatalf("engine socket %s: %v", sock, err)
+	if err := syscall.Stat(engineSock, &st); err != nil {
+		t.Fatalf("engine socket %s: %v", engineSock, err)
+	}
+	if sock == "" {
+		sock = engineSock
 	}
 	exposed, bindings := network.PortSet{}, network.PortMap{}
 	for _, p := range append([]int{8080, 9090}, extra...) {
@@ -254,6 +263,11 @@ func askOn(c net.Conn) (string, error) {
 	if _, err := io.WriteString(c, "GET /name HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
 		return "", err
 	}
+	return readName(c)
+}
+
+// readName reads one response to GET /name and returns its body.
+func readName(c net.Conn) (string, error) {
 	r := bufio.NewReader(c)
 	length := -1
 	for {

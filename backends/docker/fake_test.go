@@ -33,6 +33,7 @@ type fakeClient struct {
 	inspects   int
 	lists      int
 	subscribes int
+	sinces     []string // each subscription's Since
 	streams    []*fakeStream
 	// lastFilters is the filter of the latest Events call.
 	lastFilters client.Filters
@@ -110,6 +111,7 @@ func (f *fakeClient) Events(ctx context.Context, opts client.EventsListOptions) 
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.subscribes++
+	f.sinces = append(f.sinces, opts.Since)
 	f.lastFilters = opts.Filters
 	s := &fakeStream{msgs: make(chan events.Message), errs: make(chan error, 1)}
 	if f.down != nil {

@@ -43,6 +43,10 @@ type Provider struct {
 	declared  []LabelService
 	synced    bool // published at least once
 	sw        swarmState
+	// lastEvent is the engine's time of the last event applied (UnixNano).
+	// A new subscription asks for the events since then, so a container
+	// stopped while the stream was down is still drained at its stop.
+	lastEvent int64
 
 	reload chan struct{} // SetServices asks Run to relist
 

@@ -3,8 +3,10 @@ package docker
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -288,5 +290,25 @@ func TestLogDrains(t *testing.T) {
 				t.Errorf("logged %q, want %q", got, st.want)
 			}
 		})
+	}
+}
+
+// TestProviderResubscribesSinceLastEvent: after a break the provider asks
+// the engine for the events since the last one it saw, so a stop that
+// happened meanwhile still drains its replica.
+func TestProviderResubscribesSinceLastEvent(t *testing.T) {
+	f, _, _ := setup(t)
+	_, _, subs := f.counts()
+	ev := ctrEvent("start", "id1", nil)
+	ev.TimeNano = time.Date(2026, 12, 3, 10, 0, 0, 123, time.UTC).UnixNano()
+	f.send(t, ev)
+	f.cut(io.ErrUnexpectedEOF)
+	waitFor(t, 2*time.Second, "a new subscription", func() bool { _, _, s := f.counts(); return s > subs })
+	f.mu.Lock()
+	sinces := slices.Clone(f.sinces)
+	f.mu.Unlock()
+	want := fmt.Sprintf("%d.000000123", ev.TimeNano/1e9)
+	if sinces[0] != "" || sinces[len(sinces)-1] != want {
+		t.Fatalf("subscriptions asked since %q, want the first from now and the next since %s", sinces, want)
 	}
 }

@@ -69,7 +69,15 @@ func (p *Provider) session(ctx context.Context) (synced bool, err error) {
 	// that the subscription can come before the engine says what it is.
 	subscribe := func() *queue {
 		q := newQueue()
-		stream := p.cli.Events(ctx, client.EventsListOptions{Filters: eventFilters(p.cfg.Swarm != "false")})
+		opts := client.EventsListOptions{Filters: eventFilters(p.cfg.Swarm != "false")}
+		if p.lastEvent > 0 {
+			// The engine replays what it still holds since then (its last
+			// 256 events), in order, after the relist below: a suffix of
+			// the history applied to a fresher state ends where the
+			// engine is.
+			opts.Since = fmt.Sprintf("%d.%09d", p.lastEvent/1e9, p.lastEvent%1e9)
+		}
+		stream := p.cli.Events(ctx, opts)
 		wg.Go(func() { drainEvents(ctx, stream, q) })
 		return q
 	}
@@ -138,6 +146,9 @@ func (p *Provider) session(ctx context.Context) (synced bool, err error) {
 				}
 			}
 			msgs, streamErr := q.take()
+			for _, m := range msgs {
+				p.lastEvent = max(p.lastEvent, m.TimeNano)
+			}
 			if len(msgs) > 0 {
 				delay = p.backoffMin
 				if err := p.applyEvents(ctx, msgs); err != nil {

@@ -13,15 +13,20 @@ import (
 // FIN it finishes writing what it read, then sends its own FIN, which is what
 // a proxy's half-close handling is tested against.
 type Echo struct {
-	// DrainTimeout bounds how long Serve waits for open connections after ctx
-	// ends (default 10s).
+	// LameDuck is how long Serve goes on accepting after ctx ends.
+	LameDuck time.Duration
+	// DrainTimeout bounds how long Serve waits for open connections after
+	// the lame-duck period (default 10s).
 	DrainTimeout time.Duration
+
+	lame lameDuck
 }
 
-// Serve echoes on ln until ctx ends, then waits for open connections up to
-// DrainTimeout, closes the rest and returns when all have finished.
+// Serve echoes on ln until ctx ends and LameDuck has passed, then waits for
+// open connections up to DrainTimeout, closes the rest and returns when all
+// have finished.
 func (e *Echo) Serve(ctx context.Context, ln net.Listener) error {
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	stop := e.lame.arm(ctx, e.LameDuck, ln)
 	defer stop()
 	var (
 		mu    sync.Mutex

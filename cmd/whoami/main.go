@@ -17,8 +17,11 @@
 // --echo adds a raw TCP echo listener that honours half-close. --probe
 // HOST:PORT checks another instance's /healthz and exits 0 or 1, for a
 // Docker HEALTHCHECK in an image that has no shell or curl.
-// SIGTERM/SIGINT: stop accepting, close idle connections, let busy ones
-// finish within --drain, exit 0.
+// SIGTERM/SIGINT: go on serving for --lame-duck (default 3s, or
+// $LAME_DUCK), answering "Connection: close" and 503 on /healthz, so that
+// connections a load balancer sends before it hears of the stop are served;
+// then stop accepting, close idle connections, let busy ones finish within
+// --drain, exit 0.
 package main
 
 import (
@@ -46,7 +49,17 @@ func run(args []string) int {
 	listen := fs.String("listen", ":8080", "HTTP listen address")
 	name := fs.String("name", "", "name to report (default $NAME, else the hostname)")
 	echo := fs.String("echo", "", "raw TCP echo listen address (off when empty)")
-	drain := fs.Duration("drain", 10*time.Second, "on SIGTERM, how long busy connections may finish")
+	lameDefault := DefaultLameDuck
+	if env := os.Getenv("LAME_DUCK"); env != "" {
+		d, err := time.ParseDuration(env)
+		if err != nil || d < 0 {
+			fmt.Fprintf(os.Stderr, "whoami: LAME_DUCK=%q: want a duration such as 3s or 0\n", env)
+			return 1
+		}
+		lameDefault = d
+	}
+	lameDuck := fs.Duration("lame-duck", lameDefault, "on SIGTERM, how long to go on serving before closing the listener ($LAME_DUCK)")
+	drain := fs.Duration("drain", 10*time.Second, "after the lame-duck period, how long busy connections may finish")
 	unhealthy := fs.Bool("unhealthy", false, "answer 503 on /healthz")
 	probe := fs.String("probe", "", "check HOST:PORT/healthz and exit 0 (healthy) or 1")
 	verbose := fs.Bool("v", false, "log bad requests")
@@ -68,7 +81,7 @@ func run(args []string) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	if err := serve(ctx, log, *listen, *echo, resolveName(*name), *drain, *unhealthy); err != nil {
+	if err := serve(ctx, log, *listen, *echo, resolveName(*name), *lameDuck, *drain, *unhealthy); err != nil {
 		log.Error("whoami failed", "err", err)
 		return 2
 	}
@@ -76,7 +89,7 @@ func run(args []string) int {
 }
 
 // serve binds both listeners before serving so a bad address fails fast.
-func serve(ctx context.Context, log *slog.Logger, listen, echo, name string, drain time.Duration, unhealthy bool) error {
+func serve(ctx context.Context, log *slog.Logger, listen, echo, name string, lameDuck, drain time.Duration, unhealthy bool) error {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return fmt.Errorf("listen http: %w", err)
@@ -95,14 +108,15 @@ func serve(ctx context.Context, log *slog.Logger, listen, echo, name string, dra
 		wg   sync.WaitGroup
 		errs = make([]error, 2)
 	)
-	srv := &Server{Name: name, Unhealthy: unhealthy, DrainTimeout: drain, Logger: log}
+	context.AfterFunc(ctx, func() { log.Info("whoami stopping: lame duck", "for", lameDuck) })
+	srv := &Server{Name: name, Unhealthy: unhealthy, LameDuck: lameDuck, DrainTimeout: drain, Logger: log}
 	wg.Go(func() {
 		errs[0] = srv.Serve(ctx, ln)
 		cancel() // one listener failing stops the other
 	})
 	if eln != nil {
 		wg.Go(func() {
-			errs[1] = (&Echo{DrainTimeout: drain}).Serve(ctx, eln)
+			errs[1] = (&Echo{LameDuck: lameDuck, DrainTimeout: drain}).Serve(ctx, eln)
 			cancel()
 		})
 	}

@@ -38,20 +38,26 @@ type Server struct {
 	Name string
 	// Unhealthy makes GET /healthz answer 503 (for health-check tests).
 	Unhealthy bool
-	// DrainTimeout is how long Serve waits for busy connections after ctx
-	// ends before closing them (default 10s).
+	// LameDuck is how long Serve goes on accepting and answering after ctx
+	// ends, with "Connection: close" on every response and 503 on /healthz,
+	// before it closes the listener and idle connections (0: at once).
+	LameDuck time.Duration
+	// DrainTimeout is how long Serve waits for busy connections after the
+	// lame-duck period before closing them (default 10s).
 	DrainTimeout time.Duration
 	Logger       *slog.Logger
 
 	tracker tracker
+	lame    lameDuck
 }
 
-// Serve accepts on ln until ctx ends, then stops accepting, closes idle
-// keep-alive connections, waits for busy ones up to DrainTimeout and closes
-// the rest. It returns once every connection goroutine has finished.
+// Serve accepts on ln until ctx ends and LameDuck has passed, then stops
+// accepting, closes idle keep-alive connections, waits for busy ones up to
+// DrainTimeout and closes the rest. It returns once every connection
+// goroutine has finished.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.tracker.init()
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	stop := s.lame.arm(ctx, s.LameDuck, ln)
 	defer stop()
 	var acceptErr error
 	for {
@@ -115,7 +121,9 @@ func (s *Server) serveConn(tc *trackedConn) {
 				return
 			}
 		}
-		keep := req.keepAlive && !s.tracker.closing.Load()
+		// A lame server asks keep-alive clients to reconnect, which takes
+		// them to another replica, rather than cutting them when it exits.
+		keep := req.keepAlive && !s.tracker.closing.Load() && !s.lame.lame()
 		if err := s.respond(bw, c, req, keep, local, remote); err != nil {
 			return
 		}
@@ -172,7 +180,7 @@ func (s *Server) respond(bw *bufio.Writer, c net.Conn, req request, keep bool, l
 	case req.path == "/name":
 		writeSimple(bw, 200, s.Name+"\n", keep, head)
 	case req.path == "/healthz":
-		if s.Unhealthy {
+		if s.Unhealthy || s.lame.lame() {
 			writeSimple(bw, 503, "unhealthy\n", keep, head)
 		} else {
 			writeSimple(bw, 200, "ok\n", keep, head)

@@ -258,7 +258,13 @@ func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Disca
 // startProvider runs a provider against the fake until the test ends.
 func startProvider(t *testing.T, cfg Config, sels []ServiceSelector, f *fakeClient, sink *fakeSink) *Provider {
 	t.Helper()
-	p, err := New(cfg, sels, sink, Options{Client: f, Logger: discardLogger()})
+	return startCountedProvider(t, cfg, sels, f, sink, nil)
+}
+
+// startCountedProvider is startProvider with the provider's metrics.
+func startCountedProvider(t *testing.T, cfg Config, sels []ServiceSelector, f *fakeClient, sink *fakeSink, m *Metrics) *Provider {
+	t.Helper()
+	p, err := New(cfg, sels, sink, Options{Client: f, Logger: discardLogger(), Metrics: m})
 	if err != nil {
 		t.Fatal(err)
 	}

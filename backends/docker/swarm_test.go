@@ -32,6 +32,12 @@ func swarmSummary(s *fakeSink, service string) string {
 // and service web (labels on the service) with a task on node-1 and node-2.
 func swarmSetup(t *testing.T, cfg Config) (*fakeClient, *fakeSink, *Provider) {
 	t.Helper()
+	return countedSwarmSetup(t, cfg, nil)
+}
+
+// countedSwarmSetup is swarmSetup with the provider's metrics.
+func countedSwarmSetup(t *testing.T, cfg Config, m *Metrics) (*fakeClient, *fakeSink, *Provider) {
+	t.Helper()
 	f := newFakeClient().withSwarm()
 	cfg.ContainerID = f.proxyOn(map[string]string{"front": "10.9.0.100"})
 	f.editSwarm(func(s *fakeSwarm) {
@@ -48,7 +54,7 @@ func swarmSetup(t *testing.T, cfg Config) (*fakeClient, *fakeSink, *Provider) {
 		}
 	})
 	sink := newFakeSink()
-	p := startProvider(t, cfg, []ServiceSelector{{Name: "web"}}, f, sink)
+	p := startCountedProvider(t, cfg, []ServiceSelector{{Name: "web"}}, f, sink, m)
 	testkit.Eventually(t, 2*time.Second, "first sync", func() bool { ok, _ := p.Ready(); return ok })
 	return f, sink, p
 }

@@ -45,7 +45,7 @@ func TestTargetsPerSetting(t *testing.T) {
 // has the flag, else as GOMAXPROCS; the default column gets neither, and
 // the bench's own GOMAXPROCS and TIERLB_* never reach tierlb.
 func TestTierlbLoopSetting(t *testing.T) {
-	environ := []string{"PATH=/bin", "GOMAXPROCS=7", "TIERLB_ENGINE=goroutine", "HOME=/root"}
+	environ := []string{"PATH=/bin", "GOMAXPROCS=7", "TIERLB_ENGINE_LOOPS=3", "HOME=/root"}
 	tests := []struct {
 		name     string
 		flag     bool

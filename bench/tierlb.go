@@ -19,8 +19,8 @@ type tierlbBuild struct {
 	name string
 	// loopsFlag: `tierlb run --help` lists --loops, so a loop count is given
 	// as that flag; otherwise as GOMAXPROCS=N, which is how tierlb before the
-	// flag took one (proxy.ReserveProc: GOMAXPROCS set by the user is the
-	// loop count, with no P kept spare).
+	// flag took one: a GOMAXPROCS set by the user is the loop count, with no
+	// P kept spare.
 	loopsFlag bool
 }
 

@@ -12,6 +12,8 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/client"
+
+	"github.com/tierlb/tierlb/internal/testkit"
 )
 
 // appService is the service every end-to-end test balances: replicas
@@ -33,7 +35,7 @@ func TestE2ERoundRobinStopKill(t *testing.T) {
 		// r1 ignores its stop signal, so a stop takes the whole timeout.
 		ids[n] = s.run(n, runOpts{nets: []string{s.app}, labels: labels, args: []string{"--listen", ":8080", "--name", n}, stopSignal: "SIGUSR1", stopTimeout: 3})
 	}
-	waitFor(t, 15*time.Second, "three replicas through tierlb", func() bool {
+	testkit.Eventually(t, 15*time.Second, "three replicas through tierlb", func() bool {
 		seen := map[string]bool{}
 		for range 6 {
 			if n, err := ask(s.front); err == nil {
@@ -156,7 +158,7 @@ func TestE2EStartStopLatency(t *testing.T) {
 `)
 	labels := map[string]string{s.label("service"): "app"}
 	s.run("base", runOpts{nets: []string{s.app}, labels: labels, args: []string{"--listen", ":8080", "--name", "base"}})
-	waitFor(t, 15*time.Second, "base through tierlb", func() bool { n, _ := ask(s.front); return n == "base" })
+	testkit.Eventually(t, 15*time.Second, "base through tierlb", func() bool { n, _ := ask(s.front); return n == "base" })
 
 	// One replica started and stopped ten times: a restarted container is
 	// a new backend to tierlb, and reusing it keeps the test short.
@@ -168,7 +170,7 @@ func TestE2EStartStopLatency(t *testing.T) {
 		s.start(id)
 		startAt := s.await(evs, events.ActionStart)
 		var first time.Duration
-		waitFor(t, 5*time.Second, "s proxied", func() bool {
+		testkit.Eventually(t, 5*time.Second, "s proxied", func() bool {
 			got, err := ask(s.front)
 			first = time.Since(startAt)
 			return err == nil && got == "s"
@@ -285,7 +287,7 @@ func TestE2ELabelServiceHealthExplain(t *testing.T) {
 
 	// Healthy and no-HEALTHCHECK replicas share the traffic; the sick and
 	// the unreachable one get none, and explain says why.
-	waitFor(t, 20*time.Second, "good and plain in rotation", func() bool {
+	testkit.Eventually(t, 20*time.Second, "good and plain in rotation", func() bool {
 		seen := map[string]bool{}
 		for range 4 {
 			if n, err := ask(s.front); err == nil {
@@ -294,7 +296,7 @@ func TestE2ELabelServiceHealthExplain(t *testing.T) {
 		}
 		return seen["good"] && seen["plain"]
 	})
-	waitFor(t, 10*time.Second, "sick explained", func() bool {
+	testkit.Eventually(t, 10*time.Second, "sick explained", func() bool {
 		_, body := s.get("/api/v1/explain")
 		return strings.Contains(body, "docker health is unhealthy") && strings.Contains(body, "the proxy is not on network "+elsewhere)
 	})
@@ -308,11 +310,11 @@ func TestE2ELabelServiceHealthExplain(t *testing.T) {
 	db := s.run("db", runOpts{nets: []string{s.app}, args: []string{"--listen", ":8080", "--name", "db"}, labels: map[string]string{
 		s.label("service"): "db", s.label("listen"): "0.0.0.0:9000", s.label("port"): "8080", s.label("health.type"): "tcp",
 	}})
-	waitFor(t, 10*time.Second, "db through its own listener", func() bool { n, _ := ask(s.ports[9000]); return n == "db" })
+	testkit.Eventually(t, 10*time.Second, "db through its own listener", func() bool { n, _ := ask(s.ports[9000]); return n == "db" })
 	if _, err := s.cli.ContainerRemove(t.Context(), db, client.ContainerRemoveOptions{Force: true}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "db's listener closed", func() bool {
+	testkit.Eventually(t, 10*time.Second, "db's listener closed", func() bool {
 		return strings.Contains(s.logs(), `msg="service removed: draining" service=db`)
 	})
 	if n, err := ask(s.ports[9000]); err == nil {

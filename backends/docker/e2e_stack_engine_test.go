@@ -26,6 +26,8 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
+
+	"github.com/tierlb/tierlb/internal/testkit"
 )
 
 // The end-to-end tests run tierlb itself in a container, as users do: built
@@ -157,7 +159,7 @@ func newE2EStackVia(t *testing.T, sock, services string, extra ...int) *e2eStack
 		s.ports[int(port.Num())] = net.JoinHostPort("127.0.0.1", b[0].HostPort)
 	}
 	s.front, s.admin = s.ports[8080], s.ports[9090]
-	waitFor(t, 20*time.Second, "tierlb ready", func() bool {
+	testkit.Eventually(t, 20*time.Second, "tierlb ready", func() bool {
 		code, _ := s.get("/readyz")
 		return code == http.StatusOK
 	})

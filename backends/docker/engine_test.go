@@ -23,6 +23,8 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
+
+	"github.com/tierlb/tierlb/internal/testkit"
 )
 
 // The tests in *_engine_test.go run against the real Docker engine. Every
@@ -310,7 +312,7 @@ func (e *testEnv) provider(cfg Config, sels []ServiceSelector, sink Sink, cli cl
 			e.t.Errorf("Run: %v", err)
 		}
 	})
-	waitFor(e.t, 10*time.Second, "first sync", func() bool { ok, _ := p.Ready(); return ok })
+	testkit.Eventually(e.t, 10*time.Second, "first sync", func() bool { ok, _ := p.Ready(); return ok })
 	return p
 }
 

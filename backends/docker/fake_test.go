@@ -255,24 +255,18 @@ func (s *fakeSink) updateCount() int {
 	return s.updates
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // startProvider runs a provider against the fake until the test ends.
 func startProvider(t *testing.T, cfg Config, sels []ServiceSelector, f *fakeClient, sink *fakeSink) *Provider {
 	t.Helper()
-	p, err := New(cfg, sels, sink, Options{Client: f, Logger: discardLogger()})
+	return startCountedProvider(t, cfg, sels, f, sink, nil)
+}
+
+// startCountedProvider is startProvider with the provider's metrics.
+func startCountedProvider(t *testing.T, cfg Config, sels []ServiceSelector, f *fakeClient, sink *fakeSink, m *Metrics) *Provider {
+	t.Helper()
+	p, err := New(cfg, sels, sink, Options{Client: f, Logger: discardLogger(), Metrics: m})
 	if err != nil {
 		t.Fatal(err)
 	}

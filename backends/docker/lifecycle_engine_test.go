@@ -12,6 +12,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 	"github.com/tierlb/tierlb/backends"
+	"github.com/tierlb/tierlb/internal/testkit"
 )
 
 // countingClient counts relists, to prove that many of them happened.
@@ -46,9 +47,9 @@ func TestEngineAddressChoice(t *testing.T) {
 	for i := range 20 {
 		before := cc.lists.Load()
 		p.SetServices([]ServiceSelector{{Name: "app"}})
-		waitFor(t, 5*time.Second, "a relist", func() bool { return cc.lists.Load() > before })
+		testkit.Eventually(t, 5*time.Second, "a relist", func() bool { return cc.lists.Load() > before })
 		// publish happens after the list; wait for explain to settle on this relist
-		waitFor(t, 5*time.Second, "explain", func() bool { return len(p.Explain()) == 2 })
+		testkit.Eventually(t, 5*time.Second, "explain", func() bool { return len(p.Explain()) == 2 })
 		if got := sink.get("app"); !slices.Equal(got, want) {
 			t.Fatalf("relist %d: specs flipped to %+v", i, got)
 		}
@@ -95,7 +96,7 @@ func TestEngineLifecycle(t *testing.T) {
 			return !slices.ContainsFunc(sink.get("app"), func(s backends.Spec) bool { return s.Container == id })
 		}
 		e.start(id)
-		waitFor(t, time.Second, "spec within 1s of docker start returning", func() bool { return has("") })
+		testkit.Eventually(t, time.Second, "spec within 1s of docker start returning", func() bool { return has("") })
 		st, err := e.cli.ContainerInspect(t.Context(), id, client.ContainerInspectOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -115,7 +116,7 @@ func TestEngineLifecycle(t *testing.T) {
 			_, err := e.cli.ContainerStop(t.Context(), id, client.ContainerStopOptions{})
 			stopped <- err
 		}()
-		waitFor(t, time.Second, "drain after stop", func() bool { return has("container stopping") })
+		testkit.Eventually(t, time.Second, "drain after stop", func() bool { return has("container stopping") })
 		_, drained := sink.times(id)
 		drainLat = append(drainLat, drained.Sub(t1))
 		st, err = e.cli.ContainerInspect(t.Context(), id, client.ContainerInspectOptions{})
@@ -125,7 +126,7 @@ func TestEngineLifecycle(t *testing.T) {
 		if err := <-stopped; err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 2*time.Second, "removal after die", gone)
+		testkit.Eventually(t, 2*time.Second, "removal after die", gone)
 	}
 	t.Logf("container running → spec: median %s %v", median(startLat), startLat)
 	t.Logf("ContainerStop called → drain: median %s %v", median(drainLat), drainLat)
@@ -160,11 +161,11 @@ func TestEnginePauseUnpause(t *testing.T) {
 	if _, err := e.cli.ContainerPause(t.Context(), id, client.ContainerPauseOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Second, "paused", func() bool { return drain() == "container paused" })
+	testkit.Eventually(t, time.Second, "paused", func() bool { return drain() == "container paused" })
 	if _, err := e.cli.ContainerUnpause(t.Context(), id, client.ContainerUnpauseOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Second, "unpaused", func() bool { return drain() == "" })
+	testkit.Eventually(t, time.Second, "unpaused", func() bool { return drain() == "" })
 }
 
 func TestEngineDockerHealth(t *testing.T) {
@@ -177,11 +178,11 @@ func TestEngineDockerHealth(t *testing.T) {
 	bad := e.run("bad", runOpts{nets: []string{net}, labels: labels, health: hc, args: []string{"--listen", ":8080", "--unhealthy"}})
 	sink := newFakeSink()
 	p := e.provider(Config{ContainerID: proxy}, []ServiceSelector{{Name: "app", DockerHealth: true}}, sink, nil)
-	waitFor(t, 10*time.Second, "healthy replica routed", func() bool {
+	testkit.Eventually(t, 10*time.Second, "healthy replica routed", func() bool {
 		s := sink.get("app")
 		return len(s) == 1 && s[0].Container == good
 	})
-	waitFor(t, 10*time.Second, "unhealthy replica explained", func() bool {
+	testkit.Eventually(t, 10*time.Second, "unhealthy replica explained", func() bool {
 		for _, x := range p.Explain() {
 			if x.Container == bad && !x.Routed && strings.Contains(x.Reason, "docker health is unhealthy") {
 				return true

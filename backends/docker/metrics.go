@@ -3,15 +3,31 @@ package docker
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// eventTypes are the event types counted, exported at zero from the start so
-// that rates and alerts work before the first event.
+// eventTypes are the container and network actions the provider asks the
+// daemon for, and counts.
 var eventTypes = []string{
 	"start", "die", "kill", "stop", "pause", "unpause", "health_status",
 	"destroy", "rename", "connect", "disconnect",
+}
+
+// countedTypes is every value the type label can take, exported at zero
+// from the start so that rates and alerts work before the first event.
+// Swarm's are there whether or not the engine turns out to be a manager:
+// with docker.swarm auto, that is known only once the provider runs.
+func countedTypes() []string {
+	return append(slices.Clone(eventTypes),
+		// Swarm mode asks for create, update and remove (eventFilters); the
+		// daemon's action filter is not per type, so task containers'
+		// create and update come too.
+		"create", "update",
+		"service_create", "service_update", "service_remove",
+		"node_create", "node_update", "node_remove",
+	)
 }
 
 // Metrics counts discovery activity. A nil *Metrics counts nothing, so the
@@ -49,7 +65,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	if m.unrouted, err = register(reg, m.unrouted); err != nil {
 		return nil, err
 	}
-	for _, t := range eventTypes {
+	for _, t := range countedTypes() {
 		m.events.WithLabelValues("docker", t)
 	}
 	m.errors.WithLabelValues("docker")

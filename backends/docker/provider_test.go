@@ -16,6 +16,7 @@ import (
 	"github.com/moby/moby/api/types/network"
 
 	"github.com/tierlb/tierlb/backends"
+	"github.com/tierlb/tierlb/internal/testkit"
 )
 
 var appLabels = map[string]string{"tierlb.service": "app", "tierlb.port": "8080"}
@@ -56,7 +57,7 @@ func setup(t *testing.T) (*fakeClient, *fakeSink, *Provider) {
 	f.set(appCtr("1", map[string]string{"app": "10.2.0.1", "web": "10.1.0.1"}).inspect())
 	sink := newFakeSink()
 	p := startProvider(t, Config{ContainerID: "proxyid"}, []ServiceSelector{{Name: "app"}}, f, sink)
-	waitFor(t, 2*time.Second, "first sync", func() bool { ok, _ := p.Ready(); return ok })
+	testkit.Eventually(t, 2*time.Second, "first sync", func() bool { ok, _ := p.Ready(); return ok })
 	if got := specSummary(sink); got != "app-1=10.2.0.1:8080" {
 		t.Fatalf("after first sync: %s", got)
 	}
@@ -70,7 +71,7 @@ func TestProviderLifecycle(t *testing.T) {
 	lists, inspects, _ := f.counts()
 	f.set(appCtr("2", map[string]string{"app": "10.2.0.2"}).inspect())
 	f.send(t, ctrEvent("start", "id2", map[string]string{"name": "app-2"}))
-	waitFor(t, time.Second, "app-2 added", func() bool { return specSummary(sink) == "app-1=10.2.0.1:8080,app-2=10.2.0.2:8080" })
+	testkit.Eventually(t, time.Second, "app-2 added", func() bool { return specSummary(sink) == "app-1=10.2.0.1:8080,app-2=10.2.0.2:8080" })
 	if l, i, _ := f.counts(); l != lists || i != inspects+1 {
 		t.Fatalf("start cost %d lists and %d inspects, want 0 and 1", l-lists, i-inspects)
 	}
@@ -78,7 +79,7 @@ func TestProviderLifecycle(t *testing.T) {
 	// kill with SIGTERM: drained at once, without asking the engine.
 	_, inspects, _ = f.counts()
 	f.send(t, ctrEvent("kill", "id2", map[string]string{"signal": "15"}))
-	waitFor(t, time.Second, "app-2 draining", func() bool {
+	testkit.Eventually(t, time.Second, "app-2 draining", func() bool {
 		return specSummary(sink) == "app-1=10.2.0.1:8080,app-2=10.2.0.2:8080(container stopping)"
 	})
 	if _, i, _ := f.counts(); i != inspects {
@@ -86,10 +87,10 @@ func TestProviderLifecycle(t *testing.T) {
 	}
 	// a resync while it is still stopping keeps the drain.
 	p.SetServices([]ServiceSelector{{Name: "app"}})
-	waitFor(t, time.Second, "relist", func() bool { l, _, _ := f.counts(); return l > lists })
+	testkit.Eventually(t, time.Second, "relist", func() bool { l, _, _ := f.counts(); return l > lists })
 	f.send(t, ctrEvent("kill", "id1", map[string]string{"signal": "1"})) // SIGHUP: a reload, not a stop
 	f.send(t, ctrEvent("pause", "id1", nil))
-	waitFor(t, time.Second, "app-1 paused, app-2 still draining", func() bool {
+	testkit.Eventually(t, time.Second, "app-1 paused, app-2 still draining", func() bool {
 		return specSummary(sink) == "app-1=10.2.0.1:8080(container paused),app-2=10.2.0.2:8080(container stopping)"
 	})
 
@@ -97,7 +98,7 @@ func TestProviderLifecycle(t *testing.T) {
 	f.remove("id2")
 	f.send(t, ctrEvent("die", "id2", nil))
 	f.send(t, ctrEvent("unpause", "id1", nil))
-	waitFor(t, time.Second, "app-2 gone, app-1 back", func() bool { return specSummary(sink) == "app-1=10.2.0.1:8080" })
+	testkit.Eventually(t, time.Second, "app-2 gone, app-1 back", func() bool { return specSummary(sink) == "app-1=10.2.0.1:8080" })
 
 	ex := p.Explain()
 	if len(ex) != 1 || ex[0].Name != "app-1" || !ex[0].Routed || ex[0].Network != "app" {
@@ -113,7 +114,7 @@ func TestProviderHealthEvents(t *testing.T) {
 	f.set(c.inspect())
 	sink := newFakeSink()
 	p := startProvider(t, Config{ContainerID: "proxyid"}, []ServiceSelector{{Name: "app", DockerHealth: true}}, f, sink)
-	waitFor(t, 2*time.Second, "first sync", func() bool { ok, _ := p.Ready(); return ok })
+	testkit.Eventually(t, 2*time.Second, "first sync", func() bool { ok, _ := p.Ready(); return ok })
 	if got := specSummary(sink); got != "" {
 		t.Fatalf("starting container routed: %s", got)
 	}
@@ -122,9 +123,9 @@ func TestProviderHealthEvents(t *testing.T) {
 	}
 	_, inspects, _ := f.counts()
 	f.send(t, ctrEvent("health_status: healthy", "id1", nil))
-	waitFor(t, time.Second, "healthy routed", func() bool { return specSummary(sink) == "app-1=10.2.0.1:8080" })
+	testkit.Eventually(t, time.Second, "healthy routed", func() bool { return specSummary(sink) == "app-1=10.2.0.1:8080" })
 	f.send(t, ctrEvent("health_status: unhealthy", "id1", nil))
-	waitFor(t, time.Second, "unhealthy excluded", func() bool { return specSummary(sink) == "" })
+	testkit.Eventually(t, time.Second, "unhealthy excluded", func() bool { return specSummary(sink) == "" })
 	if _, i, _ := f.counts(); i != inspects {
 		t.Fatalf("health events cost %d inspects, want 0", i-inspects)
 	}
@@ -148,7 +149,7 @@ func TestProviderCoalescesBursts(t *testing.T) {
 		n := string(rune('a' + i))
 		f.send(t, ctrEvent("start", "id"+n, nil))
 	}
-	waitFor(t, 2*time.Second, "21 replicas", func() bool { return len(sink.get("app")) == 21 })
+	testkit.Eventually(t, 2*time.Second, "21 replicas", func() bool { return len(sink.get("app")) == 21 })
 	if n := sink.updateCount() - before; n > 3 {
 		t.Fatalf("20 starts made %d updates, want them coalesced", n)
 	}
@@ -163,7 +164,7 @@ func TestProviderStreamCutResyncs(t *testing.T) {
 	f.mu.Unlock()
 	f.cut(io.ErrUnexpectedEOF)
 	f.set(appCtr("2", map[string]string{"app": "10.2.0.2"}).inspect())
-	waitFor(t, time.Second, "a failed resubscribe", func() bool { _, _, s := f.counts(); return s > subs+1 })
+	testkit.Eventually(t, time.Second, "a failed resubscribe", func() bool { _, _, s := f.counts(); return s > subs+1 })
 	if ok, _ := p.Ready(); !ok {
 		t.Fatal("ready must stay true once synced")
 	}
@@ -173,7 +174,7 @@ func TestProviderStreamCutResyncs(t *testing.T) {
 	f.mu.Lock()
 	f.down = nil
 	f.mu.Unlock()
-	waitFor(t, 2*time.Second, "resync picks up app-2", func() bool { return specSummary(sink) == "app-1=10.2.0.1:8080,app-2=10.2.0.2:8080" })
+	testkit.Eventually(t, 2*time.Second, "resync picks up app-2", func() bool { return specSummary(sink) == "app-1=10.2.0.1:8080,app-2=10.2.0.2:8080" })
 }
 
 func TestProviderEngineDownAtStart(t *testing.T) {
@@ -183,14 +184,14 @@ func TestProviderEngineDownAtStart(t *testing.T) {
 	f.bridges = []network.Summary{{Network: network.Network{Name: "bridge", ID: "id-bridge", Driver: "bridge"}}}
 	sink := newFakeSink()
 	p := startProvider(t, Config{}, []ServiceSelector{{Name: "app"}}, f, sink)
-	waitFor(t, time.Second, "a reason", func() bool { _, why := p.Ready(); return strings.Contains(why, "no such file") })
+	testkit.Eventually(t, time.Second, "a reason", func() bool { _, why := p.Ready(); return strings.Contains(why, "no such file") })
 	if ok, why := p.Ready(); ok || !strings.Contains(why, "unix:///fake.sock") {
 		t.Fatalf("Ready = %v, %q", ok, why)
 	}
 	f.mu.Lock()
 	f.down = nil
 	f.mu.Unlock()
-	waitFor(t, 2*time.Second, "ready", func() bool { ok, _ := p.Ready(); return ok })
+	testkit.Eventually(t, 2*time.Second, "ready", func() bool { ok, _ := p.Ready(); return ok })
 	// On the host (no own container found) any bridge network is reachable.
 	if got := specSummary(sink); got != "app-1=172.17.0.2:8080" {
 		t.Fatalf("specs = %s", got)
@@ -201,7 +202,7 @@ func TestProviderOwnNetworksFollowConnect(t *testing.T) {
 	f, sink, p := setup(t)
 	f.set(appCtr("2", map[string]string{"web": "10.1.0.2"}).inspect())
 	f.send(t, ctrEvent("start", "id2", nil))
-	waitFor(t, time.Second, "app-2 explained", func() bool {
+	testkit.Eventually(t, time.Second, "app-2 explained", func() bool {
 		for _, e := range p.Explain() {
 			if e.Name == "app-2" && !e.Routed && strings.Contains(e.Reason, "no network shared with the proxy") {
 				return true
@@ -213,12 +214,12 @@ func TestProviderOwnNetworksFollowConnect(t *testing.T) {
 	f.set(proxyCtr(map[string]string{"app": "10.2.0.100", "web": "10.1.0.100"}).inspect())
 	f.send(t, events.Message{Type: events.NetworkEventType, Action: "connect",
 		Actor: events.Actor{ID: "id-web", Attributes: map[string]string{"container": "proxyid", "name": "web", "type": "bridge"}}})
-	waitFor(t, time.Second, "app-2 routed on web", func() bool { return specSummary(sink) == "app-1=10.2.0.1:8080,app-2=10.1.0.2:8080" })
+	testkit.Eventually(t, time.Second, "app-2 routed on web", func() bool { return specSummary(sink) == "app-1=10.2.0.1:8080,app-2=10.1.0.2:8080" })
 	// A replica disconnected from web: re-inspected, not routed.
 	f.set(appCtr("2", map[string]string{}).inspect())
 	f.send(t, events.Message{Type: events.NetworkEventType, Action: "disconnect",
 		Actor: events.Actor{ID: "id-web", Attributes: map[string]string{"container": "id2", "name": "web", "type": "bridge"}}})
-	waitFor(t, time.Second, "app-2 out", func() bool { return specSummary(sink) == "app-1=10.2.0.1:8080" })
+	testkit.Eventually(t, time.Second, "app-2 out", func() bool { return specSummary(sink) == "app-1=10.2.0.1:8080" })
 }
 
 func TestProviderIgnoresOthers(t *testing.T) {
@@ -228,14 +229,14 @@ func TestProviderIgnoresOthers(t *testing.T) {
 	f.send(t, other)
 	f.send(t, events.Message{Type: events.NetworkEventType, Action: "connect", Actor: events.Actor{ID: "n", Attributes: map[string]string{"container": "x"}}})
 	f.send(t, ctrEvent("rename", "id1", nil)) // ours: re-read
-	waitFor(t, time.Second, "rename inspected", func() bool { _, i, _ := f.counts(); return i == inspects+1 })
+	testkit.Eventually(t, time.Second, "rename inspected", func() bool { _, i, _ := f.counts(); return i == inspects+1 })
 }
 
 func TestExplicitContainerIDMissing(t *testing.T) {
 	f := newFakeClient()
 	sink := newFakeSink()
 	p := startProvider(t, Config{ContainerID: "nope"}, nil, f, sink)
-	waitFor(t, time.Second, "a reason", func() bool {
+	testkit.Eventually(t, time.Second, "a reason", func() bool {
 		_, why := p.Ready()
 		return strings.Contains(why, "own container nope (from docker.container_id)")
 	})
@@ -248,7 +249,7 @@ func TestProviderStopSkipsCoalescing(t *testing.T) {
 	p.coalesce = 3 * time.Second // set before the event; Run reads it per batch
 	start := time.Now()
 	f.send(t, ctrEvent("kill", "id1", map[string]string{"signal": "15"}))
-	waitFor(t, 2*time.Second, "app-1 draining", func() bool {
+	testkit.Eventually(t, 2*time.Second, "app-1 draining", func() bool {
 		return specSummary(sink) == "app-1=10.2.0.1:8080(container stopping)"
 	})
 	if d := time.Since(start); d >= time.Second {
@@ -303,7 +304,7 @@ func TestProviderResubscribesSinceLastEvent(t *testing.T) {
 	ev.TimeNano = time.Date(2026, 12, 3, 10, 0, 0, 123, time.UTC).UnixNano()
 	f.send(t, ev)
 	f.cut(io.ErrUnexpectedEOF)
-	waitFor(t, 2*time.Second, "a new subscription", func() bool { _, _, s := f.counts(); return s > subs })
+	testkit.Eventually(t, 2*time.Second, "a new subscription", func() bool { _, _, s := f.counts(); return s > subs })
 	f.mu.Lock()
 	sinces := slices.Clone(f.sinces)
 	f.mu.Unlock()

@@ -1,6 +1,8 @@
 package docker
 
 import (
+	"github.com/tierlb/tierlb/internal/testkit"
+
 	"fmt"
 	"os"
 	"strings"
@@ -54,7 +56,7 @@ func rolling(t *testing.T, lameDuck time.Duration, strict, compare bool) {
 	p := s.composeApp(3, "--listen", ":8080", "--lame-duck", lameDuck.String())
 	settle := func(n int) {
 		t.Helper()
-		waitFor(t, 60*time.Second, fmt.Sprintf("%d replicas up in tierlb", n), func() bool { return s.settled("app", n) })
+		testkit.Eventually(t, 60*time.Second, fmt.Sprintf("%d replicas up in tierlb", n), func() bool { return s.settled("app", n) })
 	}
 	settle(3)
 	first := func(p *composeProject) string {
@@ -99,7 +101,7 @@ func rolling(t *testing.T, lameDuck time.Duration, strict, compare bool) {
 			if _, err := s.cli.ContainerKill(t.Context(), id, client.ContainerKillOptions{Signal: "SIGKILL"}); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, 20*time.Second, "killed replica removed", func() bool { return s.settled("app", 2) })
+			testkit.Eventually(t, 20*time.Second, "killed replica removed", func() bool { return s.settled("app", 2) })
 			s.start(id)
 		}},
 	}...)

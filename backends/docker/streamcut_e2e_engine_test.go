@@ -1,6 +1,8 @@
 package docker
 
 import (
+	"github.com/tierlb/tierlb/internal/testkit"
+
 	"context"
 	"os"
 	"slices"
@@ -30,14 +32,14 @@ func TestE2EStreamCutUnderLoad(t *testing.T) {
 	s := newE2EStackVia(t, sp.ln.Addr().String(), rollingService)
 	// A lame duck longer than tierlb's reconnect backoff during the test.
 	p := s.composeApp(3, "--listen", ":8080", "--lame-duck", "8s")
-	waitFor(t, 60*time.Second, "3 replicas up", func() bool { return s.settled("app", 3) })
+	testkit.Eventually(t, 60*time.Second, "3 replicas up", func() bool { return s.settled("app", 3) })
 
 	load := startConnLoad(t, s.front, 8, 3*time.Minute, 2_000_000)
 	outage := time.Now()
 	sp.setRefuse(true)
 	sp.cut()
 	before := sp.acceptCount()
-	waitFor(t, 20*time.Second, "tierlb retrying the engine", func() bool { return sp.acceptCount() >= before+2 })
+	testkit.Eventually(t, 20*time.Second, "tierlb retrying the engine", func() bool { return sp.acceptCount() >= before+2 })
 	stopped := make(chan error, 1)
 	go func() {
 		_, err := s.cli.ContainerStop(context.Background(), p.ids(t.Context())[0], client.ContainerStopOptions{})
@@ -47,14 +49,14 @@ func TestE2EStreamCutUnderLoad(t *testing.T) {
 	readyz, _ := s.get("/readyz")
 	sp.setRefuse(false)
 	down := time.Since(outage)
-	waitFor(t, 30*time.Second, "the stopped replica out of rotation", func() bool {
+	testkit.Eventually(t, 30*time.Second, "the stopped replica out of rotation", func() bool {
 		st := s.serviceStates("app")
 		return len(st) == 3 && slices.Contains(st, "draining") || len(st) == 2
 	})
 	if err := <-stopped; err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "the stopped replica removed", func() bool { return s.settled("app", 2) })
+	testkit.Eventually(t, 30*time.Second, "the stopped replica removed", func() bool { return s.settled("app", 2) })
 	load.stop()
 	ok, failed := load.counts()
 	t.Logf("fault: event-stream cut under load | %s | engine unreachable %s, a replica stopped meanwhile (drained on reconnect from the replayed events); %d connections, %d failed, /readyz %d during the outage",

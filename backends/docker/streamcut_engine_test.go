@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/moby/moby/client"
+
+	"github.com/tierlb/tierlb/internal/testkit"
 )
 
 // sockProxy forwards a unix socket to the engine's, and can cut every open
@@ -131,7 +133,7 @@ func TestEngineEventStreamCut(t *testing.T) {
 	sp.cut()
 	e.start(late)
 	before := sp.acceptCount()
-	waitFor(t, 5*time.Second, "refused reconnects", func() bool { return sp.acceptCount() >= before+2 })
+	testkit.Eventually(t, 5*time.Second, "refused reconnects", func() bool { return sp.acceptCount() >= before+2 })
 	if ok, _ := p.Ready(); !ok {
 		t.Fatal("ready must stay true once synced")
 	}
@@ -141,13 +143,13 @@ func TestEngineEventStreamCut(t *testing.T) {
 
 	// The engine is back: the provider resubscribes, relists, finds r2.
 	sp.setRefuse(false)
-	waitFor(t, 5*time.Second, "r2 after resync", func() bool { return len(sink.get("app")) == 2 })
+	testkit.Eventually(t, 5*time.Second, "r2 after resync", func() bool { return len(sink.get("app")) == 2 })
 
 	// And the new stream works: stopping r1 drains it.
 	if _, err := e.cli.ContainerKill(t.Context(), first, client.ContainerKillOptions{Signal: "SIGKILL"}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Second, "r1 removed via the new stream", func() bool {
+	testkit.Eventually(t, 2*time.Second, "r1 removed via the new stream", func() bool {
 		s := sink.get("app")
 		return len(s) == 1 && s[0].Container == late
 	})

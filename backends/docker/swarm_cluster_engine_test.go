@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/moby/moby/client"
+
+	"github.com/tierlb/tierlb/internal/testkit"
 )
 
 // swarmCluster is a Swarm of node containers made by
@@ -134,7 +136,7 @@ func (c *swarmCluster) runTierlb(image, config string, overlays ...string) *tier
 			c.t.Logf("tierlb logs (tail):\n%s", logs)
 		}
 	})
-	waitFor(c.t, 30*time.Second, "tierlb ready", func() bool { code, _ := s.get("/readyz"); return code == http.StatusOK })
+	testkit.Eventually(c.t, 30*time.Second, "tierlb ready", func() bool { code, _ := s.get("/readyz"); return code == http.StatusOK })
 	return s
 }
 
@@ -155,6 +157,7 @@ type swarmBackend struct {
 	Node  string `json:"node"`
 	Slot  int    `json:"slot"`
 	State string `json:"state"`
+	Total int    `json:"total_connections"`
 }
 
 // backendsOf returns a service's backends as tierlb's admin API shows them.

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/moby/moby/client"
+
+	"github.com/tierlb/tierlb/internal/testkit"
 )
 
 // swarmTierlbConfig balances service web over the tasks of Swarm services
@@ -63,14 +65,14 @@ func TestSwarmEngine(t *testing.T) {
 	}
 
 	step("round robin over tasks on every node", func(t *testing.T) {
-		waitFor(t, 60*time.Second, "3 tasks up in tierlb", func() bool { n, _ := lb.upOn("web"); return n == replicas })
+		testkit.Eventually(t, 60*time.Second, "3 tasks up in tierlb", func() bool { n, _ := lb.upOn("web"); return n == replicas })
 		_, on := lb.upOn("web")
 		if len(on) != min(nodes, replicas) {
 			t.Errorf("tasks up by node = %v, want them spread over %d nodes", on, min(nodes, replicas))
 		}
 		// Running means started, not listening yet: with no health check
 		// tierlb retries a refused dial elsewhere, which breaks the rotation.
-		waitFor(t, 20*time.Second, "every task answering", func() bool {
+		testkit.Eventually(t, 20*time.Second, "every task answering", func() bool {
 			got, err := askN(lb.front, 2*replicas)
 			return err == nil && distinct(got) == replicas
 		})
@@ -90,15 +92,15 @@ func TestSwarmEngine(t *testing.T) {
 
 	step("scale up and down", func(t *testing.T) {
 		c.docker(1, "service", "scale", "-d", "web=5")
-		waitFor(t, 60*time.Second, "5 tasks up", func() bool { n, _ := lb.upOn("web"); return n == 5 })
+		testkit.Eventually(t, 60*time.Second, "5 tasks up", func() bool { n, _ := lb.upOn("web"); return n == 5 })
 		var got []string
-		waitFor(t, 10*time.Second, "5 tasks answering", func() bool {
+		testkit.Eventually(t, 10*time.Second, "5 tasks answering", func() bool {
 			var err error
 			got, err = askN(lb.front, 10)
 			return err == nil && distinct(got) == 5
 		})
 		c.docker(1, "service", "scale", "-d", "web=2")
-		waitFor(t, 60*time.Second, "2 backends left", func() bool { return len(lb.backendsOf("web")) == 2 })
+		testkit.Eventually(t, 60*time.Second, "2 backends left", func() bool { return len(lb.backendsOf("web")) == 2 })
 		got, err := askN(lb.front, 10)
 		if err != nil || distinct(got) != 2 {
 			t.Fatalf("after scaling down to 2: %v, %v", got, err)
@@ -107,7 +109,7 @@ func TestSwarmEngine(t *testing.T) {
 
 	step("rolling update under load loses no connection", func(t *testing.T) {
 		c.docker(1, "service", "scale", "-d", "web=6")
-		waitFor(t, 60*time.Second, "6 tasks up", func() bool { n, _ := lb.upOn("web"); return n == 6 })
+		testkit.Eventually(t, 60*time.Second, "6 tasks up", func() bool { n, _ := lb.upOn("web"); return n == 6 })
 		load := startLoad(lb.front, 4, 3*time.Minute)
 		c.docker(1, "service", "update", "--force", "--update-parallelism", "1", "web") // waits for convergence
 		ok, failed := load.stop()
@@ -115,14 +117,14 @@ func TestSwarmEngine(t *testing.T) {
 		if len(failed) > 0 || ok == 0 {
 			t.Fatalf("%d of %d connections failed during the update; first: %v", len(failed), ok+len(failed), failed[:min(5, len(failed))])
 		}
-		waitFor(t, 30*time.Second, "6 new tasks up", func() bool { n, _ := lb.upOn("web"); return n == 6 && len(lb.backendsOf("web")) == 6 })
+		testkit.Eventually(t, 30*time.Second, "6 new tasks up", func() bool { n, _ := lb.upOn("web"); return n == 6 && len(lb.backendsOf("web")) == 6 })
 	})
 
 	step("a task on an overlay tierlb does not share is explained", func(t *testing.T) {
 		c.docker(1, "service", "create", "-d", "--name", "hidden", "--replicas", "1", "--endpoint-mode", "dnsrr",
 			"--network", "back", "--label", "tierlb.service=web", "--label", "tierlb.port=8080", whoami)
 		const want = "the proxy is not on network back (proxy networks: front)"
-		waitFor(t, 60*time.Second, "hidden's task explained", func() bool {
+		testkit.Eventually(t, 60*time.Second, "hidden's task explained", func() bool {
 			for _, e := range lb.explained() {
 				if strings.HasPrefix(fmt.Sprint(e["name"]), "hidden.1.") && e["routed"] == false &&
 					strings.Contains(fmt.Sprint(e["reason"]), want) && e["node"] != nil && e["task"] != nil {
@@ -152,18 +154,18 @@ func TestSwarmEngine(t *testing.T) {
 		done := make(chan error, 1)
 		go func() { done <- p.Run(ctx) }()
 		t.Cleanup(func() { cancel(); <-done })
-		waitFor(t, 20*time.Second, "6 tasks in the in-process provider", func() bool { return len(sink.get("web")) == 6 })
+		testkit.Eventually(t, 20*time.Second, "6 tasks in the in-process provider", func() bool { return len(sink.get("web")) == 6 })
 
 		sp.setRefuse(true)
 		sp.cut()
 		c.docker(1, "service", "scale", "-d", "web=7")
-		waitFor(t, 60*time.Second, "the 7th task found by polling alone", func() bool { return len(sink.get("web")) == 7 })
+		testkit.Eventually(t, 60*time.Second, "the 7th task found by polling alone", func() bool { return len(sink.get("web")) == 7 })
 		if ok, _ := p.Ready(); !ok {
 			t.Error("not ready while polling")
 		}
 		sp.setRefuse(false)
 		c.docker(1, "service", "scale", "-d", "web=6")
-		waitFor(t, 60*time.Second, "back to 6", func() bool { return len(sink.get("web")) == 6 })
+		testkit.Eventually(t, 60*time.Second, "back to 6", func() bool { return len(sink.get("web")) == 6 })
 	})
 
 	if nodes < 3 {
@@ -173,7 +175,7 @@ func TestSwarmEngine(t *testing.T) {
 	step("node drained", func(t *testing.T) {
 		load := startLoad(lb.front, 2, 2*time.Minute)
 		c.docker(1, "node", "update", "--availability", "drain", "node3")
-		waitFor(t, 60*time.Second, "no backend on node3, 6 up elsewhere", func() bool {
+		testkit.Eventually(t, 60*time.Second, "no backend on node3, 6 up elsewhere", func() bool {
 			n, on := lb.upOn("web")
 			return n == 6 && on["node3"] == 0 && len(lb.backendsOf("web")) == 6
 		})
@@ -187,7 +189,7 @@ func TestSwarmEngine(t *testing.T) {
 
 	step("node container stopped outright", func(t *testing.T) {
 		c.docker(1, "service", "update", "-d", "--force", "web") // spread tasks back onto node3
-		waitFor(t, 90*time.Second, "tasks on node2 again", func() bool {
+		testkit.Eventually(t, 90*time.Second, "tasks on node2 again", func() bool {
 			n, on := lb.upOn("web")
 			return n == 6 && on["node2"] > 0 && len(lb.backendsOf("web")) == 6
 		})
@@ -195,12 +197,12 @@ func TestSwarmEngine(t *testing.T) {
 		if _, err := host.ContainerKill(t.Context(), "tierlb-swarm-"+c.name+"-node2", client.ContainerKillOptions{Signal: "SIGKILL"}); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 60*time.Second, "node2's tasks out", func() bool {
+		testkit.Eventually(t, 60*time.Second, "node2's tasks out", func() bool {
 			_, on := lb.upOn("web")
 			return on["node2"] == 0
 		})
 		t.Logf("node2 killed: its tasks out of rotation after %s", time.Since(stopped).Round(100*time.Millisecond))
-		waitFor(t, 90*time.Second, "6 tasks up on the others", func() bool { n, _ := lb.upOn("web"); return n == 6 })
+		testkit.Eventually(t, 90*time.Second, "6 tasks up on the others", func() bool { n, _ := lb.upOn("web"); return n == 6 })
 		got, err := askN(lb.front, 12)
 		if err != nil {
 			t.Fatalf("after node2 went: %v, %v", got, err)

@@ -15,6 +15,8 @@ import (
 
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
+
+	"github.com/tierlb/tierlb/internal/testkit"
 )
 
 // TestSwarmFigures measures what the README reports for Swarm mode, on a
@@ -38,7 +40,7 @@ func TestSwarmFigures(t *testing.T) {
 	c.docker(1, "service", "create", "-d", "--name", "web", "--replicas", "3", "--endpoint-mode", "dnsrr",
 		"--network", "front", "--stop-grace-period", "5s", "--env", "NAME={{.Task.Name}}",
 		"--label", "tierlb.service=web", "--label", "tierlb.port=8080", whoami)
-	waitFor(t, 60*time.Second, "3 tasks up", func() bool { n, _ := lb.upOn("web"); return n == 3 })
+	testkit.Eventually(t, 60*time.Second, "3 tasks up", func() bool { n, _ := lb.upOn("web"); return n == 3 })
 	mgr := c.cli[0]
 
 	// Lifecycle latencies, under a steady load of new connections.
@@ -52,7 +54,7 @@ func TestSwarmFigures(t *testing.T) {
 		before := taskSet(t, mgr)
 		c.docker(1, "service", "scale", "-d", fmt.Sprintf("web=%d", 4))
 		var added swarm.Task
-		waitFor(t, 60*time.Second, "the new task running", func() bool {
+		testkit.Eventually(t, 60*time.Second, "the new task running", func() bool {
 			for _, tk := range tasksOf(t, mgr) {
 				if !before[tk.ID] && tk.Status.State == swarm.TaskStateRunning {
 					added = tk
@@ -62,15 +64,18 @@ func TestSwarmFigures(t *testing.T) {
 			return false
 		})
 		name := taskName("web", added)
-		waitFor(t, 30*time.Second, "4 backends", func() bool { return len(lb.backendsOf("web")) == 4 })
-		time.Sleep(500 * time.Millisecond) // let connections reach it; the access log has their times
+		testkit.Eventually(t, 30*time.Second, "4 backends", func() bool { return len(lb.backendsOf("web")) == 4 })
+		// The access log read at the end must hold a connection to it.
+		testkit.Eventually(t, 30*time.Second, "a connection routed to "+name, func() bool {
+			return slices.ContainsFunc(lb.backendsOf("web"), func(b swarmBackend) bool { return b.ID == name && b.Total > 0 })
+		})
 		joins = append(joins, sample{name: name, running: added.Status.Timestamp})
 
 		// Scale back down: poll the manager to see which task's desired
 		// state changes, and when (the task's UpdatedAt at that moment).
 		c.docker(1, "service", "scale", "-d", "web=3")
 		var gone sample
-		waitFor(t, 30*time.Second, "a task's desired state to leave running", func() bool {
+		testkit.Eventually(t, 30*time.Second, "a task's desired state to leave running", func() bool {
 			for _, tk := range tasksOf(t, mgr) {
 				if tk.DesiredState != swarm.TaskStateRunning && tk.Status.State == swarm.TaskStateRunning {
 					gone = sample{name: taskName("web", tk), change: tk.UpdatedAt}
@@ -80,7 +85,7 @@ func TestSwarmFigures(t *testing.T) {
 			return false
 		})
 		leaves = append(leaves, gone)
-		waitFor(t, 30*time.Second, "3 backends", func() bool { return len(lb.backendsOf("web")) == 3 })
+		testkit.Eventually(t, 30*time.Second, "3 backends", func() bool { return len(lb.backendsOf("web")) == 3 })
 		t.Logf("round %d: joined %s, left %s", i+1, name, gone.name)
 	}
 	ok, failed := load.stop()
@@ -120,11 +125,14 @@ func TestSwarmFigures(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	waitFor(t, 30*time.Second, "the provider's first sync", func() bool { return len(sink.get("web")) == 3 })
-	time.Sleep(10 * time.Second) // hot polling from the start-up events ends within hotWindow
+	testkit.Eventually(t, 30*time.Second, "the provider's first sync", func() bool { return len(sink.get("web")) == 3 })
+	// The rates below are of a provider at rest, so wait out the hot polling
+	// the start-up events began. It ends by the clock (hotWindow) and nothing
+	// outside the provider shows it, so this is a sleep, not a condition.
+	time.Sleep(10 * time.Second)
 	rate := func(d time.Duration) (float64, map[string]int) {
 		cc.reset()
-		time.Sleep(d)
+		time.Sleep(d) // the window the rate is measured over
 		calls := cc.snapshot()
 		n := 0
 		for _, v := range calls {
@@ -136,7 +144,7 @@ func TestSwarmFigures(t *testing.T) {
 	t.Logf("manager API at rest, 3 tasks: %.2f requests/s %v", r, calls)
 
 	c.docker(1, "service", "scale", "web=6")
-	time.Sleep(hotWindow + time.Second)
+	time.Sleep(hotWindow + time.Second) // the scale's hot polling ends by the clock
 	cc.reset()
 	start := time.Now()
 	upd := startLoad(lb.front, 2, 5*time.Minute)
@@ -156,11 +164,11 @@ func TestSwarmFigures(t *testing.T) {
 	// before this busy machine has started them all.
 	c.docker(1, "service", "scale", "-d", "web=100")
 	f := make(client.Filters).Add("desired-state", "running").Add("service", "web")
-	waitFor(t, 2*time.Minute, "100 tasks desired running", func() bool {
+	testkit.Eventually(t, 2*time.Minute, "100 tasks desired running", func() bool {
 		res, err := mgr.TaskList(t.Context(), client.TaskListOptions{Filters: f})
 		return err == nil && len(res.Items) == 100
 	})
-	time.Sleep(hotWindow + time.Second)
+	time.Sleep(hotWindow + time.Second) // the scale's hot polling ends by the clock
 	r, calls = rate(20 * time.Second)
 	t.Logf("manager API at rest, 100 tasks: %.2f requests/s %v", r, calls)
 	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {

@@ -11,6 +11,8 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/swarm"
+
+	"github.com/tierlb/tierlb/internal/testkit"
 )
 
 // swarmSummary lists a service's backends as NAME@NODE=ADDR(drain).
@@ -30,6 +32,12 @@ func swarmSummary(s *fakeSink, service string) string {
 // and service web (labels on the service) with a task on node-1 and node-2.
 func swarmSetup(t *testing.T, cfg Config) (*fakeClient, *fakeSink, *Provider) {
 	t.Helper()
+	return countedSwarmSetup(t, cfg, nil)
+}
+
+// countedSwarmSetup is swarmSetup with the provider's metrics.
+func countedSwarmSetup(t *testing.T, cfg Config, m *Metrics) (*fakeClient, *fakeSink, *Provider) {
+	t.Helper()
 	f := newFakeClient().withSwarm()
 	cfg.ContainerID = f.proxyOn(map[string]string{"front": "10.9.0.100"})
 	f.editSwarm(func(s *fakeSwarm) {
@@ -46,8 +54,8 @@ func swarmSetup(t *testing.T, cfg Config) (*fakeClient, *fakeSink, *Provider) {
 		}
 	})
 	sink := newFakeSink()
-	p := startProvider(t, cfg, []ServiceSelector{{Name: "web"}}, f, sink)
-	waitFor(t, 2*time.Second, "first sync", func() bool { ok, _ := p.Ready(); return ok })
+	p := startCountedProvider(t, cfg, []ServiceSelector{{Name: "web"}}, f, sink, m)
+	testkit.Eventually(t, 2*time.Second, "first sync", func() bool { ok, _ := p.Ready(); return ok })
 	return f, sink, p
 }
 
@@ -125,7 +133,7 @@ func TestSwarmLabelsAndAddressChoice(t *testing.T) {
 			})
 			sink := newFakeSink()
 			p := startProvider(t, Config{ContainerID: id, SwarmPoll: time.Hour}, []ServiceSelector{{Name: "web"}}, f, sink)
-			waitFor(t, 2*time.Second, "first sync", func() bool { ok, _ := p.Ready(); return ok })
+			testkit.Eventually(t, 2*time.Second, "first sync", func() bool { ok, _ := p.Ready(); return ok })
 			if got := swarmSummary(sink, "web"); got != tt.want {
 				t.Fatalf("backends = %q, want %q", got, tt.want)
 			}
@@ -155,7 +163,7 @@ func TestSwarmSelectorMatchesStackNamespace(t *testing.T) {
 	sink := newFakeSink()
 	sel := []ServiceSelector{{Name: "app", Port: 8080, Selector: map[string]string{"com.docker.stack.namespace": "shop"}}}
 	startProvider(t, Config{ContainerID: id, SwarmPoll: time.Hour}, sel, f, sink)
-	waitFor(t, 2*time.Second, "shop's task", func() bool { return swarmSummary(sink, "app") == "shop_app.1.t1@node-1=10.9.0.1:8080" })
+	testkit.Eventually(t, 2*time.Second, "shop's task", func() bool { return swarmSummary(sink, "app") == "shop_app.1.t1@node-1=10.9.0.1:8080" })
 }
 
 func TestSwarmTaskLifecycle(t *testing.T) {
@@ -165,7 +173,7 @@ func TestSwarmTaskLifecycle(t *testing.T) {
 	}
 	await := func(what, want string) {
 		t.Helper()
-		waitFor(t, 5*time.Second, what, func() bool { return swarmSummary(sink, "web") == want })
+		testkit.Eventually(t, 5*time.Second, what, func() bool { return swarmSummary(sink, "web") == want })
 	}
 	t1 := "shop_web.1.t1@node-1=10.9.0.1:8080"
 	t2 := "shop_web.2.t2@node-2=10.9.0.2:8080"
@@ -223,13 +231,13 @@ func TestSwarmEventsRelistAtOnce(t *testing.T) {
 	f.send(t, events.Message{Type: events.ServiceEventType, Action: "update",
 		Actor: events.Actor{ID: "sweb", Attributes: map[string]string{"name": "shop_web", "replicas.new": "3"}}})
 	f.editSwarm(addT3)
-	waitFor(t, 2*time.Second, "t3 after the service event", func() bool { return swarmSummary(sink, "web") == t1+","+t2+","+t3 })
+	testkit.Eventually(t, 2*time.Second, "t3 after the service event", func() bool { return swarmSummary(sink, "web") == t1+","+t2+","+t3 })
 
 	// A rolling update keeps the service hot until it completes.
 	f.send(t, events.Message{Type: events.ServiceEventType, Action: "update",
 		Actor: events.Actor{ID: "sweb", Attributes: map[string]string{"name": "shop_web", "updatestate.new": "updating"}}})
 	f.editSwarm(func(s *fakeSwarm) { tk := s.tasks["t2"]; tk.DesiredState = swarm.TaskStateShutdown; s.tasks["t2"] = tk })
-	waitFor(t, 2*time.Second, "t2 to drain during the update", func() bool {
+	testkit.Eventually(t, 2*time.Second, "t2 to drain during the update", func() bool {
 		return swarmSummary(sink, "web") == t1+","+t2+"(task desired state is shutdown),"+t3
 	})
 
@@ -237,7 +245,7 @@ func TestSwarmEventsRelistAtOnce(t *testing.T) {
 	// manager says anything.
 	f.send(t, events.Message{Type: events.ContainerEventType, Action: "kill", Actor: events.Actor{ID: "c-t1",
 		Attributes: map[string]string{"signal": "15", taskIDLabel: "t1", serviceIDLabel: "sweb"}}})
-	waitFor(t, 2*time.Second, "t1 to drain on kill", func() bool {
+	testkit.Eventually(t, 2*time.Second, "t1 to drain on kill", func() bool {
 		return strings.HasPrefix(swarmSummary(sink, "web"), t1+"(container stopping)")
 	})
 
@@ -247,7 +255,7 @@ func TestSwarmEventsRelistAtOnce(t *testing.T) {
 		s.tasks["t9"] = fakeTask{id: "t9", service: "sapi", node: "n1", slot: 1, nets: map[string]string{"front": "10.9.0.9"}, created: t0}.task()
 	})
 	f.send(t, events.Message{Type: events.ServiceEventType, Action: "create", Actor: events.Actor{ID: "sapi"}})
-	waitFor(t, 2*time.Second, "the new service's task", func() bool {
+	testkit.Eventually(t, 2*time.Second, "the new service's task", func() bool {
 		return strings.HasPrefix(swarmSummary(sink, "web"), "shop_api.1.t9@node-1=10.9.0.9:9000,")
 	})
 }
@@ -257,10 +265,10 @@ func TestSwarmStreamCutPollingCarriesOn(t *testing.T) {
 	_, _, subs := f.counts()
 	f.cut(errors.New("stream cut by a proxy"))
 	f.editSwarm(func(s *fakeSwarm) { delete(s.tasks, "t2") })
-	waitFor(t, 5*time.Second, "t2 to go by polling", func() bool {
+	testkit.Eventually(t, 5*time.Second, "t2 to go by polling", func() bool {
 		return swarmSummary(sink, "web") == "shop_web.1.t1@node-1=10.9.0.1:8080"
 	})
-	waitFor(t, 5*time.Second, "a new subscription", func() bool { _, _, s := f.counts(); return s > subs })
+	testkit.Eventually(t, 5*time.Second, "a new subscription", func() bool { _, _, s := f.counts(); return s > subs })
 	if c := f.swarmCalls(); c["info"] != 1 {
 		t.Errorf("swarm mode detected %d times, want once: the session went on", c["info"])
 	}
@@ -272,7 +280,7 @@ func TestSwarmModeSetting(t *testing.T) {
 		id := f.proxyOn(map[string]string{"front": "10.9.0.100"})
 		sink := newFakeSink()
 		p := startProvider(t, Config{ContainerID: id, Swarm: "false"}, []ServiceSelector{{Name: "web"}}, f, sink)
-		waitFor(t, 2*time.Second, "first sync", func() bool { ok, _ := p.Ready(); return ok })
+		testkit.Eventually(t, 2*time.Second, "first sync", func() bool { ok, _ := p.Ready(); return ok })
 		if c := f.swarmCalls(); len(c) != 0 {
 			t.Errorf("swarm API calls with docker.swarm false: %v", c)
 		}
@@ -282,7 +290,7 @@ func TestSwarmModeSetting(t *testing.T) {
 		f.swarm.worker = true
 		id := f.proxyOn(map[string]string{"front": "10.9.0.100"})
 		p := startProvider(t, Config{ContainerID: id}, []ServiceSelector{{Name: "web"}}, f, newFakeSink())
-		waitFor(t, 2*time.Second, "first sync", func() bool { ok, _ := p.Ready(); return ok })
+		testkit.Eventually(t, 2*time.Second, "first sync", func() bool { ok, _ := p.Ready(); return ok })
 		if c := f.swarmCalls(); c["tasks"] != 0 || c["services"] != 0 {
 			t.Errorf("swarm lists on a worker: %v", c)
 		}
@@ -292,14 +300,14 @@ func TestSwarmModeSetting(t *testing.T) {
 		f.swarm.infoErr = cerrdefs.ErrPermissionDenied.WithMessage("403 forbidden by the socket proxy")
 		id := f.proxyOn(map[string]string{"front": "10.9.0.100"})
 		p := startProvider(t, Config{ContainerID: id}, []ServiceSelector{{Name: "web"}}, f, newFakeSink())
-		waitFor(t, 2*time.Second, "first sync", func() bool { ok, _ := p.Ready(); return ok })
+		testkit.Eventually(t, 2*time.Second, "first sync", func() bool { ok, _ := p.Ready(); return ok })
 	})
 	t.Run("true on a worker is an error", func(t *testing.T) {
 		f := newFakeClient().withSwarm()
 		f.swarm.worker = true
 		id := f.proxyOn(map[string]string{"front": "10.9.0.100"})
 		p := startProvider(t, Config{ContainerID: id, Swarm: "true"}, []ServiceSelector{{Name: "web"}}, f, newFakeSink())
-		waitFor(t, 2*time.Second, "the reason", func() bool {
+		testkit.Eventually(t, 2*time.Second, "the reason", func() bool {
 			_, why := p.Ready()
 			return strings.Contains(why, "docker.swarm is true but the engine at unix:///fake.sock is not a Swarm manager (swarm: active, as a worker)")
 		})
@@ -320,7 +328,7 @@ func TestSwarmTaskContainerNotDoubled(t *testing.T) {
 	})
 	sink := newFakeSink()
 	p := startProvider(t, Config{ContainerID: id, SwarmPoll: time.Hour}, []ServiceSelector{{Name: "web"}}, f, sink)
-	waitFor(t, 2*time.Second, "first sync", func() bool { ok, _ := p.Ready(); return ok })
+	testkit.Eventually(t, 2*time.Second, "first sync", func() bool { ok, _ := p.Ready(); return ok })
 	if got := swarmSummary(sink, "web"); got != "shop_web.1.t1@node-1=10.9.0.1:8080" {
 		t.Errorf("backends = %s", got)
 	}
@@ -381,7 +389,7 @@ func TestSwarmProxyAsTaskOnAnotherNode(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- p.Run(t.Context()) }()
 	t.Cleanup(func() { <-done })
-	waitFor(t, 2*time.Second, "web's task on the proxy task's overlay", func() bool {
+	testkit.Eventually(t, 2*time.Second, "web's task on the proxy task's overlay", func() bool {
 		return swarmSummary(sink, "web") == "shop_web.1.t1@node-1=10.9.0.1:8080"
 	})
 }
@@ -393,11 +401,11 @@ func TestSwarmLeavingTaskInspectedOnce(t *testing.T) {
 	f.send(t, events.Message{Type: events.ServiceEventType, Action: "update",
 		Actor: events.Actor{ID: "sweb", Attributes: map[string]string{"name": "shop_web", "updatestate.new": "updating"}}})
 	f.editSwarm(func(s *fakeSwarm) { tk := s.tasks["t2"]; tk.DesiredState = swarm.TaskStateShutdown; s.tasks["t2"] = tk })
-	waitFor(t, 2*time.Second, "t2 to drain", func() bool {
+	testkit.Eventually(t, 2*time.Second, "t2 to drain", func() bool {
 		return strings.Contains(swarmSummary(sink, "web"), "(task desired state is shutdown)")
 	})
 	lists := f.swarmCalls()["tasks"]
-	waitFor(t, 5*time.Second, "five more hot polls", func() bool { return f.swarmCalls()["tasks"] >= lists+5 })
+	testkit.Eventually(t, 5*time.Second, "five more hot polls", func() bool { return f.swarmCalls()["tasks"] >= lists+5 })
 	if n := f.swarmCalls()["task"]; n != 1 {
 		t.Errorf("the leaving task was inspected %d times during hot polls, want once", n)
 	}

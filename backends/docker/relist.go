@@ -3,15 +3,12 @@ package docker
 import (
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"sync"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
-
-	"github.com/tierlb/tierlb/backends"
 )
 
 // inspectWorkers bounds concurrent inspects during a relist.
@@ -184,83 +181,4 @@ func (p *Provider) inspect(ctx context.Context, id string) (*ctr, error) {
 		return nil, nil
 	}
 	return c, nil
-}
-
-// logDrains logs, once each, the replicas that a publish took out of or put
-// back into rotation (stop, pause, unpause). It runs after the sink has the
-// new specs, so a "backend draining" line means no new connection goes there.
-func (p *Provider) logDrains(service string, old, specs []backends.Spec) {
-	was := make(map[string]string, len(old))
-	for _, sp := range old {
-		was[sp.ID] = sp.Drain
-	}
-	for _, sp := range specs {
-		before, known := was[sp.ID]
-		switch {
-		case sp.Drain != "" && before == "":
-			p.log.Info("backend draining", "service", service, "backend", sp.ID, "reason", sp.Drain)
-		case sp.Drain == "" && known && before != "":
-			p.log.Info("backend back in rotation", "service", service, "backend", sp.ID, "was", before)
-		}
-	}
-}
-
-// publish computes the view and hands the sink what changed: declarations
-// first, so a label-declared service exists before its backends arrive.
-func (p *Provider) publish() {
-	all := slices.Collect(maps.Values(p.ctrs))
-	all = slices.AppendSeq(all, maps.Values(p.sw.tasks))
-	r := reach{me: p.me, prefix: p.cfg.labelPrefix(), restrict: p.cfg.Networks, bridges: p.bridges}
-	v := buildView(p.cfg, p.selectors(), r, all)
-
-	if !p.synced || !slices.EqualFunc(v.decls, p.declared, equalDecl) {
-		p.sink.DeclareServices(v.decls)
-		p.declared = v.decls
-	}
-	for _, name := range slices.Sorted(maps.Keys(v.specs)) {
-		specs := v.specs[name]
-		if old, ok := p.published[name]; p.synced && ok && slices.Equal(old, specs) {
-			continue
-		}
-		p.sink.UpdateBackends(name, specs)
-		p.log.Debug("backends updated", "service", name, "count", len(specs))
-		p.logDrains(name, p.published[name], specs)
-	}
-	p.published = v.specs
-	p.synced = true
-
-	health := make(map[string]string, len(p.ctrs)+len(p.sw.tasks))
-	for id, c := range p.ctrs {
-		health[id] = c.Health
-	}
-	for _, t := range p.sw.tasks {
-		if t.ID != "" {
-			health[t.ID] = t.Health
-		}
-	}
-	unrouted := map[string]bool{}
-	routed := map[string]bool{}
-	for _, e := range v.explain { // by name: a task not started yet has no container ID
-		if e.Routed {
-			routed[e.Name] = true
-		} else {
-			unrouted[e.Name] = true
-		}
-	}
-	n := 0
-	for id := range unrouted {
-		if !routed[id] {
-			n++
-		}
-	}
-	p.metrics.setUnrouted(n)
-	p.mu.Lock()
-	p.explain = v.explain
-	p.health = health
-	p.mu.Unlock()
-}
-
-func equalDecl(a, b LabelService) bool {
-	return a.Name == b.Name && a.Listen == b.Listen && a.Container == b.Container &&
-		maps.Equal(a.Settings, b.Settings) && slices.Equal(a.Conflicts, b.Conflicts)
 }

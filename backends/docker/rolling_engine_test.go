@@ -1,8 +1,6 @@
 package docker
 
 import (
-	"github.com/tierlb/tierlb/internal/testkit"
-
 	"fmt"
 	"os"
 	"strings"
@@ -10,6 +8,8 @@ import (
 	"time"
 
 	"github.com/moby/moby/client"
+
+	"github.com/tierlb/tierlb/internal/testkit"
 )
 
 // rollingService is balanced over compose replicas with tcp checks, as a

@@ -1,8 +1,6 @@
 package docker
 
 import (
-	"github.com/tierlb/tierlb/internal/testkit"
-
 	"context"
 	"os"
 	"slices"
@@ -11,6 +9,8 @@ import (
 	"time"
 
 	"github.com/moby/moby/client"
+
+	"github.com/tierlb/tierlb/internal/testkit"
 )
 
 // TestE2EStreamCutUnderLoad cuts tierlb's connection to the engine and

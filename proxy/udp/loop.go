@@ -218,11 +218,13 @@ func (l *loop) forward(ses *session, from, to int) {
 			continue
 		}
 		if movable(err) && moves < maxTries {
+			// The error was an earlier datagram's, and reading it cleared
+			// it: these go to another backend, or again to this one when
+			// there is no other (it may be back).
 			moves++
 			l.refusedBy(ses, err)
-			if l.move(ses) {
-				continue
-			}
+			l.move(ses)
+			continue
 		}
 		l.s.metrics.drop(dropSendError, len(hs))
 		l.s.log.Debug("send to backend", "backend", ses.b.ID(), "client", ses.client, "err", err, "dropped", len(hs))

@@ -141,20 +141,27 @@ type serviceMetrics struct {
 	dropped [numDropReasons]prometheus.Counter
 }
 
-// addService resolves s's drop counters, exports them at zero and starts
-// reporting its backends.
-func (m *Metrics) addService(s *Service) *serviceMetrics {
+// initService resolves a service's drop counters and exports them at zero.
+func (m *Metrics) initService(name string) *serviceMetrics {
 	if m == nil {
 		return nil
 	}
 	sm := &serviceMetrics{}
 	for i, r := range dropReasons {
-		sm.dropped[i] = m.dropped.WithLabelValues(s.name, r)
+		sm.dropped[i] = m.dropped.WithLabelValues(name, r)
+	}
+	return sm
+}
+
+// addService starts reporting s's backends, once it has bound its
+// sockets; Shutdown stops it.
+func (m *Metrics) addService(s *Service) {
+	if m == nil {
+		return
 	}
 	m.mu.Lock()
 	m.services = append(m.services, s)
 	m.mu.Unlock()
-	return sm
 }
 
 // removeService stops reporting s's backends, once it has shut down.

@@ -75,7 +75,7 @@ func NewService(cfg Config, pools Pools, opts Options) (*Service, error) {
 		emptied:  make(chan struct{}),
 	}
 	s.cfg.Store(&settings{Config: cfg})
-	s.metrics = opts.Metrics.addService(s)
+	s.metrics = opts.Metrics.initService(cfg.Name)
 	return s, nil
 }
 
@@ -115,6 +115,7 @@ func (s *Service) Listen() error {
 		return fmt.Errorf("listen for service %s on udp %s: %w", s.name, cfg.Listen, err)
 	}
 	s.socks = socks
+	s.m.addService(s)
 	return nil
 }
 

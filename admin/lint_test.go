@@ -13,6 +13,7 @@ import (
 	"github.com/tierlb/tierlb/backends"
 	"github.com/tierlb/tierlb/backends/docker"
 	"github.com/tierlb/tierlb/health"
+	"github.com/tierlb/tierlb/internal/testkit"
 	"github.com/tierlb/tierlb/proxy"
 )
 
@@ -67,13 +68,9 @@ func registerPackageMetrics(t *testing.T, reg *prometheus.Registry, set *backend
 		cancel()
 		<-done
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for !gathered(t, reg, "tierlb_health_checks_total") {
-		if time.Now().After(deadline) {
-			t.Fatal("health monitor exported no tierlb_health_checks_total series within 10s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.Eventually(t, 10*time.Second, "the health monitor to export tierlb_health_checks_total", func() bool {
+		return gathered(t, reg, "tierlb_health_checks_total")
+	})
 }
 
 func gathered(t *testing.T, g prometheus.Gatherer, name string) bool {

@@ -103,16 +103,3 @@ func checkDistinct(t testing.TB, order []*Backend) {
 		seen[b] = true
 	}
 }
-
-// poll waits for cond up to a deadline; tests that depend on the Set's real
-// timers use it instead of sleeping.
-func poll(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}

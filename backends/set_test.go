@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/tierlb/tierlb/internal/testkit"
 )
 
 // poolIDs returns the IDs in the current pool, sorted.
@@ -151,7 +153,7 @@ func TestEjectionExpiresOnTimer(t *testing.T) {
 	if slices.Contains(s.Pool().Members(), a) || slices.Contains(s.Pool().Members(), b) {
 		t.Fatal("ejected backends in the pool")
 	}
-	poll(t, "ejections to expire", func() bool {
+	testkit.Eventually(t, 5*time.Second, "ejections to expire", func() bool {
 		m := s.Pool().Members()
 		return slices.Contains(m, a) && slices.Contains(m, b)
 	})

@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/tierlb/tierlb/internal/testkit"
 )
 
 func TestRampWeight(t *testing.T) {
@@ -155,5 +157,5 @@ func TestSlowStartTimerFinishesRamp(t *testing.T) {
 	if w := weightOf(s, "b01"); w >= rampSteps {
 		t.Fatalf("added backend starts at weight %d, want a ramp", w)
 	}
-	poll(t, "the ramp to finish", func() bool { return weightOf(s, "b01") == rampSteps })
+	testkit.Eventually(t, 5*time.Second, "the ramp to finish", func() bool { return weightOf(s, "b01") == rampSteps })
 }

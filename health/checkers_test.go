@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tierlb/tierlb/internal/testkit"
 )
 
 // TestCheckersAgainstMisbehavingBackends runs every address-based checker
@@ -81,7 +83,7 @@ func TestCheckersAgainstMisbehavingBackends(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr := refusingAddr(t)
+			addr := testkit.ClosedPort(t)
 			if tt.server != nil {
 				addr = startTCP(t, tt.server).addr()
 			}
@@ -223,7 +225,7 @@ func TestCheckHonoursCancel(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			res := make(chan error, 1)
 			go func() { res <- c.Check(ctx, srv.addr()) }()
-			eventually(t, 2*time.Second, "the probe to connect", func() bool { return srv.accepted.Load() > 0 })
+			testkit.Eventually(t, 2*time.Second, "the probe to connect", func() bool { return srv.accepted.Load() > 0 })
 			cancel()
 			select {
 			case err := <-res:

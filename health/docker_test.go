@@ -11,6 +11,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/tierlb/tierlb/backends"
+	"github.com/tierlb/tierlb/internal/testkit"
 )
 
 // fakeDocker answers ContainerHealth from a map of container ID to status;
@@ -134,14 +135,14 @@ func TestMonitorDocker(t *testing.T) {
 	}
 	stop := runMonitor(t, m)
 	defer stop()
-	eventually(t, 2*time.Second, "down as starting", func() bool {
+	testkit.Eventually(t, 2*time.Second, "down as starting", func() bool {
 		st, reason := b.State()
 		return st == backends.StateDown && reason == "docker health of container cid-1: container health is starting"
 	})
 	docker.set("cid-1", "healthy")
-	eventually(t, 2*time.Second, "up once healthy", func() bool { return b.Up() })
+	testkit.Eventually(t, 2*time.Second, "up once healthy", func() bool { return b.Up() })
 	docker.set("cid-1", "unhealthy")
-	eventually(t, 2*time.Second, "down once unhealthy", func() bool {
+	testkit.Eventually(t, 2*time.Second, "down once unhealthy", func() bool {
 		_, reason := b.State()
 		return !b.Up() && reason == "failed 2 consecutive checks, last: docker health of container cid-1: container is unhealthy"
 	})

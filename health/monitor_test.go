@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/tierlb/tierlb/backends"
+	"github.com/tierlb/tierlb/internal/testkit"
 )
 
 // runMonitor runs m until the returned stop is called or the test ends;
@@ -212,7 +213,7 @@ func TestMonitorMisbehavingBackends(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			noLeaks(t)
-			addr := refusingAddr(t)
+			addr := testkit.ClosedPort(t)
 			if tt.server != nil {
 				addr = startTCP(t, tt.server).addr()
 			}
@@ -223,7 +224,7 @@ func TestMonitorMisbehavingBackends(t *testing.T) {
 				t.Fatal(err)
 			}
 			runMonitor(t, m)
-			eventually(t, 3*time.Second, "a failed probe", func() bool {
+			testkit.Eventually(t, 3*time.Second, "a failed probe", func() bool {
 				_, last := b.Health()
 				return last != nil
 			})
@@ -251,16 +252,16 @@ func TestMonitorMembership(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := runMonitor(t, m)
-	eventually(t, 2*time.Second, "web-1 probed", func() bool { return a.accepted.Load() >= 2 })
+	testkit.Eventually(t, 2*time.Second, "web-1 probed", func() bool { return a.accepted.Load() >= 2 })
 
 	set.Update(specs(a.addr(), b2.addr()))
-	eventually(t, 2*time.Second, "web-2 probed", func() bool { return b2.accepted.Load() >= 1 })
+	testkit.Eventually(t, 2*time.Second, "web-2 probed", func() bool { return b2.accepted.Load() >= 1 })
 	if n := testutil.CollectAndCount(metrics.checks); n != 4 {
 		t.Fatalf("%d series with two backends, want 4", n)
 	}
 
 	set.Update([]backends.Spec{{ID: "web-2", Address: b2.addr(), Weight: 1}})
-	eventually(t, 2*time.Second, "web-1's series deleted", func() bool {
+	testkit.Eventually(t, 2*time.Second, "web-1's series deleted", func() bool {
 		return testutil.CollectAndCount(metrics.checks) == 2
 	})
 	m.mu.Lock()
@@ -273,7 +274,7 @@ func TestMonitorMembership(t *testing.T) {
 	// can start any more: let web-2 be probed a few times and compare.
 	before := a.accepted.Load()
 	base := b2.accepted.Load()
-	eventually(t, 2*time.Second, "web-2 probed again", func() bool { return b2.accepted.Load() >= base+3 })
+	testkit.Eventually(t, 2*time.Second, "web-2 probed again", func() bool { return b2.accepted.Load() >= base+3 })
 	if after := a.accepted.Load(); after != before {
 		t.Fatalf("removed backend probed %d more times", after-before)
 	}
@@ -301,7 +302,7 @@ func TestMonitorStopsCleanly(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := runMonitor(t, m)
-	eventually(t, 2*time.Second, "probes in flight", func() bool { return srv.accepted.Load() >= 1 })
+	testkit.Eventually(t, 2*time.Second, "probes in flight", func() bool { return srv.accepted.Load() >= 1 })
 	if err := m.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "already running") {
 		t.Fatalf("second Run = %v, want already running", err)
 	}
@@ -327,7 +328,7 @@ func TestReconfigure(t *testing.T) {
 		t.Fatal(err)
 	}
 	runMonitor(t, m)
-	eventually(t, 2*time.Second, "down on http timeout", func() bool { st, _ := b.State(); return st == backends.StateDown && srv.accepted.Load() > 0 })
+	testkit.Eventually(t, 2*time.Second, "down on http timeout", func() bool { st, _ := b.State(); return st == backends.StateDown && srv.accepted.Load() > 0 })
 
 	if err := m.Reconfigure(Config{Type: "ping"}); err == nil {
 		t.Fatal("bad config accepted")
@@ -338,7 +339,7 @@ func TestReconfigure(t *testing.T) {
 	if err := m.Reconfigure(Config{Type: TypeNone}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 2*time.Second, "up with checks disabled", func() bool {
+	testkit.Eventually(t, 2*time.Second, "up with checks disabled", func() bool {
 		_, reason := b.State()
 		return b.Up() && reason == "health checks disabled"
 	})
@@ -346,7 +347,7 @@ func TestReconfigure(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := srv.accepted.Load()
-	eventually(t, 2*time.Second, "tcp probes", func() bool {
+	testkit.Eventually(t, 2*time.Second, "tcp probes", func() bool {
 		_, last := b.Health()
 		return srv.accepted.Load() >= n+2 && last.OK && b.Up()
 	})

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tierlb/tierlb/backends"
+	"github.com/tierlb/tierlb/internal/testkit"
 )
 
 var errRefused = fmt.Errorf("dial tcp 10.0.0.5:80: connect: %w", syscall.ECONNREFUSED)
@@ -76,7 +77,7 @@ func TestPassiveRecovers(t *testing.T) {
 	if b.Up() || set.Pool().Len() != 0 {
 		t.Fatal("ejected backend still in the pool")
 	}
-	eventually(t, 2*time.Second, "the ejection to end", func() bool { return b.Up() && set.Pool().Len() == 1 })
+	testkit.Eventually(t, 2*time.Second, "the ejection to end", func() bool { return b.Up() && set.Pool().Len() == 1 })
 	if took := time.Since(start); took < 50*time.Millisecond {
 		t.Fatalf("back after %v, before fail_timeout", took)
 	}
@@ -140,19 +141,19 @@ func TestPassiveTriggersProbe(t *testing.T) {
 		t.Fatal(err)
 	}
 	runMonitor(t, m)
-	eventually(t, 2*time.Second, "the first probe", func() bool { return b.Up() && srv.accepted.Load() == 1 })
+	testkit.Eventually(t, 2*time.Second, "the first probe", func() bool { return b.Up() && srv.accepted.Load() == 1 })
 	m.Passive().DialFailed(b, errRefused)
 	m.Passive().DialFailed(b, errRefused)
 	st, reason := b.State()
 	if st != backends.StateDown || !strings.HasPrefix(reason, "passive: 2 consecutive") {
 		t.Fatalf("state = %v %q, want ejected", st, reason)
 	}
-	eventually(t, 2*time.Second, "a probe triggered by the ejection", func() bool { return srv.accepted.Load() == 2 })
+	testkit.Eventually(t, 2*time.Second, "a probe triggered by the ejection", func() bool { return srv.accepted.Load() == 2 })
 
 	m.Passive().DialFailed(b, errRefused)
 	if m.Passive().failures(b) != 1 {
 		t.Fatal("failure not counted")
 	}
 	set.Update(nil)
-	eventually(t, 2*time.Second, "the count to be forgotten", func() bool { return m.Passive().failures(b) == 0 })
+	testkit.Eventually(t, 2*time.Second, "the count to be forgotten", func() bool { return m.Passive().failures(b) == 0 })
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/tierlb/tierlb/internal/testkit"
 )
 
 func TestJitterBounds(t *testing.T) {
@@ -87,7 +89,7 @@ func TestProbesSpread(t *testing.T) {
 	chk := newTimingChecker(nil)
 	m.checker = chk
 	runMonitor(t, m)
-	eventually(t, 10*time.Second, "three probes of every backend", func() bool {
+	testkit.Eventually(t, 10*time.Second, "three probes of every backend", func() bool {
 		for _, a := range addrs {
 			if len(chk.probes(a)) < 3 {
 				return false
@@ -145,7 +147,7 @@ func TestOneProbeInFlight(t *testing.T) {
 			time.Sleep(100 * time.Microsecond) // pacing of the load, not a synchronization
 		}
 	}()
-	eventually(t, 5*time.Second, "several timed-out probes", func() bool { return len(chk.probes(srv.addr())) >= 5 })
+	testkit.Eventually(t, 5*time.Second, "several timed-out probes", func() bool { return len(chk.probes(srv.addr())) >= 5 })
 	cancel()
 	stop()
 	chk.mu.Lock()

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tierlb/tierlb/internal/testkit"
 )
 
 // tcpServer is a loopback listener whose connections are handed to a
@@ -76,19 +78,6 @@ func startTCP(t *testing.T, handle func(s *tcpServer, c net.Conn)) *tcpServer {
 
 func (s *tcpServer) addr() string { return s.ln.Addr().String() }
 
-// refusingAddr returns a loopback address with nothing listening: dials to
-// it are refused.
-func refusingAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // blackhole accepts and never answers; it holds the connection until the
 // peer closes it or the test ends.
 func blackhole(_ *tcpServer, c net.Conn) {
@@ -147,18 +136,6 @@ func probeCtx(t *testing.T, timeout time.Duration) context.Context {
 	return ctx
 }
 
-// eventually polls cond every 2ms until it holds or the deadline passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // noLeaks fails the test if a goroutine of this package's long-lived
 // pieces (or an HTTP probe connection) outlives it. Call it first, so that
 // its cleanup runs last.
@@ -167,8 +144,7 @@ func noLeaks(t *testing.T) {
 	markers := []string{"health.(*prober).run", "health.(*Monitor).Run", "net/http.(*persistConn)"}
 	t.Cleanup(func() {
 		var last string
-		deadline := time.Now().Add(3 * time.Second)
-		for time.Now().Before(deadline) {
+		if testkit.Within(3*time.Second, func() bool {
 			buf := make([]byte, 1<<20)
 			stacks := string(buf[:runtime.Stack(buf, true)])
 			last = ""
@@ -179,10 +155,9 @@ func noLeaks(t *testing.T) {
 					}
 				}
 			}
-			if last == "" {
-				return
-			}
-			time.Sleep(5 * time.Millisecond)
+			return last == ""
+		}) {
+			return
 		}
 		t.Errorf("goroutine left behind:\n%s", last)
 	})

@@ -54,7 +54,7 @@ func TestRoundRobinSplit(t *testing.T) {
 				total += w
 			}
 			set.Update(specs)
-			s := startService(t, Config{ZeroCopy: true}, set, copyAuto)
+			s := startService(t, Config{ZeroCopy: true}, set)
 			got := map[string]int{}
 			var seq []string
 			for range tt.conns {

@@ -1,165 +1,112 @@
+//go:build linux
+
 package proxy
 
 import (
-	"errors"
-	"math"
-	"net"
+	"context"
 	"net/netip"
-	"sync/atomic"
-	"time"
 
 	"github.com/tierlb/tierlb/backends"
 )
 
-// How a connection ended, for the access log. Errors read "error: TEXT".
+// Connection states. The zero value is closed, so a recycled struct reads
+// as closed until it is handed out again.
 const (
-	EndClientClose  = "client_close"
-	EndBackendClose = "backend_close"
-	EndIdleTimeout  = "idle_timeout"
-	EndDrain        = "drain"
+	stateClosed     uint8 = iota
+	stateHeader           // reading a trusted client's PROXY header
+	stateResolving        // choosing, resolving or between backends to dial
+	stateConnecting       // a connect to a backend is in progress
+	stateOpen             // proxying
 )
 
-// errAborted is what a copy loop returns when the connection was cut from
-// outside (timeout, drain, backend down); the reason is recorded already.
-var errAborted = errors.New("connection aborted")
-
-// sideError is a copy loop's failure, naming the socket that failed.
-type sideError struct {
-	op   string // read, write or copy
-	side string // client or backend
-	err  error
-}
-
-func (e *sideError) Error() string { return e.op + " " + e.side + ": " + e.err.Error() }
-func (e *sideError) Unwrap() error { return e.err }
-
-// conn is one client connection from accept to close.
+// conn is one proxied connection: two descriptors and a few words of
+// state, owned by one loop and touched only by it. Other goroutines reach
+// it through the loop's request queue.
 type conn struct {
-	s      *Service
-	cfg    *settings // the service's settings when the connection was accepted
-	client *net.TCPConn
-	// backend is set once dialed; atomic because abort may run meanwhile.
-	backend atomic.Pointer[net.TCPConn]
-	b       *backends.Backend
-	peer    netip.AddrPort // the client's real address (from a PROXY header when accepted)
-	start   time.Time
-
-	aborted atomic.Bool
-	rst     atomic.Bool            // close both sides with an RST
-	end     atomic.Pointer[string] // the first reason wins
-	halfAt  atomic.Int64           // since start, when the half-close grace ends; 0: none
-	timer   *time.Timer            // idle and half-close deadlines
-	up      pump                   // client → backend
-	down    pump                   // backend → client
+	cfg      *settings // the service's settings when it was accepted
+	b        *backends.Backend
+	dial     *dialState  // while resolving or connecting
+	stopDown func() bool // on_backend_down: close
+	end      string      // how it ended; the first reason wins
+	peer     netip.AddrPort
+	local    netip.AddrPort // what the client's PROXY header says it reached; else unset
+	start    int64          // loop clock, ns
+	last     int64          // last byte moved either way
+	halfAt   int64          // when the half-close grace ends; 0: none
+	when     int64          // timer deadline
+	cfd, bfd int32
+	gen      uint32
+	heapIdx  int32 // in the loop's timer heap; -1: not scheduled
+	liveIdx  int32 // in the loop's list of open connections
+	state    uint8
+	rst      bool      // close both sides with an RST
+	up, down direction // client → backend, backend → client
 }
+
+// direction is one direction's state. Bytes wait in a pending buffer or a
+// pipe only while the destination is full; both are lent by the loop and
+// given back as soon as they are empty.
+type direction struct {
+	pend     *[bufSize]byte
+	off, end int32
+	pipe     *pipe
+	inPipe   int32
+	burst    int32
+	n        int64 // bytes written to the destination
+	counted  int64 // bytes already added to the backend's counters
+	readable bool  // the source may hold data (edge seen, not drained)
+	rdhup    bool  // the source's FIN has arrived
+	errSeen  bool  // EPOLLERR: read on until the error, never infer EOF
+	eof      bool  // the source is done
+	shut     bool  // the FIN was passed on
+	bulk     bool  // inside a burst: splice
+	noPipe   bool  // no pipe could be had; copy until the next drain
+	queued   bool  // in the loop's list of work left over
+}
+
+// pending reports whether bytes wait for the destination.
+func (d *direction) pending() bool { return d.inPipe > 0 || d.off < d.end }
 
 // setEnd records how the connection ended unless a reason is recorded.
 func (c *conn) setEnd(reason string) {
-	c.end.CompareAndSwap(nil, &reason)
-}
-
-// endReason returns the recorded reason.
-func (c *conn) endReason() string {
-	if r := c.end.Load(); r != nil {
-		return *r
-	}
-	return "error: unknown"
-}
-
-func (c *conn) isAborted() bool { return c.aborted.Load() }
-
-// abort cuts the connection from outside its copy loops: it records the
-// reason and wakes every wait on both sockets with a past deadline. The
-// sockets are closed by the connection's own goroutine once its loops
-// returned, so no loop ever writes to a descriptor that was closed under it.
-func (c *conn) abort(reason string, rst bool) {
-	if reason != "" {
-		c.setEnd(reason)
-	}
-	if rst {
-		c.rst.Store(true)
-	}
-	if c.aborted.Swap(true) {
-		return
-	}
-	past := time.Unix(1, 0)
-	_ = c.client.SetDeadline(past)
-	if b := c.backend.Load(); b != nil {
-		_ = b.SetDeadline(past)
+	if c.end == "" {
+		c.end = reason
 	}
 }
 
-// startTimer arms the idle deadline; the same timer enforces half-close.
-func (c *conn) startTimer() {
-	c.timer = time.AfterFunc(math.MaxInt64, c.onTimer)
-	c.timer.Reset(c.cfg.Timeouts.idle())
+// newConn hands out a connection struct, recycled when one is free.
+func (l *loop) newConn() *conn {
+	var c *conn
+	f := &l.free
+	if n := len(f.conns); n > 0 {
+		c = f.conns[n-1]
+		f.conns = f.conns[:n-1]
+	} else {
+		c = new(conn)
+	}
+	l.gen++
+	if l.gen == genReserved {
+		l.gen = 1
+	}
+	c.gen = l.gen
+	c.heapIdx, c.cfd, c.bfd = -1, -1, -1
+	return c
 }
 
-// halfClosed starts the grace the other direction has after one side's FIN.
-func (c *conn) halfClosed() {
-	d := c.cfg.Timeouts.halfClose()
-	c.halfAt.Store(int64(time.Since(c.start) + d))
-	c.timer.Reset(min(d, c.cfg.Timeouts.idle()))
-}
-
-// onTimer checks the deadlines. Idleness comes from the kernel's TCP_INFO
-// stamps of both sockets, so nothing is recorded per transfer.
-func (c *conn) onTimer() {
-	if c.isAborted() {
-		return
-	}
-	wait := c.cfg.Timeouts.idle()
-	if h := c.halfAt.Load(); h != 0 {
-		left := time.Duration(h) - time.Since(c.start)
-		if left <= 0 {
-			c.abort("", false) // the first closer's reason stands
-			return
-		}
-		wait = min(wait, left)
-	}
-	idle := c.cfg.Timeouts.idle()
-	quiet, err := lastData(c.client)
-	if b := c.backend.Load(); err == nil && b != nil {
-		var q time.Duration
-		if q, err = lastData(b); err == nil {
-			quiet = min(quiet, q)
-		}
-	}
-	if err != nil {
-		// The socket is gone: the copy loops are ending on their own.
-		return
-	}
-	if quiet >= idle {
-		c.abort(EndIdleTimeout, false)
-		return
-	}
-	c.timer.Reset(min(wait, idle-quiet))
-}
-
-func (c *conn) stopTimer() {
-	if c.timer != nil {
-		c.timer.Stop()
+// recycle keeps a finished connection's struct for the next one. Its
+// generation stays, so requests still naming the old one are ignored.
+func (l *loop) recycle(c *conn) {
+	*c = conn{gen: c.gen}
+	if len(l.free.conns) < maxFreeConns {
+		l.free.conns = append(l.free.conns, c)
 	}
 }
 
-// directionDone handles the end of one direction. A clean EOF is passed on
-// as a FIN and starts the half-close grace; an error resets both sides.
-func (c *conn) directionDone(p *pump, err error) {
-	switch {
-	case err == nil:
-		if p.toClient {
-			c.setEnd(EndBackendClose)
-		} else {
-			c.setEnd(EndClientClose)
-		}
-		if cerr := p.dst.CloseWrite(); cerr != nil && !c.isAborted() {
-			c.abort("error: "+(&sideError{op: "close", side: p.dstSide(), err: cerr}).Error(), true)
-			return
-		}
-		c.halfClosed()
-	case errors.Is(err, errAborted) || c.isAborted():
-		// Cut from outside; the reason is recorded.
-	default:
-		c.abort("error: "+err.Error(), true)
-	}
+// watchBackendDown arms on_backend_down: close. The callback runs on
+// another goroutine, so it only posts a request naming the connection.
+func (l *loop) watchBackendDown(c *conn) {
+	gen := c.gen
+	c.stopDown = context.AfterFunc(c.b.DownContext(), func() {
+		l.post(request{kind: reqAbort, c: c, gen: gen, end: "error: backend went down", rst: true})
+	})
 }

@@ -12,24 +12,13 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tierlb/tierlb/backends"
+	"github.com/tierlb/tierlb/internal/testkit"
 )
-
-// refusingAddr returns a loopback address nothing listens on.
-func refusingAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
 
 // silentAddr returns a loopback address that never answers a SYN: a socket
 // listening with backlog 0 whose one-slot accept queue is already full, so
 // the kernel drops further SYNs and the dialer waits out its timeout.
-func silentAddr(t *testing.T) string {
+func silentAddr(t testing.TB) string {
 	t.Helper()
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -86,11 +75,11 @@ func (d *dialLog) DialSucceeded(b *backends.Backend) {
 func TestFailover(t *testing.T) {
 	tests := []struct {
 		name    string
-		dead    func(*testing.T) string
+		dead    func(testing.TB) string
 		reason  backends.DialError
 		minWait time.Duration
 	}{
-		{"refusing", refusingAddr, backends.DialRefused, 0},
+		{"refusing", testkit.ClosedPort, backends.DialRefused, 0},
 		{"silent", silentAddr, backends.DialTimeout, 300 * time.Millisecond},
 	}
 	for _, tt := range tests {
@@ -111,7 +100,7 @@ func TestFailover(t *testing.T) {
 				t.Fatal(err)
 			}
 			serveService(t, s)
-			eventually(t, time.Second, "listener", func() bool { return s.Addr() != nil })
+			testkit.Eventually(t, time.Second, "listener", func() bool { return s.Addr() != nil })
 
 			t0 := time.Now()
 			if got := ask(t, s); got != "good" {
@@ -145,17 +134,17 @@ func TestAllBackendsFail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	set := staticSet(t, refusingAddr(t), refusingAddr(t))
+	set := staticSet(t, testkit.ClosedPort(t), testkit.ClosedPort(t))
 	s, err := NewService(Config{Name: "nb", Listen: "127.0.0.1:0", Retries: 5}, set, Options{Metrics: m})
 	if err != nil {
 		t.Fatal(err)
 	}
 	serveService(t, s)
-	eventually(t, time.Second, "listener", func() bool { return s.Addr() != nil })
+	testkit.Eventually(t, time.Second, "listener", func() bool { return s.Addr() != nil })
 	if err := refusal(s); !errors.Is(err, unix.ECONNRESET) {
 		t.Fatalf("client read ended with %v, want a reset", err)
 	}
-	eventually(t, time.Second, "rejection counted", func() bool {
+	testkit.Eventually(t, time.Second, "rejection counted", func() bool {
 		return testutil.ToFloat64(m.rejected.WithLabelValues("nb", RejectNoBackend)) == 1
 	})
 	var errs uint64

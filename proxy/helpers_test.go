@@ -108,15 +108,15 @@ func staticSet(t testing.TB, addrs ...string) *backends.Set {
 }
 
 // startService runs a service on 127.0.0.1:0 until the test ends.
-func startService(t testing.TB, cfg Config, pools Pools, mode copyMode) *Service {
+func startService(t testing.TB, cfg Config, pools Pools) *Service {
 	t.Helper()
-	s := newTestService(t, cfg, pools, mode)
+	s := newTestService(t, cfg, pools, Options{})
 	serveService(t, s)
 	return s
 }
 
 // newTestService returns a listening service that does not serve yet.
-func newTestService(t testing.TB, cfg Config, pools Pools, mode copyMode) *Service {
+func newTestService(t testing.TB, cfg Config, pools Pools, opts Options) *Service {
 	t.Helper()
 	if cfg.Name == "" {
 		cfg.Name = "test"
@@ -124,11 +124,10 @@ func newTestService(t testing.TB, cfg Config, pools Pools, mode copyMode) *Servi
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:0"
 	}
-	s, err := NewService(cfg, pools, Options{})
+	s, err := NewService(cfg, pools, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	forceMode(s, mode)
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)
 	}
@@ -153,16 +152,6 @@ func serveService(t testing.TB, s *Service) {
 	})
 }
 
-// forceMode pins a copy mode; copyAuto keeps the config's choice.
-func forceMode(s *Service, mode copyMode) {
-	s.force = mode
-	st, err := newSettings(s.cfg.Load().Config, mode)
-	if err != nil {
-		panic(err)
-	}
-	s.cfg.Store(st)
-}
-
 func dial(t testing.TB, s *Service) *net.TCPConn {
 	t.Helper()
 	c, err := net.Dial("tcp", s.Addr().String())
@@ -173,19 +162,7 @@ func dial(t testing.TB, s *Service) *net.TCPConn {
 	return c.(*net.TCPConn)
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
-// readClosed reports how a read on c ends within d: io.EOF, a reset, or
+// readEnd reports how a read on c ends within d: io.EOF, a reset, or
 // a timeout if the peer keeps it open.
 func readEnd(c net.Conn, d time.Duration) error {
 	c.SetReadDeadline(time.Now().Add(d))
@@ -199,5 +176,12 @@ func readEnd(c net.Conn, d time.Duration) error {
 	return err
 }
 
-// allModes are the copy modes every transfer test runs in.
-var allModes = []copyMode{copyHybrid, copySplice, copyStdlib, copyBuffer}
+// copyModes are the two ways bytes move, as the user chooses them with
+// zero_copy; every transfer test runs in both.
+var copyModes = []struct {
+	name     string
+	zeroCopy bool
+}{
+	{"zero_copy", true},
+	{"copy", false},
+}

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tierlb/tierlb/internal/testkit"
 )
 
 func openFDs(t testing.TB) int {
@@ -20,28 +22,20 @@ func openFDs(t testing.TB) int {
 	return len(entries)
 }
 
-// TestNoLeaks runs 1,000 connections through each copy mode (bulk enough
-// to take pipes in the splice modes), shuts down, and expects every
-// goroutine and descriptor back.
+// TestNoLeaks runs 1,000 connections spliced and copied (bulk enough to
+// take pipes with zero_copy), shuts down, and expects every goroutine and
+// descriptor back.
 func TestNoLeaks(t *testing.T) {
-	for _, mode := range allModes {
-		t.Run(mode.String(), func(t *testing.T) {
+	for _, mode := range copyModes {
+		t.Run(mode.name, func(t *testing.T) {
 			fds0, gr0 := openFDs(t), runtime.NumGoroutine()
 			be := startBackend(t, echo)
-			s, err := NewService(Config{Name: "leak", Listen: "127.0.0.1:0", ZeroCopy: true},
-				staticSet(t, be.addr()), Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			forceMode(s, mode)
-			if err := s.Listen(); err != nil {
-				t.Fatal(err)
-			}
+			s := newTestService(t, Config{Name: "leak", ZeroCopy: mode.zeroCopy}, staticSet(t, be.addr()), Options{})
 			ctx, cancel := context.WithCancel(context.Background())
 			served := make(chan error, 1)
 			go func() { served <- s.Serve(ctx) }()
 
-			payload := make([]byte, 96<<10) // > bufSize: the hybrid mode splices too
+			payload := make([]byte, 96<<10) // > bufSize: zero_copy splices
 			var wg sync.WaitGroup
 			errs := make(chan error, 1000)
 			sem := make(chan struct{}, 32)
@@ -61,13 +55,13 @@ func TestNoLeaks(t *testing.T) {
 			for err := range errs {
 				t.Fatalf("connection failed: %v", err)
 			}
-			eventually(t, 10*time.Second, "all connections closed", func() bool { return s.Active() == 0 })
+			testkit.Eventually(t, 10*time.Second, "all connections closed", func() bool { return s.Active() == 0 })
 			cancel()
 			<-served
 			s.Shutdown(context.Background())
 			be.close()
 
-			eventually(t, 10*time.Second, "descriptors and goroutines back", func() bool {
+			testkit.Eventually(t, 10*time.Second, "descriptors and goroutines back", func() bool {
 				return openFDs(t) <= fds0 && runtime.NumGoroutine() <= gr0
 			})
 		})
@@ -101,61 +95,28 @@ func exchange(addr string, payload []byte) error {
 	return nil
 }
 
-// settledFDs counts descriptors once the pipes that Go's own splice keeps
-// in a sync.Pool (closed by finalizers) from earlier tests are gone.
-func settledFDs(t *testing.T) int {
-	for range 3 {
-		runtime.GC()
-	}
-	last := openFDs(t)
-	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); {
-		time.Sleep(20 * time.Millisecond)
-		n := openFDs(t)
-		if n == last {
-			return n
-		}
-		last = n
-	}
-	return last
-}
-
 // TestIdleConnectionFDs: an idle proxied connection costs the proxy two
-// descriptors in the modes that lend pipes (six with the standard library's
-// pinned pipes).
+// descriptors, spliced or copied: pipes are lent only while bytes are in
+// flight.
 func TestIdleConnectionFDs(t *testing.T) {
-	tests := []struct {
-		mode copyMode
-		want int
-	}{
-		{copyHybrid, 2},
-		{copySplice, 2},
-		{copyBuffer, 2},
-		{copyStdlib, 6},
-	}
-	for _, tt := range tests {
-		t.Run(tt.mode.String(), func(t *testing.T) {
+	for _, mode := range copyModes {
+		t.Run(mode.name, func(t *testing.T) {
 			be := startBackend(t, echo)
-			s := startService(t, Config{ZeroCopy: true}, staticSet(t, be.addr()), tt.mode)
+			s := startService(t, Config{ZeroCopy: mode.zeroCopy}, staticSet(t, be.addr()))
 			const n = 50
-			before := settledFDs(t)
+			runtime.GC() // finalizers close what earlier tests left to them
+			before := openFDs(t)
 			for range n {
 				c := dial(t, s)
 				roundTrip(t, c, "make it move both ways once")
 			}
-			eventually(t, 5*time.Second, "all dialed", func() bool { return s.Active() == n })
+			testkit.Eventually(t, 5*time.Second, "all dialed", func() bool { return s.Active() == n })
 			// The test holds the client and backend ends: 2 per connection.
 			// A loop may still be giving its pipe back after the echo
-			// arrived, so the count is polled.
-			var perConn float64
-			for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-				perConn = float64(openFDs(t)-before-2*idlePipes(s)-2*n) / n
-				if perConn == float64(tt.want) || time.Now().After(deadline) {
-					break
-				}
-			}
-			t.Logf("%s: %.2f proxy fds per idle connection, %d pooled pipes", tt.mode, perConn, idlePipes(s))
-			if perConn != float64(tt.want) {
-				t.Errorf("fds per idle connection = %.2f, want %d", perConn, tt.want)
+			// arrived, so the count is awaited.
+			perConn := func() float64 { return float64(openFDs(t)-before-2*idlePipes(t, s)-2*n) / n }
+			if !testkit.Within(2*time.Second, func() bool { return perConn() == 2 }) {
+				t.Errorf("fds per idle connection = %.2f, want 2", perConn())
 			}
 		})
 	}

@@ -10,11 +10,12 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tierlb/tierlb/internal/testkit"
 )
 
 // TestShutdown: the listener closes first; an open connection that
@@ -92,57 +93,6 @@ func TestShutdown(t *testing.T) {
 	}
 }
 
-// flakyListener fails its first n accepts with err, then accepts for real.
-type flakyListener struct {
-	*net.TCPListener
-	mu    sync.Mutex
-	n     int
-	err   error
-	times []time.Time
-}
-
-func (f *flakyListener) AcceptTCP() (*net.TCPConn, error) {
-	f.mu.Lock()
-	if f.n > 0 {
-		f.n--
-		f.times = append(f.times, time.Now())
-		f.mu.Unlock()
-		return nil, f.err
-	}
-	f.mu.Unlock()
-	return f.TCPListener.AcceptTCP()
-}
-
-// TestAcceptBackoff: accept errors back off, doubling from 5ms, and the
-// loop recovers to serve once they stop.
-func TestAcceptBackoff(t *testing.T) {
-	be := startBackend(t, echo)
-	s := newTestService(t, Config{ZeroCopy: true}, staticSet(t, be.addr()), copyAuto)
-	fl := &flakyListener{TCPListener: s.ln, n: 6, err: os.NewSyscallError("accept4", unix.EMFILE)}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.acceptLoop(ctx, fl) }()
-	t.Cleanup(func() {
-		cancel()
-		s.closeListener()
-		<-done
-		s.Shutdown(context.Background())
-	})
-	roundTrip(t, dial(t, s), "served after EMFILE")
-	fl.mu.Lock()
-	defer fl.mu.Unlock()
-	if len(fl.times) != 6 {
-		t.Fatalf("failing accepts: %d, want 6", len(fl.times))
-	}
-	// Gaps: 5, 10, 20, 40, 80 ms; total at least 155 ms.
-	for i := 1; i < len(fl.times); i++ {
-		want := minBackoff << (i - 1)
-		if gap := fl.times[i].Sub(fl.times[i-1]); gap < want {
-			t.Errorf("gap %d = %v, want at least %v", i, gap, want)
-		}
-	}
-}
-
 // TestEMFILERecovers runs a service in a child process whose descriptor
 // limit is a few above what it uses, fills it with connections, and checks
 // that the accept loop neither spins nor exits and serves again once
@@ -188,25 +138,25 @@ func TestEMFILERecovers(t *testing.T) {
 	if stuck != emfileRoom {
 		t.Errorf("connection %d was the first not served, want %d: the child's room is off", stuck, emfileRoom)
 	}
-	// Wait through a few backoff rounds, then free descriptors.
+	// Let the loops go through a few backoff rounds (5+10+20+...+320 ms:
+	// time passing is the point here), then free descriptors.
 	time.Sleep(time.Second)
 	for _, c := range held[:stuck] {
 		c.Close()
 	}
 	held = held[stuck:]
-	ok := false
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && !ok; {
+	served := testkit.Within(5*time.Second, func() bool {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
-			t.Fatal(err)
+			return false
 		}
 		held = append(held, c)
 		c.SetDeadline(time.Now().Add(2 * time.Second))
 		_, werr := c.Write([]byte("y"))
 		_, rerr := io.ReadFull(c, make([]byte, 1))
-		ok = werr == nil && rerr == nil
-	}
-	if !ok {
+		return werr == nil && rerr == nil
+	})
+	if !served {
 		t.Fatalf("service did not recover after descriptors were freed; child log:\n%s", child.stop())
 	}
 	log := child.stop()
@@ -246,8 +196,19 @@ func emfileChild() {
 const emfileRoom = 3
 
 // emfileWarmUp sends one echo through s and waits until the service has
-// closed both of its descriptors for it.
+// closed both of its descriptors for it. It runs in a child, where the
+// connection's are the only descriptors that come and go.
 func emfileWarmUp(s *Service) error {
+	// The engine's descriptors (epoll and eventfd per loop) exist once
+	// it runs.
+	if !testkit.Within(5*time.Second, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.eng != nil
+	}) {
+		return fmt.Errorf("the service does not serve")
+	}
+	before := countFDs()
 	c, err := net.DialTimeout("tcp", s.Addr().String(), 5*time.Second)
 	if err != nil {
 		return err
@@ -261,20 +222,13 @@ func emfileWarmUp(s *Service) error {
 	if err != nil {
 		return err
 	}
-	for deadline := time.Now().Add(5 * time.Second); s.Active() > 0; {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the warm-up connection is still open")
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !testkit.Within(5*time.Second, func() bool { return s.Active() == 0 }) {
+		return fmt.Errorf("the warm-up connection is still open")
 	}
-	// Active drops just before the descriptors are closed.
-	for n, same := countFDs(), 0; same < 5; {
-		time.Sleep(5 * time.Millisecond)
-		if m := countFDs(); m == n {
-			same++
-		} else {
-			n, same = m, 0
-		}
+	// Active drops just before the descriptors are closed: wait until
+	// the process holds what it held before the connection.
+	if !testkit.Within(5*time.Second, func() bool { return countFDs() <= before }) {
+		return fmt.Errorf("the warm-up connection's descriptors are still open: %d, want %d", countFDs(), before)
 	}
 	return nil
 }

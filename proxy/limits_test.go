@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/sys/unix"
+
+	"github.com/tierlb/tierlb/internal/testkit"
 )
 
 // metricsService starts a service with its own registry.
@@ -54,7 +56,7 @@ func TestMaxConns(t *testing.T) {
 		t.Errorf("rejected max_conns = %v, want 1", got)
 	}
 	open[0].Close()
-	eventually(t, 5*time.Second, "a slot frees", func() bool { return s.Active() == 1 })
+	testkit.Eventually(t, 5*time.Second, "a slot frees", func() bool { return s.Active() == 1 })
 	roundTrip(t, dial(t, s), "y")
 	if got := testutil.ToFloat64(m.accepted.WithLabelValues("lim")); got != 4 {
 		t.Errorf("accepted = %v, want 4", got)
@@ -101,8 +103,8 @@ func TestRejectReasonsAtZero(t *testing.T) {
 	if _, err := NewService(Config{Name: "zero"}, staticSet(t), Options{Metrics: m}); err != nil {
 		t.Fatal(err)
 	}
-	if n := testutil.CollectAndCount(m.rejected, "tierlb_connections_rejected_total"); n != len(rejectReasons) {
-		t.Errorf("rejected series = %d, want %d", n, len(rejectReasons))
+	if n := testutil.CollectAndCount(m.rejected, "tierlb_connections_rejected_total"); n != len(rejectReasons()) {
+		t.Errorf("rejected series = %d, want %d", n, len(rejectReasons()))
 	}
 	// A second NewMetrics on the same registry reuses the collectors.
 	m2, err := NewMetrics(reg)

@@ -17,7 +17,9 @@ const (
 )
 
 // rejectReasons lists every reason, exported at zero for each service.
-var rejectReasons = [...]string{RejectMaxConns, RejectNotAllowed, RejectNoBackend, RejectDraining}
+func rejectReasons() [4]string {
+	return [...]string{RejectMaxConns, RejectNotAllowed, RejectNoBackend, RejectDraining}
+}
 
 // Metrics are the data path's per-service Prometheus series. Per-backend
 // series are not here: a collector reads them from the backends' own atomics.
@@ -111,11 +113,11 @@ func (m *Metrics) initService(name string) *serviceMetrics {
 	}
 	sm := &serviceMetrics{
 		accepted:        m.accepted.WithLabelValues(name),
-		rejected:        make(map[string]prometheus.Counter, len(rejectReasons)),
+		rejected:        make(map[string]prometheus.Counter, len(rejectReasons())),
 		connectDuration: m.connectDuration.WithLabelValues(name),
 		connDuration:    m.connDuration.WithLabelValues(name),
 	}
-	for _, r := range rejectReasons {
+	for _, r := range rejectReasons() {
 		sm.rejected[r] = m.rejected.WithLabelValues(name, r)
 	}
 	return sm
@@ -132,7 +134,7 @@ func (m *Metrics) ForgetService(name string) {
 	m.accepted.DeleteLabelValues(name)
 	m.connectDuration.DeleteLabelValues(name)
 	m.connDuration.DeleteLabelValues(name)
-	for _, r := range rejectReasons {
+	for _, r := range rejectReasons() {
 		m.rejected.DeleteLabelValues(name, r)
 	}
 }

@@ -1,12 +1,18 @@
+//go:build linux
+
 package proxy
 
 import (
 	"errors"
 	"fmt"
-	"sync"
 
 	"golang.org/x/sys/unix"
 )
+
+// Bursts are spliced through a kernel pipe, HAProxy-style: the pipe is
+// lent by the loop only while bytes are in flight (freelist.go), so an
+// idle connection costs 2 descriptors instead of 6, and the per-user pipe
+// budget covers only the transfers happening right now.
 
 // minPipeSize is the smallest pipe worth splicing through. Once a non-root
 // user has used up /proc/sys/fs/pipe-user-pages-soft, the kernel hands out
@@ -23,6 +29,10 @@ const minPipeSize = 16 << 10
 // flight at once, and past that a transfer falls back to a buffered copy.
 const pipeSize = 256 << 10
 
+// spliceFlags: never block the loop; move pages rather than copy them
+// where the kernel can.
+const spliceFlags = unix.SPLICE_F_NONBLOCK | unix.SPLICE_F_MOVE
+
 // errPipeTooSmall is returned when the pipe budget is exhausted.
 var errPipeTooSmall = errors.New("pipe smaller than 16 KiB (per-user pipe budget exhausted)")
 
@@ -37,74 +47,9 @@ func (p *pipe) close() {
 	unix.Close(p.w)
 }
 
-// pipePool lends pipes to copy loops only while bytes are in flight,
-// HAProxy-style: an idle connection holds no pipe, so it costs 2 fds instead
-// of 6 and the per-user pipe budget covers only the transfers happening right
-// now. Pipes are grown to pipeSize where the kernel lets us.
-type pipePool struct {
-	mu     sync.Mutex
-	free   []*pipe
-	max    int  // idle pipes kept; more are closed
-	closed bool // after close, returned pipes are closed
-
-	// newPipe creates a pipe; tests replace it to simulate EMFILE or an
-	// exhausted budget.
-	newPipe func() (*pipe, error)
-}
-
-func newPipePool(max int) *pipePool {
-	return &pipePool{max: max, newPipe: createPipe}
-}
-
-// get returns an empty pipe, from the pool or new.
-func (pp *pipePool) get() (*pipe, error) {
-	pp.mu.Lock()
-	if n := len(pp.free); n > 0 {
-		p := pp.free[n-1]
-		pp.free[n-1] = nil
-		pp.free = pp.free[:n-1]
-		pp.mu.Unlock()
-		return p, nil
-	}
-	pp.mu.Unlock()
-	return pp.newPipe()
-}
-
-// put returns an empty pipe. A pipe that may still hold bytes must be
-// closed instead, never put back.
-func (pp *pipePool) put(p *pipe) {
-	pp.mu.Lock()
-	if !pp.closed && len(pp.free) < pp.max {
-		pp.free = append(pp.free, p)
-		p = nil
-	}
-	pp.mu.Unlock()
-	if p != nil {
-		p.close()
-	}
-}
-
-// close closes the idle pipes; pipes returned later are closed too.
-func (pp *pipePool) close() {
-	pp.mu.Lock()
-	free := pp.free
-	pp.free, pp.closed = nil, true
-	pp.mu.Unlock()
-	for _, p := range free {
-		p.close()
-	}
-}
-
-// idle reports how many pipes the pool holds.
-func (pp *pipePool) idle() int {
-	pp.mu.Lock()
-	defer pp.mu.Unlock()
-	return len(pp.free)
-}
-
-// createPipe makes a non-blocking pipe, grown to pipeSize when the kernel
+// newPipe makes a non-blocking pipe, grown to pipeSize when the kernel
 // allows, and checks that it is big enough to be worth splicing through.
-func createPipe() (*pipe, error) {
+func newPipe() (*pipe, error) {
 	var fds [2]int
 	if err := unix.Pipe2(fds[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
 		return nil, fmt.Errorf("create pipe: %w", err)

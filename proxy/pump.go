@@ -1,364 +1,333 @@
+//go:build linux
+
 package proxy
 
 import (
 	"io"
-	"net"
-	"sync"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
-// copyMode chooses how bytes move. The default comes from Config.ZeroCopy;
-// tests and benchmarks force the others to compare them.
-type copyMode uint8
-
 const (
-	// copyAuto is copyHybrid with ZeroCopy and copyBuffer without.
-	copyAuto copyMode = iota
-	// copyHybrid reads small messages into a pooled buffer and splices
-	// bursts (the HAProxy pattern): read and write instead of two splices
-	// per small message, zero copy for bulk.
-	copyHybrid
-	// copySplice splices every byte through a pooled pipe.
-	copySplice
-	// copyStdlib is io.Copy between bare *net.TCPConn: Go's own splice with
-	// a pipe pinned per direction.
-	copyStdlib
-	// copyBuffer is a read/write loop through pooled 32 KiB buffers.
-	copyBuffer
-)
-
-func (m copyMode) String() string {
-	return [...]string{"auto", "hybrid", "splice", "stdlib", "buffer"}[m]
-}
-
-const (
-	// bufSize is the pooled buffer of the read/write path.
+	// bufSize is the loop's read buffer, and the size of a pending buffer
+	// lent to a direction whose destination is full.
 	bufSize = 32 << 10
-	// bulkMin is the burst below which the hybrid mode goes back from
-	// splicing to reading; a full bufSize read switches it to splicing.
+	// bulkMin: a burst shorter than this goes back from splicing to
+	// reading; a read that fills bufSize starts splicing.
 	bulkMin = 32 << 10
-	// flushEvery is how many bytes a direction moves before adding them to
-	// the backend's counters, so long connections show up in metrics
+	// countEvery is how many bytes a direction moves before adding them
+	// to the backend's counters, so long connections show up in metrics
 	// without an atomic add per message.
-	flushEvery  = 1 << 20
-	spliceFlags = unix.SPLICE_F_NONBLOCK | unix.SPLICE_F_MOVE
+	countEvery = 1 << 20
+	// pumpBudget is how many bytes one direction moves per wakeup before
+	// the other connections of the loop get their turn.
+	pumpBudget = 256 << 10
 )
 
-// copier is what the copy loops of one service share: the pipes and buffers
-// lent to transfers in flight.
-type copier struct {
-	pipes *pipePool
-	bufs  sync.Pool // *[bufSize]byte
-}
+// Moving bytes, edge-triggered. Each socket is registered once for
+// EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLET and never modified: a direction
+// remembers that its source is readable until a read says it is drained,
+// and waits for an EPOLLOUT edge only while bytes are pending. A read
+// shorter than the buffer drained the socket, so a small message costs one
+// recv and one send; a FIN that arrived with the data is known from
+// EPOLLRDHUP, without a read that returns 0, and an RST from EPOLLERR.
+// Level-triggered would need an epoll_ctl whenever a direction blocks or
+// unblocks, which under backpressure is every write.
 
-func newCopier() *copier {
-	cp := &copier{pipes: newPipePool(64)}
-	cp.bufs.New = func() any { return new([bufSize]byte) }
-	return cp
-}
-
-// step is what a read callback does next.
-type step uint8
-
-const (
-	stepAgain step = iota // read more now
-	stepPark              // the socket is drained: wait in the poller
-	stepStop              // EOF, an error, or bytes waiting for dst to drain
-)
-
-// pump moves one direction from src to dst on the bare sockets, through
-// their RawConns so every wait happens in Go's netpoller. Its fields belong
-// to the goroutine running it; the callbacks run synchronously in it.
-type pump struct {
-	c        *conn
-	cp       *copier
-	src, dst *net.TCPConn
-	toClient bool // direction: backend → client
-	srcRaw   syscall.RawConn
-	dstRaw   syscall.RawConn
-	dstFD    int // valid while the pump runs: dst is closed only after it returns
-
-	splice bool // may splice
-	probe  bool // start each wakeup with a read, not a splice
-	bulk   bool // inside a burst: splice
-
-	pipe     *pipe
-	inPipe   int
-	noPipe   bool // pipe creation failed; copy until the next wait
-	burst    int
-	buf      *[bufSize]byte
-	bufOff   int
-	bufEnd   int
-	n        int64 // bytes written to dst
-	flushed  int64 // bytes already added to the backend's counters
-	eof      bool
-	rerr     error
-	werr     error
-	readable func(uintptr) bool
-	writable func(uintptr) bool
-}
-
-func (p *pump) init(mode copyMode) error {
-	switch mode {
-	case copySplice:
-		p.splice, p.bulk = true, true
-	case copyBuffer:
-		p.probe = true
-	default:
-		p.splice, p.probe = true, true
-	}
-	var err error
-	if p.srcRaw, err = p.src.SyscallConn(); err != nil {
-		return err
-	}
-	if p.dstRaw, err = p.dst.SyscallConn(); err != nil {
-		return err
-	}
-	var fd uintptr
-	if err := p.dstRaw.Control(func(f uintptr) { fd = f }); err != nil {
-		return err
-	}
-	p.dstFD = int(fd)
-	p.readable, p.writable = p.onReadable, p.onWritable
-	return nil
-}
-
-// run copies until src's EOF (nil) or an error, which is wrapped with the
-// side that failed so the caller can tell a read from a write.
-func (p *pump) run() error {
-	defer p.release()
-	for {
-		if err := p.srcRaw.Read(p.readable); err != nil && p.rerr == nil {
-			p.rerr = err
+// event handles the events of one socket of an open (or opening) connection.
+func (l *loop) event(c *conn, fd int, ev uint32) {
+	client := fd == int(c.cfd)
+	if !client && c.state != stateOpen {
+		if c.state == stateConnecting {
+			l.connectEvent(c, ev)
 		}
-		if p.pending() && p.rerr == nil && p.werr == nil {
-			if err := p.dstRaw.Write(p.writable); err != nil && p.werr == nil {
-				p.werr = err
-			}
-		}
-		switch {
-		case p.werr != nil:
-			return &sideError{op: "write", side: p.dstSide(), err: p.werr}
-		case p.rerr != nil:
-			return &sideError{op: "read", side: p.srcSide(), err: p.rerr}
-		case p.eof:
-			return nil
-		case p.c.isAborted():
-			return errAborted
-		}
-	}
-}
-
-// onReadable runs whenever src may have data. Returning false parks the
-// goroutine until src is readable again, without another syscall.
-func (p *pump) onReadable(fd uintptr) bool {
-	for !p.c.isAborted() {
-		var s step
-		if p.bulk && !p.noPipe {
-			s = p.spliceIn(int(fd))
-		} else {
-			s = p.recvIn(int(fd))
-		}
-		switch s {
-		case stepPark:
-			p.noPipe = false
-			return false
-		case stepStop:
-			return true
-		}
-	}
-	return true
-}
-
-// onWritable runs whenever dst may take more; false waits for it.
-func (p *pump) onWritable(uintptr) bool {
-	return p.writeOut() || p.werr != nil || p.c.isAborted()
-}
-
-// spliceIn moves what src holds into a pipe and on to dst.
-func (p *pump) spliceIn(fd int) step {
-	if p.pipe == nil {
-		pp, err := p.cp.pipes.get()
-		if err != nil {
-			// No pipe now (EMFILE, ENFILE, the per-user budget): this
-			// transfer goes through a buffer instead of failing.
-			p.noPipe = true
-			return stepAgain
-		}
-		p.pipe = pp
-	}
-	n, err := unix.Splice(fd, nil, p.pipe.w, nil, p.pipe.size, spliceFlags)
-	switch {
-	case err == unix.EINTR:
-		return stepAgain
-	case err == unix.EAGAIN:
-		// Drained: the empty pipe goes back, so an idle connection
-		// holds none. A short burst means small messages again.
-		p.cp.pipes.put(p.pipe)
-		p.pipe = nil
-		if p.probe && p.burst < bulkMin {
-			p.bulk = false
-		}
-		p.burst = 0
-		return stepPark
-	case err != nil:
-		p.rerr = err
-		return stepStop
-	case n == 0:
-		p.eof = true
-		return stepStop
-	}
-	p.inPipe = int(n)
-	p.burst += int(n)
-	if !p.writeOut() {
-		return stepStop
-	}
-	return stepAgain
-}
-
-// recvIn reads into a pooled buffer and writes it on. A full buffer means
-// a burst worth splicing. A short read still needs one more read that says
-// EAGAIN before parking: Go's netpoller drops the epoll event mask, so a
-// FIN or RST that arrived with the data would otherwise go unseen. (TCP_INQ
-// reports a pending FIN but not an RST, which we measured the hard way.)
-func (p *pump) recvIn(fd int) step {
-	if p.buf == nil {
-		p.buf = p.cp.bufs.Get().(*[bufSize]byte)
-	}
-	n, err := unix.Read(fd, p.buf[:])
-	switch {
-	case err == unix.EINTR:
-		return stepAgain
-	case err == unix.EAGAIN:
-		p.putBuf()
-		return stepPark
-	case err != nil:
-		p.rerr = err
-		return stepStop
-	case n == 0:
-		p.eof = true
-		return stepStop
-	}
-	p.bufOff, p.bufEnd = 0, n
-	if !p.writeOut() {
-		return stepStop
-	}
-	if p.splice && !p.noPipe && n == bufSize {
-		p.putBuf()
-		p.bulk = true
-	}
-	return stepAgain
-}
-
-// writeOut writes what is pending to dst; false if dst is full or failed.
-func (p *pump) writeOut() bool {
-	for p.inPipe > 0 {
-		n, err := unix.Splice(p.pipe.r, nil, p.dstFD, nil, p.inPipe, spliceFlags)
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err == unix.EAGAIN:
-			return false
-		case err != nil:
-			p.werr = err
-			return false
-		case n == 0:
-			p.werr = io.ErrShortWrite
-			return false
-		}
-		p.inPipe -= int(n)
-		p.count(int(n))
-	}
-	for p.bufOff < p.bufEnd {
-		n, err := unix.Write(p.dstFD, p.buf[p.bufOff:p.bufEnd])
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err == unix.EAGAIN:
-			return false
-		case err != nil:
-			p.werr = err
-			return false
-		case n == 0:
-			p.werr = io.ErrShortWrite
-			return false
-		}
-		p.bufOff += n
-		p.count(n)
-	}
-	return true
-}
-
-func (p *pump) pending() bool { return p.inPipe > 0 || p.bufOff < p.bufEnd }
-
-// count adds n written bytes, exactly as the syscalls returned them.
-func (p *pump) count(n int) {
-	p.n += int64(n)
-	if p.n-p.flushed >= flushEvery {
-		p.flush()
-	}
-}
-
-// flush adds the bytes not yet counted to the backend's counters.
-func (p *pump) flush() {
-	d := p.n - p.flushed
-	if d == 0 {
 		return
 	}
-	p.flushed = p.n
-	if p.toClient {
-		p.c.b.AddBytes(0, d)
-	} else {
-		p.c.b.AddBytes(d, 0)
+	in, out := &c.up, &c.down // the directions reading from and writing to fd
+	if !client {
+		in, out = &c.down, &c.up
+	}
+	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		in.readable = true
+		if ev&(unix.EPOLLRDHUP|unix.EPOLLHUP) != 0 {
+			in.rdhup = true
+		}
+		if ev&unix.EPOLLERR != 0 {
+			// An RST (with or without data before it): the reads go on
+			// past the data to the error, which resets the other side.
+			in.errSeen = true
+		}
+	}
+	if ev&unix.EPOLLERR != 0 && (in.eof || in.pending()) {
+		// No read of this socket is coming soon (it ended, or its bytes
+		// wait for the other side) to report the reset: take it from
+		// SO_ERROR.
+		if err := socketError(fd); err != nil {
+			l.fail(c, "read", !client, err)
+			return
+		}
+	}
+	if c.state == stateHeader {
+		if in.readable {
+			l.readHeader(c)
+		}
+		return
+	}
+	if c.state != stateOpen {
+		return // the client spoke before the backend answered: remembered
+	}
+	if ev&unix.EPOLLOUT != 0 && out.pending() {
+		l.pump(c, out)
+		if c.state != stateOpen {
+			return
+		}
+	}
+	if in.readable {
+		l.pump(c, in)
 	}
 }
 
-func (p *pump) putBuf() {
-	if p.buf != nil {
-		p.cp.bufs.Put(p.buf)
-		p.buf, p.bufOff, p.bufEnd = nil, 0, 0
+// pump moves one direction until its source is drained, its destination
+// is full, its budget is spent, or it ends.
+func (l *loop) pump(c *conn, d *direction) {
+	up := d == &c.up
+	src, dst := int(c.cfd), int(c.bfd)
+	if !up {
+		src, dst = dst, src
 	}
-}
-
-// release gives back what the pump still holds. A pipe that may hold bytes
-// is closed, never pooled.
-func (p *pump) release() {
-	if p.pipe != nil {
-		if p.inPipe > 0 {
-			p.pipe.close()
+	budget := pumpBudget
+	for {
+		if d.pending() && !l.writePending(c, d, dst, up) {
+			return
+		}
+		if d.eof {
+			if !d.shut {
+				l.shutWrite(c, d, dst, up)
+			}
+			return
+		}
+		if !d.readable {
+			return
+		}
+		if budget <= 0 {
+			if !d.queued {
+				d.queued = true
+				l.again = append(l.again, work{c: c, gen: c.gen, up: up})
+			}
+			return
+		}
+		var n int
+		var ok bool
+		if d.bulk && !d.noPipe {
+			n, ok = l.spliceIn(c, d, src, up)
 		} else {
-			p.cp.pipes.put(p.pipe)
+			n, ok = l.recvIn(c, d, src, dst, up)
 		}
-		p.pipe, p.inPipe = nil, 0
+		if !ok {
+			return
+		}
+		budget -= n
 	}
-	p.putBuf()
-	p.flush()
 }
 
-// runStdlib is the standard library's path: io.Copy between bare
-// *net.TCPConn, which splices through a pipe pinned for the direction's life.
-func (p *pump) runStdlib() error {
-	n, err := io.Copy(p.dst, p.src)
-	p.n = n
-	p.flush()
-	if err != nil {
-		if p.c.isAborted() {
-			return errAborted
-		}
-		// Go's splice does not say which socket failed.
-		return &sideError{op: "copy", side: p.srcSide(), err: err}
+// recvIn reads into the loop's buffer and sends it on at once; what the
+// destination does not take waits in a pending buffer. A read that fills
+// the buffer means a burst, which is spliced.
+func (l *loop) recvIn(c *conn, d *direction, src, dst int, up bool) (int, bool) {
+	n, err := sysRead(src, l.buf[:])
+	switch {
+	case err == unix.EINTR:
+		return 0, true
+	case err == unix.EAGAIN:
+		d.readable, d.noPipe = false, false
+		return 0, true
+	case err != nil:
+		l.fail(c, "read", !up, err)
+		return 0, false
+	case n == 0:
+		d.eof, d.readable = true, false
+		return 0, true
 	}
-	return nil
+	c.last = l.now
+	if n < len(l.buf) && !d.errSeen {
+		// Drained. A FIN seen before this read is all that is left.
+		d.readable, d.noPipe = false, false
+		if d.rdhup {
+			d.eof = true
+		}
+	} else if c.cfg.ZeroCopy && !d.noPipe {
+		d.bulk = true
+	}
+	off := 0
+	for off < n {
+		w, err := sysSend(dst, l.buf[off:n])
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+		case err != nil:
+			l.fail(c, "write", up, err)
+			return 0, false
+		case w == 0:
+			l.fail(c, "write", up, io.ErrShortWrite)
+			return 0, false
+		default:
+			off += w
+			l.count(c, d, w, up)
+			continue
+		}
+		break
+	}
+	if off < n {
+		d.pend = l.getBuf()
+		d.off, d.end = 0, int32(copy(d.pend[:], l.buf[off:n]))
+	}
+	return n, true
 }
 
-func (p *pump) srcSide() string { return sideName(p.toClient) }
-func (p *pump) dstSide() string { return sideName(!p.toClient) }
-
-func sideName(backend bool) string {
-	if backend {
-		return "backend"
+// spliceIn moves what the source holds into a pipe lent for the burst;
+// writePending moves it on. An empty pipe goes back when the source is drained,
+// so an idle connection holds none.
+func (l *loop) spliceIn(c *conn, d *direction, src int, up bool) (int, bool) {
+	if d.pipe == nil {
+		p, err := l.getPipe()
+		if err != nil {
+			// No pipe (EMFILE, ENFILE, the per-user budget): this burst
+			// goes through the buffer instead of failing.
+			d.noPipe = true
+			return 0, true
+		}
+		d.pipe = p
 	}
-	return "client"
+	n, err := sysSplice(src, d.pipe.w, d.pipe.size)
+	switch {
+	case err == unix.EINTR:
+		return 0, true
+	case err == unix.EAGAIN:
+		d.readable = false
+		l.putPipe(d.pipe)
+		d.pipe = nil
+		if d.burst < bulkMin {
+			d.bulk = false // small messages again
+		}
+		d.burst = 0
+		return 0, true
+	case err != nil:
+		l.fail(c, "read", !up, err)
+		return 0, false
+	case n == 0:
+		d.eof, d.readable = true, false
+		return 0, true
+	}
+	c.last = l.now
+	d.inPipe = int32(n)
+	d.burst = int32(min(int(d.burst)+n, 1<<30))
+	return n, true
+}
+
+// writePending writes what is pending to dst; false if dst is full or
+// failed.
+func (l *loop) writePending(c *conn, d *direction, dst int, up bool) bool {
+	for d.inPipe > 0 {
+		n, err := sysSplice(d.pipe.r, dst, int(d.inPipe))
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return false
+		case err != nil:
+			l.fail(c, "write", up, err)
+			return false
+		case n == 0:
+			l.fail(c, "write", up, io.ErrShortWrite)
+			return false
+		}
+		d.inPipe -= int32(n)
+		l.count(c, d, n, up)
+	}
+	for d.off < d.end {
+		n, err := sysSend(dst, d.pend[d.off:d.end])
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return false
+		case err != nil:
+			l.fail(c, "write", up, err)
+			return false
+		case n == 0:
+			l.fail(c, "write", up, io.ErrShortWrite)
+			return false
+		}
+		d.off += int32(n)
+		l.count(c, d, n, up)
+	}
+	if d.pend != nil {
+		l.putBuf(d.pend)
+		d.pend, d.off, d.end = nil, 0, 0
+	}
+	return true
+}
+
+// count adds n written bytes, exactly as the syscalls returned them, and
+// adds them to the backend's counters every countEvery bytes.
+func (l *loop) count(c *conn, d *direction, n int, up bool) {
+	d.n += int64(n)
+	if delta := d.n - d.counted; delta >= countEvery {
+		d.counted = d.n
+		if up {
+			c.b.AddBytes(delta, 0)
+		} else {
+			c.b.AddBytes(0, delta)
+		}
+	}
+}
+
+// shutWrite passes a FIN on once everything before it was written. The
+// first FIN names how the connection ended and starts the half-close
+// grace of the other direction; the second closes the connection.
+func (l *loop) shutWrite(c *conn, d *direction, dst int, up bool) {
+	d.shut = true
+	l.releaseDir(d)
+	if up {
+		c.setEnd(EndClientClose)
+	} else {
+		c.setEnd(EndBackendClose)
+	}
+	if c.up.shut && c.down.shut {
+		// Both sources are read to their FIN, so closing sends a FIN,
+		// not an RST: no shutdown needed for the second one.
+		l.finish(c)
+		return
+	}
+	if err := sysShutdown(dst, unix.SHUT_WR); err != nil {
+		l.fail(c, "close", up, err)
+		return
+	}
+	c.halfAt = l.now + int64(c.cfg.Timeouts.halfClose())
+	l.scheduleIdle(c)
+}
+
+// runAgain continues the directions that used up their budget.
+func (l *loop) runAgain() {
+	if len(l.again) == 0 {
+		return
+	}
+	todo := l.again
+	l.again = nil
+	for i, w := range todo {
+		todo[i] = work{}
+		if w.c.gen != w.gen || w.c.state != stateOpen {
+			continue
+		}
+		d := &w.c.down
+		if w.up {
+			d = &w.c.up
+		}
+		d.queued = false
+		l.pump(w.c, d)
+	}
+	if l.again == nil {
+		l.again = todo[:0]
+	}
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tierlb/tierlb/internal/testkit"
 )
 
 // accessLog captures the access log lines of a service.
@@ -51,12 +53,12 @@ func (a *accessLog) ends() []string {
 // waitEnd waits for the first access log line and returns its end reason.
 func (a *accessLog) waitEnd(t *testing.T) string {
 	t.Helper()
-	eventually(t, 5*time.Second, "access log line", func() bool { return len(a.ends()) > 0 })
+	testkit.Eventually(t, 5*time.Second, "access log line", func() bool { return len(a.ends()) > 0 })
 	return a.ends()[0]
 }
 
 // loggedService starts a service that writes its access log to a capture.
-func loggedService(t *testing.T, cfg Config, pools Pools, mode copyMode) (*Service, *accessLog) {
+func loggedService(t *testing.T, cfg Config, pools Pools) (*Service, *accessLog) {
 	t.Helper()
 	al := &accessLog{}
 	cfg.Name, cfg.Listen, cfg.AccessLog = "sem", "127.0.0.1:0", true
@@ -64,7 +66,6 @@ func loggedService(t *testing.T, cfg Config, pools Pools, mode copyMode) (*Servi
 	if err != nil {
 		t.Fatal(err)
 	}
-	forceMode(s, mode)
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)
 	}
@@ -75,11 +76,11 @@ func loggedService(t *testing.T, cfg Config, pools Pools, mode copyMode) (*Servi
 // TestIdleTimeout: traffic keeps a connection open; silence longer than
 // the idle timeout closes it, logged as idle_timeout.
 func TestIdleTimeout(t *testing.T) {
-	for _, mode := range allModes {
-		t.Run(mode.String(), func(t *testing.T) {
+	for _, mode := range copyModes {
+		t.Run(mode.name, func(t *testing.T) {
 			be := startBackend(t, echo)
 			idle := 300 * time.Millisecond
-			s, al := loggedService(t, Config{ZeroCopy: true, Timeouts: Timeouts{Idle: idle}}, staticSet(t, be.addr()), mode)
+			s, al := loggedService(t, Config{ZeroCopy: mode.zeroCopy, Timeouts: Timeouts{Idle: idle}}, staticSet(t, be.addr()))
 			c := dial(t, s)
 			var t0 time.Time
 			for i := range 8 { // 800 ms of traffic, well past one idle period
@@ -109,7 +110,7 @@ func TestHalfCloseTimeout(t *testing.T) {
 	be := startBackend(t, func(c net.Conn) { <-hold })
 	t.Cleanup(func() { close(hold) }) // runs before the backend's cleanup waits
 	s, al := loggedService(t, Config{ZeroCopy: true, Timeouts: Timeouts{HalfClose: 200 * time.Millisecond}},
-		staticSet(t, be.addr()), copyAuto)
+		staticSet(t, be.addr()))
 	c := dial(t, s)
 	roundTripNone(t, c)
 	c.CloseWrite()
@@ -136,15 +137,15 @@ func roundTripNone(t *testing.T, c *net.TCPConn) {
 // TestResetPropagates: when one side resets, the other gets an RST too,
 // in every copy mode and both directions.
 func TestResetPropagates(t *testing.T) {
-	for _, mode := range allModes {
-		t.Run(mode.String()+"/client resets", func(t *testing.T) {
+	for _, mode := range copyModes {
+		t.Run(mode.name+"/client resets", func(t *testing.T) {
 			seen := make(chan error, 1)
 			be := startBackend(t, func(c net.Conn) {
 				c.Write([]byte("ready"))
 				_, err := io.Copy(io.Discard, c)
 				seen <- err
 			})
-			s, al := loggedService(t, Config{ZeroCopy: true}, staticSet(t, be.addr()), mode)
+			s, al := loggedService(t, Config{ZeroCopy: mode.zeroCopy}, staticSet(t, be.addr()))
 			c := dial(t, s)
 			readN(t, c, 5)
 			c.SetLinger(0)
@@ -161,7 +162,7 @@ func TestResetPropagates(t *testing.T) {
 				t.Errorf("end = %q, want an error", end)
 			}
 		})
-		t.Run(mode.String()+"/backend resets", func(t *testing.T) {
+		t.Run(mode.name+"/backend resets", func(t *testing.T) {
 			be := startBackend(t, func(c net.Conn) {
 				// Reset only once the client has the data: an RST
 				// discards what is still unsent on any hop.
@@ -169,7 +170,7 @@ func TestResetPropagates(t *testing.T) {
 				io.ReadFull(c, make([]byte, 2))
 				c.(*net.TCPConn).SetLinger(0)
 			})
-			s := startService(t, Config{ZeroCopy: true}, staticSet(t, be.addr()), mode)
+			s := startService(t, Config{ZeroCopy: mode.zeroCopy}, staticSet(t, be.addr()))
 			c := dial(t, s)
 			readN(t, c, 5)
 			c.Write([]byte("go"))
@@ -200,7 +201,7 @@ func TestOnBackendDown(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			be := startBackend(t, echo)
 			set := staticSet(t, be.addr())
-			s, al := loggedService(t, Config{ZeroCopy: true, CloseOnBackendDown: closeOnDown}, set, copyAuto)
+			s, al := loggedService(t, Config{ZeroCopy: true, CloseOnBackendDown: closeOnDown}, set)
 			c := dial(t, s)
 			roundTrip(t, c, "before")
 			set.Backends()[0].SetHealth(false, "test says down")
@@ -223,14 +224,15 @@ func TestOnBackendDown(t *testing.T) {
 // listener.
 func TestSocketOptions(t *testing.T) {
 	be := startBackend(t, echo)
-	s := startService(t, Config{ZeroCopy: true}, staticSet(t, be.addr()), copyAuto)
+	s := startService(t, Config{ZeroCopy: true}, staticSet(t, be.addr()))
 	roundTrip(t, dial(t, s), "x")
 	conns := connFDs(t, s)
 	if len(conns) != 1 {
 		t.Fatalf("open connections: %d, want 1", len(conns))
 	}
 	// TCP_NODELAY too, which is not inherited from the listener.
-	opts := append(legOptions[:], sockopt{unix.IPPROTO_TCP, unix.TCP_NODELAY, 1})
+	legs := legOptions()
+	opts := append(legs[:], sockopt{unix.IPPROTO_TCP, unix.TCP_NODELAY, 1})
 	for i, name := range []string{"client", "backend"} {
 		fd := conns[0][i]
 		for _, o := range opts {

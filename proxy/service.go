@@ -1,3 +1,5 @@
+//go:build linux
+
 package proxy
 
 import (
@@ -6,14 +8,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/tierlb/tierlb/backends"
 )
 
-// Options are a Service's collaborators; nil fields mean none.
+// Options are a Service's collaborators and the process-wide choices cmd/
+// makes for it; zero fields mean the default documented on each.
 type Options struct {
 	// Logger receives operational messages. Nil discards.
 	Logger *slog.Logger
@@ -26,8 +29,9 @@ type Options struct {
 	Metrics *Metrics
 	// Observer hears every backend dial's outcome. Nil: nobody.
 	Observer DialObserver
-	// Loops is how many event loops the epoll engine runs for the
-	// service; 0 means GOMAXPROCS. ReserveProc returns the value to use.
+	// Loops is how many event loops the service runs; 0 means one per P
+	// (GOMAXPROCS). A loop sleeps in a blocking epoll_wait, so the caller
+	// should leave Go's scheduler a P more than the loops (see doc.go).
 	Loops int
 }
 
@@ -35,13 +39,11 @@ type Options struct {
 // (re)configuration instead of once per connection.
 type settings struct {
 	Config
-	dialer       *net.Dialer
 	proxyVersion byte // 0: send no PROXY header
-	mode         copyMode
 }
 
-func newSettings(cfg Config, force copyMode) (*settings, error) {
-	st := &settings{Config: cfg, dialer: newDialer(cfg.Timeouts.connect()), mode: force}
+func newSettings(cfg Config) (*settings, error) {
+	st := &settings{Config: cfg}
 	switch cfg.ProxyProtocol {
 	case "":
 	case "v1":
@@ -51,17 +53,12 @@ func newSettings(cfg Config, force copyMode) (*settings, error) {
 	default:
 		return nil, fmt.Errorf("service %s: proxy_protocol %q: want \"\", v1 or v2", cfg.Name, cfg.ProxyProtocol)
 	}
-	if st.mode == copyAuto {
-		st.mode = copyBuffer
-		if cfg.ZeroCopy {
-			st.mode = copyHybrid
-		}
-	}
 	return st, nil
 }
 
-// Service is one load-balanced TCP service: a listener, its accept loop and
-// the connections it proxies to the backends of its pool.
+// Service is one load-balanced TCP service: a listener, the event loops
+// that accept on it, and the connections they proxy to the backends of
+// its pool.
 type Service struct {
 	name     string
 	pools    Pools
@@ -69,32 +66,22 @@ type Service struct {
 	access   *slog.Logger // access log lines
 	metrics  *serviceMetrics
 	observer DialObserver
-	cp       *copier
 	cfg      atomic.Pointer[settings]
-	force    copyMode // tests and benchmarks pin a copy mode
+	loops    int // Options.Loops
 
-	// engine moves the connections: the goroutine path or the epoll
-	// loops (engine*.go), chosen by TIERLB_ENGINE; eng is the running
-	// epoll engine (guarded by mu).
-	engine engineKind
-	eng    *engine
-	loops  int
-	// pipeIdleAfter is pipeIdle; tests lengthen it to observe the pool.
-	pipeIdleAfter time.Duration
-
-	// stopDials cancels dials in progress when connections are cut.
+	// dialCtx bounds the backend name lookups in flight; it is canceled
+	// when connections are cut, so a drain does not wait for a resolver.
 	dialCtx   context.Context
 	stopDials context.CancelFunc
 
 	active atomic.Int64 // open client connections
 
 	mu       sync.Mutex
-	ln       *net.TCPListener
+	ln       *net.TCPListener // until the engine takes its socket over
 	lnClosed bool
-	closed   chan struct{} // closed with the listener: ends backoff waits
 	draining bool
-	conns    map[*conn]struct{}
-	wg       sync.WaitGroup // one per connection goroutine
+	eng      *engine        // set by Serve
+	wg       sync.WaitGroup // one per open connection
 }
 
 // NewService checks cfg and returns a service that is not yet listening.
@@ -102,13 +89,12 @@ func NewService(cfg Config, pools Pools, opts Options) (*Service, error) {
 	if pools == nil {
 		return nil, fmt.Errorf("service %s: no backend pools", cfg.Name)
 	}
-	st, err := newSettings(cfg, copyAuto)
+	if opts.Loops < 0 {
+		return nil, fmt.Errorf("service %s: loops %d: want 0 (one per P) or more", cfg.Name, opts.Loops)
+	}
+	st, err := newSettings(cfg)
 	if err != nil {
 		return nil, err
-	}
-	kind, err := engineFromEnv()
-	if err != nil {
-		return nil, fmt.Errorf("service %s: %w", cfg.Name, err)
 	}
 	log := opts.Logger
 	if log == nil {
@@ -129,13 +115,7 @@ func NewService(cfg Config, pools Pools, opts Options) (*Service, error) {
 		access:   access.With("service", cfg.Name),
 		metrics:  opts.Metrics.initService(cfg.Name),
 		observer: obs,
-		cp:       newCopier(),
-		closed:   make(chan struct{}),
-		conns:    make(map[*conn]struct{}),
-		engine:   kind,
 		loops:    opts.Loops,
-
-		pipeIdleAfter: pipeIdle,
 	}
 	s.dialCtx, s.stopDials = context.WithCancel(context.Background())
 	s.cfg.Store(st)
@@ -184,7 +164,7 @@ func (s *Service) Active() int { return int(s.active.Load()) }
 // handled here: the caller starts a new Service for it. An invalid cfg is
 // logged and ignored.
 func (s *Service) Reconfigure(cfg Config) {
-	st, err := newSettings(cfg, s.force)
+	st, err := newSettings(cfg)
 	if err != nil {
 		s.log.Error("reconfigure rejected", "err", err)
 		return
@@ -192,22 +172,35 @@ func (s *Service) Reconfigure(cfg Config) {
 	s.cfg.Store(st)
 }
 
-// Serve accepts connections until ctx is done or Shutdown closes the
-// listener, then returns nil; open connections go on until Shutdown. Accept
-// errors such as EMFILE are retried with backoff, never returned.
+// Serve runs the event loops, which accept connections until ctx is done
+// or Shutdown closes the listener; then it returns nil, and open
+// connections go on until Shutdown. Accept errors such as EMFILE are
+// retried with backoff, never returned.
 func (s *Service) Serve(ctx context.Context) error {
 	if err := s.Listen(); err != nil {
 		return err
 	}
-	if s.engine == engineEpoll {
-		return s.serveEpoll(ctx)
-	}
 	s.mu.Lock()
-	ln := s.ln
+	if s.lnClosed || s.eng != nil {
+		s.mu.Unlock()
+		return nil
+	}
+	n := s.loops
+	if n == 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	e, err := newEngine(s, s.ln, n)
+	if err != nil {
+		s.mu.Unlock()
+		return fmt.Errorf("serve %s: %w", s.name, err)
+	}
+	s.eng = e
 	s.mu.Unlock()
+	e.start()
 	stop := context.AfterFunc(ctx, s.closeListener)
 	defer stop()
-	return s.acceptLoop(ctx, ln)
+	<-e.lnClosed
+	return nil
 }
 
 // Shutdown drains the service in three steps: close the listener, wait for
@@ -231,18 +224,9 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 		s.stopDials()
-		s.mu.Lock()
-		cut := make([]*conn, 0, len(s.conns))
-		for c := range s.conns {
-			cut = append(cut, c)
-		}
-		s.mu.Unlock()
-		for _, c := range cut {
-			c.abort(EndDrain, false)
-		}
-		n := len(cut)
+		n := 0
 		if eng != nil {
-			n += eng.abortAll(EndDrain)
+			n = eng.abortAll(EndDrain)
 		}
 		<-done
 		s.log.Info("drain timeout: open connections closed", "count", n)
@@ -251,19 +235,19 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	if eng != nil {
 		eng.stop()
 	}
-	s.cp.pipes.close()
 	return nil
 }
 
-// closeListener stops accepting; idempotent. With the epoll engine it
-// returns once no loop accepts any more.
+// closeListener stops accepting; idempotent. It returns once no loop
+// accepts any more, so no connection is added after it.
 func (s *Service) closeListener() {
 	s.mu.Lock()
 	eng := s.eng
 	if !s.lnClosed {
 		s.lnClosed = true
-		close(s.closed)
-		if s.ln != nil {
+		// Before Serve the listener is still Go's; after, the engine
+		// has closed Go's descriptor and owns a duplicate.
+		if eng == nil && s.ln != nil {
 			if err := s.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 				s.log.Warn("close listener", "err", err)
 			}

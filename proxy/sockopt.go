@@ -1,3 +1,5 @@
+//go:build linux
+
 package proxy
 
 import (
@@ -26,14 +28,15 @@ const (
 type sockopt struct{ level, name, value int }
 
 // legOptions are set on every socket of both legs. Accepted sockets inherit
-// them from the listener, which saves five syscalls per connection: Go's own
-// per-connection keepalive setup is turned off (KeepAlive: -1).
-var legOptions = [...]sockopt{
-	{unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
-	{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, int(keepAliveIdle / time.Second)},
-	{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, int(keepAliveInterval / time.Second)},
-	{unix.IPPROTO_TCP, unix.TCP_KEEPCNT, keepAliveCount},
-	{unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(userTimeout / time.Millisecond)},
+// them from the listener, which saves five syscalls per connection.
+func legOptions() [5]sockopt {
+	return [...]sockopt{
+		{unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, int(keepAliveIdle / time.Second)},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, int(keepAliveInterval / time.Second)},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPCNT, keepAliveCount},
+		{unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(userTimeout / time.Millisecond)},
+	}
 }
 
 // setLegOptions applies legOptions (and SO_REUSEPORT when asked) to a raw
@@ -47,7 +50,7 @@ func setLegOptions(c syscall.RawConn, reusePort bool) error {
 				return
 			}
 		}
-		for _, o := range legOptions {
+		for _, o := range legOptions() {
 			if err := unix.SetsockoptInt(int(fd), o.level, o.name, o.value); err != nil {
 				serr = fmt.Errorf("set socket option %d/%d: %w", o.level, o.name, err)
 				return
@@ -76,46 +79,4 @@ func listen(ctx context.Context, addr string, reusePort bool) (*net.TCPListener,
 		return nil, err
 	}
 	return ln.(*net.TCPListener), nil
-}
-
-// newDialer returns the dialer of backend connections: leg options set
-// before connect, Go's keepalive off (ours is already set), no MPTCP.
-func newDialer(timeout time.Duration) *net.Dialer {
-	d := &net.Dialer{
-		Timeout:   timeout,
-		KeepAlive: -1,
-		Control: func(_, _ string, c syscall.RawConn) error {
-			return setLegOptions(c, false)
-		},
-	}
-	d.SetMultipathTCP(false)
-	return d
-}
-
-// resetOnClose makes the next Close send an RST instead of a FIN, so that a
-// peer learns the other side ended abnormally.
-func resetOnClose(c *net.TCPConn) {
-	_ = c.SetLinger(0)
-}
-
-// lastData returns how long ago the socket last sent or received data,
-// from the kernel's own TCP_INFO stamps, so the data path pays nothing per
-// transfer to know when a connection went idle.
-func lastData(c *net.TCPConn) (time.Duration, error) {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return 0, err
-	}
-	var info *unix.TCPInfo
-	var ierr error
-	if err := rc.Control(func(fd uintptr) {
-		info, ierr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
-	}); err != nil {
-		return 0, err
-	}
-	if ierr != nil {
-		return 0, fmt.Errorf("get TCP_INFO: %w", ierr)
-	}
-	ms := min(info.Last_data_recv, info.Last_data_sent)
-	return time.Duration(ms) * time.Millisecond, nil
 }

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
-	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tierlb/tierlb/internal/testkit"
 )
 
 // sendRandom writes n bytes of a random stream derived from seed and
@@ -46,15 +48,15 @@ func hashAll(r io.Reader) ([]byte, int64, error) {
 	return h.Sum(nil), n, err
 }
 
-// TestBulkBothDirections sends 256 MiB each way at once through every copy
-// mode and checks both hashes and the backend's byte counters.
+// TestBulkBothDirections sends 256 MiB each way at once, spliced and
+// copied, and checks both hashes and the backend's byte counters.
 func TestBulkBothDirections(t *testing.T) {
 	size := int64(256 << 20)
 	if testing.Short() {
 		size = 16 << 20
 	}
-	for _, mode := range allModes {
-		t.Run(mode.String(), func(t *testing.T) {
+	for _, mode := range copyModes {
+		t.Run(mode.name, func(t *testing.T) {
 			type result struct {
 				sum []byte
 				n   int64
@@ -75,7 +77,7 @@ func TestBulkBothDirections(t *testing.T) {
 				<-done
 			})
 			set := staticSet(t, be.addr())
-			s := startService(t, Config{ZeroCopy: true}, set, mode)
+			s := startService(t, Config{ZeroCopy: mode.zeroCopy}, set)
 			c := dial(t, s)
 
 			sent := make(chan result, 1)
@@ -104,7 +106,7 @@ func TestBulkBothDirections(t *testing.T) {
 				t.Errorf("backend got %d bytes (err %v), hash match %v", bs.n, bs.err, bytes.Equal(bs.sum, cs.sum))
 			}
 			b := set.Backends()[0]
-			eventually(t, 5*time.Second, "connection closed", func() bool { return s.Active() == 0 })
+			testkit.Eventually(t, 5*time.Second, "connection closed", func() bool { return s.Active() == 0 })
 			toB, toC := b.Bytes()
 			if toB != uint64(size) || toC != uint64(size) {
 				t.Errorf("backend counters: to_backend %d to_client %d, want %d each", toB, toC, size)
@@ -116,8 +118,8 @@ func TestBulkBothDirections(t *testing.T) {
 // TestHalfCloseEcho: the client shuts its write side and still reads the
 // whole reply, which the backend sends only after seeing the FIN.
 func TestHalfCloseEcho(t *testing.T) {
-	for _, mode := range allModes {
-		t.Run(mode.String(), func(t *testing.T) {
+	for _, mode := range copyModes {
+		t.Run(mode.name, func(t *testing.T) {
 			be := startBackend(t, func(c net.Conn) {
 				// Read everything first: the reply depends on the FIN.
 				b, err := io.ReadAll(c)
@@ -128,7 +130,7 @@ func TestHalfCloseEcho(t *testing.T) {
 				c.Write(bytes.ToUpper(b))
 				c.Write(b)
 			})
-			s := startService(t, Config{ZeroCopy: true}, staticSet(t, be.addr()), mode)
+			s := startService(t, Config{ZeroCopy: mode.zeroCopy}, staticSet(t, be.addr()))
 			c := dial(t, s)
 			msg := bytes.Repeat([]byte("hello, half-closed world\n"), 4000)
 			if _, err := c.Write(msg); err != nil {
@@ -150,37 +152,48 @@ func TestHalfCloseEcho(t *testing.T) {
 	}
 }
 
-// TestPipeFailureFallsBack: when no pipe can be made (EMFILE here) the
-// splice modes copy through a buffer instead of failing the connection.
+// TestPipeFailureFallsBack: when no pipe can be made (EMFILE here: the
+// child's descriptor limit leaves room for one connection's two sockets
+// and nothing more) a burst is copied through a buffer instead of failing
+// the connection.
 func TestPipeFailureFallsBack(t *testing.T) {
-	for _, mode := range []copyMode{copyHybrid, copySplice} {
-		t.Run(mode.String(), func(t *testing.T) {
-			be := startBackend(t, echo)
-			s := newTestService(t, Config{ZeroCopy: true}, staticSet(t, be.addr()), mode)
-			s.cp.pipes.newPipe = func() (*pipe, error) { return nil, unix.EMFILE }
-			serveService(t, s)
-			c := dial(t, s)
-			const size = 8 << 20
-			sent := make(chan []byte, 1)
-			go func() {
-				sum, _ := sendRandom(c, 3, size)
-				c.CloseWrite()
-				sent <- sum
-			}()
-			got, n, err := hashAll(c)
-			if err != nil || n != size || !bytes.Equal(got, <-sent) {
-				t.Fatalf("echo through fallback: %d bytes, err %v", n, err)
+	if isChild("TestPipeFailureFallsBack") {
+		serveChild("nopipe", Options{Loops: 1}, func(s *Service) error {
+			if err := emfileWarmUp(s); err != nil {
+				return fmt.Errorf("warm-up: %w", err)
 			}
+			limit, err := fdLimit(2)
+			if err != nil {
+				return err
+			}
+			return unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: limit, Max: limit})
 		})
+		return
+	}
+	be := startBackend(t, echo)
+	child := startChild(t, "TestPipeFailureFallsBack", be.addr())
+	nc, err := net.Dial("tcp", child.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := nc.(*net.TCPConn)
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	const size = 8 << 20
+	sent := make(chan []byte, 1)
+	go func() {
+		sum, _ := sendRandom(c, 3, size)
+		c.CloseWrite()
+		sent <- sum
+	}()
+	got, n, err := hashAll(c)
+	if err != nil || n != size || !bytes.Equal(got, <-sent) {
+		t.Fatalf("echo through the fallback: %d bytes, err %v; child log:\n%s", n, err, child.stop())
 	}
 }
 
-func isReset(err error) bool {
-	return errors.Is(err, unix.ECONNRESET) || errors.Is(err, unix.EPIPE)
-}
-
-// TestPipesAreGrown: new pipes get pipeSize (where fs.pipe-max-size allows
-// it), and a pipe from the pool keeps its size.
+// TestPipesAreGrown: new pipes get pipeSize where fs.pipe-max-size allows
+// it.
 func TestPipesAreGrown(t *testing.T) {
 	b, err := os.ReadFile("/proc/sys/fs/pipe-max-size")
 	if err != nil {
@@ -194,12 +207,11 @@ func TestPipesAreGrown(t *testing.T) {
 	if max < pipeSize {
 		want = 64 << 10 // the kernel's default, left as created
 	}
-	pp := newPipePool(1)
-	defer pp.close()
-	p, err := pp.get()
+	p, err := newPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer p.close()
 	got, err := unix.FcntlInt(uintptr(p.r), unix.F_GETPIPE_SZ, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -207,9 +219,4 @@ func TestPipesAreGrown(t *testing.T) {
 	if p.size != want || got != want {
 		t.Errorf("pipe size %d (kernel says %d), want %d", p.size, got, want)
 	}
-	pp.put(p)
-	if again, _ := pp.get(); again != p || again.size != want {
-		t.Errorf("pooled pipe changed: %p size %d", again, again.size)
-	}
-	pp.put(p)
 }

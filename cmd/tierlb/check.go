@@ -1,13 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/tierlb/tierlb/config"
 )
 
 // cmdCheck validates the config. It prints the resolved config (defaults,
@@ -18,7 +17,7 @@ func cmdCheck(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	if done {
 		return code
 	}
-	out, err := marshalConfig(cfg)
+	out, err := resolvedYAML(cfg, planProcs(cfg.Engine.Loops, hostProcs()))
 	if err != nil {
 		fmt.Fprintf(stderr, "tierlb: print config: %v\n", err)
 		return exitRuntime
@@ -35,13 +34,13 @@ func cmdCheck(_ context.Context, args []string, stdout, stderr io.Writer) int {
 // configFromArgs parses a config command's flags and loads the config they
 // point at. done means the command is over (help, a usage or config error)
 // with exit code code; the errors are printed.
-func configFromArgs(command, synopsis string, args []string, stdout, stderr io.Writer) (src source, cfg *Config, code int, done bool) {
+func configFromArgs(command, synopsis string, args []string, stdout, stderr io.Writer) (src config.Source, cfg *config.Config, code int, done bool) {
 	f := newConfigFlags(command, synopsis)
 	if code, done := parseFlags(f, args, stdout, stderr); done {
 		return src, nil, code, true
 	}
 	src = f.source()
-	cfg, err := loadConfig(src)
+	cfg, err := config.Load(src)
 	if err != nil {
 		printConfigErrors(stderr, err)
 		return src, nil, exitConfig, true
@@ -64,37 +63,15 @@ func parseFlags(f *configFlags, args []string, stdout, stderr io.Writer) (code i
 	return exitConfig, true
 }
 
-// redacted stands in for a secret in printed configs.
-const redacted = "<redacted>"
-
-// marshalConfig renders cfg as YAML with two-space indents, the way SPEC.md
-// writes it; durations come out as "30s". The admin token is a secret (a
-// check's output ends up in CI logs and bug reports): when set, it is
-// printed as <redacted>.
-func marshalConfig(cfg *Config) ([]byte, error) {
-	var doc yaml.Node
-	if err := doc.Encode(cfg); err != nil {
-		return nil, err
-	}
-	if tok := mappingValue(mappingValue(&doc, "admin"), "token"); tok != nil && tok.Value != "" {
-		tok.Value, tok.Style = redacted, 0
-		tok.LineComment = "set, not printed"
-	}
-	var buf bytes.Buffer
-	enc := yaml.NewEncoder(&buf)
-	enc.SetIndent(2)
-	if err := enc.Encode(&doc); err != nil {
-		return nil, err
-	}
-	if err := enc.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+// resolvedYAML is the config as check prints it, with what engine.loops
+// comes to on this machine beside it.
+func resolvedYAML(cfg *config.Config, plan procPlan) ([]byte, error) {
+	return cfg.YAML(map[string]string{"engine.loops": plan.note()})
 }
 
 // printConfigErrors writes every problem of a config, one per line.
 func printConfigErrors(w io.Writer, err error) {
-	errs := flatten(err)
+	errs := config.Problems(err)
 	noun := "problems"
 	if len(errs) == 1 {
 		noun = "problem"
@@ -103,35 +80,4 @@ func printConfigErrors(w io.Writer, err error) {
 	for _, e := range errs {
 		fmt.Fprintf(w, "  %v\n", e)
 	}
-}
-
-// flatten unpacks errors.Join trees into their leaves.
-func flatten(err error) []error {
-	if err == nil {
-		return nil
-	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, flatten(e)...)
-		}
-		return out
-	}
-	return []error{err}
-}
-
-// mappingValue returns the value node of key in a YAML mapping node, or nil.
-func mappingValue(n *yaml.Node, key string) *yaml.Node {
-	if n != nil && n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
-		n = n.Content[0]
-	}
-	if n == nil || n.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == key {
-			return n.Content[i+1]
-		}
-	}
-	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/tierlb/tierlb/config"
 )
 
 func TestCheckPrintsResolvedConfig(t *testing.T) {
@@ -29,11 +31,11 @@ func TestCheckPrintsResolvedConfig(t *testing.T) {
 		}
 	}
 	again := writeFile(t, "again.yaml", stdout)
-	second, err := loadConfig(source{File: again})
+	second, err := config.Load(config.Source{File: again})
 	if err != nil {
 		t.Fatalf("printed config does not load: %v", err)
 	}
-	b, _ := marshalConfig(second)
+	b, _ := resolvedYAML(second, planProcs(second.Engine.Loops, hostProcs()))
 	_, printed, _ := strings.Cut(stdout, "\n") // without the comment line
 	if string(b) != printed {
 		t.Errorf("round trip changed the config:\n%s\nvs\n%s", printed, b)

@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"maps"
 	"os"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tierlb/tierlb/admin"
 	"github.com/tierlb/tierlb/backends/docker"
+	"github.com/tierlb/tierlb/config"
 	"github.com/tierlb/tierlb/health"
 )
 
@@ -23,8 +23,6 @@ const defaultDockerSocket = "/var/run/docker.sock"
 type environment struct {
 	getenv func(string) string
 	exists func(path string) bool
-	// loops is proxy.Options.Loops for every service (0: GOMAXPROCS).
-	loops int
 }
 
 func hostEnvironment() environment {
@@ -36,7 +34,7 @@ func hostEnvironment() environment {
 
 // dockerWanted decides whether Docker discovery runs, and says why in words
 // for the start-up log.
-func dockerWanted(d *DockerConfig, env environment) (bool, string) {
+func dockerWanted(d *config.DockerConfig, env environment) (bool, string) {
 	switch d.Enabled {
 	case "true":
 		return true, "docker.enabled is true"
@@ -57,48 +55,11 @@ func dockerWanted(d *DockerConfig, env environment) (bool, string) {
 	return false, "docker.enabled is auto, DOCKER_HOST is not set and " + defaultDockerSocket + " does not exist"
 }
 
-// dockerProviderConfig is the provider's view of the docker section.
-func dockerProviderConfig(d *DockerConfig) docker.Config {
-	return docker.Config{
-		Host:             d.Host,
-		LabelPrefix:      d.LabelPrefix,
-		ExposedByDefault: d.ExposedByDefault,
-		Networks:         append([]string(nil), d.Networks...),
-		ResyncInterval:   d.ResyncInterval,
-		LabelServices:    d.LabelServices,
-	}
-}
-
-// dockerSelectors lists one selector per configured service: those with a
-// docker backend block select their replicas, the others only take their
-// name, so that no container can join a static-only service or declare one
-// of the same name. Label-declared services are not in it: the provider
-// routes their replicas itself, and a selector would make it treat the
-// name as configured and drop the declaration.
-func dockerSelectors(cfg *Config) []docker.ServiceSelector {
-	out := make([]docker.ServiceSelector, 0, len(cfg.Services))
-	for _, s := range cfg.Services {
-		d := s.Backends.Docker
-		if d == nil {
-			out = append(out, docker.ServiceSelector{Name: s.Name, StaticOnly: true})
-			continue
-		}
-		out = append(out, docker.ServiceSelector{
-			Name:         s.Name,
-			Service:      d.Service,
-			Selector:     maps.Clone(d.Selector),
-			Port:         d.Port,
-			DockerHealth: s.Health.Type == health.TypeDocker,
-		})
-	}
-	return out
-}
-
 // newDockerProvider builds the provider when discovery is wanted, with sink
 // receiving what it finds; nil (and no error) when discovery is off. Nothing
 // talks to the engine until the provider runs, so an engine that is down at
 // start only delays readiness.
-func newDockerProvider(cfg *Config, sink docker.Sink, env environment, log *slog.Logger, reg prometheus.Registerer) (*docker.Provider, error) {
+func newDockerProvider(cfg *config.Config, sink docker.Sink, env environment, log *slog.Logger, reg prometheus.Registerer) (*docker.Provider, error) {
 	on, why := dockerWanted(&cfg.Docker, env)
 	if !on {
 		log.Info("docker discovery off", "why", why)
@@ -113,7 +74,7 @@ func newDockerProvider(cfg *Config, sink docker.Sink, env environment, log *slog
 	if err != nil {
 		return nil, fmt.Errorf("discovery metrics: %w", err)
 	}
-	p, err := docker.New(dockerProviderConfig(&cfg.Docker), dockerSelectors(cfg), sink, docker.Options{Logger: log, Metrics: m})
+	p, err := docker.New(cfg.Docker.ProviderConfig(), cfg.DockerSelectors(), sink, docker.Options{Logger: log, Metrics: m})
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tierlb/tierlb/config"
+	"github.com/tierlb/tierlb/internal/testkit"
 )
 
 func TestDockerWanted(t *testing.T) {
@@ -39,7 +42,7 @@ func TestDockerWanted(t *testing.T) {
 				},
 				exists: func(path string) bool { return tt.socket && path == defaultDockerSocket },
 			}
-			got, why := dockerWanted(&DockerConfig{Enabled: tt.enabled, Host: tt.host}, env)
+			got, why := dockerWanted(&config.DockerConfig{Enabled: tt.enabled, Host: tt.host}, env)
 			if got != tt.want {
 				t.Errorf("dockerWanted = %t (%s), want %t", got, why, tt.want)
 			}
@@ -66,17 +69,15 @@ func httpGet(t *testing.T, url string) (int, string) {
 // waitHTTP polls url until its status is want and returns the body.
 func waitHTTP(t *testing.T, url string, want int) string {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		code, body := httpGet(t, url)
-		if code == want {
-			return body
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GET %s: %d %q, want %d", url, code, body, want)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var code int
+	var body string
+	if !testkit.Within(10*time.Second, func() bool {
+		code, body = httpGet(t, url)
+		return code == want
+	}) {
+		t.Fatalf("GET %s: %d %q, want %d", url, code, body, want)
 	}
+	return body
 }
 
 func discoveryConfig(host string, static string) string {
@@ -140,7 +141,7 @@ func TestReadyzWaitsForTheFirstSync(t *testing.T) {
 			t.Cleanup(release)
 			host := engine.url
 			if tt.down {
-				host = "tcp://" + freePort(t)
+				host = "tcp://" + testkit.ClosedPort(t)
 			}
 			b := startBackend(t, "static")
 			file := writeFile(t, "tierlb.yaml", discoveryConfig(host, b.addr()))
@@ -149,16 +150,13 @@ func TestReadyzWaitsForTheFirstSync(t *testing.T) {
 			if got := waitGreeting(t, p.serviceAddr(t, "web")); got != "static" {
 				t.Errorf("static backend not served while discovery is not ready: %q", got)
 			}
-			deadline := time.Now().Add(10 * time.Second)
-			for {
-				code, body := httpGet(t, "http://"+admin+"/readyz")
-				if code == http.StatusServiceUnavailable && strings.Contains(body, tt.reason) {
-					break
-				}
-				if code == http.StatusOK || time.Now().After(deadline) {
-					t.Fatalf("/readyz %d %q, want 503 saying %q", code, body, tt.reason)
-				}
-				time.Sleep(20 * time.Millisecond)
+			var code int
+			var body string
+			if !testkit.Within(10*time.Second, func() bool {
+				code, body = httpGet(t, "http://"+admin+"/readyz")
+				return code == http.StatusOK || code == http.StatusServiceUnavailable && strings.Contains(body, tt.reason)
+			}) || code == http.StatusOK {
+				t.Fatalf("/readyz %d %q, want 503 saying %q", code, body, tt.reason)
 			}
 			if tt.down {
 				return
@@ -178,7 +176,7 @@ func TestLabelDeclaredService(t *testing.T) {
 	engine := newFakeEngine(t)
 	static, db := startBackend(t, "static"), startBackend(t, "db")
 	_, dbPort, _ := net.SplitHostPort(db.addr())
-	listen := freePort(t)
+	listen := testkit.ClosedPort(t)
 	file := writeFile(t, "tierlb.yaml", discoveryConfig(engine.url, static.addr()))
 	p := startBinaryEnv(t, []string{"TIERLB_DOCKER_ENABLED=true"}, "run", "--config", file)
 	admin := p.waitLog(t, `msg="admin listening" addr=(\S+)`)
@@ -207,22 +205,20 @@ func TestLabelDeclaredService(t *testing.T) {
 	// A declaration the config rules refuse: send-expect with nothing to
 	// send or expect.
 	engine.start(strings.Repeat("c", 64), "bad-1", map[string]string{
-		"tierlb.service": "bad", "tierlb.listen": freePort(t), "tierlb.port": dbPort, "tierlb.health.type": "send-expect",
+		"tierlb.service": "bad", "tierlb.listen": testkit.ClosedPort(t), "tierlb.port": dbPort, "tierlb.health.type": "send-expect",
 	})
 	p.waitLog(t, `msg="label-declared service not started" service=bad container=bad-1 err=".*label tierlb.health.expect: a send-expect check needs send`)
 
 	// A name the config already has is the config's.
 	engine.start(strings.Repeat("d", 64), "web-1", map[string]string{
-		"tierlb.service": "web", "tierlb.listen": freePort(t), "tierlb.port": dbPort,
+		"tierlb.service": "web", "tierlb.listen": testkit.ClosedPort(t), "tierlb.port": dbPort,
 	})
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		_, body := httpGet(t, "http://"+admin+"/api/v1/explain")
-		if strings.Contains(body, "listen ignored: service web is declared in the config") && strings.Contains(body, "service web is configured with static backends only") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("explain does not say web-1's tierlb.listen is ignored: %s", body)
-		}
+	var body string
+	if !testkit.Within(10*time.Second, func() bool {
+		_, body = httpGet(t, "http://"+admin+"/api/v1/explain")
+		return strings.Contains(body, "listen ignored: service web is declared in the config") && strings.Contains(body, "service web is configured with static backends only")
+	}) {
+		t.Fatalf("explain does not say web-1's tierlb.listen is ignored: %s", body)
 	}
 
 	open, r := dialLine(t, listen)

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+
+	"github.com/tierlb/tierlb/config"
 )
 
 // configFlags are the flags run and check share: the config file, flags
@@ -54,6 +56,8 @@ func newConfigFlags(command, synopsis string) *configFlags {
 	bind("docker.enabled", "docker")
 	fs.Duration("watch-config", 0, "reload when the config file changes, polling this often; 0 = SIGHUP only (config_watch)")
 	bind("config_watch", "watch-config")
+	fs.Int("loops", 0, "event loops per service, 0 = one per core; read at start (engine.loops)")
+	bind("engine.loops", "loops")
 
 	fs.StringVar(&f.listen, "listen", "", "quick mode: listen address of the one service (host:port)")
 	fs.StringSliceVar(&f.back, "backend", nil, "quick mode: backend addresses, comma-separated or repeated")
@@ -91,8 +95,8 @@ func (f *configFlags) parse(args []string, stdout io.Writer) error {
 
 // source resolves where the config comes from. The file is --config, else
 // TIERLB_CONFIG.
-func (f *configFlags) source() source {
-	src := source{File: f.file, Flags: map[string]*pflag.Flag{}}
+func (f *configFlags) source() config.Source {
+	src := config.Source{File: f.file, Flags: map[string]*pflag.Flag{}}
 	if !f.fs.Changed("config") {
 		src.File = os.Getenv("TIERLB_CONFIG")
 	}

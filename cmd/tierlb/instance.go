@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/tierlb/tierlb/backends"
+	"github.com/tierlb/tierlb/config"
 	"github.com/tierlb/tierlb/health"
 	"github.com/tierlb/tierlb/proxy"
 )
@@ -30,8 +31,8 @@ type deps struct {
 
 // healthConfig is a service's health settings as its monitor really runs
 // them.
-func (d deps) healthConfig(h *HealthConfig) health.Config {
-	hc := healthConfig(h)
+func (d deps) healthConfig(h *config.HealthConfig) health.Config {
+	hc := h.MonitorConfig()
 	if hc.Type == health.TypeDocker && d.Docker == nil {
 		hc.Type = health.TypeNone
 	}
@@ -43,7 +44,7 @@ func (d deps) healthConfig(h *HealthConfig) health.Config {
 type instance struct {
 	log     *slog.Logger
 	deps    deps
-	cfg     ServiceConfig
+	cfg     config.ServiceConfig
 	set     *backends.Set // for the instance's life: a reload reconfigures it
 	monitor *health.Monitor
 	svc     *proxy.Service
@@ -60,9 +61,9 @@ type instance struct {
 
 // newInstance builds a service from a validated config and the backends
 // discovery already found for it; it does not bind.
-func newInstance(cfg ServiceConfig, accessLog bool, discovered []backends.Spec, d deps) (*instance, error) {
+func newInstance(cfg config.ServiceConfig, accessLog bool, discovered []backends.Spec, d deps) (*instance, error) {
 	in := &instance{log: d.Log.With("service", cfg.Name), deps: d, cfg: cfg, docker: discovered}
-	static, err := staticSpecs(&cfg)
+	static, err := cfg.StaticSpecs()
 	if err != nil {
 		return nil, err
 	}
@@ -72,13 +73,13 @@ func newInstance(cfg ServiceConfig, accessLog bool, discovered []backends.Spec, 
 		return nil, fmt.Errorf("service %s: %w", cfg.Name, err)
 	}
 	hc := d.healthConfig(&cfg.Health)
-	in.set = backends.NewSet(cfg.Name, policy, setOptions(&cfg, hc.Type))
+	in.set = backends.NewSet(cfg.Name, policy, cfg.SetOptions(hc.Type))
 	if in.monitor, err = health.NewMonitor(in.set, hc, health.Options{Logger: d.Log, Metrics: d.HealthMetrics, Docker: d.Docker}); err != nil {
 		in.set.Close()
 		return nil, fmt.Errorf("service %s: %w", cfg.Name, err)
 	}
 	in.set.Update(in.specsLocked())
-	pc, err := proxyConfig(&cfg, accessLog)
+	pc, err := cfg.ProxyConfig(accessLog)
 	if err != nil {
 		in.set.Close()
 		return nil, err
@@ -157,12 +158,12 @@ func (in *instance) drain(ctx context.Context) {
 
 // reconfigure applies a changed config with the same listen address to new
 // connections; open ones keep what they started with.
-func (in *instance) reconfigure(cfg ServiceConfig, accessLog bool) error {
-	pc, err := proxyConfig(&cfg, accessLog)
+func (in *instance) reconfigure(cfg config.ServiceConfig, accessLog bool) error {
+	pc, err := cfg.ProxyConfig(accessLog)
 	if err != nil {
 		return err
 	}
-	static, err := staticSpecs(&cfg)
+	static, err := cfg.StaticSpecs()
 	if err != nil {
 		return err
 	}
@@ -183,7 +184,7 @@ func (in *instance) reconfigure(cfg ServiceConfig, accessLog bool) error {
 	}
 	// In place: backends keep their counters and health, so changing the
 	// balance or the set's options never leaves the pool empty.
-	in.set.Reconfigure(policy, setOptions(&cfg, hc.Type))
+	in.set.Reconfigure(policy, cfg.SetOptions(hc.Type))
 	in.mu.Lock()
 	in.set.Update(in.specsLocked())
 	in.mu.Unlock()

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tierlb/tierlb/internal/testkit"
 )
 
 // killable is a greeting echo backend that can be killed: its port starts
@@ -90,6 +92,13 @@ type loadResult struct {
 }
 
 func newLoadResult() *loadResult { return &loadResult{byName: map[string]int{}} }
+
+// servedBy is how many connections backend name has served so far.
+func (r *loadResult) servedBy(name string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.byName[name]
+}
 
 func (r *loadResult) fail(format string, args ...any) {
 	r.failed.Add(1)
@@ -200,11 +209,16 @@ services:
 	res := newLoadResult()
 	var loadDone sync.WaitGroup
 	loadDone.Go(func() { runLoad(res, addr, 4, 3000, stop) })
-	// Let the load run on all three, kill b, let it run on two, stop.
-	time.Sleep(300 * time.Millisecond)
+	// Let the load reach all three, kill b, let it run on two, stop.
+	testkit.Eventually(t, 10*time.Second, "the load to reach every backend", func() bool {
+		return res.servedBy("a") > 0 && res.servedBy("b") > 0 && res.servedBy("c") > 0
+	})
 	ks[1].kill()
 	res.killed.Store(time.Now().UnixNano())
-	time.Sleep(700 * time.Millisecond)
+	afterKill := res.served.Load() + 200
+	testkit.Eventually(t, 20*time.Second, "200 connections served after the kill", func() bool {
+		return res.served.Load() >= afterKill
+	})
 	close(stop)
 	loadDone.Wait()
 
@@ -231,7 +245,7 @@ services:
 
 func TestReloadUnderLoadFailsNoClient(t *testing.T) {
 	a1, a2, b, c := startKillable(t, "a1"), startKillable(t, "a2"), startKillable(t, "b"), startKillable(t, "c")
-	ports := map[string]string{"a": freePort(t), "b": freePort(t), "c": freePort(t)}
+	ports := map[string]string{"a": testkit.ClosedPort(t), "b": testkit.ClosedPort(t), "c": testkit.ClosedPort(t)}
 	config := func(services string) string {
 		return "admin: {listen: '127.0.0.1:0'}\nlog: {access: false}\nshutdown: {drain_timeout: 10s}\nservices:\n" + services
 	}
@@ -254,7 +268,7 @@ func TestReloadUnderLoadFailsNoClient(t *testing.T) {
 	res := newLoadResult()
 	var loadDone sync.WaitGroup
 	loadDone.Go(func() { runLoad(res, ports["a"], 4, 5000, stop) })
-	time.Sleep(200 * time.Millisecond)
+	testkit.Eventually(t, 10*time.Second, "the load to run before the reload", func() bool { return res.served.Load() >= 50 })
 
 	if err := os.WriteFile(file, []byte(after), 0o600); err != nil {
 		t.Fatal(err)
@@ -272,7 +286,8 @@ func TestReloadUnderLoadFailsNoClient(t *testing.T) {
 	if err := echo(openB, readB, "still here"); err != nil {
 		t.Errorf("open connection of removed service b: %v", err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	// The load goes on across the reload until the added backend serves.
+	testkit.Eventually(t, 10*time.Second, "the backend added by the reload to serve", func() bool { return res.servedBy("a2") >= 20 })
 	close(stop)
 	loadDone.Wait()
 	openB.Close()

@@ -4,14 +4,16 @@ import (
 	"context"
 	"io"
 	"log/slog"
+
+	"github.com/tierlb/tierlb/config"
 )
 
 // newLogger builds the process logger on w (stderr) from log.level and
 // log.format. The level is a LevelVar so that a reload can change it; the
 // format cannot change without a restart.
-func newLogger(w io.Writer, cfg LogConfig) (*slog.Logger, *slog.LevelVar) {
+func newLogger(w io.Writer, cfg config.LogConfig) (*slog.Logger, *slog.LevelVar) {
 	level := new(slog.LevelVar)
-	level.Set(logLevel(cfg.Level))
+	level.Set(cfg.SlogLevel())
 	opts := &slog.HandlerOptions{Level: level}
 	var h slog.Handler
 	if cfg.Format == "json" {

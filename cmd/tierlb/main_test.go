@@ -17,6 +17,15 @@ import (
 	"time"
 )
 
+// minimalYAML is the smallest valid config: one service, one backend.
+const minimalYAML = `
+services:
+  - name: app
+    listen: 127.0.0.1:8080
+    backends:
+      static: ["127.0.0.1:9001"]
+`
+
 // binary is the tierlb binary built once for the tests that exec it.
 var binary string
 

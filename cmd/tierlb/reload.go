@@ -15,13 +15,14 @@ import (
 
 	"github.com/tierlb/tierlb/admin"
 	"github.com/tierlb/tierlb/backends/docker"
+	"github.com/tierlb/tierlb/config"
 )
 
 // reloader re-reads the config on SIGHUP and, when config_watch is set, when
 // the file's content changes. A config with errors is rejected as a whole
 // (every error logged) and the running one stays.
 type reloader struct {
-	src     source
+	src     config.Source
 	log     *slog.Logger
 	level   *slog.LevelVar
 	sup     *supervisor
@@ -29,8 +30,8 @@ type reloader struct {
 	adm     *admin.Server          // nil when admin.listen is ""
 	reloads *prometheus.CounterVec // tierlb_config_reloads_total{result}
 
-	cfg  *Config  // the config in force
-	hash [32]byte // of the file content cfg was loaded from
+	cfg  *config.Config // the config in force
+	hash [32]byte       // of the file content cfg was loaded from
 	hup  chan os.Signal
 }
 
@@ -48,7 +49,7 @@ func newReloadCounter(reg prometheus.Registerer) (*prometheus.CounterVec, error)
 	return c, nil
 }
 
-func newReloader(src source, cfg *Config, log *slog.Logger, level *slog.LevelVar, sup *supervisor, disc *docker.Provider, adm *admin.Server, reloads *prometheus.CounterVec) *reloader {
+func newReloader(src config.Source, cfg *config.Config, log *slog.Logger, level *slog.LevelVar, sup *supervisor, disc *docker.Provider, adm *admin.Server, reloads *prometheus.CounterVec) *reloader {
 	r := &reloader{src: src, cfg: cfg, log: log, level: level, sup: sup, disc: disc, adm: adm, reloads: reloads, hup: make(chan os.Signal, 1)}
 	r.hash, _ = r.fileHash()
 	// Subscribed before Run so that a SIGHUP right after start is not lost
@@ -99,9 +100,9 @@ func (r *reloader) reload(why string) {
 	// The hash is taken even when the load fails, so the watch does not
 	// retry the same broken content every tick.
 	r.hash = h
-	cfg, err := loadConfig(r.src)
+	cfg, err := config.Load(r.src)
 	if err != nil {
-		errs := flatten(err)
+		errs := config.Problems(err)
 		log.Error("config reload rejected: the running config stays", "problems", len(errs))
 		for _, e := range errs {
 			log.Error("config problem", "err", e)
@@ -111,6 +112,9 @@ func (r *reloader) reload(why string) {
 	}
 	if cfg.Log.Format != r.cfg.Log.Format {
 		log.Warn("log.format changes at the next restart", "running", r.cfg.Log.Format, "new", cfg.Log.Format)
+	}
+	if cfg.Engine.Loops != r.cfg.Engine.Loops {
+		log.Warn("engine.loops changes at the next restart", "running", r.cfg.Engine.Loops, "new", cfg.Engine.Loops)
 	}
 	if was, now := r.cfg.Admin, cfg.Admin; was.Listen != now.Listen || was.Pprof != now.Pprof {
 		log.Warn("admin.listen and admin.pprof change at the next restart")
@@ -129,9 +133,9 @@ func (r *reloader) reload(why string) {
 	if r.disc != nil {
 		// The provider relists at once, so added docker blocks find their
 		// replicas and names the file now takes stop being label services.
-		r.disc.SetServices(dockerSelectors(r.cfg))
+		r.disc.SetServices(r.cfg.DockerSelectors())
 	}
-	r.level.Set(logLevel(r.cfg.Log.Level))
+	r.level.Set(r.cfg.Log.SlogLevel())
 	if r.adm != nil && r.adm.Token() != r.cfg.Admin.Token {
 		// Rotating the token needs no restart: POSTs from now on are
 		// checked against the new one.

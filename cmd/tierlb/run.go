@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"runtime"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tierlb/tierlb/admin"
+	"github.com/tierlb/tierlb/config"
 	"github.com/tierlb/tierlb/health"
 	"github.com/tierlb/tierlb/proxy"
 )
@@ -26,12 +26,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	log, level := newLogger(stderr, cfg.Log)
 	ver, rev := buildVersion()
-	env := hostEnvironment()
-	env.loops = proxy.ReserveProc()
+	plan := planProcs(cfg.Engine.Loops, hostProcs())
+	plan.apply()
 	log.Info("starting tierlb", "version", ver, "commit", rev, "config", src.File, "services", len(cfg.Services),
-		"gomaxprocs", runtime.GOMAXPROCS(0), "event_loops", env.loops)
+		"event_loops", plan.loops, "gomaxprocs", plan.gomaxprocs, "gomaxprocs_was", plan.procs)
 	raiseNoFileLimit(log)
-	if err := serve(ctx, src, cfg, log, level, env); err != nil {
+	if err := serve(ctx, src, cfg, log, level, hostEnvironment(), plan.loops); err != nil {
 		log.Error("tierlb stopped on a failure", "err", err)
 		return exitRuntime
 	}
@@ -54,7 +54,9 @@ type component struct {
 // the supervisor (its Sink), holds /readyz until its first full sync, and
 // answers health type docker. An engine that is down at start does not stop
 // the process: static backends serve while the provider retries.
-func serve(ctx context.Context, src source, cfg *Config, log *slog.Logger, level *slog.LevelVar, env environment) error {
+//
+// loops is the number of event loops each service runs (procPlan).
+func serve(ctx context.Context, src config.Source, cfg *config.Config, log *slog.Logger, level *slog.LevelVar, env environment, loops int) error {
 	reg, err := newRegistry()
 	if err != nil {
 		return err
@@ -72,7 +74,7 @@ func serve(ctx context.Context, src source, cfg *Config, log *slog.Logger, level
 		return fmt.Errorf("reload metrics: %w", err)
 	}
 	ready := &readiness{}
-	sup := newSupervisor(deps{Log: log, AccessLog: accessLogger(log), ProxyMetrics: pm, HealthMetrics: hm, Loops: env.loops}, ready)
+	sup := newSupervisor(deps{Log: log, AccessLog: accessLogger(log), ProxyMetrics: pm, HealthMetrics: hm, Loops: loops}, ready)
 	disc, err := newDockerProvider(cfg, sup, env, log, reg)
 	if err != nil {
 		return err

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"flag"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tierlb/tierlb/internal/testkit"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite the golden files under testdata/admin")
@@ -143,20 +144,8 @@ func TestStatusJSONPassesThrough(t *testing.T) {
 	}
 }
 
-// closedPort returns a loopback address nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 func TestStatusAndExplainErrors(t *testing.T) {
-	closed := closedPort(t)
+	closed := testkit.ClosedPort(t)
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/broken/api/v1/services", "/broken/api/v1/explain":

@@ -13,6 +13,7 @@ import (
 	"github.com/tierlb/tierlb/admin"
 	"github.com/tierlb/tierlb/backends"
 	"github.com/tierlb/tierlb/backends/docker"
+	"github.com/tierlb/tierlb/config"
 )
 
 // supervisor runs the configured services and applies reloads to them. It
@@ -25,11 +26,11 @@ type supervisor struct {
 	ready *readiness
 
 	mu         sync.Mutex
-	cfg        *Config
+	cfg        *config.Config
 	instances  map[string]*instance
 	discovered map[string][]backends.Spec     // by service, kept for services added later
 	decls      map[string]docker.LabelService // label declarations, by name
-	labelSvcs  []ServiceConfig                // the valid ones, as services
+	labelSvcs  []config.ServiceConfig         // the valid ones, as services
 	draining   bool
 	fatal      chan error // first Serve failure
 	drains     sync.WaitGroup
@@ -62,7 +63,7 @@ func (e *bindError) Unwrap() error { return e.Err }
 // Start builds every service of cfg and binds all their listeners before any
 // serves, so that a bind failure stops the process before it takes traffic.
 // On error everything bound is closed again.
-func (s *supervisor) Start(cfg *Config) error {
+func (s *supervisor) Start(cfg *config.Config) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var built []*instance
@@ -155,7 +156,7 @@ func (s *supervisor) Run(ctx context.Context) error {
 // except where a new listener needs the address of a removed one; a bind
 // failure before that point leaves everything as it was. Label-declared
 // services run alongside the file's wherever the file leaves them room.
-func (s *supervisor) Apply(cfg *Config) error {
+func (s *supervisor) Apply(cfg *config.Config) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.draining {
@@ -164,9 +165,9 @@ func (s *supervisor) Apply(cfg *Config) error {
 	return s.applyLocked(cfg)
 }
 
-func (s *supervisor) applyLocked(cfg *Config) error {
+func (s *supervisor) applyLocked(cfg *config.Config) error {
 	services, fromLabels := s.wantedLocked(cfg)
-	want := map[string]ServiceConfig{}
+	want := map[string]config.ServiceConfig{}
 	for _, sc := range services {
 		want[sc.Name] = sc
 	}
@@ -269,12 +270,12 @@ func (s *supervisor) applyLocked(cfg *Config) error {
 // takesAddressOf reports whether listen needs an address one of the removed
 // services still holds.
 func takesAddressOf(listen string, removed []*instance) bool {
-	la, err := parseListenAddr(listen)
+	la, err := config.ParseListenAddr(listen)
 	if err != nil {
 		return false
 	}
 	for _, in := range removed {
-		if ra, err := parseListenAddr(in.cfg.Listen); err == nil && ra.conflicts(la) {
+		if ra, err := config.ParseListenAddr(in.cfg.Listen); err == nil && ra.Conflicts(la) {
 			return true
 		}
 	}
@@ -305,7 +306,7 @@ func (s *supervisor) UpdateBackends(service string, specs []backends.Spec) {
 }
 
 // current returns the config in force.
-func (s *supervisor) current() *Config {
+func (s *supervisor) current() *config.Config {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.cfg

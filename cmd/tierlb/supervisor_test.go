@@ -8,23 +8,14 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tierlb/tierlb/config"
+	"github.com/tierlb/tierlb/internal/testkit"
 )
 
-// freePort returns a loopback address that was free a moment ago.
-func freePort(t *testing.T) string {
+func testConfig(t *testing.T, services ...[3]string) *config.Config {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
-func testConfig(t *testing.T, services ...[3]string) *Config {
-	t.Helper()
-	cfg, err := loadConfig(source{File: writeFile(t, "c.yaml", reloadConfig(services...))})
+	cfg, err := config.Load(config.Source{File: writeFile(t, "c.yaml", reloadConfig(services...))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +28,7 @@ func testConfig(t *testing.T, services ...[3]string) *Config {
 func TestApplyHandsAddressOver(t *testing.T) {
 	before := runtime.NumGoroutine()
 	ba, bb := startBackend(t, "a"), startBackend(t, "b")
-	shared := freePort(t)
+	shared := testkit.ClosedPort(t)
 	sup := newSupervisor(deps{Log: slog.New(slog.DiscardHandler)}, &readiness{})
 	if err := sup.Start(testConfig(t, [3]string{"a", shared, ba.addr()})); err != nil {
 		t.Fatal(err)
@@ -57,7 +48,7 @@ func TestApplyHandsAddressOver(t *testing.T) {
 		t.Fatalf("greeting %q, want a", got)
 	}
 
-	other := freePort(t)
+	other := testkit.ClosedPort(t)
 	if err := sup.Apply(testConfig(t, [3]string{"b", shared, bb.addr()}, [3]string{"c", other, ba.addr()})); err != nil {
 		t.Fatalf("apply: %v", err)
 	}
@@ -93,12 +84,9 @@ func TestApplyHandsAddressOver(t *testing.T) {
 	}
 	// Every goroutine of the services (accept loops, monitors, drains)
 	// is gone.
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before+2 { // the two test backends' accept loops
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<16)
-			t.Fatalf("goroutines: %d before, %d after:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(10 * time.Millisecond)
+	// The two test backends' accept loops are still running.
+	if !testkit.Within(5*time.Second, func() bool { return runtime.NumGoroutine() <= before+2 }) {
+		buf := make([]byte, 1<<16)
+		t.Fatalf("goroutines: %d before, %d after:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tierlb/tierlb/internal/testkit"
 )
 
 // startServer runs a Server on 127.0.0.1:0 and stops it (checking that Serve
@@ -326,11 +328,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 	for _, c := range conns {
 		c.Close()
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > base && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > base {
-		t.Errorf("%d goroutines after shutdown, %d before", n, base)
+	if !testkit.Within(5*time.Second, func() bool { return runtime.NumGoroutine() <= base }) {
+		t.Errorf("%d goroutines after shutdown, %d before", runtime.NumGoroutine(), base)
 	}
 }

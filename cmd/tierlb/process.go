@@ -1,0 +1,106 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+
+	"golang.org/x/sys/unix"
+)
+
+// What the process decides about itself as it starts: the event loops'
+// share of the CPUs, GOMAXPROCS and the open files limit. The packages
+// only take the results as options (proxy.Options.Loops).
+
+// hostCPU is what the process finds about its CPUs as it starts.
+type hostCPU struct {
+	// procs is GOMAXPROCS as the runtime chose it: the usable cores, after
+	// a container's CPU limit (cgroup quota) and the GOMAXPROCS variable.
+	procs int
+	// userSet reports that the GOMAXPROCS variable is set: the user's
+	// choice stands and is not raised.
+	userSet bool
+}
+
+func hostProcs() hostCPU {
+	return hostCPU{procs: runtime.GOMAXPROCS(0), userSet: os.Getenv("GOMAXPROCS") != ""}
+}
+
+// procPlan is how many event loops each service runs, and the GOMAXPROCS
+// that goes with them.
+type procPlan struct {
+	loops      int // event loops per service (proxy.Options.Loops)
+	configured int // engine.loops as configured; 0: one per core
+	procs      int // GOMAXPROCS before the plan
+	gomaxprocs int // GOMAXPROCS after it
+	userSet    bool
+}
+
+// planProcs decides the loop count and GOMAXPROCS from engine.loops.
+//
+// A loop sleeps in a blocking epoll_wait. Go's scheduler sees a thread in a
+// system call; unless some P is idle, its monitor (sysmon) takes that P away
+// after 20µs, and every wakeup then waits for a P again. So GOMAXPROCS is
+// raised to one above the loop count, keeping a P free for Go's own
+// goroutines (health checks, discovery, the admin API) and for a woken loop
+// to find at once. It is only ever raised: with fewer loops than Ps there is
+// a free one already. A GOMAXPROCS the user set is left alone.
+func planProcs(loops int, h hostCPU) procPlan {
+	p := procPlan{loops: loops, configured: loops, procs: h.procs, gomaxprocs: h.procs, userSet: h.userSet}
+	if p.loops <= 0 {
+		p.loops = h.procs
+	}
+	if !h.userSet && p.loops+1 > h.procs {
+		p.gomaxprocs = p.loops + 1
+	}
+	return p
+}
+
+// apply sets GOMAXPROCS. From then on the runtime no longer follows
+// changes of the container's CPU limit; a restart picks them up.
+func (p procPlan) apply() {
+	if p.gomaxprocs != runtime.GOMAXPROCS(0) {
+		runtime.GOMAXPROCS(p.gomaxprocs)
+	}
+}
+
+// note says what engine.loops comes to on this machine, for `tierlb check`.
+func (p procPlan) note() string {
+	what := fmt.Sprintf("%d loops per service", p.loops)
+	if p.loops == 1 {
+		what = "1 loop per service"
+	}
+	if p.configured == 0 {
+		what += ", one per core"
+	}
+	switch {
+	case p.gomaxprocs != p.procs:
+		return fmt.Sprintf("%s; GOMAXPROCS %d raised to %d to keep a P free", what, p.procs, p.gomaxprocs)
+	case p.userSet:
+		return fmt.Sprintf("%s; GOMAXPROCS %d, set by the GOMAXPROCS variable", what, p.gomaxprocs)
+	}
+	return fmt.Sprintf("%s; GOMAXPROCS %d", what, p.gomaxprocs)
+}
+
+// raiseNoFileLimit lifts the soft RLIMIT_NOFILE to the hard limit: every
+// proxied connection holds two sockets (and pipes while splicing), and the
+// usual soft limit of 1024 would cap a busy proxy at a few hundred clients.
+// Failing to raise it is logged, not fatal: tierlb still works, with fewer
+// connections.
+func raiseNoFileLimit(log *slog.Logger) {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		log.Warn("read the open files limit", "err", err)
+		return
+	}
+	soft := lim.Cur
+	if lim.Cur < lim.Max {
+		lim.Cur = lim.Max
+		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+			log.Warn("raise the open files limit", "soft", soft, "hard", lim.Max, "err", err)
+			return
+		}
+	}
+	log.Info("open files limit", "soft_was", soft, "soft", lim.Cur, "hard", lim.Max)
+}

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"regexp"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestPlanProcs(t *testing.T) {
+	tests := []struct {
+		name             string
+		loops            int
+		host             hostCPU
+		wantLoops, wantP int
+	}{
+		{"one per core, a P kept free", 0, hostCPU{procs: 2}, 2, 3},
+		{"one per core, one core", 0, hostCPU{procs: 1}, 1, 2},
+		{"fewer loops than cores: already a free P", 1, hostCPU{procs: 4}, 1, 4},
+		{"one loop on two cores", 1, hostCPU{procs: 2}, 1, 2},
+		{"more loops than cores", 4, hostCPU{procs: 2}, 4, 5},
+		{"GOMAXPROCS set by the user stands", 0, hostCPU{procs: 2, userSet: true}, 2, 2},
+		{"loops set, GOMAXPROCS set", 3, hostCPU{procs: 2, userSet: true}, 3, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := planProcs(tt.loops, tt.host)
+			if p.loops != tt.wantLoops || p.gomaxprocs != tt.wantP {
+				t.Errorf("planProcs(%d, %+v) = %d loops, GOMAXPROCS %d; want %d, %d",
+					tt.loops, tt.host, p.loops, p.gomaxprocs, tt.wantLoops, tt.wantP)
+			}
+		})
+	}
+}
+
+func TestLoopsSetting(t *testing.T) {
+	file := writeFile(t, "c.yaml", minimalYAML)
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string // regexp on the engine.loops line of check
+	}{
+		{"default", nil, nil, `loops: 0 # \d+ loops per service, one per core; GOMAXPROCS`},
+		{"flag", nil, []string{"--loops", "3"}, `loops: 3 # 3 loops per service; GOMAXPROCS`},
+		{"env", map[string]string{"TIERLB_ENGINE_LOOPS": "5"}, nil, `loops: 5 # 5 loops per service; GOMAXPROCS \d+ raised to 6`},
+		{"flag beats env", map[string]string{"TIERLB_ENGINE_LOOPS": "5"}, []string{"--loops", "1"}, `loops: 1 # 1 loop per service;`},
+		{"user GOMAXPROCS", map[string]string{"GOMAXPROCS": "7", "TIERLB_ENGINE_LOOPS": "9"}, nil, `loops: 9 # 9 loops per service; GOMAXPROCS \d+, set by the GOMAXPROCS variable`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			code, stdout, stderr := runInProcess(t, append([]string{"check", "--config", file}, tt.args...)...)
+			if code != exitOK {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			if !regexp.MustCompile(`(?m)^  ` + tt.want).MatchString(stdout) {
+				t.Errorf("no engine line matching %q in:\n%s", tt.want, stdout)
+			}
+		})
+	}
+	code, _, stderr := runInProcess(t, "check", "--config", file, "--loops", "2000")
+	if code != exitConfig || !regexp.MustCompile(`engine.loops: 2000 is out of range \(0-1024`).MatchString(stderr) {
+		t.Errorf("--loops 2000: exit %d, stderr %q; want 1 naming engine.loops", code, stderr)
+	}
+}
+
+// TestRunLogsLoops starts the binary with a loop count and a GOMAXPROCS
+// of the user's: the start line says what was chosen, and the service
+// serves.
+func TestRunLogsLoops(t *testing.T) {
+	b := startBackend(t, "b1")
+	tests := []struct {
+		name string
+		env  []string
+		args []string
+		want string
+	}{
+		{"flag, GOMAXPROCS raised", []string{"GOMAXPROCS="}, []string{"--loops", "16"}, `event_loops=16 gomaxprocs=(\d+) gomaxprocs_was=(\d+)`},
+		{"user GOMAXPROCS stands", []string{"GOMAXPROCS=1"}, nil, `event_loops=1 gomaxprocs=(1) gomaxprocs_was=(1)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"run", "--listen", "127.0.0.1:0", "--backend", b.addr(), "--admin-listen", ""}, tt.args...)
+			p := startBinaryEnv(t, tt.env, args...)
+			p.waitLog(t, `msg="starting tierlb"`)
+			m := regexp.MustCompile(tt.want).FindStringSubmatch(p.logs())
+			if m == nil {
+				t.Fatalf("start line does not match %q", tt.want)
+			}
+			// Raised to one above the loops, never lowered.
+			now, was := atoi(t, m[1]), atoi(t, m[2])
+			if tt.args != nil && now != max(was, 17) {
+				t.Errorf("GOMAXPROCS %d → %d with 16 loops; want %d", was, now, max(was, 17))
+			}
+			if got := waitGreeting(t, p.serviceAddr(t, "quick")); got != "b1" {
+				t.Errorf("greeting %q, want b1", got)
+			}
+			if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			if code := p.wait(t, 10*time.Second); code != 0 {
+				t.Errorf("exit %d, want 0", code)
+			}
+		})
+	}
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/tierlb/tierlb/admin"
+)
+
+// The two table commands: what each reads from the admin API, and how it
+// lays the list out. runTable does the rest.
+
+// statusCmd implements `tierlb status`: the services and their backends.
+func statusCmd(args []string, stdout, stderr io.Writer) int {
+	return newAdminCLI(stdout, stderr).status(args)
+}
+
+func (c *adminCLI) status(args []string) int {
+	return runTable(c, tableCommand[admin.ServiceStatus]{
+		name:     "status",
+		synopsis: "tierlb status [--admin URL] [--json]",
+		about:    "Print every service and backend: state and why, weights, connections, bytes, last check.",
+		path:     "/api/v1/services",
+		what:     "a services list",
+		print:    (*adminCLI).printStatus,
+	}, args)
+}
+
+// explainCmd implements `tierlb explain`: every container discovery has
+// seen, routed or not, and why.
+func explainCmd(args []string, stdout, stderr io.Writer) int {
+	return newAdminCLI(stdout, stderr).explain(args)
+}
+
+func (c *adminCLI) explain(args []string) int {
+	return runTable(c, tableCommand[admin.Explanation]{
+		name:     "explain",
+		synopsis: "tierlb explain [--admin URL] [--json]",
+		about:    "Print every container discovery has seen: its service, the network and address chosen, or why it is not routed.",
+		path:     "/api/v1/explain",
+		what:     "an explain list",
+		print:    (*adminCLI).printExplain,
+	}, args)
+}
+
+// printStatus writes two tables: one line per service, then one per backend.
+func (c *adminCLI) printStatus(services []admin.ServiceStatus) {
+	if len(services) == 0 {
+		fmt.Fprintln(c.stdout, "no services")
+		return
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE\tLISTEN\tBALANCE\tBACKENDS\tUP")
+	total := 0
+	for _, s := range services {
+		up := 0
+		for _, b := range s.Backends {
+			if b.State == "up" {
+				up++
+			}
+		}
+		total += len(s.Backends)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", s.Name, dash(s.Listen), dash(s.Balance), len(s.Backends), up)
+	}
+	tw.Flush()
+	fmt.Fprintln(c.stdout)
+	if total == 0 {
+		fmt.Fprintln(c.stdout, "no backends")
+		return
+	}
+	fmt.Fprintf(tw, "SERVICE\tBACKEND\tADDRESS\t%s\tWEIGHT\tPRIO\tACTIVE\tTOTAL\tTO BACKEND\tTO CLIENT\tERRORS\tLAST CHECK\tREASON\n",
+		c.paint("", "STATE"))
+	for _, s := range services {
+		for _, b := range s.Backends {
+			var errs uint64
+			for _, n := range b.ConnectErrors {
+				errs += n
+			}
+			check := "-"
+			if lc := b.LastCheck; lc != nil {
+				check = lc.Result + " " + admin.FormatAge(c.now().Sub(lc.At))
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%d\t%s\t%s\n",
+				s.Name, b.ID, dash(b.Address), c.paint(b.State, b.State), b.Weight, b.Priority,
+				b.ActiveConnections, b.TotalConnections, admin.FormatBytes(b.BytesToBackend), admin.FormatBytes(b.BytesToClient),
+				errs, check, b.Reason)
+		}
+	}
+	tw.Flush()
+}
+
+// printExplain writes one line per container; the reason comes last since it
+// is the longest and most useful column.
+func (c *adminCLI) printExplain(list []admin.Explanation) {
+	if len(list) == 0 {
+		fmt.Fprintln(c.stdout, "no containers seen (Docker discovery is off, or no container is running)")
+		return
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "CONTAINER\tID\tSERVICE\t%s\tNETWORK\tADDRESS\tREASON\n", c.paint("", "ROUTED"))
+	routed := 0
+	for _, e := range list {
+		yes := "no"
+		if e.Routed {
+			yes = "yes"
+			routed++
+		}
+		id := e.Container
+		if len(id) > 12 {
+			id = id[:12] // Docker's short ID
+		}
+		reason := e.Reason
+		if len(e.Warnings) > 0 {
+			reason = strings.TrimPrefix(reason+"; warnings: "+strings.Join(e.Warnings, "; "), "; ")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			dash(e.Name), dash(id), dash(e.Service), c.paint(yes, yes), dash(e.Network), dash(e.Address), dash(reason))
+	}
+	tw.Flush()
+	fmt.Fprintf(c.stdout, "\n%d of %d containers routed\n", routed, len(list))
+}

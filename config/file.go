@@ -1,0 +1,85 @@
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/pelletier/go-toml/v2"
+	"go.yaml.in/yaml/v3"
+)
+
+// ReadFile reads a config file.
+func ReadFile(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config file: %w", err)
+	}
+	return data, nil
+}
+
+// errNotAMap is returned for a document whose top level is not a mapping.
+var errNotAMap = errors.New("the top level must be a map of keys")
+
+// Parse parses a config document in the format named by ext (".yaml",
+// ".yml", ".toml" or ".json") into a map with string keys all the way down.
+func Parse(ext string, data []byte) (map[string]any, error) {
+	var raw any
+	var err error
+	switch strings.ToLower(ext) {
+	case ".yaml", ".yml":
+		err = yaml.Unmarshal(data, &raw)
+	case ".toml":
+		var m map[string]any
+		err = toml.Unmarshal(data, &m)
+		raw = m
+	case ".json":
+		err = json.Unmarshal(data, &raw)
+	default:
+		return nil, fmt.Errorf("unsupported extension %q (want .yaml, .yml, .toml or .json)", ext)
+	}
+	if err != nil {
+		return nil, err
+	}
+	switch m := normalizeMaps(raw).(type) {
+	case map[string]any:
+		return m, nil
+	case nil:
+		return map[string]any{}, nil // an empty file: all defaults
+	}
+	return nil, errNotAMap
+}
+
+func stringKey(k any) string {
+	if s, ok := k.(string); ok {
+		return s
+	}
+	return fmt.Sprint(k)
+}
+
+// normalizeMaps turns map[any]any (YAML mappings with non-string keys) into
+// map[string]any all the way down, so that everything after parsing only
+// ever sees one map type.
+func normalizeMaps(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, e := range t {
+			t[k] = normalizeMaps(e)
+		}
+		return t
+	case map[any]any:
+		m := make(map[string]any, len(t))
+		for k, e := range t {
+			m[stringKey(k)] = normalizeMaps(e)
+		}
+		return m
+	case []any:
+		for i, e := range t {
+			t[i] = normalizeMaps(e)
+		}
+		return t
+	}
+	return v
+}

@@ -1,0 +1,121 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// validate checks everything the decoder could not: allowed values, ranges,
+// addresses, and rules that span keys (duplicate names and listen addresses,
+// a service needing some backends). Each problem is added to p with its key
+// path; nothing stops at the first.
+func validate(c *Config, p *problems) {
+	if c.Admin.Listen != "" {
+		if _, err := ParseListenAddr(c.Admin.Listen); err != nil {
+			p.add("admin.listen", "%v", err)
+		}
+	}
+	oneOf(p, "log.level", c.Log.Level, "debug", "info", "warn", "error")
+	oneOf(p, "log.format", c.Log.Format, "text", "json")
+	nonNegative(p, "shutdown.drain_timeout", c.Shutdown.DrainTimeout)
+	if c.Engine.Loops < 0 || c.Engine.Loops > MaxLoops {
+		p.add("engine.loops", "%d is out of range (0-%d; 0 means one per core)", c.Engine.Loops, MaxLoops)
+	}
+	nonNegative(p, "config_watch", c.ConfigWatch)
+	validateDocker(&c.Docker, p)
+	if len(c.Services) == 0 && !c.Docker.LabelServicesPossible() {
+		p.add("services", "no services configured, and Docker label services are off (docker.enabled: %s, docker.label_services: %t)",
+			c.Docker.Enabled, c.Docker.LabelServices)
+	}
+
+	names := map[string]int{}
+	listens := make([]ListenAddr, len(c.Services))
+	for i := range c.Services {
+		s := &c.Services[i]
+		path := fmt.Sprintf("services[%d]", i)
+		validateService(s, path, c.Docker.Enabled != "false", p)
+		if s.Name != "" {
+			if j, dup := names[s.Name]; dup {
+				p.add(path+".name", "duplicate service name %q (also services[%d])", s.Name, j)
+			} else {
+				names[s.Name] = i
+			}
+		}
+		la, err := ParseListenAddr(s.Listen)
+		if err != nil {
+			continue // reported by validateService
+		}
+		listens[i] = la
+		for j := range i {
+			if listens[j].Conflicts(la) {
+				what := "duplicate listen address"
+				if c.Services[j].Listen != s.Listen {
+					what = "listen address overlaps"
+				}
+				p.add(path+".listen", "%s %s (also services[%d]: %s)", what, s.Listen, j, c.Services[j].Listen)
+				break
+			}
+		}
+	}
+}
+
+// LabelServicesPossible reports whether Docker labels may declare services,
+// so that a config without services can still be meaningful.
+func (d *DockerConfig) LabelServicesPossible() bool {
+	return d.Enabled != "false" && d.LabelServices
+}
+
+var labelPrefixRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$`)
+
+func validateDocker(d *DockerConfig, p *problems) {
+	oneOf(p, "docker.enabled", d.Enabled, "auto", "true", "false")
+	if d.Host != "" {
+		u, err := url.Parse(d.Host)
+		switch {
+		case err != nil || u.Scheme == "":
+			p.add("docker.host", "%q is not a Docker host URL (like unix:///var/run/docker.sock or tcp://host:2376)", d.Host)
+		case !slices.Contains([]string{"unix", "tcp", "http", "https", "ssh", "npipe"}, u.Scheme):
+			p.add("docker.host", "%q: scheme %q is not one of unix, tcp, http, https, ssh, npipe", d.Host, u.Scheme)
+		}
+	}
+	if !labelPrefixRE.MatchString(d.LabelPrefix) {
+		p.add("docker.label_prefix", "%q is not a label prefix (lower-case letters, digits, '.' and '-')", d.LabelPrefix)
+	}
+	for i, n := range d.Networks {
+		if strings.TrimSpace(n) == "" {
+			p.add(fmt.Sprintf("docker.networks[%d]", i), "empty network name")
+		}
+	}
+	positive(p, "docker.resync_interval", d.ResyncInterval)
+}
+
+// oneOf adds a problem unless v is one of allowed.
+func oneOf(p *problems, path, v string, allowed ...string) {
+	if slices.Contains(allowed, v) {
+		return
+	}
+	want := make([]string, len(allowed))
+	for i, a := range allowed {
+		want[i] = a
+		if a == "" {
+			want[i] = `""`
+		}
+	}
+	p.add(path, "%q is not one of %s", v, strings.Join(want, ", "))
+}
+
+func nonNegative[T int | time.Duration](p *problems, path string, v T) {
+	if v < 0 {
+		p.add(path, "%v is negative", v)
+	}
+}
+
+func positive[T int | time.Duration](p *problems, path string, v T) {
+	if v <= 0 {
+		p.add(path, "must be greater than 0, got %v", v)
+	}
+}

@@ -1,0 +1,148 @@
+package config
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/tierlb/tierlb/backends"
+	"github.com/tierlb/tierlb/health"
+)
+
+// serviceNameRE keeps names usable as metric label values and URL path
+// segments (/api/v1/services/{service}).
+var serviceNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
+
+// validateService checks one services[] entry; path is "services[i]".
+func validateService(s *ServiceConfig, path string, dockerOn bool, p *problems) {
+	switch {
+	case s.Name == "":
+		p.add(path+".name", "missing (every service needs a name)")
+	case !serviceNameRE.MatchString(s.Name):
+		p.add(path+".name", "%q is not a service name (letters, digits, '_', '.', '-'; at most 63)", s.Name)
+	}
+	if s.Listen == "" {
+		p.add(path+".listen", "missing (host:port, IPv6 as [::]:8080)")
+	} else if _, err := ParseListenAddr(s.Listen); err != nil {
+		p.add(path+".listen", "%v", err)
+	}
+	if _, err := backends.ParsePolicy(s.Balance); err != nil {
+		p.add(path+".balance", "%v", err)
+	}
+	validateBackends(&s.Backends, path+".backends", dockerOn, p)
+	validateHealth(&s.Health, path+".health", dockerOn, p)
+	if s.Health.Type == "docker" && len(s.Backends.Static) > 0 {
+		// A static address has no container whose HEALTHCHECK could be
+		// read: it would stay down for ever.
+		p.add(path+".health.type", "docker reads each container's HEALTHCHECK, but backends.static lists addresses with no container (use tcp, http or send-expect, or only docker backends)")
+	}
+	nonNegative(p, path+".slow_start", s.SlowStart)
+	positive(p, path+".timeouts.connect", s.Timeouts.Connect)
+	positive(p, path+".timeouts.idle", s.Timeouts.Idle)
+	positive(p, path+".timeouts.half_close", s.Timeouts.HalfClose)
+	nonNegative(p, path+".retries", s.Retries)
+	nonNegative(p, path+".max_conns", s.MaxConns)
+	nonNegative(p, path+".max_conns_per_backend", s.MaxConnsPerBackend)
+	oneOf(p, path+".on_backend_down", s.OnBackendDown, "keep", "close")
+	oneOf(p, path+".proxy_protocol", s.ProxyProtocol, "", "v1", "v2")
+	oneOf(p, path+".zero_copy", s.ZeroCopy, "auto", "off")
+	for i, c := range s.AcceptProxyProto {
+		if _, err := parsePrefix(c); err != nil {
+			p.add(fmt.Sprintf("%s.accept_proxy_protocol[%d]", path, i), "%v", err)
+		}
+	}
+	for i, c := range s.Allow {
+		if _, err := parsePrefix(c); err != nil {
+			p.add(fmt.Sprintf("%s.allow[%d]", path, i), "%v", err)
+		}
+	}
+}
+
+func validateBackends(b *BackendsConfig, path string, dockerOn bool, p *problems) {
+	if len(b.Static) == 0 && b.Docker == nil {
+		p.add(path, "no static backends and no docker selector")
+	}
+	seen := map[string]int{}
+	for i, sb := range b.Static {
+		ipath := fmt.Sprintf("%s.static[%d]", path, i)
+		addr, err := backends.ParseAddress(sb.Address)
+		if err != nil {
+			p.add(ipath+".address", "%v", err)
+		} else if j, dup := seen[addr]; dup {
+			p.add(ipath+".address", "duplicate backend %s (also static[%d])", sb.Address, j)
+		} else {
+			seen[addr] = i
+		}
+		if sb.Weight < 0 || sb.Weight > backends.MaxWeight {
+			p.add(ipath+".weight", "%d is out of range (0-%d)", sb.Weight, backends.MaxWeight)
+		}
+		if sb.Priority < 0 || sb.Priority > backends.MaxPriority {
+			p.add(ipath+".priority", "%d is out of range (0-%d)", sb.Priority, backends.MaxPriority)
+		}
+	}
+	if d := b.Docker; d != nil {
+		dpath := path + ".docker"
+		if !dockerOn {
+			p.add(dpath, "a docker selector needs Docker discovery, but docker.enabled is false")
+		}
+		if d.Service == "" && len(d.Selector) == 0 {
+			p.add(dpath, "needs service or a non-empty selector")
+		}
+		for k := range d.Selector {
+			if k == "" {
+				p.add(dpath+".selector", "empty label name")
+			}
+		}
+		if d.Port < 0 || d.Port > 65535 {
+			p.add(dpath+".port", "port %d is out of range (1-65535, or 0 for the tierlb.port label)", d.Port)
+		}
+	}
+}
+
+func validateHealth(h *HealthConfig, path string, dockerOn bool, p *problems) {
+	before := len(p.errs)
+	oneOf(p, path+".type", h.Type, "tcp", "http", "send-expect", "docker", "none")
+	if h.Type == "docker" && !dockerOn {
+		p.add(path+".type", "docker health needs Docker discovery, but docker.enabled is false")
+	}
+	positive(p, path+".interval", h.Interval)
+	positive(p, path+".timeout", h.Timeout)
+	if h.Rise < 1 {
+		p.add(path+".rise", "must be at least 1, got %d", h.Rise)
+	}
+	if h.Fall < 1 {
+		p.add(path+".fall", "must be at least 1, got %d", h.Fall)
+	}
+	if !strings.HasPrefix(h.HTTP.Path, "/") {
+		p.add(path+".http.path", "%q must start with /", h.HTTP.Path)
+	}
+	if _, err := health.ParseStatusRanges(h.HTTP.ExpectStatus); err != nil {
+		p.add(path+".http.expect_status", "%v", err)
+	}
+	if _, err := health.ParseEscapes(h.Send); err != nil {
+		p.add(path+".send", "%v", err)
+	}
+	if _, err := health.ParseExpect(h.Expect); err != nil {
+		p.add(path+".expect", "%v", err)
+	}
+	if h.Type == "send-expect" && h.Send == "" && h.Expect == "" {
+		p.add(path+".expect", "a send-expect check needs send, expect or both")
+	}
+	nonNegative(p, path+".passive.max_fails", h.Passive.MaxFails)
+	if h.Passive.MaxFails > 0 {
+		positive(p, path+".passive.fail_timeout", h.Passive.FailTimeout)
+	}
+	if len(p.errs) > before {
+		return
+	}
+	// The health package has the last word on what its monitor accepts
+	// (the Host header's syntax, for one). Its messages start with the key
+	// under the service, "health.http.host: ...", documented for this use.
+	for _, err := range Problems(h.MonitorConfig().Validate()) {
+		key, msg, ok := strings.Cut(err.Error(), ": ")
+		if !ok || !strings.HasPrefix(key, "health") {
+			key, msg = "health", err.Error()
+		}
+		p.add(parentPath(path)+"."+key, "%s", msg)
+	}
+}

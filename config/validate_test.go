@@ -1,0 +1,132 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+// svc is one service entry with the given extra keys, indented for
+// minimal-looking YAML test cases.
+func svc(name, listen, extra string) string {
+	s := "  - name: " + name + "\n    listen: \"" + listen + "\"\n"
+	if !strings.Contains(extra, "backends:") {
+		s += "    backends: {static: [\"127.0.0.1:9001\"]}\n"
+	}
+	if extra != "" {
+		s += "    " + strings.ReplaceAll(strings.TrimSpace(extra), "\n", "\n    ") + "\n"
+	}
+	return s
+}
+
+func TestErrorClasses(t *testing.T) {
+	one := func(extra string) string { return "services:\n" + svc("app", "127.0.0.1:8080", extra) }
+	tests := []struct {
+		name, yaml string
+		want       string // one line of the error output
+	}{
+		{"not a duration", one("timeouts: {connect: 2x}"), `services[0].timeouts.connect: "2x" is not a duration`},
+		{"bare number duration", one("slow_start: 5"), `services[0].slow_start: 5 is not a duration`},
+		{"not an integer", one("retries: two"), `services[0].retries: "two" is not an integer`},
+		{"fractional integer", one("max_conns: 1.5"), `services[0].max_conns: 1.5 is not an integer`},
+		{"not a boolean", one("reuse_port: yes please"), `services[0].reuse_port: "yes please" is not a boolean`},
+		{"wrong shape", one("timeouts: 3s"), `services[0].timeouts: expected a map, got "3s"`},
+		{"services not a list", "services: {name: app}\n", `services: expected a list, got a map`},
+		{"static entry wrong type", one("backends: {static: [[1]]}"), `services[0].backends.static[0]: expected "host:port" or {address, weight, priority}, got a list`},
+		{"duplicate listen", "services:\n" + svc("a", "0.0.0.0:8080", "") + svc("b", "127.0.0.1:8081", "") + svc("c", "0.0.0.0:8080", ""),
+			`services[2].listen: duplicate listen address 0.0.0.0:8080 (also services[0]: 0.0.0.0:8080)`},
+		{"overlapping listen", "services:\n" + svc("a", "0.0.0.0:8080", "") + svc("b", "127.0.0.1:8080", ""),
+			`services[1].listen: listen address overlaps 127.0.0.1:8080 (also services[0]: 0.0.0.0:8080)`},
+		{"duplicate name", "services:\n" + svc("a", ":1", "") + svc("a", ":2", ""), `services[1].name: duplicate service name "a" (also services[0])`},
+		{"missing name", "services:\n" + svc("", ":1", ""), `services[0].name: missing`},
+		{"bad name", "services:\n" + svc("a b", ":1", ""), `services[0].name: "a b" is not a service name`},
+		{"missing listen", "services: [{name: a, backends: {static: ['127.0.0.1:1']}}]\n", `services[0].listen: missing`},
+		{"listen port range", "services:\n" + svc("a", "127.0.0.1:70000", ""), `services[0].listen: "127.0.0.1:70000": port 70000 is out of range (0-65535)`},
+		{"listen host not ip", "services:\n" + svc("a", "example.com:80", ""), `services[0].listen: "example.com:80": listen host must be an IP address`},
+		{"no backends", "services: [{name: a, listen: ':1'}]\n", `services[0].backends: no static backends and no docker selector`},
+		{"bad backend address", one("backends: {static: ['10.0.0.1']}"), `services[0].backends.static[0].address: backend address "10.0.0.1": missing port`},
+		{"backend port range", one("backends: {static: ['10.0.0.1:0']}"), `services[0].backends.static[0].address: backend address "10.0.0.1:0": port 0 out of range`},
+		{"duplicate backend", one("backends: {static: ['10.0.0.1:80', '10.0.0.1:080']}"), `services[0].backends.static[1].address: duplicate backend 10.0.0.1:080 (also static[0])`},
+		{"negative weight", one("backends: {static: [{address: '10.0.0.1:80', weight: -1}]}"), `services[0].backends.static[0].weight: -1 is out of range (0-65535)`},
+		{"empty docker selector", one("backends: {docker: {port: 80}}"), `services[0].backends.docker: needs service or a non-empty selector`},
+		{"docker selector without docker", "docker: {enabled: false}\n" + one("backends: {docker: {service: app}}"),
+			`services[0].backends.docker: a docker selector needs Docker discovery, but docker.enabled is false`},
+		{"docker port range", one("backends: {docker: {service: app, port: 65536}}"), `services[0].backends.docker.port: port 65536 is out of range`},
+		{"bad CIDR", one("allow: [10.0.0.0/33]"), `services[0].allow[0]: "10.0.0.0/33" is not a CIDR`},
+		{"bad proxy CIDR", one("accept_proxy_protocol: [nope]"), `services[0].accept_proxy_protocol[0]: "nope" is not a CIDR or IP address`},
+		{"bad balance", one("balance: fastest"), `services[0].balance: unknown balance "fastest"`},
+		{"bad health type", one("health: {type: icmp}"), `services[0].health.type: "icmp" is not one of tcp, http, send-expect, docker, none`},
+		{"docker health on static backends", one("health: {type: docker}"),
+			`services[0].health.type: docker reads each container's HEALTHCHECK, but backends.static lists addresses with no container`},
+		{"bad rise", one("health: {rise: 0}"), `services[0].health.rise: must be at least 1, got 0`},
+		{"bad http path", one("health: {http: {path: healthz}}"), `services[0].health.http.path: "healthz" must start with /`},
+		{"bad expect_status", one("health: {http: {expect_status: 300-200}}"), `services[0].health.http.expect_status: range "300-200" is reversed`},
+		{"bad http host", one("health: {http: {host: 'a b'}}"), `services[0].health.http.host: not a valid Host header "a b"`},
+		{"bad expect regexp", one("health: {type: send-expect, send: PING, expect: 're:('}"), `services[0].health.expect: bad regular expression`},
+		{"send-expect without both", one("health: {type: send-expect}"), `services[0].health.expect: a send-expect check needs send, expect or both`},
+		{"negative max_fails", one("health: {passive: {max_fails: -1}}"), `services[0].health.passive.max_fails: -1 is negative`},
+		{"bad proxy_protocol", one("proxy_protocol: v3"), `services[0].proxy_protocol: "v3" is not one of "", v1, v2`},
+		{"bad zero_copy", one("zero_copy: on"), `services[0].zero_copy: "on" is not one of auto, off`},
+		{"bad on_backend_down", one("on_backend_down: kill"), `services[0].on_backend_down: "kill" is not one of keep, close`},
+		{"negative retries", one("retries: -1"), `services[0].retries: -1 is negative`},
+		{"negative max_conns", one("max_conns: -5"), `services[0].max_conns: -5 is negative`},
+		{"zero connect timeout", one("timeouts: {connect: 0s}"), `services[0].timeouts.connect: must be greater than 0, got 0s`},
+		{"negative slow_start", one("slow_start: -1s"), `services[0].slow_start: -1s is negative`},
+		{"bad log level", "log: {level: loud}\n" + one(""), `log.level: "loud" is not one of debug, info, warn, error`},
+		{"bad log format", "log: {format: xml}\n" + one(""), `log.format: "xml" is not one of text, json`},
+		{"bad admin listen", "admin: {listen: 'localhost'}\n" + one(""), `admin.listen: "localhost" is not host:port`},
+		{"negative drain", "shutdown: {drain_timeout: -1s}\n" + one(""), `shutdown.drain_timeout: -1s is negative`},
+		{"negative loops", "engine: {loops: -1}\n" + one(""), `engine.loops: -1 is out of range (0-1024; 0 means one per core)`},
+		{"too many loops", "engine: {loops: 1025}\n" + one(""), `engine.loops: 1025 is out of range (0-1024; 0 means one per core)`},
+		{"loops not a number", "engine: {loops: all}\n" + one(""), `engine.loops: "all" is not an integer`},
+		{"bad docker enabled", "docker: {enabled: maybe}\n" + one(""), `docker.enabled: "maybe" is not one of auto, true, false`},
+		{"bad docker host", "docker: {host: 'ftp://x'}\n" + one(""), `docker.host: "ftp://x": scheme "ftp" is not one of`},
+		{"bad label prefix", "docker: {label_prefix: 'Tier LB'}\n" + one(""), `docker.label_prefix: "Tier LB" is not a label prefix`},
+		{"zero resync", "docker: {resync_interval: 0s}\n" + one(""), `docker.resync_interval: must be greater than 0, got 0s`},
+		{"nothing to serve", "docker: {enabled: false}\n", `services: no services configured, and Docker label services are off`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := load(t, "c.yaml", tt.yaml)
+			if err == nil {
+				t.Fatal("the config loaded")
+			}
+			found := false
+			for _, p := range Problems(err) {
+				if strings.HasPrefix(p.Error(), tt.want) {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("no problem starting with %q in:\n%v", tt.want, err)
+			}
+		})
+	}
+}
+
+// TestEveryErrorAtOnce checks that decoding and validation problems from
+// every part of the file are reported together, with no follow-up error on
+// a key that failed to decode.
+func TestEveryErrorAtOnce(t *testing.T) {
+	yaml := "log: {level: loud}\nadmin: {tokn: x}\nservices:\n" +
+		svc("a", "127.0.0.1:8080", "timeouts: {connect: 2x}\nbalance: fastest") +
+		svc("b", "127.0.0.1:8080", "retries: lots\nallow: [300.0.0.0/8]")
+	_, err := load(t, "c.yaml", yaml)
+	want := []string{
+		`admin.tokn: unknown key`,
+		`log.level: "loud" is not one of debug, info, warn, error`,
+		`services[0].timeouts.connect: "2x" is not a duration (write it like 1500ms, 2s, 1h30m)`,
+		`services[0].balance: unknown balance "fastest" (want roundrobin, leastconn, random2 or sourcehash)`,
+		`services[1].retries: "lots" is not an integer`,
+		`services[1].allow[0]: "300.0.0.0/8" is not a CIDR (like 10.0.0.0/8 or fd00::/8)`,
+		`services[1].listen: duplicate listen address 127.0.0.1:8080 (also services[0]: 127.0.0.1:8080)`,
+	}
+	got := Problems(err)
+	if len(got) != len(want) {
+		t.Fatalf("got %d errors, want %d:\n%v", len(got), len(want), err)
+	}
+	for i := range want {
+		if got[i].Error() != want[i] {
+			t.Errorf("error %d = %q, want %q", i, got[i], want[i])
+		}
+	}
+}

@@ -1,0 +1,103 @@
+//go:build linux
+
+package proxy
+
+import (
+	"net/netip"
+
+	"golang.org/x/sys/unix"
+)
+
+// Other goroutines (the engine, on_backend_down callbacks, name lookups)
+// never touch a loop's state: they post a request to its queue and the
+// loop runs it between two epoll_waits. The queue is a mutex-guarded
+// slice, and an eventfd wakes the loop when the queue turns non-empty.
+
+type reqKind uint8
+
+const (
+	reqAbort      reqKind = iota // end one connection
+	reqAbortAll                  // end every connection (drain deadline)
+	reqResolved                  // a backend name was resolved
+	reqStopAccept                // deregister the listener
+	reqStop                      // leave the loop
+	reqCall                      // run fn in the loop (tests, inspection)
+	reqAdopt                     // serve a connection another loop accepted
+)
+
+// request is a message from another goroutine to a loop. A connection is
+// named by pointer and generation, so that a request for a connection
+// that ended, and whose struct was reused, is ignored.
+type request struct {
+	kind reqKind
+	c    *conn
+	gen  uint32
+	end  string
+	rst  bool
+	ap   netip.AddrPort
+	err  error
+	fn   func()
+	fd   int // reqAdopt: the accepted socket
+	done chan<- int
+}
+
+// post queues a request and wakes the loop when the queue was empty. It
+// returns false once the loop has stopped.
+func (l *loop) post(r request) bool {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return false
+	}
+	l.reqs = append(l.reqs, r)
+	wake := len(l.reqs) == 1
+	l.mu.Unlock()
+	if wake {
+		one := [8]byte{1}
+		_, _ = unix.Write(l.evfd, one[:])
+	}
+	return true
+}
+
+// requests runs the queued requests. The eventfd is read before the queue
+// is taken, so a request posted meanwhile wakes the next epoll_wait.
+func (l *loop) requests() {
+	_, _ = unix.Read(l.evfd, l.one[:])
+	l.mu.Lock()
+	reqs := l.reqs
+	l.reqs = l.spare[:0]
+	l.mu.Unlock()
+	for i := range reqs {
+		l.handle(&reqs[i])
+		reqs[i] = request{}
+	}
+	l.spare = reqs[:0]
+}
+
+func (l *loop) handle(r *request) {
+	switch r.kind {
+	case reqAbort:
+		if r.c.gen == r.gen && r.c.state != stateClosed {
+			r.c.setEnd(r.end)
+			r.c.rst = r.c.rst || r.rst
+			l.finish(r.c)
+		}
+	case reqAbortAll:
+		r.done <- l.abortAll(r.end)
+	case reqResolved:
+		if r.c.gen == r.gen && r.c.state == stateResolving {
+			l.resolved(r.c, r.ap, r.err)
+		}
+	case reqStopAccept:
+		l.stopAccept()
+		r.done <- 0
+	case reqStop:
+		l.stopping = true
+		r.done <- l.abortAll(EndDrain)
+	case reqCall:
+		r.fn()
+		r.done <- 0
+	case reqAdopt:
+		l.adopt(r.fd, r.ap)
+	}
+}

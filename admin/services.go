@@ -8,6 +8,8 @@ type ServiceInfo struct {
 	Name string
 	// Listen is the address the service accepts on, as configured.
 	Listen string
+	// Protocol is tcp or udp; "" means tcp.
+	Protocol string
 	// Set owns the service's backends; nil is treated as no backends.
 	Set *backends.Set
 }

@@ -51,7 +51,7 @@ func validate(c *Config, p *problems) {
 		}
 		listens[i] = la
 		for j := range i {
-			if listens[j].Conflicts(la) {
+			if listens[j].Conflicts(la) && c.Services[j].IsUDP() == s.IsUDP() {
 				what := "duplicate listen address"
 				if c.Services[j].Listen != s.Listen {
 					what = "listen address overlaps"

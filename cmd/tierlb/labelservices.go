@@ -82,7 +82,7 @@ func (s *supervisor) wantedLocked(cfg *config.Config) (list []config.ServiceConf
 		if slices.ContainsFunc(cfg.Services, func(f config.ServiceConfig) bool { return f.Name == sc.Name }) {
 			continue // the config wins
 		}
-		if other, ok := listenTaken(sc.Listen, list); ok {
+		if other, ok := listenTaken(&sc, list); ok {
 			s.log.Error("label-declared service not started: its listen address is taken",
 				"service", sc.Name, "container", s.decls[sc.Name].Container, "listen", sc.Listen, "taken_by", other)
 			continue
@@ -94,13 +94,16 @@ func (s *supervisor) wantedLocked(cfg *config.Config) (list []config.ServiceConf
 }
 
 // listenTaken reports which service of list already uses (or overlaps)
-// listen.
-func listenTaken(listen string, list []config.ServiceConfig) (string, bool) {
-	la, err := config.ParseListenAddr(listen)
+// the listen address of svc with the same protocol.
+func listenTaken(svc *config.ServiceConfig, list []config.ServiceConfig) (string, bool) {
+	la, err := config.ParseListenAddr(svc.Listen)
 	if err != nil {
 		return "", false
 	}
 	for _, sc := range list {
+		if sc.IsUDP() != svc.IsUDP() {
+			continue
+		}
 		if oa, err := config.ParseListenAddr(sc.Listen); err == nil && oa.Conflicts(la) {
 			return sc.Name, true
 		}

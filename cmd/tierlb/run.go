@@ -15,6 +15,7 @@ import (
 	"github.com/tierlb/tierlb/config"
 	"github.com/tierlb/tierlb/health"
 	"github.com/tierlb/tierlb/proxy"
+	"github.com/tierlb/tierlb/proxy/udp"
 )
 
 // cmdRun serves until SIGTERM/SIGINT (ctx), then drains and exits 0. A bad
@@ -65,6 +66,10 @@ func serve(ctx context.Context, src config.Source, cfg *config.Config, log *slog
 	if err != nil {
 		return fmt.Errorf("proxy metrics: %w", err)
 	}
+	um, err := udp.NewMetrics(reg)
+	if err != nil {
+		return fmt.Errorf("udp metrics: %w", err)
+	}
 	hm, err := health.NewMetrics(reg)
 	if err != nil {
 		return fmt.Errorf("health metrics: %w", err)
@@ -74,7 +79,7 @@ func serve(ctx context.Context, src config.Source, cfg *config.Config, log *slog
 		return fmt.Errorf("reload metrics: %w", err)
 	}
 	ready := &readiness{}
-	sup := newSupervisor(deps{Log: log, AccessLog: accessLogger(log), ProxyMetrics: pm, HealthMetrics: hm, Loops: loops}, ready)
+	sup := newSupervisor(deps{Log: log, AccessLog: accessLogger(log), ProxyMetrics: pm, UDPMetrics: um, HealthMetrics: hm, Loops: loops}, ready)
 	disc, err := newDockerProvider(cfg, sup, env, log, reg)
 	if err != nil {
 		return err

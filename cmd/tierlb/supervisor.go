@@ -173,13 +173,13 @@ func (s *supervisor) applyLocked(cfg *config.Config) error {
 	}
 	var removed []*instance
 	for name, in := range s.instances {
-		if sc, ok := want[name]; !ok || sc.Listen != in.cfg.Listen {
+		if sc, ok := want[name]; !ok || !sameSocket(&sc, &in.cfg) {
 			removed = append(removed, in)
 		}
 	}
 	var early, late []*instance // bound before / after the removals
 	for _, sc := range services {
-		if in, ok := s.instances[sc.Name]; ok && in.cfg.Listen == sc.Listen {
+		if in, ok := s.instances[sc.Name]; ok && sameSocket(&sc, &in.cfg) {
 			continue
 		}
 		in, err := newInstance(sc, cfg.Log.Access, s.discovered[sc.Name], s.deps)
@@ -187,7 +187,7 @@ func (s *supervisor) applyLocked(cfg *config.Config) error {
 			closeAll(append(early, late...))
 			return err
 		}
-		if takesAddressOf(sc.Listen, removed) {
+		if takesAddressOf(&sc, removed) {
 			late = append(late, in)
 		} else {
 			early = append(early, in)
@@ -218,6 +218,19 @@ func (s *supervisor) applyLocked(cfg *config.Config) error {
 	for _, in := range removed {
 		in.stopListening()
 		delete(s.instances, in.cfg.Name)
+		if in.cfg.IsUDP() && addressNeeded(in, late) {
+			// A UDP service's socket carries its sessions' replies, so it
+			// stays bound while they drain; a service that takes over the
+			// address needs it now, and the sessions end at once.
+			in.log.Info("service removed: its address is taken over, sessions closed", "active", in.svc.Active())
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			in.drain(ctx)
+			if _, again := want[in.cfg.Name]; !again {
+				s.deps.forgetMetrics(in.cfg.Name)
+			}
+			continue
+		}
 		in.log.Info("service removed: draining", "drain_timeout", drainTimeout, "active", in.svc.Active())
 		s.drains.Go(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
@@ -227,7 +240,7 @@ func (s *supervisor) applyLocked(cfg *config.Config) error {
 			// change re-adds the service at once).
 			s.mu.Lock()
 			if _, again := s.instances[in.cfg.Name]; !again {
-				s.deps.ProxyMetrics.ForgetService(in.cfg.Name)
+				s.deps.forgetMetrics(in.cfg.Name)
 			}
 			s.mu.Unlock()
 			in.log.Info("service drained")
@@ -267,15 +280,35 @@ func (s *supervisor) applyLocked(cfg *config.Config) error {
 	return errors.Join(errs...)
 }
 
-// takesAddressOf reports whether listen needs an address one of the removed
-// services still holds.
-func takesAddressOf(listen string, removed []*instance) bool {
-	la, err := config.ParseListenAddr(listen)
+// sameSocket reports whether two configs of a service listen on the same
+// socket, so that a reload reconfigures the running instance in place.
+func sameSocket(a, b *config.ServiceConfig) bool {
+	return a.Listen == b.Listen && a.IsUDP() == b.IsUDP()
+}
+
+// takesAddressOf reports whether sc needs an address one of the removed
+// services still holds (TCP and UDP sockets do not share ports' space).
+func takesAddressOf(sc *config.ServiceConfig, removed []*instance) bool {
+	la, err := config.ParseListenAddr(sc.Listen)
 	if err != nil {
 		return false
 	}
 	for _, in := range removed {
+		if in.cfg.IsUDP() != sc.IsUDP() {
+			continue
+		}
 		if ra, err := config.ParseListenAddr(in.cfg.Listen); err == nil && ra.Conflicts(la) {
+			return true
+		}
+	}
+	return false
+}
+
+// addressNeeded reports whether one of the new instances needs the address
+// of the removed instance in.
+func addressNeeded(in *instance, late []*instance) bool {
+	for _, n := range late {
+		if takesAddressOf(&n.cfg, []*instance{in}) {
 			return true
 		}
 	}
@@ -288,7 +321,7 @@ func (s *supervisor) Services() []admin.ServiceInfo {
 	defer s.mu.Unlock()
 	out := make([]admin.ServiceInfo, 0, len(s.instances))
 	for _, in := range s.instances {
-		out = append(out, admin.ServiceInfo{Name: in.cfg.Name, Listen: in.cfg.Listen, Set: in.currentSet()})
+		out = append(out, admin.ServiceInfo{Name: in.cfg.Name, Listen: in.cfg.Listen, Protocol: in.cfg.Protocol, Set: in.currentSet()})
 	}
 	slices.SortFunc(out, func(a, b admin.ServiceInfo) int { return strings.Compare(a.Name, b.Name) })
 	return out

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -190,5 +191,69 @@ services:
 	}
 	if code := p.wait(t, 10*time.Second); code != 0 {
 		t.Errorf("exit %d after SIGTERM, want 0", code)
+	}
+}
+
+// A reload keeps UDP sessions on their backends; a service that changes
+// protocol is replaced on the same port number.
+func TestUDPReload(t *testing.T) {
+	u1, u2 := startUDPBackend(t, "u1"), startUDPBackend(t, "u2")
+	port := freeTCPAndUDPPort(t)
+	conf := func(extra string) string {
+		return fmt.Sprintf(`services:
+  - name: dns
+    listen: 127.0.0.1:%d
+    protocol: udp
+    backends: {static: ['%s', '%s']}
+%s`, port, u1, u2, extra)
+	}
+	file := writeFile(t, "tierlb.yaml", "admin: {listen: ''}\n"+conf(""))
+	p := startBinary(t, "run", "--config", file)
+	addr := p.serviceAddr(t, "dns")
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ask := func(msg string) string {
+		t.Helper()
+		buf := make([]byte, 512)
+		for range 10 {
+			_, _ = c.Write([]byte(msg))
+			_ = c.SetReadDeadline(time.Now().Add(time.Second))
+			if n, err := c.Read(buf); err == nil {
+				name, _, _ := strings.Cut(string(buf[:n]), " ")
+				return name
+			}
+		}
+		t.Fatalf("no reply to %q", msg)
+		return ""
+	}
+	first := ask("before")
+	rewrite(t, file, "admin: {listen: ''}\n"+conf("    udp: {session_timeout: 1m, max_sessions: 100}\n    balance: leastconn\n"))
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	p.waitLog(t, `msg="service reconfigured" service=dns`)
+	for i := range 3 {
+		if got := ask(fmt.Sprint("after ", i)); got != first {
+			t.Fatalf("the session moved from %s to %s on reload", first, got)
+		}
+	}
+	rewrite(t, file, fmt.Sprintf("admin: {listen: ''}\nservices:\n  - {name: dns, listen: '127.0.0.1:%d', health: {type: none}, backends: {static: ['%s']}}\n",
+		port, startBackend(t, "t1").addr()))
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	p.waitLog(t, `msg=serving service=dns listen=\S+ protocol=tcp`)
+	if got := waitGreeting(t, addr); got != "t1" {
+		t.Fatalf("the service, now TCP, answered %q", got)
+	}
+}
+
+func rewrite(t *testing.T, file, content string) {
+	t.Helper()
+	if err := os.WriteFile(file, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

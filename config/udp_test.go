@@ -111,3 +111,30 @@ func TestUDPLabelService(t *testing.T) {
 		}
 	}
 }
+
+// tierlb check prints each service with its own protocol's keys only.
+func TestYAMLShowsTheProtocolsKeys(t *testing.T) {
+	cfg, err := load(t, "c.yaml", "services:\n"+svc("web", "0.0.0.0:80", "")+svc("dns", "0.0.0.0:53", "protocol: udp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cfg.YAML(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	web, dns, ok := strings.Cut(string(out), "- name: dns")
+	if !ok {
+		t.Fatalf("no dns service in:\n%s", out)
+	}
+	for _, c := range []struct {
+		text, key string
+		want      bool
+	}{
+		{web, "timeouts:", true}, {web, "zero_copy:", true}, {web, "udp:", false},
+		{dns, "timeouts:", false}, {dns, "retries:", false}, {dns, "udp:", true}, {dns, "session_timeout: 30s", true},
+	} {
+		if strings.Contains(c.text, c.key) != c.want {
+			t.Errorf("%q printed: %v, want %v, in:\n%s", c.key, !c.want, c.want, c.text)
+		}
+	}
+}

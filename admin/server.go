@@ -35,12 +35,18 @@ type Options struct {
 	// Explain lists the containers discovery has seen; nil serves [].
 	Explain func() []Explanation
 	// Ready answers /readyz: false with the reason while starting or
-	// draining; nil is always ready.
-	Ready func() (bool, string)
+	// draining (503); true with a note of what is degraded but still
+	// serves, or "" (200, the note on the line after "ready"). nil is
+	// always ready.
+	Ready func() (ok bool, why string)
 	// Logger receives request errors; nil discards.
 	Logger *slog.Logger
 	// Pprof serves net/http/pprof under /debug/pprof/ (admin.pprof).
 	Pprof bool
+	// ReadTimeout bounds reading a request, body included; WriteTimeout
+	// writing its answer; IdleTimeout a keep-alive connection waiting for
+	// its next request. Zero takes the defaults: 10 s, 60 s and 2 min.
+	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 }
 
 // shutdownGrace bounds how long Run waits for in-flight requests (a running
@@ -138,11 +144,12 @@ func (s *Server) Run(ctx context.Context) error {
 	s.mu.Unlock()
 
 	srv := &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-		BaseContext:       func(net.Listener) context.Context { return ctx },
+		Handler:      s.handler,
+		ReadTimeout:  orDefault(s.opts.ReadTimeout, defaultReadTimeout),
+		WriteTimeout: orDefault(s.opts.WriteTimeout, defaultWriteTimeout),
+		IdleTimeout:  orDefault(s.opts.IdleTimeout, defaultIdleTimeout),
+		ErrorLog:     slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		BaseContext:  func(net.Listener) context.Context { return ctx },
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -190,19 +197,25 @@ func (s *Server) routes() http.Handler {
 	if s.opts.Pprof {
 		mountPprof(mux)
 	}
-	return http.NewCrossOriginProtection().Handler(mux)
+	return s.limitBody(http.NewCrossOriginProtection().Handler(mux))
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if s.opts.Ready != nil {
-		if ok, reason := s.opts.Ready(); !ok {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			io.WriteString(w, reason+"\n")
-			return
-		}
+	if s.opts.Ready == nil {
+		io.WriteString(w, "ready\n")
+		return
 	}
-	io.WriteString(w, "ready\n")
+	ok, why := s.opts.Ready()
+	switch {
+	case !ok:
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, why+"\n")
+	case why != "":
+		io.WriteString(w, "ready\n"+why+"\n")
+	default:
+		io.WriteString(w, "ready\n")
+	}
 }
 
 // promLogger routes promhttp's gather errors to slog.

@@ -69,8 +69,18 @@ func TestReadyzFollowsReadyFunc(t *testing.T) {
 		t.Fatalf("not ready: got %d %q, want 503 with the reason", code, body)
 	}
 	f.ready.Store(true)
-	if code, _, _ := f.do(t, "GET", "/readyz", nil); code != http.StatusOK {
-		t.Fatalf("ready again: got %d, want 200", code)
+	if code, body, _ := f.do(t, "GET", "/readyz", nil); code != http.StatusOK || body != "ready\n" {
+		t.Fatalf("ready again: got %d %q, want 200 ready", code, body)
+	}
+}
+
+// TestReadyzNotesWhatIsDegraded: ready with a note is a 200 whose body
+// says ready first and the note after.
+func TestReadyzNotesWhatIsDegraded(t *testing.T) {
+	f := startServer(t, Options{Ready: func() (bool, string) { return true, "docker engine unreachable" }})
+	code, body, _ := f.do(t, "GET", "/readyz", nil)
+	if code != http.StatusOK || body != "ready\ndocker engine unreachable\n" {
+		t.Fatalf("got %d %q, want 200 with ready and the note", code, body)
 	}
 }
 

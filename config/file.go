@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -11,11 +12,30 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// ReadFile reads a config file.
+// MaxFileSize bounds a config file. A real one is a few kilobytes; the
+// limit keeps a mistaken path (a log, a disk image) or a runaway generator
+// from costing a reload hundreds of megabytes and seconds of CPU.
+const MaxFileSize = 4 << 20
+
+// ErrTooLarge is returned by ReadFile for a file over MaxFileSize.
+var ErrTooLarge = errors.New("larger than the 4 MiB limit for a config file")
+
+// ReadFile reads a config file of at most MaxFileSize bytes. A caller that
+// hashes the content (to notice changes) hands the same bytes to LoadData,
+// so that what it hashed is what it parsed even while the file is being
+// rewritten.
 func ReadFile(path string) ([]byte, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config file: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read config file: %w", err)
+	}
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("read config file %s: %w", path, ErrTooLarge)
 	}
 	return data, nil
 }

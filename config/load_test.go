@@ -221,3 +221,23 @@ func TestUnknownKeys(t *testing.T) {
 		})
 	}
 }
+
+// TestFileSizeLimit: a file up to MaxFileSize is read; one byte more is
+// one clear error, and the file is not parsed.
+func TestFileSizeLimit(t *testing.T) {
+	pad := func(size int) string {
+		body := minimalYAML + "# "
+		return body + strings.Repeat("x", size-len(body)-1) + "\n"
+	}
+	// Read, not loaded: parsing 4 MiB of YAML takes seconds under -race.
+	if data, err := ReadFile(writeFile(t, "c.yaml", pad(MaxFileSize))); err != nil || len(data) != MaxFileSize {
+		t.Fatalf("a file of exactly %d bytes: %d bytes read, %v", MaxFileSize, len(data), err)
+	}
+	_, err := load(t, "c.yaml", pad(MaxFileSize+1))
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("a file of %d bytes: %v, want ErrTooLarge", MaxFileSize+1, err)
+	}
+	if !strings.Contains(err.Error(), "c.yaml: larger than the 4 MiB limit") {
+		t.Errorf("error %q does not name the file and the limit", err)
+	}
+}

@@ -13,10 +13,11 @@ import (
 // file, environment and flags merged) as YAML on stdout and exits 0, or
 // prints every problem on stderr and exits 1.
 func cmdCheck(_ context.Context, args []string, stdout, stderr io.Writer) int {
-	src, cfg, code, done := configFromArgs("check", "tierlb check [--config FILE] [flags]", args, stdout, stderr)
+	l, code, done := configFromArgs("check", "tierlb check [--config FILE] [flags]", args, stdout, stderr)
 	if done {
 		return code
 	}
+	src, cfg := l.src, l.cfg
 	out, err := resolvedYAML(cfg, planProcs(cfg.Engine.Loops, hostProcs()))
 	if err != nil {
 		fmt.Fprintf(stderr, "tierlb: print config: %v\n", err)
@@ -34,18 +35,17 @@ func cmdCheck(_ context.Context, args []string, stdout, stderr io.Writer) int {
 // configFromArgs parses a config command's flags and loads the config they
 // point at. done means the command is over (help, a usage or config error)
 // with exit code code; the errors are printed.
-func configFromArgs(command, synopsis string, args []string, stdout, stderr io.Writer) (src config.Source, cfg *config.Config, code int, done bool) {
+func configFromArgs(command, synopsis string, args []string, stdout, stderr io.Writer) (l loaded, code int, done bool) {
 	f := newConfigFlags(command, synopsis)
 	if code, done := parseFlags(f, args, stdout, stderr); done {
-		return src, nil, code, true
+		return l, code, true
 	}
-	src = f.source()
-	cfg, err := config.Load(src)
+	l, err := load(f.source())
 	if err != nil {
 		printConfigErrors(stderr, err)
-		return src, nil, exitConfig, true
+		return l, exitConfig, true
 	}
-	return src, cfg, 0, false
+	return l, 0, false
 }
 
 // parseFlags parses a command's flags; done is true when the command must

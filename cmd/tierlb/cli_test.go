@@ -88,6 +88,7 @@ func TestCommandLine(t *testing.T) {
 		{"missing file", []string{"check", "--config", "/nonexistent/tierlb.yaml"}, exitConfig, "", `no such file`},
 		{"bad extension", []string{"check", "--config", "FILE.ini"}, exitConfig, "", `unsupported extension ".ini"`},
 		{"bad yaml", []string{"check", "--config", "BAD.yaml"}, exitConfig, "", `yaml:`},
+		{"file too large", []string{"check", "--config", "BIG.yaml"}, exitConfig, "", `big.yaml: larger than the 4 MiB limit for a config file`},
 		{"bad config in run", []string{"run", "--config", "FILE", "--log-level", "loud"}, exitConfig, "", `log.level: "loud" is not one of`},
 	}
 	for _, tt := range tests {
@@ -101,6 +102,8 @@ func TestCommandLine(t *testing.T) {
 					a = writeFile(t, "c.ini", "")
 				case "BAD.yaml":
 					a = writeFile(t, "c.yaml", "services: [\n")
+				case "BIG.yaml":
+					a = writeFile(t, "big.yaml", minimalYAML+"# "+strings.Repeat("x", 4<<20)+"\n")
 				}
 				args[i] = a
 			}

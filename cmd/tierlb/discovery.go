@@ -56,10 +56,11 @@ func dockerWanted(d *config.DockerConfig, env environment) (bool, string) {
 }
 
 // newDockerProvider builds the provider when discovery is wanted, with sink
-// receiving what it finds; nil (and no error) when discovery is off. Nothing
-// talks to the engine until the provider runs, so an engine that is down at
-// start only delays readiness.
-func newDockerProvider(cfg *config.Config, sink docker.Sink, env environment, log *slog.Logger, reg prometheus.Registerer) (*docker.Provider, error) {
+// receiving what it finds, and the watch on its engine; nils (and no error)
+// when discovery is off. Nothing talks to the engine until the provider
+// runs, so an engine that is down at start only delays readiness where a
+// service waits for discovery.
+func newDockerProvider(cfg *config.Config, sink docker.Sink, env environment, log *slog.Logger, reg prometheus.Registerer) (*docker.Provider, *engineWatch, error) {
 	on, why := dockerWanted(&cfg.Docker, env)
 	if !on {
 		log.Info("docker discovery off", "why", why)
@@ -68,18 +69,22 @@ func newDockerProvider(cfg *config.Config, sink docker.Sink, env environment, lo
 				log.Warn("service has a docker backend block but docker discovery is off: only its static backends serve", "service", s.Name)
 			}
 		}
-		return nil, nil
+		return nil, nil, nil
 	}
 	m, err := docker.NewMetrics(reg)
 	if err != nil {
-		return nil, fmt.Errorf("discovery metrics: %w", err)
+		return nil, nil, fmt.Errorf("discovery metrics: %w", err)
 	}
-	p, err := docker.New(cfg.Docker.ProviderConfig(), cfg.DockerSelectors(), sink, docker.Options{Logger: log, Metrics: m})
+	watch, err := newEngineWatch(cfg.Docker.Host, reg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	p, err := docker.New(cfg.Docker.ProviderConfig(), cfg.DockerSelectors(), sink, docker.Options{Logger: log, Metrics: m, Client: watch})
+	if err != nil {
+		return nil, nil, err
 	}
 	log.Info("docker discovery on", "why", why, "label_prefix", cfg.Docker.LabelPrefix, "label_services", cfg.Docker.LabelServices)
-	return p, nil
+	return p, watch, nil
 }
 
 // containerHealth answers health type docker from the provider. A container

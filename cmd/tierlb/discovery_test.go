@@ -111,9 +111,12 @@ func TestDockerEnabledDecidesWhetherTheEngineIsTouched(t *testing.T) {
 				t.Errorf("greeting %q, want static", got)
 			}
 			waitHTTP(t, "http://"+admin+"/readyz", http.StatusOK)
-			touched := engine.requestCount() > 0
-			if touched != tt.wantTouched {
-				t.Errorf("engine touched = %t (%d requests), want %t", touched, engine.requestCount(), tt.wantTouched)
+			// A service with static backends is ready before discovery's
+			// first sync, so auto's first request may come after /readyz.
+			if tt.wantTouched {
+				testkit.Eventually(t, 10*time.Second, "a request to the engine", func() bool { return engine.requestCount() > 0 })
+			} else if n := engine.requestCount(); n > 0 {
+				t.Errorf("engine touched (%d requests), want no request with docker.enabled false", n)
 			}
 			if !tt.wantTouched && !strings.Contains(p.logs(), "docker discovery off") {
 				t.Error("the log does not say discovery is off")
@@ -122,17 +125,60 @@ func TestDockerEnabledDecidesWhetherTheEngineIsTouched(t *testing.T) {
 	}
 }
 
-// TestReadyzWaitsForTheFirstSync: static backends serve at once, /readyz
-// says why it is not ready until the provider has listed the engine, and
-// turns ready when it has.
-func TestReadyzWaitsForTheFirstSync(t *testing.T) {
+// dockerOnlyConfig is a service whose backends all come from discovery.
+func dockerOnlyConfig(host string) string {
+	return fmt.Sprintf(`admin: {listen: '127.0.0.1:0'}
+shutdown: {drain_timeout: 10s}
+docker: {host: '%s', resync_interval: 1s}
+services:
+  - {name: app, listen: '127.0.0.1:0', backends: {docker: {service: app}}, health: {type: none}}
+`, host)
+}
+
+// waitReadyz polls /readyz until it answers code with a body containing
+// want, and fails if it answers the other way first (200 where 503 is
+// awaited, or the reverse).
+func waitReadyz(t *testing.T, admin string, code int, want string) {
+	t.Helper()
+	var got int
+	var body string
+	if !testkit.Within(10*time.Second, func() bool {
+		got, body = httpGet(t, "http://"+admin+"/readyz")
+		return got != code || strings.Contains(body, want)
+	}) || got != code {
+		t.Fatalf("/readyz %d %q, want %d saying %q", got, body, code, want)
+	}
+}
+
+// waitReady polls /readyz until it answers 200 with a plain "ready".
+func waitReady(t *testing.T, admin string) {
+	t.Helper()
+	var code int
+	var body string
+	if !testkit.Within(10*time.Second, func() bool {
+		code, body = httpGet(t, "http://"+admin+"/readyz")
+		return code == http.StatusOK && body == "ready\n"
+	}) {
+		t.Fatalf("/readyz %d %q, want 200 ready", code, body)
+	}
+}
+
+// TestReadyzMeansCanServe: tierlb is ready once every service can route.
+// Static backends route at once, whatever discovery is doing, and /readyz
+// says what discovery is waiting for; a service whose backends all come
+// from Docker waits for the first sync.
+func TestReadyzMeansCanServe(t *testing.T) {
 	tests := []struct {
-		name   string
-		reason string
-		down   bool // no engine at all, rather than a slow one
+		name       string
+		dockerOnly bool
+		down       bool // no engine at all, rather than a slow one
+		code       int
+		reason     string
 	}{
-		{"engine slow", "waiting for the first docker sync", false},
-		{"engine unreachable", "docker engine at tcp://", true},
+		{"static, engine slow", false, false, http.StatusOK, "static backends serve; docker discovery: waiting for the first docker sync"},
+		{"static, engine unreachable", false, true, http.StatusOK, "static backends serve; docker discovery: docker engine at tcp://"},
+		{"docker only, engine slow", true, false, http.StatusServiceUnavailable, "waiting for the first docker sync"},
+		{"docker only, engine unreachable", true, true, http.StatusServiceUnavailable, "docker engine at tcp://"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -143,28 +189,64 @@ func TestReadyzWaitsForTheFirstSync(t *testing.T) {
 			if tt.down {
 				host = "tcp://" + testkit.ClosedPort(t)
 			}
-			b := startBackend(t, "static")
-			file := writeFile(t, "tierlb.yaml", discoveryConfig(host, b.addr()))
+			file := writeFile(t, "tierlb.yaml", dockerOnlyConfig(host))
+			if !tt.dockerOnly {
+				b := startBackend(t, "static")
+				file = writeFile(t, "tierlb.yaml", discoveryConfig(host, b.addr()))
+			}
 			p := startBinaryEnv(t, []string{"TIERLB_DOCKER_ENABLED=true"}, "run", "--config", file)
 			admin := p.waitLog(t, `msg="admin listening" addr=(\S+)`)
-			if got := waitGreeting(t, p.serviceAddr(t, "web")); got != "static" {
-				t.Errorf("static backend not served while discovery is not ready: %q", got)
+			if !tt.dockerOnly {
+				if got := waitGreeting(t, p.serviceAddr(t, "web")); got != "static" {
+					t.Errorf("static backend not served while discovery is not ready: %q", got)
+				}
 			}
-			var code int
-			var body string
-			if !testkit.Within(10*time.Second, func() bool {
-				code, body = httpGet(t, "http://"+admin+"/readyz")
-				return code == http.StatusOK || code == http.StatusServiceUnavailable && strings.Contains(body, tt.reason)
-			}) || code == http.StatusOK {
-				t.Fatalf("/readyz %d %q, want 503 saying %q", code, body, tt.reason)
-			}
+			waitReadyz(t, admin, tt.code, tt.reason)
 			if tt.down {
 				return
 			}
 			release()
-			waitHTTP(t, "http://"+admin+"/readyz", http.StatusOK)
+			waitReady(t, admin)
 		})
 	}
+}
+
+// TestEngineOutageKeepsReadiness: once discovery has synced, an engine
+// that stops answering is reported in /readyz's body and by
+// tierlb_discovery_engine_up, but tierlb stays ready and serves the last
+// known backends; when the engine is back, so is the plain answer.
+func TestEngineOutageKeepsReadiness(t *testing.T) {
+	engine := newFakeEngine(t)
+	db := startBackend(t, "db")
+	_, dbPort, _ := net.SplitHostPort(db.addr())
+	engine.start(strings.Repeat("a", 64), "app-1", map[string]string{"tierlb.service": "app", "tierlb.port": dbPort})
+	p := startBinaryEnv(t, []string{"TIERLB_DOCKER_ENABLED=true"}, "run", "--config", writeFile(t, "tierlb.yaml", dockerOnlyConfig(engine.url)))
+	admin := p.waitLog(t, `msg="admin listening" addr=(\S+)`)
+	addr := p.serviceAddr(t, "app")
+	if body := waitHTTP(t, "http://"+admin+"/readyz", http.StatusOK); body != "ready\n" {
+		t.Errorf("/readyz with the engine up: %q, want ready", body)
+	}
+	if got := waitGreeting(t, addr); got != "db" {
+		t.Fatalf("greeting %q, want db", got)
+	}
+	const up = `tierlb_discovery_engine_up{provider="docker"}`
+	if got := metric(t, admin, up); got != "1" {
+		t.Errorf("%s = %s with the engine up", up, got)
+	}
+
+	repair := engine.breakDown()
+	t.Cleanup(repair)
+	waitReadyz(t, admin, http.StatusOK, "unreachable since")
+	if got := metric(t, admin, up); got != "0" {
+		t.Errorf("%s = %s during the outage", up, got)
+	}
+	if got, err := greet(t, addr); got != "db" {
+		t.Errorf("during the outage the last known backend does not serve: %q, %v", got, err)
+	}
+
+	repair()
+	waitReady(t, admin)
+	testkit.Eventually(t, 10*time.Second, "the engine gauge back at 1", func() bool { return metric(t, admin, up) == "1" })
 }
 
 // TestLabelDeclaredService follows a service that only containers declare:

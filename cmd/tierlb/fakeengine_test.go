@@ -32,7 +32,10 @@ type fakeEngine struct {
 	requests int
 	ctrs     map[string]container.InspectResponse
 	gate     chan struct{} // while open, container lists wait
-	streams  []chan events.Message
+	broken   chan struct{} // non-nil while every request fails
+	// breakNext is closed by breakDown to end the streams open then.
+	breakNext chan struct{}
+	streams   []chan events.Message
 }
 
 const fakeNetwork = "fakenet"
@@ -62,10 +65,16 @@ var apiVersionPrefix = regexp.MustCompile(`^/v[0-9.]+`)
 func (f *fakeEngine) serve(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.requests++
-	gate := f.gate
+	gate, broken := f.gate, f.broken
 	f.mu.Unlock()
 	path := apiVersionPrefix.ReplaceAllString(r.URL.Path, "")
 	w.Header().Set("Api-Version", "1.41")
+	if broken != nil {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusInternalServerError)
+		writeJSON(w, map[string]string{"message": "the fake engine is broken"})
+		return
+	}
 	switch {
 	case path == "/_ping":
 		_, _ = w.Write([]byte("OK"))
@@ -105,11 +114,13 @@ func (f *fakeEngine) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// events streams what emit sends until the client goes away.
+// events streams what emit sends until the client goes away or the engine
+// breaks.
 func (f *fakeEngine) events(w http.ResponseWriter, r *http.Request) {
 	ch := make(chan events.Message, 16)
 	f.mu.Lock()
 	f.streams = append(f.streams, ch)
+	broken := f.brokenCh()
 	f.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
@@ -118,6 +129,8 @@ func (f *fakeEngine) events(w http.ResponseWriter, r *http.Request) {
 	for {
 		select {
 		case <-r.Context().Done():
+			return
+		case <-broken:
 			return
 		case m := <-ch:
 			if enc.Encode(m) != nil {
@@ -131,6 +144,29 @@ func (f *fakeEngine) events(w http.ResponseWriter, r *http.Request) {
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// brokenCh is closed when the engine breaks; f.mu is held.
+func (f *fakeEngine) brokenCh() chan struct{} {
+	if f.breakNext == nil {
+		f.breakNext = make(chan struct{})
+	}
+	return f.breakNext
+}
+
+// breakDown makes the engine fail every request and end its event streams,
+// as an engine that is restarting does, until the returned func is called.
+func (f *fakeEngine) breakDown() (repair func()) {
+	f.mu.Lock()
+	ch := f.brokenCh()
+	f.broken, f.breakNext = ch, nil
+	f.mu.Unlock()
+	close(ch)
+	return sync.OnceFunc(func() {
+		f.mu.Lock()
+		f.broken = nil
+		f.mu.Unlock()
+	})
 }
 
 // holdLists makes container lists wait until the returned func is called.

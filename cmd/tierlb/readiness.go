@@ -1,33 +1,61 @@
 package main
 
 import (
+	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/tierlb/tierlb/config"
 )
 
-// readiness answers /readyz: ready once every listener is bound and every
-// registered condition (such as Docker discovery's first full sync) holds,
-// and not ready again from the moment the drain starts.
+// readiness answers /readyz. tierlb is ready when it can serve: every
+// listener is bound and every service can route, through static backends
+// or through a discovery that has synced at least once. It is not ready
+// again from the moment the drain starts.
+//
+// Discovery that has not synced yet holds readiness only where something
+// waits for it: a service whose backends all come from Docker, or a config
+// with no services at all (label-declared ones are all there will be). An
+// engine that becomes unreachable afterwards does not take a working load
+// balancer out of rotation: the last known backends keep serving, and the
+// outage is a line of the 200 body (and tierlb_discovery_engine_up 0).
 type readiness struct {
 	bound    atomic.Bool
 	draining atomic.Bool
+	waitSync atomic.Bool // the config in force needs a first sync to route
 
 	mu     sync.Mutex
-	checks []func() (bool, string)
+	synced func() (bool, string) // nil without discovery
+	engine func() string         // "" while the engine answers
 }
 
-// addCheck registers another condition, e.g. a discovery provider's Ready.
-func (r *readiness) addCheck(check func() (bool, string)) {
+// setDiscovery registers the discovery provider's first-sync state and the
+// engine's current state.
+func (r *readiness) setDiscovery(synced func() (bool, string), engine func() string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.checks = append(r.checks, check)
+	r.synced, r.engine = synced, engine
+}
+
+// setConfig notes whether the config in force routes anything only
+// through discovery.
+func (r *readiness) setConfig(cfg *config.Config) {
+	wait := len(cfg.Services) == 0
+	for _, s := range cfg.Services {
+		if s.Backends.Docker != nil && len(s.Backends.Static) == 0 {
+			wait = true
+		}
+	}
+	r.waitSync.Store(wait)
 }
 
 func (r *readiness) setBound()    { r.bound.Store(true) }
 func (r *readiness) setDraining() { r.draining.Store(true) }
 
-// Ready reports whether tierlb should receive traffic, and if not, why.
-func (r *readiness) Ready() (bool, string) {
+// Ready reports whether tierlb should receive traffic. When not, why is
+// the reason; when ready, why notes what is degraded but does not stop
+// it serving ("" when nothing is).
+func (r *readiness) Ready() (ok bool, why string) {
 	if r.draining.Load() {
 		return false, "draining"
 	}
@@ -35,12 +63,22 @@ func (r *readiness) Ready() (bool, string) {
 		return false, "listeners not bound yet"
 	}
 	r.mu.Lock()
-	checks := r.checks
+	synced, engine := r.synced, r.engine
 	r.mu.Unlock()
-	for _, c := range checks {
-		if ok, why := c(); !ok {
+	if synced == nil {
+		return true, ""
+	}
+	if ok, why := synced(); !ok {
+		if r.waitSync.Load() {
 			return false, why
 		}
+		return true, "static backends serve; docker discovery: " + why
 	}
-	return true, ""
+	var notes []string
+	if engine != nil {
+		if s := engine(); s != "" {
+			notes = append(notes, s+"; serving the last known backends")
+		}
+	}
+	return true, strings.Join(notes, "; ")
 }

@@ -1,9 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -31,8 +31,35 @@ type reloader struct {
 	reloads *prometheus.CounterVec // tierlb_config_reloads_total{result}
 
 	cfg  *config.Config // the config in force
-	hash [32]byte       // of the file content cfg was loaded from
-	hup  chan os.Signal
+	hash [32]byte       // of the file content last loaded, good or bad
+	// tooLarge notes that the watch has reported the file over the size
+	// limit, so it does not report it every tick.
+	tooLarge bool
+	hup      chan os.Signal
+}
+
+// loaded is a config, where it came from, and the hash of the very file
+// content it was parsed from (zero without a file).
+type loaded struct {
+	src  config.Source
+	cfg  *config.Config
+	hash [32]byte
+}
+
+// load reads the config file once and loads the config from those bytes.
+func load(src config.Source) (loaded, error) {
+	l := loaded{src: src}
+	var data []byte
+	if src.File != "" {
+		var err error
+		if data, err = config.ReadFile(src.File); err != nil {
+			return l, err
+		}
+		l.hash = sha256.Sum256(data)
+	}
+	cfg, err := config.LoadData(src, data)
+	l.cfg = cfg
+	return l, err
 }
 
 func newReloadCounter(reg prometheus.Registerer) (*prometheus.CounterVec, error) {
@@ -49,9 +76,8 @@ func newReloadCounter(reg prometheus.Registerer) (*prometheus.CounterVec, error)
 	return c, nil
 }
 
-func newReloader(src config.Source, cfg *config.Config, log *slog.Logger, level *slog.LevelVar, sup *supervisor, disc *docker.Provider, adm *admin.Server, reloads *prometheus.CounterVec) *reloader {
-	r := &reloader{src: src, cfg: cfg, log: log, level: level, sup: sup, disc: disc, adm: adm, reloads: reloads, hup: make(chan os.Signal, 1)}
-	r.hash, _ = r.fileHash()
+func newReloader(l loaded, log *slog.Logger, level *slog.LevelVar, sup *supervisor, disc *docker.Provider, adm *admin.Server, reloads *prometheus.CounterVec) *reloader {
+	r := &reloader{src: l.src, cfg: l.cfg, hash: l.hash, log: log, level: level, sup: sup, disc: disc, adm: adm, reloads: reloads, hup: make(chan os.Signal, 1)}
 	// Subscribed before Run so that a SIGHUP right after start is not lost
 	// (nor fatal: its default action would end the process).
 	signal.Notify(r.hup, syscall.SIGHUP)
@@ -83,31 +109,68 @@ func (r *reloader) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-r.hup:
-			r.reload("SIGHUP")
-		case <-tick:
-			if h, err := r.fileHash(); err == nil && !bytes.Equal(h[:], r.hash[:]) {
-				r.reload("file changed")
+			if data, err := r.read(); err != nil {
+				r.reject("SIGHUP", err)
+			} else {
+				r.reload("SIGHUP", data)
 			}
+		case <-tick:
+			r.watch()
 		}
 		setWatch(r.cfg.ConfigWatch)
 	}
 }
 
-// reload loads and applies the config once.
-func (r *reloader) reload(why string) {
-	log := r.log.With("trigger", why, "file", r.src.File)
-	h, _ := r.fileHash()
-	// The hash is taken even when the load fails, so the watch does not
-	// retry the same broken content every tick.
-	r.hash = h
-	cfg, err := config.Load(r.src)
+// watch reloads when the file's content has changed. A file it cannot read
+// is left alone (an editor may be replacing it), except one over the size
+// limit, which is reported once.
+func (r *reloader) watch() {
+	data, err := r.read()
 	if err != nil {
-		errs := config.Problems(err)
-		log.Error("config reload rejected: the running config stays", "problems", len(errs))
-		for _, e := range errs {
-			log.Error("config problem", "err", e)
+		if errors.Is(err, config.ErrTooLarge) && !r.tooLarge {
+			r.tooLarge = true
+			r.reject("file changed", err)
 		}
-		r.reloads.WithLabelValues("error").Inc()
+		return
+	}
+	r.tooLarge = false
+	if sha256.Sum256(data) != r.hash {
+		r.reload("file changed", data)
+	}
+}
+
+// read reads the config file once for one reload; nil without a file.
+func (r *reloader) read() ([]byte, error) {
+	if r.src.File == "" {
+		return nil, nil
+	}
+	return config.ReadFile(r.src.File)
+}
+
+// reject logs why a reload was refused and counts it; the running config
+// stays.
+func (r *reloader) reject(why string, err error) {
+	log := r.log.With("trigger", why, "file", r.src.File)
+	errs := config.Problems(err)
+	log.Error("config reload rejected: the running config stays", "problems", len(errs))
+	for _, e := range errs {
+		log.Error("config problem", "err", e)
+	}
+	r.reloads.WithLabelValues("error").Inc()
+}
+
+// reload loads the config from data, the file content just read, and
+// applies it.
+func (r *reloader) reload(why string, data []byte) {
+	log := r.log.With("trigger", why, "file", r.src.File)
+	// The hash is kept even when the config has errors, so the watch does
+	// not retry the same broken content every tick.
+	if r.src.File != "" {
+		r.hash = sha256.Sum256(data)
+	}
+	cfg, err := config.LoadData(r.src, data)
+	if err != nil {
+		r.reject(why, err)
 		return
 	}
 	if cfg.Log.Format != r.cfg.Log.Format {
@@ -149,17 +212,4 @@ func (r *reloader) reload(why string) {
 	}
 	log.Info("config reloaded", "services", len(cfg.Services))
 	r.reloads.WithLabelValues("ok").Inc()
-}
-
-// fileHash hashes the config file's content; mtime alone misses edits
-// within its granularity and flags touches that change nothing.
-func (r *reloader) fileHash() ([32]byte, error) {
-	if r.src.File == "" {
-		return [32]byte{}, nil
-	}
-	data, err := os.ReadFile(r.src.File)
-	if err != nil {
-		return [32]byte{}, err
-	}
-	return sha256.Sum256(data), nil
 }

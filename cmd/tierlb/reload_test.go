@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -96,9 +97,7 @@ func TestWatchReloadsChangedSettings(t *testing.T) {
 	// Same listen address, another backend and policy: the listener stays,
 	// new connections go to b, the open one stays on a.
 	next := strings.Replace(reloadConfig([3]string{"svc", "127.0.0.1:0", bb.addr()}), "name: svc,", "name: svc, balance: leastconn,", 1)
-	if err := os.WriteFile(file, []byte(next), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	replaceFile(t, file, next)
 	p.waitLog(t, `msg="service reconfigured" service=svc`)
 	p.waitLog(t, `msg="config reloaded" trigger="file changed"`)
 	if got := waitGreetingFrom(t, addr, "b"); got != "b" {
@@ -168,5 +167,57 @@ func TestReloadRotatesAdminToken(t *testing.T) {
 	}
 	if strings.Contains(p.logs(), "change at the next restart") {
 		t.Errorf("a token change asked for a restart:\n%s", p.logs())
+	}
+}
+
+// TestReloadRefusesTooLargeFile: a config file over the size limit is
+// refused without being parsed, by the watch (once, not every tick) and by
+// SIGHUP, and the running config stays; a good file then reloads.
+func TestReloadRefusesTooLargeFile(t *testing.T) {
+	ba, bb := startBackend(t, "a"), startBackend(t, "b")
+	good := reloadConfig([3]string{"a", "127.0.0.1:0", ba.addr()})
+	file := writeFile(t, "tierlb.yaml", good)
+	p := startBinary(t, "run", "--config", file, "--watch-config", "20ms")
+	addr := p.serviceAddr(t, "a")
+	admin := p.waitLog(t, `msg="admin listening" addr=(\S+)`)
+	waitGreeting(t, addr)
+
+	big := good + "# " + strings.Repeat("x", 4<<20) + "\n"
+	replaceFile(t, file, big)
+	const tooLarge = `msg="config problem".*tierlb.yaml: larger than the 4 MiB limit for a config file`
+	p.waitLog(t, tooLarge)
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 10*time.Second, "the SIGHUP's refusal", func() bool {
+		return len(regexp.MustCompile(`trigger=SIGHUP.*larger than the 4 MiB limit`).FindAllString(p.logs(), -1)) == 1
+	})
+	if n := len(regexp.MustCompile(tooLarge).FindAllString(p.logs(), -1)); n != 2 {
+		t.Errorf("the too-large file was reported %d times, want twice (the watch once, SIGHUP once):\n%s", n, p.logs())
+	}
+	if got := metric(t, admin, `tierlb_config_reloads_total{result="error"}`); got != "2" {
+		t.Errorf("reloads error = %s, want 2", got)
+	}
+	if got, err := greet(t, addr); err != nil || got != "a" {
+		t.Errorf("after the refused reloads: %q, %v", got, err)
+	}
+
+	replaceFile(t, file, reloadConfig([3]string{"a", "127.0.0.1:0", bb.addr()}))
+	p.waitLog(t, `msg="config reloaded" trigger="file changed"`)
+	if got := waitGreetingFrom(t, addr, "b"); got != "b" {
+		t.Errorf("after the good file: %q, want b", got)
+	}
+}
+
+// replaceFile swaps in new content at once, as editors and deploy tools
+// do, so the watch never sees the file half written.
+func replaceFile(t *testing.T, path, content string) {
+	t.Helper()
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tierlb/tierlb/admin"
-	"github.com/tierlb/tierlb/config"
 	"github.com/tierlb/tierlb/health"
 	"github.com/tierlb/tierlb/proxy"
 	"github.com/tierlb/tierlb/proxy/udp"
@@ -21,10 +20,11 @@ import (
 // cmdRun serves until SIGTERM/SIGINT (ctx), then drains and exits 0. A bad
 // config exits 1; a failure to bind or to serve exits 2.
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	src, cfg, code, done := configFromArgs("run", "tierlb [run] [--config FILE] [flags]\n       tierlb run --listen ADDR --backend A,B [flags]   (quick mode)", args, stdout, stderr)
+	l, code, done := configFromArgs("run", "tierlb [run] [--config FILE] [flags]\n       tierlb run --listen ADDR --backend A,B [flags]   (quick mode)", args, stdout, stderr)
 	if done {
 		return code
 	}
+	src, cfg := l.src, l.cfg
 	log, level := newLogger(stderr, cfg.Log)
 	ver, rev := buildVersion()
 	plan := planProcs(cfg.Engine.Loops, hostProcs())
@@ -32,7 +32,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	log.Info("starting tierlb", "version", ver, "commit", rev, "config", src.File, "services", len(cfg.Services),
 		"event_loops", plan.loops, "gomaxprocs", plan.gomaxprocs, "gomaxprocs_was", plan.procs)
 	raiseNoFileLimit(log)
-	if err := serve(ctx, src, cfg, log, level, hostEnvironment(), plan.loops); err != nil {
+	if err := serve(ctx, l, log, level, hostEnvironment(), plan.loops); err != nil {
 		log.Error("tierlb stopped on a failure", "err", err)
 		return exitRuntime
 	}
@@ -52,12 +52,14 @@ type component struct {
 //
 // Docker discovery, when on (env decides docker.enabled: auto), is a
 // component whose provider hands backends and label-declared services to
-// the supervisor (its Sink), holds /readyz until its first full sync, and
-// answers health type docker. An engine that is down at start does not stop
-// the process: static backends serve while the provider retries.
+// the supervisor (its Sink), holds /readyz until its first full sync where
+// a service needs it (see readiness), and answers health type docker. An
+// engine that is down at start does not stop the process: static backends
+// serve while the provider retries.
 //
 // loops is the number of event loops each service runs (procPlan).
-func serve(ctx context.Context, src config.Source, cfg *config.Config, log *slog.Logger, level *slog.LevelVar, env environment, loops int) error {
+func serve(ctx context.Context, l loaded, log *slog.Logger, level *slog.LevelVar, env environment, loops int) error {
+	cfg := l.cfg
 	reg, err := newRegistry()
 	if err != nil {
 		return err
@@ -80,14 +82,14 @@ func serve(ctx context.Context, src config.Source, cfg *config.Config, log *slog
 	}
 	ready := &readiness{}
 	sup := newSupervisor(deps{Log: log, AccessLog: accessLogger(log), ProxyMetrics: pm, UDPMetrics: um, HealthMetrics: hm, Loops: loops}, ready)
-	disc, err := newDockerProvider(cfg, sup, env, log, reg)
+	disc, watch, err := newDockerProvider(cfg, sup, env, log, reg)
 	if err != nil {
 		return err
 	}
 	var explain func() []admin.Explanation
 	if disc != nil {
 		sup.deps.Docker = containerHealth{disc}
-		ready.addCheck(disc.Ready)
+		ready.setDiscovery(disc.Ready, watch.status)
 		explain = explainFunc(disc)
 	}
 	// Per-backend series are read from the backends' atomics at scrape time.
@@ -125,7 +127,7 @@ func serve(ctx context.Context, src config.Source, cfg *config.Config, log *slog
 			defer stopAdmin()
 			return sup.Run(ctx)
 		}},
-		{"reload", newReloader(src, cfg, log, level, sup, disc, adm, reloads).Run},
+		{"reload", newReloader(l, log, level, sup, disc, adm, reloads).Run},
 	}
 	if disc != nil {
 		comps = append(comps, component{"docker discovery", disc.Run})

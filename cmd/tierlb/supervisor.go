@@ -86,6 +86,7 @@ func (s *supervisor) Start(cfg *config.Config) error {
 		in.start(s.failed)
 	}
 	s.cfg = cfg
+	s.ready.setConfig(cfg)
 	s.ready.setBound()
 	return nil
 }
@@ -277,6 +278,7 @@ func (s *supervisor) applyLocked(cfg *config.Config) error {
 		in.log.Info("service reconfigured")
 	}
 	s.cfg = cfg
+	s.ready.setConfig(cfg)
 	return errors.Join(errs...)
 }
 

@@ -94,8 +94,8 @@ func parseIperfUDP(b []byte) (iperfResult, error) {
 	if doc.Error != "" {
 		return iperfResult{}, fmt.Errorf("iperf3: %s", doc.Error)
 	}
-	if doc.End.Sum == nil || doc.End.SumReceived == nil || doc.End.SumReceived.Seconds <= 0 {
-		return iperfResult{}, errors.New("iperf3: no end.sum or end.sum_received")
+	if doc.End.Sum == nil || doc.End.SumReceived == nil || !(doc.End.SumReceived.Seconds > 0) || !(doc.End.SumReceived.Bytes >= 0) {
+		return iperfResult{}, errors.New("iperf3: no end.sum or end.sum_received with bytes over seconds")
 	}
 	r := doc.End.SumReceived
 	return iperfResult{MBps: r.Bytes / r.Seconds / 1e6, LossPct: doc.End.Sum.LostPercent}, nil

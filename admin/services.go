@@ -43,6 +43,11 @@ type Explanation struct {
 	Name string `json:"name"`
 	// Service is the service the container belongs to, if any.
 	Service string `json:"service"`
+	// Task, Node and Slot place a Swarm task (task ID, node hostname,
+	// replica number); absent for plain containers.
+	Task string `json:"task,omitempty"`
+	Node string `json:"node,omitempty"`
+	Slot int    `json:"slot,omitempty"`
 	// Network is the Docker network chosen to reach it.
 	Network string `json:"network"`
 	// Address is the host:port dialed.

@@ -25,6 +25,10 @@ type BackendStatus struct {
 	Address   string `json:"address"`
 	Network   string `json:"network"`
 	Container string `json:"container"`
+	// Node and Slot place a Swarm task (its node's hostname, its replica
+	// number); absent for other backends.
+	Node string `json:"node,omitempty"`
+	Slot int    `json:"slot,omitempty"`
 	// State is up, down, draining or maint; Reason says why.
 	State    string `json:"state"`
 	Reason   string `json:"reason"`
@@ -84,6 +88,8 @@ func backendStatus(b *backends.Backend) BackendStatus {
 		Address:           sp.Address,
 		Network:           sp.Network,
 		Container:         sp.Container,
+		Node:              sp.Node,
+		Slot:              sp.Slot,
 		State:             st.String(),
 		Reason:            reason,
 		Weight:            sp.Weight,

@@ -20,6 +20,10 @@ type Spec struct {
 	Network string
 	// Container is the full container ID; "" for static backends.
 	Container string
+	// Node is the Swarm node (hostname) a task runs on, and Slot its
+	// replica number; "" and 0 outside Swarm mode.
+	Node string
+	Slot int
 	// Weight is the relative share of new connections; 0 takes none.
 	Weight int
 	// Priority is the backend's group: a group gets connections only while no

@@ -12,11 +12,11 @@ import (
 const chartMax = 3.0
 
 // barColors are per target column, in table order (HAProxy is the 1.0 line).
-var barColors = []string{"#9e9e9e", "#1565c0", "#64b5f6", "#e65100", "#2e7d32", "#6a1b9a"}
+var barColors = []string{"#9e9e9e", "#1565c0", "#64b5f6", "#0d47a1", "#90caf9", "#4fc3f7", "#e65100", "#ffb74d", "#2e7d32", "#81c784", "#6a1b9a", "#ba68c8"}
 
 // chartSVG draws grouped horizontal bars: per table row, each target's
-// advantage over HAProxy (above 1.0 = better than HAProxy), with the 1.0
-// line drawn across.
+// advantage over HAProxy at its best setting for that row (above 1.0 =
+// better than it), with the 1.0 line drawn across.
 func chartSVG(res *results) string {
 	const (
 		labelW = 380
@@ -31,7 +31,7 @@ func chartSVG(res *results) string {
 	}
 	var bars []bar
 	for i, t := range res.columns() {
-		if t.Name != "haproxy" {
+		if t.family() != "haproxy" {
 			bars = append(bars, bar{t, barColors[i%len(barColors)]})
 		}
 	}
@@ -49,7 +49,7 @@ func chartSVG(res *results) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="11">`+"\n", width, height)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
-	fmt.Fprintf(&b, `<text x="10" y="18" font-size="14" font-weight="bold">Advantage over HAProxy per row (bar past 1.0 = better than HAProxy)</text>`+"\n")
+	fmt.Fprintf(&b, `<text x="10" y="18" font-size="14" font-weight="bold">Advantage over the best HAProxy setting per row (bar past 1.0 = better than HAProxy at its best)</text>`+"\n")
 	fmt.Fprintf(&b, `<text x="10" y="34" fill="#555">%s, medians of %d rounds; HAProxy÷target where lower is better, target÷HAProxy otherwise; cut at %.0f×</text>`+"\n",
 		html.EscapeString(res.Date.UTC().Format("2006-01-02")), res.Options.Rounds, chartMax)
 	// Legend.
@@ -73,7 +73,7 @@ func chartSVG(res *results) string {
 		y := top + i*groupH
 		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end">%s</text>`+"\n",
 			labelW-8, y+groupH/2, html.EscapeString(r.Label))
-		ref := stat(res.Runs, r.Scenario, "haproxy", r.Metric)
+		ref := bestOf(res, r, "haproxy").s
 		for j, t := range bars {
 			by := y + j*barH
 			s := stat(res.Runs, r.Scenario, t.Name, r.Metric)

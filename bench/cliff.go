@@ -53,9 +53,7 @@ func cliffStep(ctx context.Context, e *env, r *running, n int, o *outcome) error
 		o.note("%d connections: %d socket errors or non-2xx answers in %d responses", n, bad, res.Requests)
 	}
 	if r.t.Proxy {
-		if res.BytesRead > 0 {
-			o.set(key("cpu_per_gb"), cpu/(res.BytesRead/1e9))
-		}
+		o.setPerUnit(key("cpu_per_gb"), cpu, res.BytesRead, 1e9)
 		o.set(key("pipes"), float64(maxPipes)/2) // two fds per pipe
 	}
 	return nil

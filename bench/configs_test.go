@@ -6,7 +6,7 @@ import (
 )
 
 func TestProxyConfigs(t *testing.T) {
-	p := frontPorts{HTTP: 1111, Iperf: 2222}
+	p := frontPorts{HTTP: 1111, Iperf: 2222, Admin: 3333}
 	tests := []struct {
 		name string
 		text string
@@ -22,7 +22,7 @@ func TestProxyConfigs(t *testing.T) {
 			"listen 127.0.0.1:1111;", "proxy_pass 127.0.0.1:8080;", "listen 127.0.0.1:2222;", "proxy_pass 127.0.0.1:5201;",
 		}},
 		{name: "tierlb splice", text: tierlbConfig(p, "127.0.0.1:8080", "127.0.0.1:5201", true), want: []string{
-			"listen: \"\"", "listen: 127.0.0.1:1111", "static: [\"127.0.0.1:8080\"]", "zero_copy: auto", "type: none",
+			"listen: 127.0.0.1:3333", "access: false", "listen: 127.0.0.1:1111", "static: [\"127.0.0.1:8080\"]", "zero_copy: auto", "type: none",
 		}},
 		{name: "tierlb copy", text: tierlbConfig(p, "127.0.0.1:8080", "127.0.0.1:5201", false), want: []string{
 			"zero_copy: off", "listen: 127.0.0.1:2222", "static: [\"127.0.0.1:5201\"]",

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,8 +10,8 @@ import (
 // haproxyConfig is HAProxy in mode tcp with splicing both ways, the setup
 // the reference numbers came from.
 //
-// nbthread matches tierlb's event loops (the core count): each proxy may use
-// every core, none more. maxconn is left to HAProxy, which derives it from
+// nbthread is the setting under test (the bench runs 1 up to the core
+// count, as it does tierlb's event loops and nginx's workers). maxconn is left to HAProxy, which derives it from
 // RLIMIT_NOFILE (20,000 here, not raisable) after reserving descriptors for
 // its pipes, so the idle scenario shows how many connections it can really
 // hold. Long client/server timeouts keep idle connections open.
@@ -46,13 +45,13 @@ backend iperf
 }
 
 // startHAProxy runs haproxy in the foreground (-db) as its own process.
-func startHAProxy(_ context.Context, e *env, dir string, p frontPorts, cred *syscall.Credential) ([]*proc, error) {
+func startHAProxy(e *env, nbthread int, dir string, p frontPorts, cred *syscall.Credential) ([]*proc, error) {
 	cfg := filepath.Join(dir, "haproxy.cfg")
-	text := haproxyConfig(e.threads, p, e.whoamiAddr, fmt.Sprintf("127.0.0.1:%d", e.iperfPort))
+	text := haproxyConfig(nbthread, p, e.whoamiAddr, fmt.Sprintf("127.0.0.1:%d", e.iperfPort))
 	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		return nil, fmt.Errorf("write haproxy config: %w", err)
 	}
-	pr, err := e.procs.start("haproxy", []string{e.tools.path("haproxy"), "-db", "-f", cfg}, cred)
+	pr, err := e.procs.start("haproxy", []string{e.tools.path("haproxy"), "-db", "-f", cfg}, nil, cred)
 	if err != nil {
 		return nil, err
 	}

@@ -55,7 +55,7 @@ func parseIperf(b []byte) (iperfResult, error) {
 // client against addr (the proxy's iperf3 port) for d.
 func runIperf(ctx context.Context, e *env, addr string, d time.Duration) (iperfResult, error) {
 	port := strconv.Itoa(e.iperfPort)
-	srv, err := e.procs.start("iperf3-server", []string{e.tools.path("iperf3"), "-s", "-1", "-B", "127.0.0.1", "-p", port}, nil)
+	srv, err := e.procs.start("iperf3-server", []string{e.tools.path("iperf3"), "-s", "-1", "-B", "127.0.0.1", "-p", port}, nil, nil)
 	if err != nil {
 		return iperfResult{}, err
 	}

@@ -5,6 +5,7 @@
 //	go run ./bench                     # 3 interleaved rounds, 10 s per load run
 //	go run ./bench --quick             # smoke run: 1 round, 2 s each, to bench/results/quick
 //	go run ./bench --scenarios keepalive,bulk --targets direct,tierlb,haproxy
+//	go run ./bench --baseline main    # tierlb of main beside the work tree's
 //
 // It needs wrk, haproxy, nginx with the stream module, iperf3 and strace
 // (apt-get install -y wrk haproxy nginx libnginx-mod-stream iperf3 strace),
@@ -39,8 +40,18 @@ type options struct {
 	Quick      bool          `json:"quick"`
 	IdleMax    int           `json:"idle_max"`
 	CliffConns []int         `json:"cliff_conns"`
-	Threads    int           `json:"threads"`
-	KeepTmp    bool          `json:"-"`
+	// Threads is wrk's thread count.
+	Threads int `json:"threads"`
+	// ProxyThreads are the settings each proxy runs at: HAProxy nbthread,
+	// nginx worker_processes, tierlb event loops.
+	ProxyThreads []int `json:"proxy_threads,omitempty"`
+	// Baseline is a git revision whose tierlb runs beside the work tree's,
+	// in the same rounds: a before/after comparison on one machine state.
+	Baseline string `json:"baseline,omitempty"`
+	// Once are scenarios run in the first round only, to fit a run into
+	// less time: syscall counts, for one, do not vary between rounds.
+	Once    []string `json:"once,omitempty"`
+	KeepTmp bool     `json:"-"`
 	// Report re-renders results.md and results.svg from a results.json.
 	Report string `json:"-"`
 	// Note is free text for the results, e.g. what else ran on the machine.
@@ -98,12 +109,13 @@ func run(args []string) int {
 		Options:    opts,
 		Machine:    describeMachine(nofileLimit()),
 		Versions:   e.tools.Versions,
-		Settings:   settings(opts),
+		Settings:   settings(opts, e),
 		LoadBefore: loadAvg1(),
 	}
 	res.Command = strings.TrimSpace(res.Command)
 	for _, t := range targets {
-		res.Targets = append(res.Targets, targetInfo{Name: t.Name, Label: t.Label, Unavailable: t.Unavailable})
+		res.Targets = append(res.Targets, targetInfo{Name: t.Name, Label: t.Label, Family: t.Family,
+			Threads: t.Threads, Setting: t.Setting, Default: t.Default, Unavailable: t.Unavailable})
 	}
 	for _, s := range scenarios {
 		res.Scenarios = append(res.Scenarios, scenarioInfo{Name: s.Name, Desc: s.Desc})
@@ -132,6 +144,9 @@ func runRounds(ctx context.Context, e *env, scenarios []*scenario, targets []*ta
 	var runs []runRecord
 	for round := 1; round <= e.opts.Rounds; round++ {
 		for _, s := range scenarios {
+			if round > 1 && slices.Contains(e.opts.Once, s.Name) {
+				continue
+			}
 			cred, credErr := credFor(s)
 			for _, t := range rotate(targets, round-1) {
 				if t.Unavailable != "" || (s.ProxyOnly && !t.Proxy) {
@@ -185,16 +200,23 @@ func runOne(ctx context.Context, e *env, s *scenario, t *target, cred *syscall.C
 func parseFlags(args []string) (options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	var o options
-	var scen, targ, cliff string
+	var scen, targ, cliff, proxyThreads, defThreads, once string
+	for n := 1; n <= runtime.NumCPU(); n++ {
+		defThreads += "," + strconv.Itoa(n)
+	}
 	fs.IntVar(&o.Rounds, "rounds", 3, "interleaved rounds")
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "length of each load run")
 	fs.StringVar(&scen, "scenarios", "all", "comma list of: "+strings.Join(scenarioNames(), ","))
-	fs.StringVar(&targ, "targets", "all", "comma list of: direct,tierlb,tierlb-copy,haproxy,nginx,naive-go")
+	fs.StringVar(&targ, "targets", "all", "comma list of: direct,tierlb,tierlb-copy,haproxy,nginx,naive-go "+
+		"(a proxy at every --proxy-threads setting) or one setting's column name, e.g. haproxy-nbthread1")
 	fs.StringVar(&o.Out, "out", "", "results directory (default bench/results, bench/results/quick with --quick)")
 	fs.BoolVar(&o.Quick, "quick", false, "short smoke run: 1 round, 2s runs, fewer connections")
 	fs.IntVar(&o.IdleMax, "idle-max", 0, "idle connections to try at most (default: what the fd limit allows)")
 	fs.StringVar(&cliff, "cliff-conns", "16,64,128,256", "connection counts of the pipe-budget scenario")
-	fs.IntVar(&o.Threads, "threads", runtime.NumCPU(), "HAProxy nbthread, nginx workers and wrk threads")
+	fs.IntVar(&o.Threads, "threads", runtime.NumCPU(), "wrk threads")
+	fs.StringVar(&proxyThreads, "proxy-threads", defThreads[1:], "settings each proxy runs at: HAProxy nbthread, nginx worker_processes, tierlb event loops")
+	fs.StringVar(&once, "once", "", "scenarios to run in the first round only (e.g. strace, whose counts do not vary)")
+	fs.StringVar(&o.Baseline, "baseline", "", "git revision whose tierlb also runs, in the same rounds (before/after)")
 	fs.BoolVar(&o.KeepTmp, "keep-tmp", false, "keep the temp dir with configs and proxy logs")
 	fs.StringVar(&o.Report, "report", "", "only re-render results.md and results.svg next to this results.json")
 	fs.StringVar(&o.Note, "note", "", "free text recorded in the results (what else the machine was doing)")
@@ -221,7 +243,16 @@ func parseFlags(args []string) (options, error) {
 	if o.CliffConns, err = parseInts(cliff); err != nil {
 		return o, fmt.Errorf("--cliff-conns: %w", err)
 	}
-	o.Scenarios, o.Targets = splitList(scen), splitList(targ)
+	if o.ProxyThreads, err = parseInts(proxyThreads); err != nil || len(o.ProxyThreads) == 0 {
+		return o, fmt.Errorf("--proxy-threads %q: want a comma list of positive counts", proxyThreads)
+	}
+	o.ProxyThreads = slices.Compact(o.ProxyThreads)
+	o.Scenarios, o.Targets, o.Once = splitList(scen), splitList(targ), splitList(once)
+	for _, s := range o.Once {
+		if !slices.Contains(scenarioNames(), s) {
+			return o, fmt.Errorf("--once %q: not a scenario (%s)", s, strings.Join(scenarioNames(), ","))
+		}
+	}
 	// Half the fd limit: the proxy holds two descriptors per connection
 	// under the same RLIMIT_NOFILE, so it cannot hold more.
 	limit := int(nofileLimit())
@@ -244,12 +275,7 @@ func selectWork(o options) ([]*scenario, []*target, error) {
 			scenarios = append(scenarios, s)
 		}
 	}
-	var targets []*target
-	for _, t := range allTargets() {
-		if slices.Contains(o.Targets, "all") || slices.Contains(o.Targets, t.Name) {
-			targets = append(targets, t)
-		}
-	}
+	targets := selectTargets(allTargets(o.ProxyThreads, runtime.NumCPU(), o.Baseline), o.Targets)
 	if len(scenarios) == 0 || len(targets) == 0 {
 		return nil, nil, fmt.Errorf("no scenario or target selected by %v / %v", o.Scenarios, o.Targets)
 	}
@@ -257,19 +283,36 @@ func selectWork(o options) ([]*scenario, []*target, error) {
 }
 
 // settings records the knobs that make the comparison fair or not.
-func settings(o options) map[string]string {
-	th := strconv.Itoa(o.Threads)
-	return map[string]string{
-		"haproxy nbthread":       th,
-		"nginx worker_processes": th,
-		"tierlb event loops":     strconv.Itoa(runtime.NumCPU()),
-		"tierlb GOMAXPROCS":      strconv.Itoa(runtime.NumCPU()+1) + " (the loops' and one kept idle: proxy.ReserveProc)",
-		"wrk threads":            th,
+func settings(o options, e *env) map[string]string {
+	var counts, other []string
+	for _, n := range o.ProxyThreads {
+		counts = append(counts, strconv.Itoa(n))
+		if n != runtime.NumCPU() {
+			other = append(other, strconv.Itoa(n))
+		}
+	}
+	each := strings.Join(counts, ", ")
+	loops := fmt.Sprintf("default (no setting: one per core, %d here)", runtime.NumCPU())
+	if len(other) > 0 {
+		loops += fmt.Sprintf(" and %s, given as %s", strings.Join(other, ", "), e.tierlb.loopSetting("N"))
+	}
+	m := map[string]string{
+		"haproxy nbthread":       each,
+		"nginx worker_processes": each,
+		"tierlb event loops":     loops,
+		"tierlb logging":         "access log off (log.access: false), level warn",
+		"tierlb metrics":         "on: counted as always, admin listener with /metrics on a free 127.0.0.1 port, not scraped during runs",
+		"wrk threads":            strconv.Itoa(o.Threads),
 		"small-request conns":    strconv.Itoa(smallConns),
 		"bulk conns":             strconv.Itoa(bulkConns),
 		"idle max tried":         strconv.Itoa(o.IdleMax),
 		"backend":                "cmd/whoami (one instance, 127.0.0.1)",
 	}
+	if e.base != nil {
+		m["tierlb baseline"] = fmt.Sprintf("%s, built from %s; event loops: default and %s, given as %s",
+			e.base.name, o.Baseline, strings.Join(other, ", "), e.base.loopSetting("N"))
+	}
+	return m
 }
 
 func scenarioNames() []string {

@@ -12,7 +12,7 @@ func startNaive(_ context.Context, e *env, _ string, p frontPorts, cred *syscall
 	argv := []string{e.naiveBin,
 		"--listen", fmt.Sprintf("127.0.0.1:%d=%s", p.HTTP, e.whoamiAddr),
 		"--listen", fmt.Sprintf("127.0.0.1:%d=127.0.0.1:%d", p.Iperf, e.iperfPort)}
-	pr, err := e.procs.start("naive", argv, cred)
+	pr, err := e.procs.start("naive", argv, nil, cred)
 	if err != nil {
 		return nil, err
 	}

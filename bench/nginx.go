@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,7 +8,7 @@ import (
 )
 
 // nginxConfig is an nginx stream proxy with a master and `workers` worker
-// processes (matched to the core count, like HAProxy's threads and tierlb's
+// processes (the setting under test, like HAProxy's threads and tierlb's
 // event loops). worker_connections is raised to the fd limit because every
 // proxied connection takes two; proxy_timeout keeps idle connections open.
 // loadModule is the load_module line for a dynamic stream module, or "".
@@ -43,18 +42,18 @@ stream {
 
 // startNginx runs nginx in the foreground with a prefix in the run's
 // directory, so it touches nothing under /etc or /var.
-func startNginx(_ context.Context, e *env, dir string, p frontPorts, cred *syscall.Credential) ([]*proc, error) {
+func startNginx(e *env, workers int, dir string, p frontPorts, cred *syscall.Credential) ([]*proc, error) {
 	load := ""
 	if e.tools.nginxStreamModule != "" {
 		load = fmt.Sprintf("load_module %s;", e.tools.nginxStreamModule)
 	}
 	cfg := filepath.Join(dir, "nginx.conf")
-	text := nginxConfig(e.threads, dir, load, p, e.whoamiAddr, fmt.Sprintf("127.0.0.1:%d", e.iperfPort))
+	text := nginxConfig(workers, dir, load, p, e.whoamiAddr, fmt.Sprintf("127.0.0.1:%d", e.iperfPort))
 	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		return nil, fmt.Errorf("write nginx config: %w", err)
 	}
 	argv := []string{e.tools.path("nginx"), "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", cfg}
-	pr, err := e.procs.start("nginx", argv, cred)
+	pr, err := e.procs.start("nginx", argv, nil, cred)
 	if err != nil {
 		return nil, err
 	}

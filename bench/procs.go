@@ -57,9 +57,9 @@ func nobody() (*syscall.Credential, error) {
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}, nil
 }
 
-// start runs argv in the background with its output in a log file. A non-nil
-// cred runs it as that user.
-func (ps *procs) start(name string, argv []string, cred *syscall.Credential) (*proc, error) {
+// start runs argv in the background with its output in a log file. A nil
+// env inherits the bench's environment; a non-nil cred runs it as that user.
+func (ps *procs) start(name string, argv, env []string, cred *syscall.Credential) (*proc, error) {
 	ps.mu.Lock()
 	ps.seq++
 	logPath := filepath.Join(ps.dir, fmt.Sprintf("%03d-%s.log", ps.seq, name))
@@ -71,6 +71,7 @@ func (ps *procs) start(name string, argv []string, cred *syscall.Credential) (*p
 	defer logf.Close() // the child keeps its own copy
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: cred}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s (%s): %w", name, argv[0], err)

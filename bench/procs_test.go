@@ -29,7 +29,7 @@ func TestStopAllKillsTheGroup(t *testing.T) {
 	ps := newProcs(t.TempDir())
 	t.Cleanup(ps.stopAll)
 	// The shell ignores SIGTERM so the SIGKILL fallback is exercised.
-	p, err := ps.start("tree", []string{"/bin/sh", "-c", "trap '' TERM; sleep 60 & echo $!; wait"}, nil)
+	p, err := ps.start("tree", []string{"/bin/sh", "-c", "trap '' TERM; sleep 60 & echo $!; wait"}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func TestStopAllKillsTheGroup(t *testing.T) {
 func TestWaitListening(t *testing.T) {
 	ps := newProcs(t.TempDir())
 	t.Cleanup(ps.stopAll)
-	p, err := ps.start("false", []string{"/bin/false"}, nil)
+	p, err := ps.start("false", []string{"/bin/false"}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestRunAsNobody(t *testing.T) {
 	}
 	ps := newProcs(t.TempDir())
 	t.Cleanup(ps.stopAll)
-	p, err := ps.start("id", []string{"/usr/bin/id", "-u"}, cred)
+	p, err := ps.start("id", []string{"/usr/bin/id", "-u"}, nil, cred)
 	if err != nil {
 		t.Fatal(err)
 	}

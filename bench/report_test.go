@@ -52,41 +52,63 @@ func TestAdvantage(t *testing.T) {
 	}
 }
 
-// sampleResults: two rounds of keepalive and strace, one failed run.
+// sampleResults: two rounds of keepalive on each proxy at two settings
+// (tierlb at its default and at 1 loop), strace, one failed run. The best
+// setting differs by row: tierlb is cheapest at 1 loop and fastest at its
+// default; HAProxy is cheapest at nbthread 1 and fastest at nbthread 2
+// (its second round failed); nginx at 2 workers beats both HAProxy
+// settings on both rows.
 func sampleResults() *results {
 	res := &results{
 		Date: time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC), Command: "go run ./bench",
 		Options:  options{Rounds: 2, Duration: 10 * time.Second, CliffConns: []int{16, 256}},
-		Versions: map[string]string{"wrk": "wrk 4.1.0"}, Settings: map[string]string{"haproxy nbthread": "2"},
-		Targets: []targetInfo{{Name: "direct", Label: "direct"}, {Name: "tierlb", Label: "tierlb (splice)"},
-			{Name: "haproxy", Label: "HAProxy <splice>"}, {Name: "nginx", Label: "nginx", Unavailable: "not installed"}},
+		Versions: map[string]string{"wrk": "wrk 4.1.0"}, Settings: map[string]string{"haproxy nbthread": "1, 2"},
+		Targets: []targetInfo{
+			{Name: "direct", Label: "direct", Family: "direct"},
+			{Name: "tierlb", Label: "tierlb default (2 loops)", Family: "tierlb", Default: true, Setting: "default (2 loops)"},
+			{Name: "tierlb-loops1", Label: "tierlb 1 loop (GOMAXPROCS=1)", Family: "tierlb", Threads: 1, Setting: "1 loop (GOMAXPROCS=1)"},
+			{Name: "haproxy-nbthread1", Label: "HAProxy <splice> nbthread 1", Family: "haproxy", Threads: 1, Setting: "nbthread 1"},
+			{Name: "haproxy-nbthread2", Label: "HAProxy <splice> nbthread 2", Family: "haproxy", Threads: 2, Setting: "nbthread 2"},
+			{Name: "nginx-workers1", Label: "nginx 1 worker", Family: "nginx", Threads: 1, Setting: "1 worker"},
+			{Name: "nginx-workers2", Label: "nginx 2 workers", Family: "nginx", Threads: 2, Setting: "2 workers"},
+			{Name: "naive-go", Label: "naive Go", Family: "naive-go", Unavailable: "not built"},
+		},
 	}
 	add := func(round int, scen, target string, m map[string]float64, notes ...string) {
 		res.Runs = append(res.Runs, runRecord{Round: round, Scenario: scen, Target: target, Load1: 1.5,
 			outcome: outcome{Metrics: m, Notes: notes}})
 	}
+	ka := func(target string, rps1, cpu1, rps2, cpu2 float64) {
+		add(1, "keepalive", target, map[string]float64{"rps": rps1, "cpu_per_100k": cpu1})
+		add(2, "keepalive", target, map[string]float64{"rps": rps2, "cpu_per_100k": cpu2})
+	}
 	add(1, "keepalive", "direct", map[string]float64{"rps": 40000})
 	add(2, "keepalive", "direct", map[string]float64{"rps": 44000})
-	add(1, "keepalive", "tierlb", map[string]float64{"rps": 30000, "cpu_per_100k": 1.0})
-	add(2, "keepalive", "tierlb", map[string]float64{"rps": 32000, "cpu_per_100k": 1.2})
-	add(1, "keepalive", "haproxy", map[string]float64{"rps": 20000, "cpu_per_100k": 2.2})
-	add(2, "keepalive", "haproxy", map[string]float64{"rps": 22000, "cpu_per_100k": 2.2})
+	ka("tierlb", 30000, 1.0, 32000, 1.2)
+	ka("tierlb-loops1", 26000, 0.88, 28000, 1.0)
+	ka("haproxy-nbthread1", 20000, 1.0, 22000, 1.2)
+	add(1, "keepalive", "haproxy-nbthread2", map[string]float64{"rps": 24000, "cpu_per_100k": 2.2})
+	res.Runs = append(res.Runs, runRecord{Round: 2, Scenario: "keepalive", Target: "haproxy-nbthread2", Err: "haproxy exited"})
+	ka("nginx-workers1", 25000, 1.5, 25000, 1.5)
+	ka("nginx-workers2", 29000, 0.8, 29000, 0.9)
 	add(1, "strace", "tierlb", map[string]float64{"zero_copy_ok": 0}, "FAILURE: no splice(2) calls during bulk transfer")
-	res.Runs = append(res.Runs, runRecord{Round: 2, Scenario: "keepalive", Target: "haproxy", Err: "haproxy exited"})
 	return res
 }
 
 func TestMarkdown(t *testing.T) {
 	md := markdown(sampleResults())
 	for _, want := range []string{
-		"| small requests, keep-alive, 64 conns: req/s | 42.0k (40.0k–44.0k) | 31.0k (30.0k–32.0k) | 21.0k (20.0k–22.0k) |",
-		"| proxy CPU seconds per 100k of those | – | 1.10 (1.00–1.20) | 2.20 |",
-		// 31k / 42k and 31k / 21k
-		"| small requests, keep-alive, 64 conns: req/s (higher is better) | 1.00× | 0.74× | 0.50× |",
-		"| small requests, keep-alive, 64 conns: req/s (higher is better) | 2.00× | 1.48× | 1.00× |",
-		"**nginx not measured**: not installed",
-		"**tierlb (splice)**, round 1: FAILURE: no splice(2) calls",
-		"round 2, keepalive, HAProxy <splice>: **error**: haproxy exited",
+		"| keep-alive requests, 64 conns: req/s | 42.0k (40.0k–44.0k) | 31.0k (30.0k–32.0k) | 27.0k (26.0k–28.0k) | 21.0k (20.0k–22.0k) | 24.0k | 25.0k | 29.0k |",
+		"| proxy CPU s per 100k keep-alive requests | – | 1.10 (1.00–1.20) | 0.94 (0.88–1.00) | 1.10 (1.00–1.20) | 2.20 | 1.50 | 0.85 (0.80–0.90) |",
+		// 42k / 42k and 31k / 42k
+		"| keep-alive requests, 64 conns: req/s (higher is better) | 1.00× | 0.74× |",
+		// Against the best HAProxy setting of the row: nbthread 2's 24k for
+		// req/s, nbthread 1's 1.10 for CPU.
+		"| keep-alive requests, 64 conns: req/s (higher is better) | 1.75× | 1.29× |",
+		"| proxy CPU s per 100k keep-alive requests (lower is better) | – | 1.00× |",
+		"**naive Go not measured**: not built",
+		"**tierlb default (2 loops)**, round 1: FAILURE: no splice(2) calls",
+		"round 2, keepalive, HAProxy <splice> nbthread 2: **error**: haproxy exited",
 		"1-minute load average",
 	} {
 		if !strings.Contains(md, want) {
@@ -95,6 +117,10 @@ func TestMarkdown(t *testing.T) {
 	}
 	if strings.Contains(md, "iperf3 stream") {
 		t.Error("rows of scenarios that did not run are shown")
+	}
+	// The headline comes before the table of every column.
+	if i, j := strings.Index(md, "against the best peer setting"), strings.Index(md, "## Medians of every column"); i < 0 || i > j {
+		t.Error("the best-peer table does not come first")
 	}
 }
 
@@ -114,13 +140,15 @@ func TestChartIsWellFormedSVG(t *testing.T) {
 			rects++
 		}
 	}
-	// Background, two legend boxes (direct, tierlb), bars: keep-alive req/s
-	// for direct and tierlb, CPU for tierlb.
-	if rects != 1+2+3 {
-		t.Errorf("%d rects, want 6\n%s", rects, svg)
+	// Background; legend boxes for every column but HAProxy's (direct, two
+	// tierlb, two nginx); bars: CPU for the four proxies, req/s for those
+	// and direct.
+	if rects != 1+5+4+5 {
+		t.Errorf("%d rects, want 15\n%s", rects, svg)
 	}
-	if !strings.Contains(svg, "HAProxy") || !strings.Contains(svg, "1.48") {
-		t.Errorf("chart lacks the tierlb ratio 1.48\n%s", svg)
+	// tierlb's default against HAProxy's best per row: 31k ÷ 24k on req/s.
+	if !strings.Contains(svg, "HAProxy") || !strings.Contains(svg, "1.29") {
+		t.Errorf("chart lacks the tierlb ratio 1.29\n%s", svg)
 	}
 }
 

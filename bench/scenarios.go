@@ -23,6 +23,28 @@ func (o *outcome) note(format string, args ...any) {
 	o.Notes = append(o.Notes, fmt.Sprintf(format, args...))
 }
 
+// minCPUSeconds is the least CPU time a per-unit figure is computed from.
+// CPU is read in 10 ms ticks, so below 0.1 s one tick either way is 10% or
+// more; and a run that small means the shared machine left the load
+// generator next to no time (a 2 s bulk run once moved 6 MB and read 0
+// ticks, "0.00 CPU s per GB"). Such a run gets a note instead. A slow but
+// real iperf3 run on a busy machine (300 MB/s for 3 s) uses about 0.2 s.
+const minCPUSeconds = 0.1
+
+// setPerUnit records cpu seconds per units, times scale (1e5 for "per
+// 100k"), when there is enough of both to mean something.
+func (o *outcome) setPerUnit(key string, cpu, units, scale float64) {
+	if units <= 0 {
+		return
+	}
+	if cpu < minCPUSeconds {
+		o.note("%s not recorded: %.2f CPU s measured, under the %.1f s a per-unit figure needs (the machine was too busy to drive the load)",
+			key, cpu, minCPUSeconds)
+		return
+	}
+	o.set(key, cpu/units*scale)
+}
+
 // scenario is one kind of load. Each run gets a freshly started target.
 type scenario struct {
 	Name string
@@ -100,11 +122,9 @@ func runKeepalive(ctx context.Context, e *env, r *running) (outcome, error) {
 	o.set("rps", res.ReqPerSec)
 	o.set("p50_ms", ms(res.LatencyP50))
 	o.set("p99_ms", ms(res.LatencyP99))
-	if res.Requests > 0 {
-		o.set("backend_cpu_per_100k", backend/float64(res.Requests)*1e5)
-		if r.t.Proxy {
-			o.set("cpu_per_100k", cpu/float64(res.Requests)*1e5)
-		}
+	o.setPerUnit("backend_cpu_per_100k", backend, float64(res.Requests), 1e5)
+	if r.t.Proxy {
+		o.setPerUnit("cpu_per_100k", cpu, float64(res.Requests), 1e5)
 	}
 	errorShare(&o, res)
 	return o, nil
@@ -119,8 +139,8 @@ func runClose(ctx context.Context, e *env, r *running) (outcome, error) {
 	}
 	o.set("rps", res.ReqPerSec)
 	o.set("p99_ms", ms(res.LatencyP99))
-	if r.t.Proxy && res.Requests > 0 {
-		o.set("cpu_per_100k", cpu/float64(res.Requests)*1e5)
+	if r.t.Proxy {
+		o.setPerUnit("cpu_per_100k", cpu, float64(res.Requests), 1e5)
 	}
 	errorShare(&o, res)
 	return o, nil
@@ -137,7 +157,7 @@ func runBulk(ctx context.Context, e *env, r *running) (outcome, error) {
 	}
 	o.set("mbps", res.BytesRead/res.Seconds/1e6)
 	if r.t.Proxy {
-		o.set("cpu_per_gb", cpu/(res.BytesRead/1e9))
+		o.setPerUnit("cpu_per_gb", cpu, res.BytesRead, 1e9)
 	}
 	errorShare(&o, res)
 	return o, nil
@@ -155,8 +175,8 @@ func runIperfScenario(ctx context.Context, e *env, r *running) (outcome, error) 
 		return o, err
 	}
 	o.set("mbps", res.MBps())
-	if r.t.Proxy && res.Bytes > 0 {
-		o.set("cpu_per_gb", cpu/(res.Bytes/1e9))
+	if r.t.Proxy {
+		o.setPerUnit("cpu_per_gb", cpu, res.Bytes, 1e9)
 	}
 	return o, nil
 }

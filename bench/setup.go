@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -24,8 +25,9 @@ type env struct {
 	procs  *procs
 	runSeq int
 
-	threads   int // HAProxy nbthread, nginx workers, wrk threads: the core count
-	tierlbBin string
+	threads   int // wrk threads: the core count
+	tierlb    *tierlbBuild
+	base      *tierlbBuild // --baseline's, or nil
 	whoamiBin string
 	naiveBin  string
 
@@ -89,21 +91,38 @@ func setup(ctx context.Context, opts options, log *slog.Logger, targets []*targe
 	if err := goBuild(ctx, tl.path("go"), root, e.whoamiBin, "./cmd/whoami", true); err != nil {
 		return e, err
 	}
-	e.naiveBin = filepath.Join(tmp, "naive")
-	if err := goBuild(ctx, tl.path("go"), root, e.naiveBin, "./bench/naive", true); err != nil {
-		if t := findTarget(targets, "naive-go"); t != nil {
+	if t := findTarget(targets, "naive-go"); t != nil {
+		e.naiveBin = filepath.Join(tmp, "naive")
+		if err := goBuild(ctx, tl.path("go"), root, e.naiveBin, "./bench/naive", true); err != nil {
 			t.Unavailable = "bench/naive does not build: " + firstLine(err.Error())
 		}
 	}
 	tl.Versions["tierlb"] = gitDescribe(ctx, root)
-	e.tierlbBin = filepath.Join(tmp, "tierlb")
-	if err := goBuild(ctx, tl.path("go"), root, e.tierlbBin, "./cmd/tierlb", false); err != nil {
-		log.Warn("tierlb does not build; its columns are skipped", "err", err)
-		for _, t := range targets {
-			if strings.HasPrefix(t.Name, "tierlb") {
-				t.Unavailable = "tierlb does not build: " + firstLine(err.Error())
-			}
+	e.tierlb = &tierlbBuild{bin: filepath.Join(tmp, "tierlb"), name: "tierlb"}
+	buildErr := goBuild(ctx, tl.path("go"), root, e.tierlb.bin, "./cmd/tierlb", false)
+	if opts.Baseline != "" {
+		var err error
+		if e.base, err = buildBaseline(ctx, tl.path("go"), root, tmp, opts.Baseline); err != nil {
+			return e, err
 		}
+		tl.Versions["tierlb baseline"] = e.base.name[len("tierlb@"):] + " (" + opts.Baseline + ")"
+	}
+	for _, t := range targets {
+		b := e.tierlb
+		switch {
+		case t.Family == "tierlb-base":
+			b = e.base
+		case t.Family != "tierlb" && t.Family != "tierlb-copy":
+			continue
+		case buildErr != nil:
+			t.Unavailable = "tierlb does not build: " + firstLine(buildErr.Error())
+			continue
+		}
+		b.loopsFlag = probeLoopsFlag(ctx, b.bin)
+		b.nameTarget(t, runtime.NumCPU())
+	}
+	if buildErr != nil {
+		log.Warn("tierlb does not build; its columns are skipped", "err", buildErr)
 	}
 	if e.iperfPort, err = freePort(); err != nil {
 		return e, err
@@ -113,7 +132,7 @@ func setup(ctx context.Context, opts options, log *slog.Logger, targets []*targe
 		return e, err
 	}
 	e.whoamiAddr = "127.0.0.1:" + strconv.Itoa(port)
-	w, err := e.procs.start("whoami", []string{e.whoamiBin, "--listen", e.whoamiAddr, "--name", "bench"}, nil)
+	w, err := e.procs.start("whoami", []string{e.whoamiBin, "--listen", e.whoamiAddr, "--name", "bench"}, nil, nil)
 	if err != nil {
 		return e, err
 	}
@@ -124,11 +143,35 @@ func setup(ctx context.Context, opts options, log *slog.Logger, targets []*targe
 	return e, nil
 }
 
+// buildBaseline builds cmd/tierlb as it was at git revision rev, from a
+// `git archive` of it in the temp dir: the repository and its work trees
+// are left as they are.
+func buildBaseline(ctx context.Context, goBin, root, tmp, rev string) (*tierlbBuild, error) {
+	out, err := exec.CommandContext(ctx, "git", "-C", root, "rev-parse", "--short", rev+"^{commit}").Output()
+	if err != nil {
+		return nil, fmt.Errorf("--baseline %q: not a commit of the repository at %s: %w", rev, root, err)
+	}
+	short := strings.TrimSpace(string(out))
+	src := filepath.Join(tmp, "baseline-src")
+	if err := os.Mkdir(src, 0o755); err != nil {
+		return nil, fmt.Errorf("--baseline: %w", err)
+	}
+	archive := exec.CommandContext(ctx, "sh", "-c", `git -C "$1" archive "$2" | tar -x -C "$3"`, "sh", root, short, src)
+	if b, err := archive.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("--baseline: git archive %s: %w: %s", short, err, strings.TrimSpace(string(b)))
+	}
+	b := &tierlbBuild{bin: filepath.Join(tmp, "tierlb-baseline"), name: "tierlb@" + short}
+	if err := goBuild(ctx, goBin, src, b.bin, "./cmd/tierlb", false); err != nil {
+		return nil, fmt.Errorf("--baseline %s: %w", rev, err)
+	}
+	return b, nil
+}
+
 // checkTierlb runs tierlb once in quick mode-equivalent config and fails its
 // columns early, with its own words, if it does not serve.
 func checkTierlb(ctx context.Context, e *env, targets []*target) {
 	for _, t := range targets {
-		if !strings.HasPrefix(t.Name, "tierlb") || t.Unavailable != "" {
+		if !strings.HasPrefix(t.Family, "tierlb") || t.Unavailable != "" {
 			continue
 		}
 		r, err := startTarget(ctx, e, t, nil)

@@ -92,7 +92,7 @@ func traced(ctx context.Context, e *env, r *running, name string, load func() er
 	for _, pid := range pids {
 		args = append(args, "-p", strconv.Itoa(pid))
 	}
-	st, err := e.procs.start("strace", args, nil)
+	st, err := e.procs.start("strace", args, nil, nil)
 	if err != nil {
 		return nil, err
 	}

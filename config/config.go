@@ -62,6 +62,10 @@ type DockerConfig struct {
 	Networks         []string      `mapstructure:"networks" yaml:"networks"`
 	ResyncInterval   time.Duration `mapstructure:"resync_interval" yaml:"resync_interval"`
 	LabelServices    bool          `mapstructure:"label_services" yaml:"label_services"`
+	// Swarm is "auto", "true" or "false"; auto discovers Swarm tasks when
+	// the engine is a Swarm manager.
+	Swarm     string        `mapstructure:"swarm" yaml:"swarm"`
+	SwarmPoll time.Duration `mapstructure:"swarm_poll" yaml:"swarm_poll"`
 }
 
 // ServiceConfig is one entry of services. Every field has a default

@@ -154,6 +154,8 @@ func (d *DockerConfig) ProviderConfig() docker.Config {
 		Networks:         append([]string(nil), d.Networks...),
 		ResyncInterval:   d.ResyncInterval,
 		LabelServices:    d.LabelServices,
+		Swarm:            d.Swarm,
+		SwarmPoll:        d.SwarmPoll,
 	}
 }
 

@@ -27,6 +27,8 @@ func topDefaults() map[string]any {
 		"docker.networks":           []string{},
 		"docker.resync_interval":    "30s",
 		"docker.label_services":     true,
+		"docker.swarm":              "auto",
+		"docker.swarm_poll":         "1s",
 		"config_watch":              "0s",
 	}
 }

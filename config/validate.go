@@ -91,6 +91,8 @@ func validateDocker(d *DockerConfig, p *problems) {
 		}
 	}
 	positive(p, "docker.resync_interval", d.ResyncInterval)
+	oneOf(p, "docker.swarm", d.Swarm, "auto", "true", "false")
+	positive(p, "docker.swarm_poll", d.SwarmPoll)
 }
 
 // oneOf adds a problem unless v is one of allowed.

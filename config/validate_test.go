@@ -82,6 +82,8 @@ func TestErrorClasses(t *testing.T) {
 		{"bad docker host", "docker: {host: 'ftp://x'}\n" + one(""), `docker.host: "ftp://x": scheme "ftp" is not one of`},
 		{"bad label prefix", "docker: {label_prefix: 'Tier LB'}\n" + one(""), `docker.label_prefix: "Tier LB" is not a label prefix`},
 		{"zero resync", "docker: {resync_interval: 0s}\n" + one(""), `docker.resync_interval: must be greater than 0, got 0s`},
+		{"bad swarm mode", "docker: {swarm: yes}\n" + one(""), `docker.swarm: "yes" is not one of auto, true, false`},
+		{"zero swarm poll", "docker: {swarm_poll: 0s}\n" + one(""), `docker.swarm_poll: must be greater than 0, got 0s`},
 		{"nothing to serve", "docker: {enabled: false}\n", `services: no services configured, and Docker label services are off`},
 	}
 	for _, tt := range tests {

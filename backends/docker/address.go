@@ -18,6 +18,9 @@ type self struct {
 	// OnHost is true when the proxy is not in a container, or its container
 	// uses the host's network stack: then every bridge network is reachable.
 	OnHost bool
+	// Task is set when the proxy was found as a Swarm task on another
+	// node than the engine's: its networks are the task's overlays.
+	Task string
 }
 
 // reach decides which networks the proxy can dial into.

@@ -45,7 +45,10 @@ func buildView(cfg Config, sels []ServiceSelector, r reach, ctrs []*ctr) view {
 	v.decls = decls
 
 	for _, c := range ctrs {
-		base := Explanation{Container: c.ID, Name: c.Name, Warnings: warnings[c.ID]}
+		base := Explanation{Container: c.ID, Name: c.Name, Warnings: warnings[c.ref()]}
+		if t := c.Task; t != nil {
+			base.Task, base.Node, base.Slot = t.ID, t.Node, t.Slot
+		}
 		for _, u := range c.labels.Unknown {
 			base.Warnings = append(base.Warnings, "unknown label "+u+" ignored")
 		}
@@ -118,6 +121,9 @@ func memberships(cfg Config, sels []ServiceSelector, configured map[string]bool,
 
 // routeOne turns a replica into a Spec, or says why it is not routed.
 func routeOne(c *ctr, m membership, r reach, prefix string) (backends.Spec, string) {
+	if c.Task != nil && c.Task.Wait != "" {
+		return backends.Spec{}, c.Task.Wait
+	}
 	if m.dockerHealth && c.hasHealthcheck() && c.Health != "healthy" {
 		return backends.Spec{}, "docker health is " + c.Health + " (health type docker routes only healthy containers)"
 	}
@@ -137,11 +143,16 @@ func routeOne(c *ctr, m membership, r reach, prefix string) (backends.Spec, stri
 		Weight:    c.labels.Weight,
 		Priority:  c.labels.Priority,
 	}
+	if t := c.Task; t != nil {
+		s.Node, s.Slot = t.Node, t.Slot
+	}
 	switch {
 	case c.Stopping:
 		s.Drain = "container stopping"
 	case c.Paused:
 		s.Drain = "container paused"
+	case c.Task != nil && c.Task.Drain != "":
+		s.Drain = c.Task.Drain
 	}
 	return s, ""
 }
@@ -161,7 +172,7 @@ func declareServices(cfg Config, configured map[string]bool, ctrs []*ctr) ([]Lab
 			continue
 		}
 		if configured[l.Service] {
-			warnings[c.ID] = append(warnings[c.ID], fmt.Sprintf("%s.listen ignored: service %s is declared in the config", cfg.labelPrefix(), l.Service))
+			warnings[c.ref()] = append(warnings[c.ref()], fmt.Sprintf("%s.listen ignored: service %s is declared in the config", cfg.labelPrefix(), l.Service))
 			continue
 		}
 		groups[l.Service] = append(groups[l.Service], c)
@@ -179,7 +190,7 @@ func declareServices(cfg Config, configured map[string]bool, ctrs []*ctr) ([]Lab
 			}
 			msg := fmt.Sprintf("%s disagrees with the oldest replica %s (%s); %s's labels are used", c.Name, win.Name, diff, win.Name)
 			d.Conflicts = append(d.Conflicts, msg)
-			warnings[c.ID] = append(warnings[c.ID], msg)
+			warnings[c.ref()] = append(warnings[c.ref()], msg)
 		}
 		decls = append(decls, d)
 	}

@@ -31,6 +31,14 @@ type Config struct {
 	// ContainerID names the proxy's own container; "" means
 	// TIERLB_CONTAINER_ID, else /proc/self/mountinfo, else HOSTNAME.
 	ContainerID string
+	// Swarm is "auto" (or ""), "true" or "false": whether Swarm services'
+	// tasks are discovered too. Auto turns it on when the engine says it
+	// is a Swarm manager; true makes any other engine an error.
+	Swarm string
+	// SwarmPoll is the period of the filtered task relist (1s): Swarm
+	// sends no task events, so this bounds how stale a task can be when
+	// no service, node or container event announced its change.
+	SwarmPoll time.Duration
 }
 
 func (c Config) labelPrefix() string {
@@ -38,6 +46,13 @@ func (c Config) labelPrefix() string {
 		return "tierlb"
 	}
 	return c.LabelPrefix
+}
+
+func (c Config) swarmPoll() time.Duration {
+	if c.SwarmPoll <= 0 {
+		return time.Second
+	}
+	return c.SwarmPoll
 }
 
 func (c Config) resyncInterval() time.Duration {
@@ -125,12 +140,18 @@ type LabelService struct {
 
 // Explanation says what tierlb made of one container for one service.
 type Explanation struct {
-	Container string `json:"container"` // full ID
+	Container string `json:"container"` // full ID; "" for a task not started yet
 	Name      string `json:"name"`
 	Service   string `json:"service"`
-	Network   string `json:"network,omitempty"`
-	Address   string `json:"address,omitempty"`
-	Routed    bool   `json:"routed"`
+	// Task, Node and Slot place a Swarm task: its ID, the hostname of its
+	// node and its replica number (0 for a global service's task). All
+	// empty for plain containers.
+	Task    string `json:"task,omitempty"`
+	Node    string `json:"node,omitempty"`
+	Slot    int    `json:"slot,omitempty"`
+	Network string `json:"network,omitempty"`
+	Address string `json:"address,omitempty"`
+	Routed  bool   `json:"routed"`
 	// Reason says why the container is not routed, or why it is draining.
 	Reason string `json:"reason,omitempty"`
 	// Warnings are problems that do not stop routing (unknown labels,

@@ -36,9 +36,20 @@ type ctr struct {
 	// Stopping is set by a kill/stop event and cleared by start: Docker
 	// still says running while the stop grace period runs.
 	Stopping bool
+	// Task is set when the record stands for a Swarm task (see task.go).
+	Task *taskInfo
 
 	labels   labels // parsed once; labels never change on a container
 	labelErr error
+}
+
+// ref names the record uniquely: its container ID, or its task ID for a
+// Swarm task, which has no container before it starts.
+func (c *ctr) ref() string {
+	if c.Task != nil {
+		return "task:" + c.Task.ID
+	}
+	return c.ID
 }
 
 func (c *ctr) hasHealthcheck() bool {
@@ -99,5 +110,5 @@ func sortEndpoints(eps []endpoint) {
 // older orders containers oldest first, by ID on a tie, so the winner among
 // disagreeing replicas never depends on list order.
 func older(a, b *ctr) int {
-	return cmp.Or(a.Created.Compare(b.Created), strings.Compare(a.ID, b.ID))
+	return cmp.Or(a.Created.Compare(b.Created), strings.Compare(a.ref(), b.ref()))
 }

@@ -14,5 +14,11 @@
 //	ok, why := p.Ready()   // for /readyz: false until the first full sync
 //	p.Explain()            // every container seen, routed or not, and why
 //
+// When the engine is a Swarm manager (Config.Swarm), services are selected
+// by their labels too and their tasks on every node become backends, dialed
+// on an overlay the proxy shares (swarm.go, task.go); Swarm sends no task
+// events, so tasks are relisted on service, node and local container
+// events, quickly while Swarm acts on a service, and every SwarmPoll.
+//
 // All calls into the Sink come from Run's goroutine, one at a time.
 package docker

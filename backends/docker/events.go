@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/client"
@@ -13,10 +14,18 @@ import (
 
 // eventFilters asks the daemon only for the actions that change routing.
 // No label filter: the daemon would drop every network event with it.
-func eventFilters() client.Filters {
+// With Swarm on, service and node events (scope swarm) come on the same
+// stream.
+func eventFilters(swarmOn bool) client.Filters {
+	if !swarmOn {
+		return make(client.Filters).
+			Add("type", string(events.ContainerEventType), string(events.NetworkEventType)).
+			Add("event", eventTypes...)
+	}
 	return make(client.Filters).
-		Add("type", string(events.ContainerEventType), string(events.NetworkEventType)).
-		Add("event", eventTypes...)
+		Add("type", string(events.ContainerEventType), string(events.NetworkEventType),
+			string(events.ServiceEventType), string(events.NodeEventType)).
+		Add("event", append(slices.Clone(eventTypes), "create", "update", "remove")...)
 }
 
 // queue holds events between the goroutine that drains the stream and the
@@ -112,8 +121,19 @@ func (p *Provider) applyEvents(ctx context.Context, msgs []events.Message) error
 	dirty := map[string]bool{}
 	stopping := map[string]bool{} // kills seen for containers not yet recorded
 	selfDirty := false
+	sw := swarmChange{tasks: map[string]bool{}}
+	now := time.Now()
 	for _, m := range msgs {
 		attrs := m.Actor.Attributes
+		if p.sw.on {
+			switch {
+			case m.Type == events.ServiceEventType || m.Type == events.NodeEventType:
+				p.swarmEvent(m, &sw, now)
+				continue
+			case m.Type == events.ContainerEventType && p.taskContainerEvent(m, &sw, now):
+				continue
+			}
+		}
 		switch m.Type {
 		case events.NetworkEventType:
 			cid := attrs["container"]
@@ -131,6 +151,9 @@ func (p *Provider) applyEvents(ctx context.Context, msgs []events.Message) error
 			p.metrics.event(string(m.Action))
 			continue
 		case events.ContainerEventType:
+			if string(m.Action) == "create" || string(m.Action) == "update" {
+				continue // asked for Swarm's sake; a container counts from its start
+			}
 		default:
 			continue
 		}
@@ -182,6 +205,11 @@ func (p *Provider) applyEvents(ctx context.Context, msgs []events.Message) error
 	}
 	if selfDirty {
 		if err := p.refreshSelf(ctx); err != nil {
+			return err
+		}
+	}
+	if sw.any() {
+		if err := p.applySwarm(ctx, &sw); err != nil {
 			return err
 		}
 	}

@@ -34,6 +34,10 @@ type fakeClient struct {
 	lists      int
 	subscribes int
 	streams    []*fakeStream
+	// lastFilters is the filter of the latest Events call.
+	lastFilters client.Filters
+	// swarm is nil for an engine outside Swarm mode (see swarm_fake_test.go).
+	swarm *fakeSwarm
 }
 
 type fakeStream struct {
@@ -102,10 +106,11 @@ func (f *fakeClient) NetworkList(context.Context, client.NetworkListOptions) (cl
 	return client.NetworkListResult{Items: slices.Clone(f.bridges)}, nil
 }
 
-func (f *fakeClient) Events(ctx context.Context, _ client.EventsListOptions) client.EventsResult {
+func (f *fakeClient) Events(ctx context.Context, opts client.EventsListOptions) client.EventsResult {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.subscribes++
+	f.lastFilters = opts.Filters
 	s := &fakeStream{msgs: make(chan events.Message), errs: make(chan error, 1)}
 	if f.down != nil {
 		s.errs <- f.down

@@ -42,6 +42,7 @@ type Provider struct {
 	published map[string][]backends.Spec
 	declared  []LabelService
 	synced    bool // published at least once
+	sw        swarmState
 
 	reload chan struct{} // SetServices asks Run to relist
 

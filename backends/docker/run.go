@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -53,23 +55,47 @@ func jitter(d time.Duration) time.Duration {
 
 // session is one subscription: it subscribes first and lists second, so no
 // change falls between the two, then follows the stream. synced says whether
-// the relist succeeded before the session ended.
+// the relist succeeded before the session ended. In Swarm mode tasks are
+// also relisted every swarm_poll (and every hotPoll for services that just
+// changed), and a broken stream leaves the session polling alone while it
+// resubscribes with backoff.
 func (p *Provider) session(ctx context.Context) (synced bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	defer wg.Wait() // the drainer is gone when session returns
+	defer wg.Wait() // the drainers are gone when session returns
 	defer cancel()
 
-	q := newQueue()
-	stream := p.cli.Events(ctx, client.EventsListOptions{Filters: eventFilters()})
-	wg.Go(func() { drainEvents(ctx, stream, q) })
-
+	// Swarm's event types are asked for unless Swarm is off by config, so
+	// that the subscription can come before the engine says what it is.
+	subscribe := func() *queue {
+		q := newQueue()
+		stream := p.cli.Events(ctx, client.EventsListOptions{Filters: eventFilters(p.cfg.Swarm != "false")})
+		wg.Go(func() { drainEvents(ctx, stream, q) })
+		return q
+	}
+	q := subscribe()
+	swarmOn, err := p.detectSwarm(ctx)
+	if err != nil {
+		return false, err
+	}
 	if err := p.relist(ctx); err != nil {
 		return false, err
 	}
 	p.setReady(true, "")
 	resync := time.NewTicker(p.cfg.resyncInterval())
 	defer resync.Stop()
+
+	var poll, hot <-chan time.Time
+	if swarmOn {
+		pt := time.NewTicker(p.cfg.swarmPoll())
+		defer pt.Stop()
+		ht := time.NewTicker(hotPoll)
+		defer ht.Stop()
+		poll, hot = pt.C, ht.C
+	}
+	notify := q.notify
+	var resubscribe <-chan time.Time // set while the stream is down in Swarm mode
+	delay := p.backoffMin
 	for {
 		select {
 		case <-ctx.Done():
@@ -82,7 +108,26 @@ func (p *Provider) session(ctx context.Context) (synced bool, err error) {
 			if err := p.relist(ctx); err != nil {
 				return true, fmt.Errorf("relist after reload: %w", err)
 			}
-		case <-q.notify:
+		case <-poll:
+			if err := p.pollTasks(ctx, slices.Collect(maps.Keys(p.sw.services)), true); err != nil {
+				return true, fmt.Errorf("swarm task poll: %w", err)
+			}
+			p.publish()
+		case now := <-hot:
+			if ids := p.hotServices(now); len(ids) > 0 {
+				if err := p.pollTasks(ctx, ids, false); err != nil {
+					return true, fmt.Errorf("swarm task poll: %w", err)
+				}
+				p.publish()
+			}
+		case <-resubscribe:
+			resubscribe = nil
+			q = subscribe()
+			notify = q.notify
+			if err := p.relist(ctx); err != nil { // events were missed meanwhile
+				return true, fmt.Errorf("relist after resubscribing: %w", err)
+			}
+		case <-notify:
 			if p.coalesce > 0 && !q.isUrgent() { // let the rest of a burst arrive: one update for all
 				t := time.NewTimer(p.coalesce)
 				select {
@@ -94,6 +139,7 @@ func (p *Provider) session(ctx context.Context) (synced bool, err error) {
 			}
 			msgs, streamErr := q.take()
 			if len(msgs) > 0 {
+				delay = p.backoffMin
 				if err := p.applyEvents(ctx, msgs); err != nil {
 					return true, fmt.Errorf("apply docker events: %w", err)
 				}
@@ -102,7 +148,18 @@ func (p *Provider) session(ctx context.Context) (synced bool, err error) {
 				if errors.Is(streamErr, context.Canceled) && ctx.Err() != nil {
 					return true, ctx.Err()
 				}
-				return true, fmt.Errorf("docker event stream: %w", streamErr)
+				if !swarmOn {
+					return true, fmt.Errorf("docker event stream: %w", streamErr)
+				}
+				// The API may well answer while the stream does not (a
+				// proxy cutting long requests): keep polling the tasks.
+				wait := jitter(delay)
+				delay = min(delay*2, p.backoffMax)
+				p.metrics.failed()
+				p.log.Warn("docker event stream broken; following Swarm tasks by polling alone",
+					"err", streamErr, "poll", p.cfg.swarmPoll(), "resubscribe_in", wait)
+				notify = nil
+				resubscribe = time.After(wait)
 			}
 		}
 	}

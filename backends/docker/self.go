@@ -56,7 +56,9 @@ func (p *Provider) findSelf(ctx context.Context) (*self, error) {
 			if !cerrdefs.IsNotFound(err) {
 				return nil, fmt.Errorf("own container %s (from /proc/self/mountinfo): %w", id, err)
 			}
-			// Another engine's container (docker-in-docker): keep looking.
+			// Another engine's container: docker-in-docker, or a Swarm
+			// task on a worker reaching a manager (see selfFromTask).
+			p.sw.foreignID = id
 		}
 	}
 	if h := p.getenv("HOSTNAME"); hexPrefix.MatchString(h) {
@@ -97,6 +99,8 @@ func (p *Provider) inspectSelf(ctx context.Context, id string) (*self, error) {
 
 func (m *self) String() string {
 	switch {
+	case m.Task != "":
+		return fmt.Sprintf("in Swarm task %s on another node, on networks [%s]", m.Task, networkNames(m.Networks))
 	case m.ID == "":
 		return "on the host (not in a container): every bridge network is reachable"
 	case m.OnHost:

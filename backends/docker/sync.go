@@ -44,6 +44,9 @@ func (p *Provider) relist(ctx context.Context) error {
 	}
 	var ids []string
 	for _, s := range list.Items {
+		if p.sw.on && s.Labels[taskIDLabel] != "" {
+			continue // a Swarm task: found through the Swarm API, on every node
+		}
 		if p.candidate(s.Labels, sels) {
 			ids = append(ids, s.ID)
 		}
@@ -58,6 +61,11 @@ func (p *Provider) relist(ctx context.Context) error {
 		}
 	}
 	p.ctrs = fresh
+	if p.sw.on {
+		if err := p.relistSwarm(ctx); err != nil {
+			return err
+		}
+	}
 	p.publish()
 	return nil
 }
@@ -77,6 +85,9 @@ func (p *Provider) refreshSelf(ctx context.Context) error {
 	}
 	if err != nil {
 		return err
+	}
+	if me.ID == "" && p.me != nil && p.me.Task != "" && p.sw.foreignID != "" {
+		return nil // still the Swarm task found on another node; relistSwarm rereads it
 	}
 	if p.me == nil || p.me.String() != me.String() {
 		p.log.Info("docker discovery runs " + me.String())
@@ -198,6 +209,7 @@ func (p *Provider) logDrains(service string, old, specs []backends.Spec) {
 // first, so a label-declared service exists before its backends arrive.
 func (p *Provider) publish() {
 	all := slices.Collect(maps.Values(p.ctrs))
+	all = slices.AppendSeq(all, maps.Values(p.sw.tasks))
 	r := reach{me: p.me, prefix: p.cfg.labelPrefix(), restrict: p.cfg.Networks, bridges: p.bridges}
 	v := buildView(p.cfg, p.selectors(), r, all)
 
@@ -217,17 +229,22 @@ func (p *Provider) publish() {
 	p.published = v.specs
 	p.synced = true
 
-	health := make(map[string]string, len(p.ctrs))
+	health := make(map[string]string, len(p.ctrs)+len(p.sw.tasks))
 	for id, c := range p.ctrs {
 		health[id] = c.Health
 	}
+	for _, t := range p.sw.tasks {
+		if t.ID != "" {
+			health[t.ID] = t.Health
+		}
+	}
 	unrouted := map[string]bool{}
 	routed := map[string]bool{}
-	for _, e := range v.explain {
+	for _, e := range v.explain { // by name: a task not started yet has no container ID
 		if e.Routed {
-			routed[e.Container] = true
+			routed[e.Name] = true
 		} else {
-			unrouted[e.Container] = true
+			unrouted[e.Name] = true
 		}
 	}
 	n := 0

@@ -23,6 +23,7 @@ func TestExplainGolden(t *testing.T) {
 		{"explain", "explain.json", false},
 		{"explain-color", "explain.json", true},
 		{"explain-empty", "empty.json", false},
+		{"explain-swarm", "explain-swarm.json", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

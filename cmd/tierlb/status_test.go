@@ -94,6 +94,7 @@ func TestStatusGolden(t *testing.T) {
 		{"status-color", "services.json", true},
 		{"status-empty", "empty.json", false},
 		{"status-no-backends", "services-no-backends.json", false},
+		{"status-swarm", "services-swarm.json", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

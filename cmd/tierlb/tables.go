@@ -74,8 +74,25 @@ func (c *adminCLI) printStatus(services []admin.ServiceStatus) {
 		fmt.Fprintln(c.stdout, "no backends")
 		return
 	}
-	fmt.Fprintf(tw, "SERVICE\tBACKEND\tADDRESS\t%s\tWEIGHT\tPRIO\tACTIVE\tTOTAL\tTO BACKEND\tTO CLIENT\tERRORS\tLAST CHECK\tREASON\n",
-		c.paint("", "STATE"))
+	// Swarm tasks add a NODE column; without them the table is unchanged.
+	swarmTasks := false
+	for _, s := range services {
+		for _, b := range s.Backends {
+			swarmTasks = swarmTasks || b.Node != ""
+		}
+	}
+	node := func(b admin.BackendStatus) string {
+		if !swarmTasks {
+			return ""
+		}
+		return dash(b.Node) + "\t"
+	}
+	nodeHeader := ""
+	if swarmTasks {
+		nodeHeader = "NODE\t"
+	}
+	fmt.Fprintf(tw, "SERVICE\tBACKEND\t%sADDRESS\t%s\tWEIGHT\tPRIO\tACTIVE\tTOTAL\tTO BACKEND\tTO CLIENT\tERRORS\tLAST CHECK\tREASON\n",
+		nodeHeader, c.paint("", "STATE"))
 	for _, s := range services {
 		for _, b := range s.Backends {
 			var errs uint64
@@ -86,8 +103,8 @@ func (c *adminCLI) printStatus(services []admin.ServiceStatus) {
 			if lc := b.LastCheck; lc != nil {
 				check = lc.Result + " " + admin.FormatAge(c.now().Sub(lc.At))
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%d\t%s\t%s\n",
-				s.Name, b.ID, dash(b.Address), c.paint(b.State, b.State), b.Weight, b.Priority,
+			fmt.Fprintf(tw, "%s\t%s\t%s%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%d\t%s\t%s\n",
+				s.Name, b.ID, node(b), dash(b.Address), c.paint(b.State, b.State), b.Weight, b.Priority,
 				b.ActiveConnections, b.TotalConnections, admin.FormatBytes(b.BytesToBackend), admin.FormatBytes(b.BytesToClient),
 				errs, check, b.Reason)
 		}
@@ -103,7 +120,22 @@ func (c *adminCLI) printExplain(list []admin.Explanation) {
 		return
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "CONTAINER\tID\tSERVICE\t%s\tNETWORK\tADDRESS\tREASON\n", c.paint("", "ROUTED"))
+	// Swarm tasks add a NODE column; without them the table is unchanged.
+	swarmTasks := false
+	for _, e := range list {
+		swarmTasks = swarmTasks || e.Node != ""
+	}
+	node := func(e admin.Explanation) string {
+		if !swarmTasks {
+			return ""
+		}
+		return dash(e.Node) + "\t"
+	}
+	nodeHeader := ""
+	if swarmTasks {
+		nodeHeader = "NODE\t"
+	}
+	fmt.Fprintf(tw, "CONTAINER\tID\t%sSERVICE\t%s\tNETWORK\tADDRESS\tREASON\n", nodeHeader, c.paint("", "ROUTED"))
 	routed := 0
 	for _, e := range list {
 		yes := "no"
@@ -119,8 +151,8 @@ func (c *adminCLI) printExplain(list []admin.Explanation) {
 		if len(e.Warnings) > 0 {
 			reason = strings.TrimPrefix(reason+"; warnings: "+strings.Join(e.Warnings, "; "), "; ")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			dash(e.Name), dash(id), dash(e.Service), c.paint(yes, yes), dash(e.Network), dash(e.Address), dash(reason))
+		fmt.Fprintf(tw, "%s\t%s\t%s%s\t%s\t%s\t%s\t%s\n",
+			dash(e.Name), dash(id), node(e), dash(e.Service), c.paint(yes, yes), dash(e.Network), dash(e.Address), dash(reason))
 	}
 	tw.Flush()
 	fmt.Fprintf(c.stdout, "\n%d of %d containers routed\n", routed, len(list))

@@ -11,6 +11,8 @@ type ServiceInfo struct {
 	// SNI lists the TLS server names routed to the service on a listen
 	// address it shares with other services; empty otherwise.
 	SNI []string
+	// Protocol is tcp or udp; "" means tcp.
+	Protocol string
 	// Set owns the service's backends; nil is treated as no backends.
 	Set *backends.Set
 }

@@ -10,6 +10,7 @@ import (
 type ServiceStatus struct {
 	Name     string          `json:"name"`
 	Listen   string          `json:"listen"`
+	Protocol string          `json:"protocol"` // tcp or udp
 	SNI      []string        `json:"sni,omitempty"`
 	Balance  string          `json:"balance"`
 	Backends []BackendStatus `json:"backends"`
@@ -35,6 +36,8 @@ type BackendStatus struct {
 	Weight   int    `json:"weight"`
 	Priority int    `json:"priority"`
 
+	// ActiveConnections and TotalConnections count a UDP service's
+	// sessions.
 	ActiveConnections int64  `json:"active_connections"`
 	TotalConnections  uint64 `json:"total_connections"`
 	BytesToBackend    uint64 `json:"bytes_to_backend"`
@@ -61,7 +64,10 @@ func snapshot(s Services) []ServiceStatus {
 	infos := list(s)
 	out := make([]ServiceStatus, 0, len(infos))
 	for _, info := range infos {
-		svc := ServiceStatus{Name: info.Name, Listen: info.Listen, SNI: info.SNI, Backends: []BackendStatus{}}
+		svc := ServiceStatus{Name: info.Name, Listen: info.Listen, Protocol: info.Protocol, SNI: info.SNI, Backends: []BackendStatus{}}
+		if svc.Protocol == "" {
+			svc.Protocol = "tcp"
+		}
 		if info.Set != nil {
 			svc.Balance = string(info.Set.Policy())
 			for _, b := range info.Set.Backends() {

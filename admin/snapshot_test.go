@@ -42,8 +42,11 @@ func TestServicesJSONShape(t *testing.T) {
 	if len(raw) != 1 {
 		t.Fatalf("%d services, want 1", len(raw))
 	}
-	if got := slices.Sorted(maps.Keys(raw[0])); !slices.Equal(got, []string{"backends", "balance", "listen", "name"}) {
+	if got := slices.Sorted(maps.Keys(raw[0])); !slices.Equal(got, []string{"backends", "balance", "listen", "name", "protocol"}) {
 		t.Errorf("service keys %v", got)
+	}
+	if raw[0]["protocol"] != "tcp" {
+		t.Errorf("protocol %v, want tcp when the service does not say", raw[0]["protocol"])
 	}
 	bs := raw[0]["backends"].([]any)
 	wantKeys := []string{"active_connections", "address", "bytes_to_backend", "bytes_to_client", "connect_errors",

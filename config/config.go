@@ -74,7 +74,8 @@ type DockerConfig struct {
 type ServiceConfig struct {
 	Name               string         `mapstructure:"name" yaml:"name"`
 	Listen             string         `mapstructure:"listen" yaml:"listen"`
-	SNI                []string       `mapstructure:"sni" yaml:"sni"` // TLS server names, on a listen address services share
+	SNI                []string       `mapstructure:"sni" yaml:"sni"`           // TLS server names, on a listen address services share
+	Protocol           string         `mapstructure:"protocol" yaml:"protocol"` // tcp|udp
 	Balance            string         `mapstructure:"balance" yaml:"balance"`
 	Backends           BackendsConfig `mapstructure:"backends" yaml:"backends"`
 	Health             HealthConfig   `mapstructure:"health" yaml:"health"`
@@ -91,7 +92,25 @@ type ServiceConfig struct {
 	Allow              []string       `mapstructure:"allow" yaml:"allow"`
 	ReusePort          bool           `mapstructure:"reuse_port" yaml:"reuse_port"`
 	ZeroCopy           string         `mapstructure:"zero_copy" yaml:"zero_copy"` // auto|off
+	// UDP is the udp section; only a UDP service has one.
+	UDP *UDPConfig `mapstructure:"udp" yaml:"udp,omitempty"`
 }
+
+// UDPConfig is the udp section of a UDP service.
+type UDPConfig struct {
+	SessionTimeout time.Duration `mapstructure:"session_timeout" yaml:"session_timeout"`
+	MaxSessions    int           `mapstructure:"max_sessions" yaml:"max_sessions"`
+	Responses      int           `mapstructure:"responses" yaml:"responses"` // 0: any
+}
+
+// The service protocols.
+const (
+	ProtocolTCP = "tcp"
+	ProtocolUDP = "udp"
+)
+
+// IsUDP reports whether the service is a UDP service.
+func (s *ServiceConfig) IsUDP() bool { return s.Protocol == ProtocolUDP }
 
 // BackendsConfig says where a service's backends come from; at least one of
 // the two must be set.

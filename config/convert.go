@@ -10,6 +10,7 @@ import (
 	"github.com/tierlb/tierlb/backends/docker"
 	"github.com/tierlb/tierlb/health"
 	"github.com/tierlb/tierlb/proxy"
+	"github.com/tierlb/tierlb/proxy/udp"
 )
 
 // The conversions below run on a validated Config, so they cannot fail on
@@ -49,6 +50,33 @@ func (s *ServiceConfig) ProxyConfig(accessLog bool) (proxy.Config, error) {
 		ZeroCopy:            s.ZeroCopy != "off",
 		AccessLog:           accessLog,
 	}, nil
+}
+
+// UDPConfig is a UDP service's data-path settings.
+func (s *ServiceConfig) UDPConfig(accessLog bool) (udp.Config, error) {
+	allow, err := prefixes(s.Allow)
+	if err != nil {
+		return udp.Config{}, fmt.Errorf("service %s: allow: %w", s.Name, err)
+	}
+	c := udp.Config{
+		Name:      s.Name,
+		Listen:    s.Listen,
+		Allow:     allow,
+		ReusePort: s.ReusePort,
+		AccessLog: accessLog,
+	}
+	if u := s.UDP; u != nil {
+		c.SessionTimeout, c.MaxSessions, c.Responses = u.SessionTimeout, u.MaxSessions, u.Responses
+	}
+	return c, nil
+}
+
+// HealthMonitorConfig is the service's health settings for the health
+// package, with the protocol its checks run over.
+func (s *ServiceConfig) HealthMonitorConfig() health.Config {
+	hc := s.Health.MonitorConfig()
+	hc.Network = s.Protocol
+	return hc
 }
 
 func prefixes(list []string) ([]netip.Prefix, error) {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"maps"
+	"slices"
 	"strings"
 )
 
@@ -38,11 +39,17 @@ func topDefaults() map[string]any {
 // zero fields after decoding) keeps "unset" apart from an explicit zero such
 // as retries: 0. backends.docker has no entry on purpose: its presence is
 // what turns Docker selection on for the service.
-func serviceDefaults() map[string]any {
-	return map[string]any{
-		"name":    "",
-		"listen":  "",
-		"balance": "roundrobin",
+//
+// Some keys belong to one protocol (protocolKeys): a service gets the
+// defaults of its own, so that a key of the other protocol is one the user
+// wrote, which validation refuses. A UDP service's health type defaults to
+// none, since tcp, the TCP default, cannot check UDP.
+func serviceDefaults(protocol string) map[string]any {
+	d := map[string]any{
+		"name":     "",
+		"listen":   "",
+		"protocol": ProtocolTCP,
+		"balance":  "roundrobin",
 		"backends": map[string]any{
 			"static": []any{},
 		},
@@ -84,7 +91,73 @@ func serviceDefaults() map[string]any {
 		"allow":                 []any{},
 		"reuse_port":            false,
 		"zero_copy":             "auto",
+		"udp": map[string]any{
+			"session_timeout": "30s",
+			"max_sessions":    0,
+			"responses":       0,
+		},
 	}
+	for key, p := range protocolKeys {
+		if p != protocol {
+			delete(d, key)
+		}
+	}
+	if protocol == ProtocolUDP {
+		d["protocol"] = ProtocolUDP
+		d["health"].(map[string]any)["type"] = "none"
+	}
+	return d
+}
+
+// protocolKeys are the keys of a services[] entry that only one protocol
+// takes. A UDP session has no connect, idle or half-close phase (it has
+// udp.session_timeout), no dial to retry, no byte stream to splice or to
+// prefix with a PROXY header, and it always leaves a backend that goes
+// down; max_sessions is its max_conns.
+var protocolKeys = map[string]string{
+	"timeouts":              ProtocolTCP,
+	"retries":               ProtocolTCP,
+	"max_conns":             ProtocolTCP,
+	"on_backend_down":       ProtocolTCP,
+	"proxy_protocol":        ProtocolTCP,
+	"accept_proxy_protocol": ProtocolTCP,
+	"zero_copy":             ProtocolTCP,
+	"sni":                   ProtocolTCP,
+	"max_conns_per_client":  ProtocolTCP,
+	"defer_dial":            ProtocolTCP,
+	"udp":                   ProtocolUDP,
+}
+
+// entryProtocol returns the protocol an entry asks for: "tcp" when it
+// sets none (an invalid value is validation's to report).
+func entryProtocol(entry map[string]any) string {
+	for k, v := range entry {
+		if strings.EqualFold(k, "protocol") {
+			if s, ok := v.(string); ok && s == ProtocolUDP {
+				return ProtocolUDP
+			}
+		}
+	}
+	return ProtocolTCP
+}
+
+// withDefaults lays a services[] entry over the defaults of its protocol
+// and reports, with path, the keys it sets that belong to the other one.
+func withDefaults(entry map[string]any, path string) (map[string]any, []*Error) {
+	protocol := entryProtocol(entry)
+	var errs []*Error
+	for k := range entry {
+		lk := strings.ToLower(k)
+		if want, ok := protocolKeys[lk]; ok && want != protocol {
+			msg := "a TCP setting; a UDP service takes udp.session_timeout, udp.max_sessions and udp.responses instead"
+			if want == ProtocolUDP {
+				msg = "applies to UDP services only (protocol: udp)"
+			}
+			errs = append(errs, &Error{Path: path + "." + lk, Msg: msg})
+		}
+	}
+	slices.SortFunc(errs, func(a, b *Error) int { return strings.Compare(a.Path, b.Path) })
+	return mergeOver(serviceDefaults(protocol), entry), errs
 }
 
 // staticDefaults completes a static backend written as a map.

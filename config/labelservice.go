@@ -28,7 +28,11 @@ func LabelService(d docker.LabelService, prefix string) (ServiceConfig, error) {
 			return ServiceConfig{}, fmt.Errorf("label %s.%s: %w", prefix, k, err)
 		}
 	}
-	cfg, p := decodeConfig(map[string]any{"services": []any{mergeOver(serviceDefaults(), entry)}})
+	entry, keyErrs := withDefaults(entry, "services[0]")
+	cfg, p := decodeConfig(map[string]any{"services": []any{entry}})
+	for _, e := range keyErrs {
+		p.add(e.Path, "%s", e.Msg)
+	}
 	if len(cfg.Services) == 1 {
 		validateService(&cfg.Services[0], "services[0]", true, p)
 	}

@@ -100,8 +100,12 @@ func loadDoc(src Source, doc map[string]any) (*Config, error) {
 	}
 
 	settings := v.AllSettings()
-	settings["services"] = withServiceDefaults(services)
+	var keyErrs []*Error
+	settings["services"], keyErrs = withServiceDefaults(services)
 	cfg, p := decodeConfig(settings)
+	for _, e := range keyErrs {
+		p.add(e.Path, "%s", e.Msg)
+	}
 	validate(cfg, p)
 	if err := p.err(); err != nil {
 		return cfg, err
@@ -109,25 +113,29 @@ func loadDoc(src Source, doc map[string]any) (*Config, error) {
 	return cfg, nil
 }
 
-// withServiceDefaults lays every service entry over the service defaults.
+// withServiceDefaults lays every service entry over the service defaults
+// of its protocol, and returns the keys of the other protocol it found.
 // Entries that are not maps are left for the decoder to report.
-func withServiceDefaults(services any) any {
+func withServiceDefaults(services any) (any, []*Error) {
 	list, ok := services.([]any)
 	if !ok {
 		if services == nil {
-			return []any{}
+			return []any{}, nil
 		}
-		return services
+		return services, nil
 	}
 	out := make([]any, len(list))
+	var errs []*Error
 	for i, e := range list {
 		if m, ok := e.(map[string]any); ok {
-			out[i] = mergeOver(serviceDefaults(), m)
+			var keyErrs []*Error
+			out[i], keyErrs = withDefaults(m, fmt.Sprintf("services[%d]", i))
+			errs = append(errs, keyErrs...)
 		} else {
 			out[i] = e
 		}
 	}
-	return out
+	return out, errs
 }
 
 // decodeConfig decodes the merged settings strictly: unknown keys are errors,

@@ -53,8 +53,8 @@ func validate(c *Config, p *problems) {
 		listens[i] = la
 		parsed[i] = true
 		for j := range i {
-			if !parsed[j] {
-				continue
+			if !parsed[j] || c.Services[j].IsUDP() != s.IsUDP() {
+				continue // a TCP and a UDP socket may share a port
 			}
 			if listens[j] == la && len(s.SNI) > 0 && len(c.Services[j].SNI) > 0 {
 				validateShared(c, i, j, p)

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"regexp"
 	"strings"
 
@@ -28,39 +29,24 @@ func validateService(s *ServiceConfig, path string, dockerOn bool, p *problems) 
 	} else if _, err := ParseListenAddr(s.Listen); err != nil {
 		p.add(path+".listen", "%v", err)
 	}
+	oneOf(p, path+".protocol", s.Protocol, ProtocolTCP, ProtocolUDP)
 	if _, err := backends.ParsePolicy(s.Balance); err != nil {
 		p.add(path+".balance", "%v", err)
 	}
 	validateBackends(&s.Backends, path+".backends", dockerOn, p)
-	validateHealth(&s.Health, path+".health", dockerOn, p)
+	validateHealth(&s.Health, path+".health", s.Protocol, dockerOn, p)
+	if s.IsUDP() {
+		validateUDP(s, path, p)
+	} else {
+		validateTCP(s, path, p)
+	}
 	if s.Health.Type == "docker" && len(s.Backends.Static) > 0 {
 		// A static address has no container whose HEALTHCHECK could be
 		// read: it would stay down for ever.
 		p.add(path+".health.type", "docker reads each container's HEALTHCHECK, but backends.static lists addresses with no container (use tcp, http or send-expect, or only docker backends)")
 	}
 	nonNegative(p, path+".slow_start", s.SlowStart)
-	positive(p, path+".timeouts.connect", s.Timeouts.Connect)
-	positive(p, path+".timeouts.idle", s.Timeouts.Idle)
-	positive(p, path+".timeouts.half_close", s.Timeouts.HalfClose)
-	positive(p, path+".timeouts.client_hello", s.Timeouts.ClientHello)
-	for i, name := range s.SNI {
-		if _, err := sni.Normalize(name); err != nil {
-			p.add(fmt.Sprintf("%s.sni[%d]", path, i), "%q: %v", name, errors.Unwrap(err))
-		}
-	}
-	positive(p, path+".timeouts.first_data", s.Timeouts.FirstData)
-	nonNegative(p, path+".retries", s.Retries)
-	nonNegative(p, path+".max_conns", s.MaxConns)
 	nonNegative(p, path+".max_conns_per_backend", s.MaxConnsPerBackend)
-	nonNegative(p, path+".max_conns_per_client", s.MaxConnsPerClient)
-	oneOf(p, path+".on_backend_down", s.OnBackendDown, "keep", "close")
-	oneOf(p, path+".proxy_protocol", s.ProxyProtocol, "", "v1", "v2")
-	oneOf(p, path+".zero_copy", s.ZeroCopy, "auto", "off")
-	for i, c := range s.AcceptProxyProto {
-		if _, err := parsePrefix(c); err != nil {
-			p.add(fmt.Sprintf("%s.accept_proxy_protocol[%d]", path, i), "%v", err)
-		}
-	}
 	for i, c := range s.Allow {
 		if _, err := parsePrefix(c); err != nil {
 			p.add(fmt.Sprintf("%s.allow[%d]", path, i), "%v", err)
@@ -109,7 +95,52 @@ func validateBackends(b *BackendsConfig, path string, dockerOn bool, p *problems
 	}
 }
 
-func validateHealth(h *HealthConfig, path string, dockerOn bool, p *problems) {
+// validateTCP checks what only a TCP service has.
+func validateTCP(s *ServiceConfig, path string, p *problems) {
+	positive(p, path+".timeouts.connect", s.Timeouts.Connect)
+	positive(p, path+".timeouts.idle", s.Timeouts.Idle)
+	positive(p, path+".timeouts.half_close", s.Timeouts.HalfClose)
+	positive(p, path+".timeouts.client_hello", s.Timeouts.ClientHello)
+	positive(p, path+".timeouts.first_data", s.Timeouts.FirstData)
+	for i, name := range s.SNI {
+		if _, err := sni.Normalize(name); err != nil {
+			p.add(fmt.Sprintf("%s.sni[%d]", path, i), "%q: %v", name, errors.Unwrap(err))
+		}
+	}
+	nonNegative(p, path+".retries", s.Retries)
+	nonNegative(p, path+".max_conns", s.MaxConns)
+	nonNegative(p, path+".max_conns_per_client", s.MaxConnsPerClient)
+	oneOf(p, path+".on_backend_down", s.OnBackendDown, "keep", "close")
+	oneOf(p, path+".proxy_protocol", s.ProxyProtocol, "", "v1", "v2")
+	oneOf(p, path+".zero_copy", s.ZeroCopy, "auto", "off")
+	for i, c := range s.AcceptProxyProto {
+		if _, err := parsePrefix(c); err != nil {
+			p.add(fmt.Sprintf("%s.accept_proxy_protocol[%d]", path, i), "%v", err)
+		}
+	}
+}
+
+// validateUDP checks what only a UDP service has.
+func validateUDP(s *ServiceConfig, path string, p *problems) {
+	if u := s.UDP; u != nil {
+		positive(p, path+".udp.session_timeout", u.SessionTimeout)
+		nonNegative(p, path+".udp.max_sessions", u.MaxSessions)
+		nonNegative(p, path+".udp.responses", u.Responses)
+	}
+	for i, sb := range s.Backends.Static {
+		if _, err := backends.ParseAddress(sb.Address); err != nil {
+			continue // reported by validateBackends
+		}
+		if _, err := netip.ParseAddrPort(sb.Address); err != nil {
+			// A session's socket is connected once, from the loop; a
+			// name would need resolving there.
+			p.add(fmt.Sprintf("%s.backends.static[%d].address", path, i),
+				"%q: a UDP backend is an IP address and port (IPv6 as [::1]:53), not a host name", sb.Address)
+		}
+	}
+}
+
+func validateHealth(h *HealthConfig, path, protocol string, dockerOn bool, p *problems) {
 	before := len(p.errs)
 	oneOf(p, path+".type", h.Type, "tcp", "http", "send-expect", "docker", "none")
 	if h.Type == "docker" && !dockerOn {
@@ -148,7 +179,9 @@ func validateHealth(h *HealthConfig, path string, dockerOn bool, p *problems) {
 	// The health package has the last word on what its monitor accepts
 	// (the Host header's syntax, for one). Its messages start with the key
 	// under the service, "health.http.host: ...", documented for this use.
-	for _, err := range Problems(h.MonitorConfig().Validate()) {
+	mc := h.MonitorConfig()
+	mc.Network = protocol
+	for _, err := range Problems(mc.Validate()) {
 		key, msg, ok := strings.Cut(err.Error(), ": ")
 		if !ok || !strings.HasPrefix(key, "health") {
 			key, msg = "health", err.Error()

@@ -24,6 +24,7 @@ func (c *Config) YAML(notes map[string]string) ([]byte, error) {
 		tok.Value, tok.Style = redacted, 0
 		tok.LineComment = "set, not printed"
 	}
+	dropOtherProtocolKeys(mappingValue(&doc, "services"))
 	for path, note := range notes {
 		if n := nodeAt(&doc, path); n != nil {
 			n.LineComment = note
@@ -39,6 +40,29 @@ func (c *Config) YAML(notes map[string]string) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// dropOtherProtocolKeys removes from each service the keys of the other
+// protocol, which it does not have (a UDP service's timeouts would print
+// as 0s).
+func dropOtherProtocolKeys(services *yaml.Node) {
+	if services == nil || services.Kind != yaml.SequenceNode {
+		return
+	}
+	for _, svc := range services.Content {
+		protocol := ProtocolTCP
+		if p := mappingValue(svc, "protocol"); p != nil && p.Value == ProtocolUDP {
+			protocol = ProtocolUDP
+		}
+		kept := svc.Content[:0]
+		for i := 0; i+1 < len(svc.Content); i += 2 {
+			if want, ok := protocolKeys[svc.Content[i].Value]; ok && want != protocol {
+				continue
+			}
+			kept = append(kept, svc.Content[i], svc.Content[i+1])
+		}
+		svc.Content = kept
+	}
 }
 
 // nodeAt returns the value node at a dotted key path of a YAML document,

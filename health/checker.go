@@ -49,7 +49,12 @@ func NewChecker(cfg Config, docker ContainerHealth) (Checker, error) {
 		}
 		return NewHTTPChecker(cfg.HTTPPath, cfg.HTTPHost, status), nil
 	case TypeSendExpect:
-		return NewSendExpectChecker(cfg.Send, cfg.Expect)
+		c, err := NewSendExpectChecker(cfg.Send, cfg.Expect)
+		if err != nil {
+			return nil, err
+		}
+		c.Network = cfg.Network
+		return c, nil
 	case TypeDocker:
 		if docker == nil {
 			return nil, errors.New("health.type: docker checks need a Docker connection (docker.enabled)")

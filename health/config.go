@@ -55,7 +55,17 @@ type Config struct {
 	Expect string
 	// Passive configures ejection on consecutive dial failures.
 	Passive PassiveConfig
+	// Network is the service's protocol: "tcp" (the default) or "udp". A
+	// UDP service takes send-expect (one datagram out, a matching one
+	// back), docker or none.
+	Network string
 }
+
+// The networks a service's checks run over.
+const (
+	NetworkTCP = "tcp"
+	NetworkUDP = "udp"
+)
 
 // PassiveConfig is health.passive: MaxFails consecutive dial failures eject a
 // backend for FailTimeout. MaxFails 0 disables passive checks.
@@ -158,6 +168,20 @@ func (c Config) Validate() error {
 	if c.Type == TypeSendExpect && c.Send == "" && c.Expect == "" {
 		bad("expect", "type send-expect needs send, expect or both")
 	}
+	switch c.Network {
+	case "", NetworkTCP:
+	case NetworkUDP:
+		switch c.Type {
+		case "", TypeTCP, TypeHTTP:
+			bad("type", "%q checks TCP; a UDP service takes send-expect, docker or none", cmpOr(c.Type, TypeTCP))
+		case TypeSendExpect:
+			if c.Expect == "" {
+				bad("expect", "send-expect over UDP needs expect: a datagram sent proves nothing")
+			}
+		}
+	default:
+		errs = append(errs, fmt.Errorf("protocol: unknown %q (want tcp or udp)", c.Network))
+	}
 	if c.Passive.MaxFails < 0 {
 		bad("passive.max_fails", "must be 0 (off) or more, got %d", c.Passive.MaxFails)
 	}
@@ -165,6 +189,13 @@ func (c Config) Validate() error {
 		bad("passive.fail_timeout", "must be positive, got %v", c.Passive.FailTimeout)
 	}
 	return errors.Join(errs...)
+}
+
+func cmpOr(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a
 }
 
 func isSpaceOrControl(r rune) bool { return r <= ' ' || r == 0x7f }

@@ -20,9 +20,15 @@ var errNoMatch = errors.New("reply did not match")
 // matches Expect, the peer closes, the probe times out or maxReply bytes
 // arrived without a match. With an empty Expect it passes once Send is
 // written.
+//
+// Over UDP (Network "udp") it sends Send as one datagram and passes when a
+// datagram that matches Expect comes back before the probe times out; an
+// ICMP port unreachable fails it at once.
 type SendExpectChecker struct {
 	Send   []byte
 	Expect Matcher
+	// Network is "tcp" (or "") or "udp".
+	Network string
 }
 
 // NewSendExpectChecker parses health.send and health.expect.
@@ -40,6 +46,9 @@ func NewSendExpectChecker(send, expect string) (*SendExpectChecker, error) {
 
 // Check runs the exchange against addr.
 func (s *SendExpectChecker) Check(ctx context.Context, addr string) error {
+	if s.Network == NetworkUDP {
+		return s.checkDatagram(ctx, addr)
+	}
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -95,4 +104,39 @@ func excerpt(b []byte) string {
 		return fmt.Sprintf("%q... (%d bytes)", b[:n], len(b))
 	}
 	return fmt.Sprintf("%q", b)
+}
+
+// checkDatagram is Check over UDP. Datagrams that do not match (a late
+// answer to an earlier probe) are skipped until the deadline.
+func (s *SendExpectChecker) checkDatagram(ctx context.Context, addr string) error {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "udp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	if _, err := conn.Write(s.Send); err != nil {
+		return fmt.Errorf("send to udp %s: %w", addr, err)
+	}
+	buf := make([]byte, maxReply)
+	var last []byte
+	for {
+		n, err := conn.Read(buf)
+		if err != nil {
+			if last == nil {
+				return fmt.Errorf("expect %q from udp %s: %w", s.Expect, addr, err)
+			}
+			return fmt.Errorf("expect %q from udp %s: %w, got %s", s.Expect, addr, errNoMatch, excerpt(last))
+		}
+		if s.Expect.Match(buf[:n]) {
+			return nil
+		}
+		last = append(last[:0], buf[:n]...)
+	}
 }

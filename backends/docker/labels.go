@@ -91,7 +91,11 @@ var serviceSettings = map[string]settingCheck{
 	"zero_copy":                   oneOf("auto", "off"),
 	// Server names are checked where the service is built, with the
 	// file's sni key.
-	"sni": anything,
+	"sni":                 anything,
+	"protocol":            oneOf("tcp", "udp"),
+	"udp.session_timeout": positiveDuration,
+	"udp.max_sessions":    intRange(0, 1<<30),
+	"udp.responses":       intRange(0, 1<<30),
 }
 
 // parseLabels reads the labels under prefix ("tierlb") from a container's
@@ -121,7 +125,7 @@ func parseLabels(prefix string, all map[string]string) (labels, error) {
 		case "port":
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 || n > 65535 {
-				bad(k, v, "a TCP port from 1 to 65535")
+				bad(k, v, "a port from 1 to 65535")
 				continue
 			}
 			l.Port = n

@@ -38,11 +38,22 @@ func TestParseLabels(t *testing.T) {
 				"health.send": `PING\r\n`, "allow": "10.0.0.0/8, 192.168.0.0/16",
 			}},
 		},
+		{
+			name: "udp service",
+			in: map[string]string{
+				"tierlb.protocol": "udp", "tierlb.udp.responses": "1", "tierlb.udp.session_timeout": "5s",
+				"tierlb.udp.max_sessions": "1000",
+			},
+			want: labels{Weight: 1, Settings: map[string]string{
+				"protocol": "udp", "udp.responses": "1", "udp.session_timeout": "5s", "udp.max_sessions": "1000",
+			}},
+		},
+		{name: "bad protocol", in: map[string]string{"tierlb.protocol": "sctp"}, wantErr: []string{"tierlb.protocol", `"udp"`}},
 		{name: "unknown label kept as warning", in: map[string]string{"tierlb.wieght": "2"}, want: labels{Weight: 1, Unknown: []string{"tierlb.wieght"}}},
 		{name: "ipv6 listen", in: map[string]string{"tierlb.listen": "[::]:8080"}, want: labels{Weight: 1, Listen: "[::]:8080"}},
 		{name: "bad weight", in: map[string]string{"tierlb.weight": "heavy"}, wantErr: []string{"label tierlb.weight=\"heavy\": want an integer from 0 to 65535"}},
 		{name: "negative weight", in: map[string]string{"tierlb.weight": "-1"}, wantErr: []string{"tierlb.weight"}},
-		{name: "port out of range", in: map[string]string{"tierlb.port": "70000"}, wantErr: []string{"tierlb.port=\"70000\": want a TCP port from 1 to 65535"}},
+		{name: "port out of range", in: map[string]string{"tierlb.port": "70000"}, wantErr: []string{"tierlb.port=\"70000\": want a port from 1 to 65535"}},
 		{name: "bad enable", in: map[string]string{"tierlb.enable": "yes please"}, wantErr: []string{"tierlb.enable", "true or false"}},
 		{name: "bad listen", in: map[string]string{"tierlb.listen": "app:80"}, wantErr: []string{"tierlb.listen", "HOST:PORT"}},
 		{name: "listen without port", in: map[string]string{"tierlb.listen": "0.0.0.0"}, wantErr: []string{"tierlb.listen"}},

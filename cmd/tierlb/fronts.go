@@ -73,7 +73,11 @@ func (fr *front) route(members []*instance, accessLog bool) error {
 	svcs := make([]*proxy.Service, len(members))
 	names := make([]string, len(members))
 	for i, in := range members {
-		cfgs[i], svcs[i], names[i] = in.cfg, in.svc, in.cfg.Name
+		svc, ok := in.svc.(*proxy.Service)
+		if !ok { // validation keeps sni to TCP services
+			return fmt.Errorf("service %s: sni routes only TCP services", in.cfg.Name)
+		}
+		cfgs[i], svcs[i], names[i] = in.cfg, svc, in.cfg.Name
 	}
 	pc, err := config.FrontConfig(cfgs, accessLog)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/tierlb/tierlb/config"
 	"github.com/tierlb/tierlb/health"
 	"github.com/tierlb/tierlb/proxy"
+	"github.com/tierlb/tierlb/proxy/udp"
 )
 
 // deps are the collaborators every service instance shares.
@@ -19,6 +20,7 @@ type deps struct {
 	// AccessLog gets the access log lines (accessLogger(Log)).
 	AccessLog     *slog.Logger
 	ProxyMetrics  *proxy.Metrics
+	UDPMetrics    *udp.Metrics
 	HealthMetrics *health.Metrics
 	// Docker answers health type docker; nil when Docker discovery is off,
 	// in which case the monitor runs as type none (validation refuses type
@@ -31,8 +33,8 @@ type deps struct {
 
 // healthConfig is a service's health settings as its monitor really runs
 // them.
-func (d deps) healthConfig(h *config.HealthConfig) health.Config {
-	hc := h.MonitorConfig()
+func (d deps) healthConfig(s *config.ServiceConfig) health.Config {
+	hc := s.HealthMonitorConfig()
 	if hc.Type == health.TypeDocker && d.Docker == nil {
 		hc.Type = health.TypeNone
 	}
@@ -47,7 +49,7 @@ type instance struct {
 	cfg     config.ServiceConfig
 	set     *backends.Set // for the instance's life: a reload reconfigures it
 	monitor *health.Monitor
-	svc     *proxy.Service
+	svc     dataPath
 
 	mu      sync.Mutex // guards the fields below against UpdateBackends
 	static  []backends.Spec
@@ -72,22 +74,16 @@ func newInstance(cfg config.ServiceConfig, accessLog bool, discovered []backends
 	if err != nil {
 		return nil, fmt.Errorf("service %s: %w", cfg.Name, err)
 	}
-	hc := d.healthConfig(&cfg.Health)
+	hc := d.healthConfig(&cfg)
 	in.set = backends.NewSet(cfg.Name, policy, cfg.SetOptions(hc.Type))
 	if in.monitor, err = health.NewMonitor(in.set, hc, health.Options{Logger: d.Log, Metrics: d.HealthMetrics, Docker: d.Docker}); err != nil {
 		in.set.Close()
 		return nil, fmt.Errorf("service %s: %w", cfg.Name, err)
 	}
 	in.set.Update(in.specsLocked())
-	pc, err := cfg.ProxyConfig(accessLog)
-	if err != nil {
+	if in.svc, err = newDataPath(&cfg, accessLog, in.set, in.monitor.Passive(), d); err != nil {
 		in.set.Close()
 		return nil, err
-	}
-	in.svc, err = proxy.NewService(pc, in.set, proxy.Options{Logger: d.Log, AccessLog: d.AccessLog, Metrics: d.ProxyMetrics, Observer: in.monitor.Passive(), Loops: d.Loops})
-	if err != nil {
-		in.set.Close()
-		return nil, fmt.Errorf("service %s: %w", cfg.Name, err)
 	}
 	return in, nil
 }
@@ -109,7 +105,7 @@ func (in *instance) start(fatal func(error)) {
 	if a := in.svc.Addr(); a != nil {
 		listen = a.String()
 	}
-	in.log.Info("serving", "listen", listen, "sni", in.cfg.SNI, "backends", len(in.static), "balance", in.cfg.Balance)
+	in.log.Info("serving", "listen", listen, "protocol", in.cfg.Protocol, "sni", in.cfg.SNI, "backends", len(in.static), "balance", in.cfg.Balance)
 	go func() {
 		defer close(in.served)
 		if err := in.svc.Serve(ctx); err != nil {
@@ -163,7 +159,10 @@ func (in *instance) drain(ctx context.Context) {
 // reconfigure applies a changed config with the same listen address to new
 // connections; open ones keep what they started with.
 func (in *instance) reconfigure(cfg config.ServiceConfig, accessLog bool) error {
-	pc, err := cfg.ProxyConfig(accessLog)
+	if cfg.IsUDP() != in.cfg.IsUDP() {
+		return fmt.Errorf("service %s: a %s service cannot become a %s one in place", cfg.Name, in.cfg.Protocol, cfg.Protocol)
+	}
+	apply, err := reconfiguration(in.svc, &cfg, accessLog)
 	if err != nil {
 		return err
 	}
@@ -178,7 +177,7 @@ func (in *instance) reconfigure(cfg config.ServiceConfig, accessLog bool) error 
 		in.docker = nil
 	}
 	in.mu.Unlock()
-	hc := in.deps.healthConfig(&cfg.Health)
+	hc := in.deps.healthConfig(&cfg)
 	policy, err := backends.ParsePolicy(cfg.Balance)
 	if err != nil {
 		return fmt.Errorf("service %s: %w", cfg.Name, err)
@@ -192,7 +191,7 @@ func (in *instance) reconfigure(cfg config.ServiceConfig, accessLog bool) error 
 	in.mu.Lock()
 	in.set.Update(in.specsLocked())
 	in.mu.Unlock()
-	in.svc.Reconfigure(pc)
+	apply()
 	in.cfg = cfg
 	return nil
 }

@@ -94,13 +94,17 @@ func (s *supervisor) wantedLocked(cfg *config.Config) (list []config.ServiceConf
 }
 
 // listenTaken names the service of list whose listen address cand cannot
-// have too, and says why; sni services may share one (config.CanShare).
+// have too, and says why: sni services may share one (config.CanShare),
+// and a TCP and a UDP service may share a port.
 func listenTaken(cand config.ServiceConfig, list []config.ServiceConfig) (string, error) {
 	la, err := config.ParseListenAddr(cand.Listen)
 	if err != nil {
 		return "", nil
 	}
 	for _, sc := range list {
+		if sc.IsUDP() != cand.IsUDP() {
+			continue
+		}
 		oa, err := config.ParseListenAddr(sc.Listen)
 		if err != nil || !oa.Conflicts(la) && !(oa == la && len(sc.SNI) > 0 && len(cand.SNI) > 0) {
 			continue

@@ -150,13 +150,14 @@ func (r *reloader) read() ([]byte, error) {
 // reject logs why a reload was refused and counts it; the running config
 // stays.
 func (r *reloader) reject(why string, err error) {
+	// Counted before it is logged: whoever reads the log sees the count.
+	r.reloads.WithLabelValues("error").Inc()
 	log := r.log.With("trigger", why, "file", r.src.File)
 	errs := config.Problems(err)
 	log.Error("config reload rejected: the running config stays", "problems", len(errs))
 	for _, e := range errs {
 		log.Error("config problem", "err", e)
 	}
-	r.reloads.WithLabelValues("error").Inc()
 }
 
 // reload loads the config from data, the file content just read, and

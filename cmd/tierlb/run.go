@@ -14,6 +14,7 @@ import (
 	"github.com/tierlb/tierlb/admin"
 	"github.com/tierlb/tierlb/health"
 	"github.com/tierlb/tierlb/proxy"
+	"github.com/tierlb/tierlb/proxy/udp"
 )
 
 // cmdRun serves until SIGTERM/SIGINT (ctx), then drains and exits 0. A bad
@@ -67,6 +68,10 @@ func serve(ctx context.Context, l loaded, log *slog.Logger, level *slog.LevelVar
 	if err != nil {
 		return fmt.Errorf("proxy metrics: %w", err)
 	}
+	um, err := udp.NewMetrics(reg)
+	if err != nil {
+		return fmt.Errorf("udp metrics: %w", err)
+	}
 	hm, err := health.NewMetrics(reg)
 	if err != nil {
 		return fmt.Errorf("health metrics: %w", err)
@@ -76,7 +81,7 @@ func serve(ctx context.Context, l loaded, log *slog.Logger, level *slog.LevelVar
 		return fmt.Errorf("reload metrics: %w", err)
 	}
 	ready := &readiness{}
-	sup := newSupervisor(deps{Log: log, AccessLog: accessLogger(log), ProxyMetrics: pm, HealthMetrics: hm, Loops: loops}, ready)
+	sup := newSupervisor(deps{Log: log, AccessLog: accessLogger(log), ProxyMetrics: pm, UDPMetrics: um, HealthMetrics: hm, Loops: loops}, ready)
 	disc, watch, err := newDockerProvider(cfg, sup, env, log, reg)
 	if err != nil {
 		return err

@@ -205,7 +205,7 @@ func (s *supervisor) applyLocked(cfg *config.Config) error {
 			closeAll(append(early, late...))
 			return err
 		}
-		if takesAddressOf(sc.Listen, removed) || frontHolds(sc.Listen, unwanted) {
+		if takesAddressOf(&sc, removed) || frontHolds(&sc, unwanted) {
 			late = append(late, in)
 		} else {
 			early = append(early, in)
@@ -236,6 +236,19 @@ func (s *supervisor) applyLocked(cfg *config.Config) error {
 	for _, in := range removed {
 		in.stopListening()
 		delete(s.instances, in.cfg.Name)
+		if in.cfg.IsUDP() && addressNeeded(in, late) {
+			// A UDP service's socket carries its sessions' replies, so it
+			// stays bound while they drain; a service that takes over the
+			// address needs it now, and the sessions end at once.
+			in.log.Info("service removed: its address is taken over, sessions closed", "active", in.svc.Active())
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			in.drain(ctx)
+			if _, again := want[in.cfg.Name]; !again {
+				s.deps.forgetMetrics(in.cfg.Name)
+			}
+			continue
+		}
 		in.log.Info("service removed: draining", "drain_timeout", drainTimeout, "active", in.svc.Active())
 		s.drains.Go(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
@@ -245,7 +258,7 @@ func (s *supervisor) applyLocked(cfg *config.Config) error {
 			// change re-adds the service at once).
 			s.mu.Lock()
 			if _, again := s.instances[in.cfg.Name]; !again {
-				s.deps.ProxyMetrics.ForgetService(in.cfg.Name)
+				s.deps.forgetMetrics(in.cfg.Name)
 			}
 			s.mu.Unlock()
 			in.log.Info("service drained")
@@ -304,16 +317,20 @@ func (s *supervisor) applyLocked(cfg *config.Config) error {
 	return errors.Join(errs...)
 }
 
-// sameListener reports whether a service keeps its listener across a
-// reload: the same address, and sni set in both or in neither.
+// sameListener reports whether a service keeps its socket across a
+// reload, so that the running instance is reconfigured in place: the same
+// address and protocol, and sni set in both or in neither.
 func sameListener(a, b *config.ServiceConfig) bool {
-	return a.Listen == b.Listen && (len(a.SNI) > 0) == (len(b.SNI) > 0)
+	return a.Listen == b.Listen && a.IsUDP() == b.IsUDP() && (len(a.SNI) > 0) == (len(b.SNI) > 0)
 }
 
-// frontHolds reports whether one of the fronts holds an address listen
-// needs.
-func frontHolds(listen string, fronts []*front) bool {
-	la, err := config.ParseListenAddr(listen)
+// frontHolds reports whether one of the fronts (shared TLS ports) holds an
+// address the TCP service sc needs.
+func frontHolds(sc *config.ServiceConfig, fronts []*front) bool {
+	if sc.IsUDP() {
+		return false
+	}
+	la, err := config.ParseListenAddr(sc.Listen)
 	if err != nil {
 		return false
 	}
@@ -325,15 +342,29 @@ func frontHolds(listen string, fronts []*front) bool {
 	return false
 }
 
-// takesAddressOf reports whether listen needs an address one of the removed
-// services still holds.
-func takesAddressOf(listen string, removed []*instance) bool {
-	la, err := config.ParseListenAddr(listen)
+// takesAddressOf reports whether sc needs an address one of the removed
+// services still holds (TCP and UDP sockets do not share ports' space).
+func takesAddressOf(sc *config.ServiceConfig, removed []*instance) bool {
+	la, err := config.ParseListenAddr(sc.Listen)
 	if err != nil {
 		return false
 	}
 	for _, in := range removed {
+		if in.cfg.IsUDP() != sc.IsUDP() {
+			continue
+		}
 		if ra, err := config.ParseListenAddr(in.cfg.Listen); err == nil && ra.Conflicts(la) {
+			return true
+		}
+	}
+	return false
+}
+
+// addressNeeded reports whether one of the new instances needs the address
+// of the removed instance in.
+func addressNeeded(in *instance, late []*instance) bool {
+	for _, n := range late {
+		if takesAddressOf(&n.cfg, []*instance{in}) {
 			return true
 		}
 	}
@@ -346,7 +377,7 @@ func (s *supervisor) Services() []admin.ServiceInfo {
 	defer s.mu.Unlock()
 	out := make([]admin.ServiceInfo, 0, len(s.instances))
 	for _, in := range s.instances {
-		out = append(out, admin.ServiceInfo{Name: in.cfg.Name, Listen: in.cfg.Listen, SNI: in.cfg.SNI, Set: in.currentSet()})
+		out = append(out, admin.ServiceInfo{Name: in.cfg.Name, Listen: in.cfg.Listen, Protocol: in.cfg.Protocol, SNI: in.cfg.SNI, Set: in.currentSet()})
 	}
 	slices.SortFunc(out, func(a, b admin.ServiceInfo) int { return strings.Compare(a.Name, b.Name) })
 	return out

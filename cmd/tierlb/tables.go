@@ -75,7 +75,11 @@ func (c *adminCLI) printStatus(services []admin.ServiceStatus) {
 			}
 		}
 		total += len(s.Backends)
-		fmt.Fprintf(tw, "%s\t%s\t%s%s\t%d\t%d\n", s.Name, dash(s.Listen), sniCol(s), dash(s.Balance), len(s.Backends), up)
+		listen := dash(s.Listen)
+		if s.Protocol == "udp" {
+			listen += "/udp" // Docker's notation for a UDP port
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s%s\t%d\t%d\n", s.Name, listen, sniCol(s), dash(s.Balance), len(s.Backends), up)
 	}
 	tw.Flush()
 	fmt.Fprintln(c.stdout)

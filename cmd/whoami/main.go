@@ -2,7 +2,7 @@
 // benchmark, the Docker example and the Docker tests. It is a static binary
 // (CGO_ENABLED=0, standard library only) so images can be FROM scratch.
 //
-//	whoami --listen :8080 [--name web-1] [--echo :9000]
+//	whoami --listen :8080 [--name web-1] [--echo :9000] [--dns :53]
 //
 // HTTP/1.1 with keep-alive and pipelining:
 //
@@ -14,7 +14,8 @@
 // NAME is --name, else $NAME, else, inside a Docker container, the container's
 // name as Docker's embedded DNS answers for its own address (so scaled
 // Compose replicas answer three-tier_app_2, not an ID), else the hostname.
-// --echo adds a raw TCP echo listener that honours half-close. --probe
+// --echo adds a raw TCP echo listener that honours half-close. --dns adds a
+// UDP DNS responder that answers every TXT question with NAME. --probe
 // HOST:PORT checks another instance's /healthz and exits 0 or 1, for a
 // Docker HEALTHCHECK in an image that has no shell or curl.
 // SIGTERM/SIGINT: go on serving for --lame-duck (default 3s, or
@@ -60,6 +61,7 @@ func run(args []string) int {
 	}
 	lameDuck := fs.Duration("lame-duck", lameDefault, "on SIGTERM, how long to go on serving before closing the listener ($LAME_DUCK)")
 	drain := fs.Duration("drain", 10*time.Second, "after the lame-duck period, how long busy connections may finish")
+	dns := fs.String("dns", "", "UDP DNS listen address: TXT questions answered with the name (off when empty)")
 	unhealthy := fs.Bool("unhealthy", false, "answer 503 on /healthz")
 	probe := fs.String("probe", "", "check HOST:PORT/healthz and exit 0 (healthy) or 1")
 	verbose := fs.Bool("v", false, "log bad requests")
@@ -81,7 +83,7 @@ func run(args []string) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	if err := serve(ctx, log, *listen, *echo, resolveName(*name), *lameDuck, *drain, *unhealthy); err != nil {
+	if err := serve(ctx, log, *listen, *echo, *dns, resolveName(*name), *lameDuck, *drain, *unhealthy); err != nil {
 		log.Error("whoami failed", "err", err)
 		return 2
 	}
@@ -89,7 +91,7 @@ func run(args []string) int {
 }
 
 // serve binds both listeners before serving so a bad address fails fast.
-func serve(ctx context.Context, log *slog.Logger, listen, echo, name string, lameDuck, drain time.Duration, unhealthy bool) error {
+func serve(ctx context.Context, log *slog.Logger, listen, echo, dns, name string, lameDuck, drain time.Duration, unhealthy bool) error {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return fmt.Errorf("listen http: %w", err)
@@ -101,12 +103,22 @@ func serve(ctx context.Context, log *slog.Logger, listen, echo, name string, lam
 			return fmt.Errorf("listen echo: %w", err)
 		}
 	}
-	log.Info("whoami serving", "name", name, "http", ln.Addr().String(), "echo", echo)
+	var dc net.PacketConn
+	if dns != "" {
+		if dc, err = net.ListenPacket("udp", dns); err != nil {
+			ln.Close()
+			if eln != nil {
+				eln.Close()
+			}
+			return fmt.Errorf("listen dns: %w", err)
+		}
+	}
+	log.Info("whoami serving", "name", name, "http", ln.Addr().String(), "echo", echo, "dns", dns)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
 		wg   sync.WaitGroup
-		errs = make([]error, 2)
+		errs = make([]error, 3)
 	)
 	context.AfterFunc(ctx, func() { log.Info("whoami stopping: lame duck", "for", lameDuck) })
 	srv := &Server{Name: name, Unhealthy: unhealthy, LameDuck: lameDuck, DrainTimeout: drain, Logger: log}
@@ -117,6 +129,12 @@ func serve(ctx context.Context, log *slog.Logger, listen, echo, name string, lam
 	if eln != nil {
 		wg.Go(func() {
 			errs[1] = (&Echo{LameDuck: lameDuck, DrainTimeout: drain}).Serve(ctx, eln)
+			cancel()
+		})
+	}
+	if dc != nil {
+		wg.Go(func() {
+			errs[2] = (&DNS{Name: name}).Serve(ctx, dc)
 			cancel()
 		})
 	}

@@ -1,0 +1,272 @@
+//go:build linux
+
+package udp
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tierlb/tierlb/backends"
+)
+
+// Drop reasons, the values of the reason label of tierlb_udp_dropped_total.
+const (
+	DropMaxSessions = "max_sessions"
+	DropNoBackend   = "no_backend"
+	DropSendError   = "send_error"
+	DropNotAllowed  = "not_allowed"
+	DropDraining    = "draining"
+)
+
+type dropReason uint8
+
+const (
+	dropMaxSessions dropReason = iota
+	dropNoBackend
+	dropSendError
+	dropNotAllowed
+	dropDraining
+	numDropReasons
+)
+
+// dropReasons lists every reason, indexed by dropReason and exported at
+// zero for each service.
+var dropReasons = [numDropReasons]string{DropMaxSessions, DropNoBackend, DropSendError, DropNotAllowed, DropDraining}
+
+// Metrics are the UDP series of every UDP service of a process. The
+// per-backend ones are read at scrape time from counters the loops bump
+// with atomic adds, so that a backend's series exist (at zero) as soon as
+// the backend does and vanish with it, as tierlb_backend_* do; bytes go to
+// the backends' own counters, which tierlb_backend_bytes_total exports.
+// One Metrics survives reloads; a nil *Metrics records nothing.
+type Metrics struct {
+	dropped *prometheus.CounterVec
+
+	active, total, datagrams *prometheus.Desc
+
+	mu       sync.Mutex
+	services []*Service // running or draining, in start order
+}
+
+// NewMetrics creates the UDP metrics and registers them on reg. A second
+// call with the same registry returns the Metrics already registered, so
+// a reload does not fail.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	sb := []string{"service", "backend"}
+	m := &Metrics{
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tierlb_udp_dropped_total",
+			Help: "Client datagrams dropped by a UDP service, by reason.",
+		}, []string{"service", "reason"}),
+		active: prometheus.NewDesc("tierlb_udp_sessions_active",
+			"UDP sessions open to the backend now.", sb, nil),
+		total: prometheus.NewDesc("tierlb_udp_sessions_total",
+			"UDP sessions started on the backend (a session moved to it counts).", sb, nil),
+		datagrams: prometheus.NewDesc("tierlb_udp_datagrams_total",
+			"Datagrams proxied through the backend's sessions, by direction (to_backend, to_client).",
+			append(sb, "direction"), nil),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	err := reg.Register(m)
+	if err == nil {
+		return m, nil
+	}
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(*Metrics); ok {
+			return existing, nil
+		}
+	}
+	return nil, fmt.Errorf("register UDP metrics: %w", err)
+}
+
+// Describe sends the descriptors of every UDP series.
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
+	m.dropped.Describe(ch)
+	ch <- m.active
+	ch <- m.total
+	ch <- m.datagrams
+}
+
+// Collect sends the drop counters and reads every service's backends.
+// Backends that share an ID within a service (one container briefly at two
+// addresses, or a service draining beside its successor) are summed,
+// because Prometheus rejects duplicate label sets.
+func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
+	m.dropped.Collect(ch)
+	m.mu.Lock()
+	services := slices.Clone(m.services)
+	m.mu.Unlock()
+	type key struct{ service, backend string }
+	var order []key
+	sums := map[key]*statsSample{}
+	for _, s := range services {
+		s.stats.each(s.pools.Backends(), func(id string, v statsSample) {
+			k := key{s.name, id}
+			sum := sums[k]
+			if sum == nil {
+				sum = &statsSample{}
+				sums[k] = sum
+				order = append(order, k)
+			}
+			sum.add(v)
+		})
+	}
+	for _, k := range order {
+		v := sums[k]
+		metric(ch, m.active, prometheus.GaugeValue, float64(v.active), k.service, k.backend)
+		metric(ch, m.total, prometheus.CounterValue, float64(v.total), k.service, k.backend)
+		metric(ch, m.datagrams, prometheus.CounterValue, float64(v.toBackend), k.service, k.backend, "to_backend")
+		metric(ch, m.datagrams, prometheus.CounterValue, float64(v.toClient), k.service, k.backend, "to_client")
+	}
+}
+
+// metric sends one sample; a label value Prometheus refuses becomes an
+// invalid metric, which the scrape reports, instead of a panic.
+func metric(ch chan<- prometheus.Metric, d *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) {
+	sample, err := prometheus.NewConstMetric(d, t, v, labels...)
+	if err != nil {
+		sample = prometheus.NewInvalidMetric(d, err)
+	}
+	ch <- sample
+}
+
+// serviceMetrics are one service's drop counters, resolved once.
+type serviceMetrics struct {
+	dropped [numDropReasons]prometheus.Counter
+}
+
+// initService resolves a service's drop counters and exports them at zero.
+func (m *Metrics) initService(name string) *serviceMetrics {
+	if m == nil {
+		return nil
+	}
+	sm := &serviceMetrics{}
+	for i, r := range dropReasons {
+		sm.dropped[i] = m.dropped.WithLabelValues(name, r)
+	}
+	return sm
+}
+
+// addService starts reporting s's backends, once it has bound its
+// sockets; Shutdown stops it.
+func (m *Metrics) addService(s *Service) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.services = append(m.services, s)
+	m.mu.Unlock()
+}
+
+// removeService stops reporting s's backends, once it has shut down.
+func (m *Metrics) removeService(s *Service) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if i := slices.Index(m.services, s); i >= 0 {
+		m.services = slices.Delete(m.services, i, i+1)
+	}
+}
+
+// ForgetService deletes a service's drop counters once it is gone for good
+// (removed and drained), so that the series of label-declared services
+// that come and go do not pile up.
+func (m *Metrics) ForgetService(name string) {
+	if m == nil {
+		return
+	}
+	for _, r := range dropReasons {
+		m.dropped.DeleteLabelValues(name, r)
+	}
+}
+
+func (sm *serviceMetrics) drop(r dropReason, n int) {
+	if sm != nil && n > 0 {
+		sm.dropped[r].Add(float64(n))
+	}
+}
+
+// backendStats are the UDP counters of one backend within one service.
+type backendStats struct {
+	active              atomic.Int64
+	total               atomic.Uint64
+	toBackend, toClient atomic.Uint64 // datagrams
+}
+
+type statsSample struct {
+	active              int64
+	total               uint64
+	toBackend, toClient uint64
+}
+
+func (v *statsSample) add(o statsSample) {
+	v.active += o.active
+	v.total += o.total
+	v.toBackend += o.toBackend
+	v.toClient += o.toClient
+}
+
+// statsTable holds a service's backendStats. Loops look a backend's up
+// when a session starts on it (under the lock) and then only add.
+type statsTable struct {
+	mu sync.Mutex
+	m  map[*backends.Backend]*backendStats
+}
+
+// opened returns b's counters with one more session counted.
+func (t *statsTable) opened(b *backends.Backend) *backendStats {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.m == nil {
+		t.m = make(map[*backends.Backend]*backendStats)
+	}
+	st := t.m[b]
+	if st == nil {
+		st = &backendStats{}
+		t.m[b] = st
+	}
+	st.active.Add(1)
+	st.total.Add(1)
+	return st
+}
+
+// each calls fn for every backend of current, at zero if it has no
+// counters yet, then for the removed backends that still have sessions.
+// Counters of removed backends without sessions are dropped, as their
+// tierlb_backend_* series are.
+func (t *statsTable) each(current []*backends.Backend, fn func(id string, v statsSample)) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	seen := make(map[*backends.Backend]bool, len(current))
+	for _, b := range current {
+		seen[b] = true
+		fn(b.ID(), t.m[b].sample())
+	}
+	for b, st := range t.m {
+		if seen[b] {
+			continue
+		}
+		if st.active.Load() == 0 {
+			delete(t.m, b)
+			continue
+		}
+		fn(b.ID(), st.sample())
+	}
+}
+
+func (st *backendStats) sample() statsSample {
+	if st == nil {
+		return statsSample{}
+	}
+	return statsSample{active: st.active.Load(), total: st.total.Load(), toBackend: st.toBackend.Load(), toClient: st.toClient.Load()}
+}

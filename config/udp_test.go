@@ -55,6 +55,12 @@ func TestUDPServiceErrors(t *testing.T) {
 		{"http check", udp("health: {type: http}"), `services[0].health.type: "http" checks TCP`},
 		{"send-expect without expect", udp("health: {type: send-expect, send: x}"), `services[0].health.expect: send-expect over UDP needs expect`},
 		{"host name backend", udp("backends: {static: ['dns.example:53']}"), `services[0].backends.static[0].address: "dns.example:53": a UDP backend is an IP address and port`},
+		{"sni on udp", udp("sni: [dns.example.com]"), `services[0].sni: a TCP setting`},
+		{"max_conns_per_client on udp", udp("max_conns_per_client: 3"), `services[0].max_conns_per_client: a TCP setting`},
+		{"defer_dial on udp", udp("defer_dial: true"), `services[0].defer_dial: a TCP setting`},
+		{"udp beside sni services on a shared port", "services:\n" + svc("a", "0.0.0.0:443", "sni: [a.example.com]") +
+			svc("b", "0.0.0.0:443", "sni: [b.example.com]") + svc("c", "0.0.0.0:443", "protocol: udp\nsni: [c.example.com]"),
+			`services[2].sni: a TCP setting`},
 		{"two udp on one port", "services:\n" + svc("a", "0.0.0.0:53", "protocol: udp") + svc("b", "127.0.0.1:53", "protocol: udp"),
 			`services[1].listen: listen address overlaps 127.0.0.1:53 (also services[0]: 0.0.0.0:53)`},
 	}
@@ -136,5 +142,15 @@ func TestYAMLShowsTheProtocolsKeys(t *testing.T) {
 		if strings.Contains(c.text, c.key) != c.want {
 			t.Errorf("%q printed: %v, want %v, in:\n%s", c.key, !c.want, c.want, c.text)
 		}
+	}
+}
+
+// A shared TLS port's services are TCP: a UDP service on the same port
+// (HTTP/3 beside HTTP/1.1 and HTTP/2) is a socket of its own.
+func TestUDPBesideASharedTLSPort(t *testing.T) {
+	yaml := "services:\n" + svc("a", "0.0.0.0:443", "sni: [a.example.com]") + svc("b", "0.0.0.0:443", "sni: ['*']") +
+		svc("quic", "0.0.0.0:443", "protocol: udp")
+	if _, err := load(t, "c.yaml", yaml); err != nil {
+		t.Fatalf("a UDP service beside two sni services on one port was refused: %v", err)
 	}
 }

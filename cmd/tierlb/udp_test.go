@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -19,29 +18,7 @@ import (
 // startUDPBackend answers each datagram with "NAME DATAGRAM".
 func startUDPBackend(t *testing.T, name string) string {
 	t.Helper()
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 1<<16)
-		for {
-			n, from, err := c.ReadFromUDPAddrPort(buf)
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			if err == nil {
-				_, _ = c.WriteToUDPAddrPort(append([]byte(name+" "), buf[:n]...), from)
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		c.Close()
-		<-done
-	})
-	return c.LocalAddr().String()
+	return testkit.UDPServer(t, func(d []byte) []byte { return append([]byte(name+" "), d...) })
 }
 
 // askUDP sends msg from a new client socket (a new session) and returns

@@ -135,7 +135,7 @@ services:
   - {name: plain, listen: %q, backends: {static: [%q]}, health: {type: none}}
 `, admin, shared, app.addr(), shared, api.addr(), shared, wild.addr(), shared, def.addr(), testkit.ClosedPort(t), app.addr())
 	p := startBinary(t, "run", "--config", writeFile(t, "sni.yaml", cfg))
-	p.waitLog(t, `msg="serving sni routes"`)
+	p.WaitLog(t, `msg="serving sni routes"`)
 
 	for _, tt := range []struct {
 		sni  string
@@ -186,7 +186,7 @@ func TestLabelDeclaredSNIServices(t *testing.T) {
 	_, apiPort, _ := net.SplitHostPort(api.addr())
 	shared := testkit.ClosedPort(t)
 	p := startBinaryEnv(t, []string{"TIERLB_DOCKER_ENABLED=true"}, "run", "--config", writeFile(t, "tierlb.yaml", discoveryConfig(engine.url, static.addr())))
-	admin := p.waitLog(t, `msg="admin listening" addr=(\S+)`)
+	admin := p.WaitLog(t, `msg="admin listening" addr=(\S+)`)
 	waitHTTP(t, "http://"+admin+"/readyz", 200)
 
 	declare := func(id, name, service, port, sni string) {
@@ -198,7 +198,7 @@ func TestLabelDeclaredSNIServices(t *testing.T) {
 	declare("a", "app-1", "app", appPort, "app.example.com")
 	declare("b", "api-1", "api", apiPort, "api.example.com, *.api.example.com")
 	testkit.Eventually(t, 15*time.Second, "both names routed", func() bool {
-		return strings.Contains(p.logs(), `msg="serving sni routes"`) && strings.Contains(p.logs(), "services=api,app")
+		return strings.Contains(p.Logs(), `msg="serving sni routes"`) && strings.Contains(p.Logs(), "services=api,app")
 	})
 	if got := tlsGreeting(t, shared, "app.example.com", app); got != "app" {
 		t.Errorf("app.example.com reached %s", got)
@@ -218,13 +218,13 @@ func TestLabelDeclaredSNIServices(t *testing.T) {
 
 	// A declaration claiming a name already routed is left out, loudly.
 	declare("c", "dup-1", "dup", appPort, "APP.example.com")
-	p.waitLog(t, `label-declared service not started: its listen address is taken" service=dup .*"APP.example.com\\" is also routed to service app`)
+	p.WaitLog(t, `label-declared service not started: its listen address is taken" service=dup .*"APP.example.com\\" is also routed to service app`)
 
 	// The last replica of app goes: the waiting declaration takes the
 	// name over, and api is served throughout.
 	engine.remove(strings.Repeat("a", 64))
-	p.waitLog(t, `msg="service removed: draining" service=app`)
-	p.waitLog(t, `msg="sni routes" listen=\S+ services=api,dup`)
+	p.WaitLog(t, `msg="service removed: draining" service=app`)
+	p.WaitLog(t, `msg="sni routes" listen=\S+ services=api,dup`)
 	if got := tlsGreeting(t, shared, "app.example.com", app); got != "app" {
 		t.Errorf("app.example.com reached %s through dup", got)
 	}

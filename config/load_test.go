@@ -35,6 +35,22 @@ func load(t *testing.T, name, content string) (*Config, error) {
 	return Load(Source{File: writeFile(t, name, content)})
 }
 
+// wantProblem loads content and fails the test unless one of the problems
+// it reports starts with want.
+func wantProblem(t *testing.T, content, want string) {
+	t.Helper()
+	_, err := load(t, "c.yaml", content)
+	if err == nil {
+		t.Fatal("the config loaded")
+	}
+	for _, p := range Problems(err) {
+		if strings.HasPrefix(p.Error(), want) {
+			return
+		}
+	}
+	t.Errorf("no problem starting with %q in:\n%v", want, err)
+}
+
 func TestDefaultsFillEveryKey(t *testing.T) {
 	cfg, err := load(t, "c.yaml", minimalYAML)
 	if err != nil {

@@ -66,16 +66,7 @@ func TestUDPServiceErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := load(t, "c.yaml", tt.yaml)
-			if err == nil {
-				t.Fatal("the config loaded")
-			}
-			for _, p := range Problems(err) {
-				if strings.HasPrefix(p.Error(), tt.want) {
-					return
-				}
-			}
-			t.Errorf("no problem starting with %q in:\n%v", tt.want, err)
+			wantProblem(t, tt.yaml, tt.want)
 		})
 	}
 }

@@ -60,19 +60,7 @@ func TestSharedListenRefused(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := load(t, "c.yaml", tt.yaml)
-			if err == nil {
-				t.Fatal("the config loaded")
-			}
-			found := false
-			for _, p := range Problems(err) {
-				if strings.HasPrefix(p.Error(), tt.want) {
-					found = true
-				}
-			}
-			if !found {
-				t.Errorf("no problem starting with %q in:\n%v", tt.want, err)
-			}
+			wantProblem(t, tt.yaml, tt.want)
 		})
 	}
 }

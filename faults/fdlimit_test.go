@@ -69,7 +69,7 @@ services:
 		time.Sleep(10 * time.Millisecond)
 		return false
 	})
-	logs := p.logs()
+	logs := p.Logs()
 	ejected := strings.Count(logs, `msg="backend ejected"`)
 	down := strings.Count(logs, `msg="backend down"`)
 	local, _ := p.metricSum(t, "tierlb_local_errors_total{", `service="app"`)

@@ -40,7 +40,7 @@ func TestFaultSIGHUPStorm(t *testing.T) {
 		serviceConfig(listen, "leastconn", 59*time.Minute, a.addr(), b.addr()),
 	}
 	p := start(t, "", cfgs[0])
-	file := p.cmd.Args[len(p.cmd.Args)-1]
+	file := p.Cmd.Args[len(p.Cmd.Args)-1]
 	addr := p.listenAddr(t, "app")
 	testkit.Eventually(t, 10*time.Second, "the service answering", func() bool { return exchange(addr, []byte("x")) == nil })
 	fds0, gr0 := p.fds(t), p.metric(t, "go_goroutines")
@@ -63,8 +63,8 @@ func TestFaultSIGHUPStorm(t *testing.T) {
 	// Clients keep coming while the last reloads settle.
 	time.Sleep(500 * time.Millisecond)
 	l.stop()
-	if !p.alive() {
-		t.Fatalf("tierlb exited during the SIGHUP storm:\n%s", p.logs())
+	if !p.Alive() {
+		t.Fatalf("tierlb exited during the SIGHUP storm:\n%s", p.Logs())
 	}
 	ok, failed := l.ok.Load(), l.failed.Load()
 	if failed > 0 {

@@ -1,8 +1,6 @@
 package faults
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,10 +10,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tierlb/tierlb/internal/testkit"
 )
 
 // binary is the tierlb binary the suite runs, built once, without -race:
@@ -23,21 +22,14 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "tierlb-faults-")
+	bin, remove, err := testkit.BuildBinary("../cmd/tierlb")
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "tierlb")
-	build := exec.Command("go", "build", "-o", binary, "../cmd/tierlb")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build tierlb:", err)
-		os.RemoveAll(dir)
 		os.Exit(1)
 	}
+	binary = bin
 	code := m.Run()
-	os.RemoveAll(dir)
+	remove()
 	os.Exit(code)
 }
 
@@ -68,10 +60,7 @@ func verdict(t *testing.T) string {
 
 // proc is a running tierlb whose stderr is collected.
 type proc struct {
-	cmd   *exec.Cmd
-	mu    sync.Mutex
-	log   bytes.Buffer
-	done  chan struct{}
+	*testkit.Proc
 	admin string
 }
 
@@ -88,94 +77,30 @@ func start(t *testing.T, prelude, config string) *proc {
 	if prelude != "" {
 		script = prelude + " && " + script
 	}
-	p := &proc{cmd: exec.Command("/bin/sh", "-c", script, binary, file), done: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), "TIERLB_DOCKER_ENABLED=false")
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.log.WriteString(sc.Text() + "\n")
-			p.mu.Unlock()
-		}
-		_ = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			logs := p.logs()
-			t.Logf("tierlb log (tail):\n%s", logs[max(0, len(logs)-8000):])
-		}
-	})
-	p.admin = p.waitLog(t, `msg="admin listening" addr=(\S+)`)
+	cmd := exec.Command("/bin/sh", "-c", script, binary, file)
+	cmd.Env = append(os.Environ(), "TIERLB_DOCKER_ENABLED=false")
+	p := &proc{Proc: testkit.StartProc(t, cmd)}
+	p.admin = p.WaitLog(t, `msg="admin listening" addr=(\S+)`)
 	return p
-}
-
-func (p *proc) logs() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.String()
-}
-
-// waitLog waits for a log line matching re and returns its last submatch.
-func (p *proc) waitLog(t *testing.T, re string) string {
-	t.Helper()
-	rx := regexp.MustCompile(re)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if m := rx.FindStringSubmatch(p.logs()); m != nil {
-			return m[len(m)-1]
-		}
-		select {
-		case <-p.done:
-			t.Fatalf("tierlb exited before logging %q:\n%s", re, p.logs())
-		case <-time.After(5 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for log %q", re)
-		}
-	}
 }
 
 // listenAddr waits for the service's listener and returns its address.
 func (p *proc) listenAddr(t *testing.T, service string) string {
 	t.Helper()
-	return p.waitLog(t, `msg=serving service=`+regexp.QuoteMeta(service)+` listen=(\S+)`)
+	return p.WaitLog(t, `msg=serving service=`+regexp.QuoteMeta(service)+` listen=(\S+)`)
 }
 
 func (p *proc) signal(t *testing.T, sig syscall.Signal) {
 	t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
+	if err := p.Cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
-	}
-}
-
-func (p *proc) alive() bool {
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
 	}
 }
 
 // fds counts the process's open descriptors.
 func (p *proc) fds(t *testing.T) int {
 	t.Helper()
-	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", p.cmd.Process.Pid))
+	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", p.Cmd.Process.Pid))
 	if err != nil {
 		t.Fatal(err)
 	}

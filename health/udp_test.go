@@ -7,51 +7,22 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-// startUDP runs a loopback UDP server that answers each datagram with
-// answer(datagram), or not at all when answer returns nil.
-func startUDP(t *testing.T, answer func([]byte) []byte) string {
-	t.Helper()
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 1<<16)
-		for {
-			n, from, err := c.ReadFromUDPAddrPort(buf)
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			if err == nil {
-				if out := answer(buf[:n]); out != nil {
-					_, _ = c.WriteToUDPAddrPort(out, from)
-				}
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		c.Close()
-		<-done
-	})
-	return c.LocalAddr().String()
-}
+	"github.com/tierlb/tierlb/internal/testkit"
+)
 
 func TestSendExpectOverUDP(t *testing.T) {
 	noLeaks(t)
 	const timeout = 300 * time.Millisecond
-	pong := startUDP(t, func(b []byte) []byte {
+	pong := testkit.UDPServer(t, func(b []byte) []byte {
 		if string(b) == "PING" {
 			return []byte("noise PONG")
 		}
 		return []byte("what?")
 	})
 	// Answers that never match: the checker reads on until the deadline.
-	stale := startUDP(t, func([]byte) []byte { return []byte("stale") })
-	silent := startUDP(t, func([]byte) []byte { return nil })
+	stale := testkit.UDPServer(t, func([]byte) []byte { return []byte("stale") })
+	silent := testkit.UDPServer(t, func([]byte) []byte { return nil })
 	// Nothing listens there: datagrams to it draw ICMP port unreachable.
 	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {

@@ -3,15 +3,10 @@ package proxy
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"net/netip"
 	"os"
@@ -35,9 +30,9 @@ type tlsBackend struct {
 
 func startTLSBackend(t testing.TB, name string, dnsNames ...string) *tlsBackend {
 	t.Helper()
-	cert, leaf := selfSigned(t, name, dnsNames)
+	cert := testkit.SelfSignedCert(t, name, dnsNames...)
 	cfg := &tls.Config{Certificates: []tls.Certificate{cert}}
-	b := &tlsBackend{name: name, cert: leaf}
+	b := &tlsBackend{name: name, cert: cert.Leaf}
 	b.tb = startBackend(t, func(c net.Conn) {
 		tc := tls.Server(c, cfg)
 		if err := tc.Handshake(); err != nil {
@@ -52,35 +47,6 @@ func startTLSBackend(t testing.TB, name string, dnsNames ...string) *tlsBackend 
 }
 
 func (b *tlsBackend) addr() string { return b.tb.addr() }
-
-// selfSigned makes a certificate for dnsNames signed by its own key.
-func selfSigned(t testing.TB, cn string, dnsNames []string) (tls.Certificate, *x509.Certificate) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{CommonName: cn},
-		DNSNames:              dnsNames,
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, leaf
-}
 
 // sniPort is a Front with its services, serving until the test ends.
 type sniPort struct {
@@ -330,7 +296,7 @@ type bufConn struct {
 func (c bufConn) Read(b []byte) (int, error) { return c.r.Read(b) }
 
 func TestFrontComposesWithPROXYHeaders(t *testing.T) {
-	cert, leaf := selfSigned(t, "app", []string{"app.example.com"})
+	cert := testkit.SelfSignedCert(t, "app", "app.example.com")
 	headers := make(chan string, 1)
 	b := startBackend(t, func(c net.Conn) {
 		r := bufio.NewReader(c)
@@ -345,7 +311,7 @@ func TestFrontComposesWithPROXYHeaders(t *testing.T) {
 			io.Copy(io.Discard, tc)
 		}
 	})
-	app := &tlsBackend{name: "app", cert: leaf, tb: b}
+	app := &tlsBackend{name: "app", cert: cert.Leaf, tb: b}
 	m, err := NewMetrics(prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)

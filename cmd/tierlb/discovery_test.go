@@ -106,7 +106,7 @@ func TestDockerEnabledDecidesWhetherTheEngineIsTouched(t *testing.T) {
 			b := startBackend(t, "static")
 			file := writeFile(t, "tierlb.yaml", discoveryConfig(engine.url, b.addr()))
 			p := startBinaryEnv(t, []string{"TIERLB_DOCKER_ENABLED=" + tt.enabled, "DOCKER_HOST=" + engine.url}, "run", "--config", file)
-			admin := p.waitLog(t, `msg="admin listening" addr=(\S+)`)
+			admin := p.WaitLog(t, `msg="admin listening" addr=(\S+)`)
 			if got := waitGreeting(t, p.serviceAddr(t, "web")); got != "static" {
 				t.Errorf("greeting %q, want static", got)
 			}
@@ -118,7 +118,7 @@ func TestDockerEnabledDecidesWhetherTheEngineIsTouched(t *testing.T) {
 			} else if n := engine.requestCount(); n > 0 {
 				t.Errorf("engine touched (%d requests), want no request with docker.enabled false", n)
 			}
-			if !tt.wantTouched && !strings.Contains(p.logs(), "docker discovery off") {
+			if !tt.wantTouched && !strings.Contains(p.Logs(), "docker discovery off") {
 				t.Error("the log does not say discovery is off")
 			}
 		})
@@ -195,7 +195,7 @@ func TestReadyzMeansCanServe(t *testing.T) {
 				file = writeFile(t, "tierlb.yaml", discoveryConfig(host, b.addr()))
 			}
 			p := startBinaryEnv(t, []string{"TIERLB_DOCKER_ENABLED=true"}, "run", "--config", file)
-			admin := p.waitLog(t, `msg="admin listening" addr=(\S+)`)
+			admin := p.WaitLog(t, `msg="admin listening" addr=(\S+)`)
 			if !tt.dockerOnly {
 				if got := waitGreeting(t, p.serviceAddr(t, "web")); got != "static" {
 					t.Errorf("static backend not served while discovery is not ready: %q", got)
@@ -221,7 +221,7 @@ func TestEngineOutageKeepsReadiness(t *testing.T) {
 	_, dbPort, _ := net.SplitHostPort(db.addr())
 	engine.start(strings.Repeat("a", 64), "app-1", map[string]string{"tierlb.service": "app", "tierlb.port": dbPort})
 	p := startBinaryEnv(t, []string{"TIERLB_DOCKER_ENABLED=true"}, "run", "--config", writeFile(t, "tierlb.yaml", dockerOnlyConfig(engine.url)))
-	admin := p.waitLog(t, `msg="admin listening" addr=(\S+)`)
+	admin := p.WaitLog(t, `msg="admin listening" addr=(\S+)`)
 	addr := p.serviceAddr(t, "app")
 	if body := waitHTTP(t, "http://"+admin+"/readyz", http.StatusOK); body != "ready\n" {
 		t.Errorf("/readyz with the engine up: %q, want ready", body)
@@ -261,7 +261,7 @@ func TestLabelDeclaredService(t *testing.T) {
 	listen := testkit.ClosedPort(t)
 	file := writeFile(t, "tierlb.yaml", discoveryConfig(engine.url, static.addr()))
 	p := startBinaryEnv(t, []string{"TIERLB_DOCKER_ENABLED=true"}, "run", "--config", file)
-	admin := p.waitLog(t, `msg="admin listening" addr=(\S+)`)
+	admin := p.WaitLog(t, `msg="admin listening" addr=(\S+)`)
 	waitHTTP(t, "http://"+admin+"/readyz", http.StatusOK)
 
 	labels := map[string]string{
@@ -282,14 +282,14 @@ func TestLabelDeclaredService(t *testing.T) {
 		younger[k] = v
 	}
 	engine.start(strings.Repeat("b", 64), "db-2", younger)
-	p.waitLog(t, `replicas disagree on a label-declared service.* service=db container=db-1 conflicts="db-2 disagrees`)
+	p.WaitLog(t, `replicas disagree on a label-declared service.* service=db container=db-1 conflicts="db-2 disagrees`)
 
 	// A declaration the config rules refuse: send-expect with nothing to
 	// send or expect.
 	engine.start(strings.Repeat("c", 64), "bad-1", map[string]string{
 		"tierlb.service": "bad", "tierlb.listen": testkit.ClosedPort(t), "tierlb.port": dbPort, "tierlb.health.type": "send-expect",
 	})
-	p.waitLog(t, `msg="label-declared service not started" service=bad container=bad-1 err=".*label tierlb.health.expect: a send-expect check needs send`)
+	p.WaitLog(t, `msg="label-declared service not started" service=bad container=bad-1 err=".*label tierlb.health.expect: a send-expect check needs send`)
 
 	// A name the config already has is the config's.
 	engine.start(strings.Repeat("d", 64), "web-1", map[string]string{
@@ -306,7 +306,7 @@ func TestLabelDeclaredService(t *testing.T) {
 	open, r := dialLine(t, listen)
 	engine.remove(strings.Repeat("a", 64))
 	engine.remove(strings.Repeat("b", 64))
-	p.waitLog(t, `msg="service removed: draining" service=db`)
+	p.WaitLog(t, `msg="service removed: draining" service=db`)
 	if got, err := greet(t, listen); err == nil || got != "" {
 		t.Errorf("db still accepts after its last replica is gone (greeting %q, err %v)", got, err)
 	}
@@ -314,15 +314,15 @@ func TestLabelDeclaredService(t *testing.T) {
 		t.Errorf("open connection while db drains: %v", err)
 	}
 	open.Close()
-	p.waitLog(t, `msg="service drained" service=db`)
-	if strings.Contains(p.logs(), "service=bad listen=") {
+	p.WaitLog(t, `msg="service drained" service=db`)
+	if strings.Contains(p.Logs(), "service=bad listen=") {
 		t.Error("the invalid declaration was started")
 	}
 
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if code := p.wait(t, 10*time.Second); code != 0 {
+	if code := p.Wait(t, 10*time.Second); code != 0 {
 		t.Errorf("exit %d after SIGTERM, want 0", code)
 	}
 }

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"slices"
 	"testing"
@@ -23,19 +21,7 @@ func TestDeclareServicesFollowsLabelServices(t *testing.T) {
 			b := startBackend(t, "static")
 			cfg := testConfig(t, [3]string{"web", "127.0.0.1:0", b.addr()})
 			cfg.Docker.LabelServices = on
-			sup := newSupervisor(deps{Log: slog.New(slog.DiscardHandler)}, &readiness{})
-			if err := sup.Start(cfg); err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- sup.Run(ctx) }()
-			t.Cleanup(func() {
-				cancel()
-				if err := <-done; err != nil {
-					t.Errorf("run: %v", err)
-				}
-			})
+			sup := runSupervisor(t, cfg)
 
 			listen := testkit.ClosedPort(t)
 			sup.DeclareServices([]docker.LabelService{

@@ -235,10 +235,10 @@ services:
 			t.Errorf("backend %s got no connections", name)
 		}
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if code := p.wait(t, 10*time.Second); code != 0 {
+	if code := p.Wait(t, 10*time.Second); code != 0 {
 		t.Errorf("exit %d, want 0", code)
 	}
 }
@@ -259,7 +259,7 @@ func TestReloadUnderLoadFailsNoClient(t *testing.T) {
 
 	file := writeFile(t, "tierlb.yaml", before)
 	p := startBinary(t, "run", "--config", file)
-	admin := p.waitLog(t, `msg="admin listening" addr=(\S+)`)
+	admin := p.WaitLog(t, `msg="admin listening" addr=(\S+)`)
 	waitGreetingFrom(t, ports["a"], "a1")
 	waitGreetingFrom(t, ports["b"], "b") // b's backend joins at its first check
 	openB, readB := dialLine(t, ports["b"])
@@ -273,10 +273,10 @@ func TestReloadUnderLoadFailsNoClient(t *testing.T) {
 	if err := os.WriteFile(file, []byte(after), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	p.waitLog(t, `msg="service removed: draining" service=b`)
+	p.WaitLog(t, `msg="service removed: draining" service=b`)
 	if got := waitGreeting(t, ports["c"]); got != "c" {
 		t.Errorf("added service c answered from %q", got)
 	}
@@ -291,7 +291,7 @@ func TestReloadUnderLoadFailsNoClient(t *testing.T) {
 	close(stop)
 	loadDone.Wait()
 	openB.Close()
-	p.waitLog(t, `msg="service drained" service=b`)
+	p.WaitLog(t, `msg="service drained" service=b`)
 	// The drained service's series are gone; the others' stay.
 	if got := metric(t, admin, `tierlb_connections_accepted_total{service="c"}`); got == "0" {
 		t.Error("service c's accepted counter is 0 after its greeting")
@@ -313,10 +313,10 @@ func TestReloadUnderLoadFailsNoClient(t *testing.T) {
 	if got := metric(t, admin, `tierlb_config_reloads_total{result="ok"}`); got != "1" {
 		t.Errorf("reloads ok = %s, want 1", got)
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if code := p.wait(t, 10*time.Second); code != 0 {
+	if code := p.Wait(t, 10*time.Second); code != 0 {
 		t.Errorf("exit %d, want 0", code)
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tierlb/tierlb/internal/testkit"
 )
 
 // minimalYAML is the smallest valid config: one service, one backend.
@@ -30,21 +32,14 @@ services:
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "tierlb-test-")
+	bin, remove, err := testkit.BuildBinary(".", "-race")
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "tierlb")
-	build := exec.Command("go", "build", "-race", "-o", binary, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build tierlb:", err)
-		os.RemoveAll(dir)
 		os.Exit(1)
 	}
+	binary = bin
 	code := m.Run()
-	os.RemoveAll(dir)
+	remove()
 	os.Exit(code)
 }
 
@@ -119,15 +114,8 @@ func greet(t *testing.T, addr string) (string, error) {
 	return strings.TrimSpace(line), err
 }
 
-// proc is a running tierlb binary whose stderr is collected line by line.
-type proc struct {
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	log  bytes.Buffer
-	more chan struct{} // signalled on every new line
-	done chan struct{} // closed when the process has exited
-	err  error
-}
+// proc is a running tierlb binary whose stderr is collected.
+type proc struct{ *testkit.Proc }
 
 // startBinary execs tierlb with args; the test's cleanup kills it if it is
 // still running.
@@ -140,89 +128,17 @@ func startBinary(t *testing.T, args ...string) *proc {
 // which win over the test's own.
 func startBinaryEnv(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(binary, args...), more: make(chan struct{}, 1), done: make(chan struct{})}
+	cmd := exec.Command(binary, args...)
 	// The process must not depend on whether this machine runs Docker:
 	// docker.enabled: auto turns discovery on wherever the socket exists.
 	// Discovery tests turn it back on through env.
-	p.cmd.Env = append(append(os.Environ(), "TIERLB_DOCKER_ENABLED=false"), env...)
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.log.WriteString(sc.Text() + "\n")
-			p.mu.Unlock()
-			select {
-			case p.more <- struct{}{}:
-			default:
-			}
-		}
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("tierlb log:\n%s", p.logs())
-		}
-	})
-	return p
-}
-
-func (p *proc) logs() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.String()
-}
-
-// waitLog waits until the log matches re and returns the first submatch
-// (or the whole match).
-func (p *proc) waitLog(t *testing.T, re string) string {
-	t.Helper()
-	rx := regexp.MustCompile(re)
-	deadline := time.After(15 * time.Second)
-	for {
-		if m := rx.FindStringSubmatch(p.logs()); m != nil {
-			return m[len(m)-1]
-		}
-		select {
-		case <-p.more:
-		case <-p.done:
-			if m := rx.FindStringSubmatch(p.logs()); m != nil {
-				return m[len(m)-1]
-			}
-			t.Fatalf("tierlb exited (%v) before logging %q", p.err, re)
-		case <-deadline:
-			t.Fatalf("timed out waiting for log %q", re)
-		}
-	}
-}
-
-// wait waits for the process to exit and returns its exit code.
-func (p *proc) wait(t *testing.T, within time.Duration) int {
-	t.Helper()
-	select {
-	case <-p.done:
-	case <-time.After(within):
-		t.Fatalf("tierlb still running after %v", within)
-	}
-	return p.cmd.ProcessState.ExitCode()
+	cmd.Env = append(append(os.Environ(), "TIERLB_DOCKER_ENABLED=false"), env...)
+	return &proc{testkit.StartProc(t, cmd)}
 }
 
 // serviceAddr waits for the "serving" line of service and returns its
 // bound address.
 func (p *proc) serviceAddr(t *testing.T, service string) string {
 	t.Helper()
-	return p.waitLog(t, `msg=serving service=`+regexp.QuoteMeta(service)+` listen=(\S+)`)
+	return p.WaitLog(t, `msg=serving service=`+regexp.QuoteMeta(service)+` listen=(\S+)`)
 }

@@ -86,8 +86,8 @@ func TestRunLogsLoops(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			args := append([]string{"run", "--listen", "127.0.0.1:0", "--backend", b.addr(), "--admin-listen", ""}, tt.args...)
 			p := startBinaryEnv(t, tt.env, args...)
-			p.waitLog(t, `msg="starting tierlb"`)
-			m := regexp.MustCompile(tt.want).FindStringSubmatch(p.logs())
+			p.WaitLog(t, `msg="starting tierlb"`)
+			m := regexp.MustCompile(tt.want).FindStringSubmatch(p.Logs())
 			if m == nil {
 				t.Fatalf("start line does not match %q", tt.want)
 			}
@@ -99,10 +99,10 @@ func TestRunLogsLoops(t *testing.T) {
 			if got := waitGreeting(t, p.serviceAddr(t, "quick")); got != "b1" {
 				t.Errorf("greeting %q, want b1", got)
 			}
-			if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 				t.Fatal(err)
 			}
-			if code := p.wait(t, 10*time.Second); code != 0 {
+			if code := p.Wait(t, 10*time.Second); code != 0 {
 				t.Errorf("exit %d, want 0", code)
 			}
 		})

@@ -30,7 +30,7 @@ func TestSIGHUPReload(t *testing.T) {
 	file := writeFile(t, "tierlb.yaml", reloadConfig([3]string{"a", "127.0.0.1:0", ba.addr()}))
 	p := startBinary(t, "run", "--config", file)
 	addrA := p.serviceAddr(t, "a")
-	admin := p.waitLog(t, `msg="admin listening" addr=(\S+)`)
+	admin := p.WaitLog(t, `msg="admin listening" addr=(\S+)`)
 	waitGreeting(t, addrA)
 	openA, readA := dialLine(t, addrA)
 
@@ -39,14 +39,14 @@ func TestSIGHUPReload(t *testing.T) {
 	if err := os.WriteFile(file, []byte(reloadConfig([3]string{"b", "127.0.0.1:0", bb.addr()})), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	addrB := p.serviceAddr(t, "b")
 	if got := waitGreeting(t, addrB); got != "b" {
 		t.Errorf("added service answered from %q", got)
 	}
-	p.waitLog(t, `msg="service removed: draining" service=a`)
+	p.WaitLog(t, `msg="service removed: draining" service=a`)
 	if _, err := net.DialTimeout("tcp", addrA, time.Second); err == nil {
 		t.Error("removed service still accepts")
 	}
@@ -54,7 +54,7 @@ func TestSIGHUPReload(t *testing.T) {
 		t.Errorf("open connection of the removed service: %v", err)
 	}
 	openA.Close()
-	p.waitLog(t, `msg="service drained" service=a`)
+	p.WaitLog(t, `msg="service drained" service=a`)
 	if got := metric(t, admin, `tierlb_config_reloads_total{result="ok"}`); got != "1" {
 		t.Errorf("reloads ok = %s, want 1", got)
 	}
@@ -63,12 +63,12 @@ func TestSIGHUPReload(t *testing.T) {
 	if err := os.WriteFile(file, []byte("services:\n  - {name: b, listen: 'x', retries: -1}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	p.waitLog(t, `config reload rejected`)
+	p.WaitLog(t, `config reload rejected`)
 	for _, want := range []string{`services\[0\].listen`, `services\[0\].retries: -1 is negative`, `services\[0\].backends: no static backends`} {
-		p.waitLog(t, want)
+		p.WaitLog(t, want)
 	}
 	if got, err := greet(t, addrB); err != nil || got != "b" {
 		t.Errorf("after a bad reload: %q, %v", got, err)
@@ -76,10 +76,10 @@ func TestSIGHUPReload(t *testing.T) {
 	if got := metric(t, admin, `tierlb_config_reloads_total{result="error"}`); got != "1" {
 		t.Errorf("reloads error = %s, want 1", got)
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if code := p.wait(t, 10*time.Second); code != 0 {
+	if code := p.Wait(t, 10*time.Second); code != 0 {
 		t.Errorf("exit %d, want 0", code)
 	}
 }
@@ -98,15 +98,15 @@ func TestWatchReloadsChangedSettings(t *testing.T) {
 	// new connections go to b, the open one stays on a.
 	next := strings.Replace(reloadConfig([3]string{"svc", "127.0.0.1:0", bb.addr()}), "name: svc,", "name: svc, balance: leastconn,", 1)
 	replaceFile(t, file, next)
-	p.waitLog(t, `msg="service reconfigured" service=svc`)
-	p.waitLog(t, `msg="config reloaded" trigger="file changed"`)
+	p.WaitLog(t, `msg="service reconfigured" service=svc`)
+	p.WaitLog(t, `msg="config reloaded" trigger="file changed"`)
 	if got := waitGreetingFrom(t, addr, "b"); got != "b" {
 		t.Errorf("after reload: %q, want b", got)
 	}
 	if err := echo(open, r, "kept"); err != nil {
 		t.Errorf("open connection across the reload: %v", err)
 	}
-	if n := strings.Count(p.logs(), "msg=serving service=svc"); n != 1 {
+	if n := strings.Count(p.Logs(), "msg=serving service=svc"); n != 1 {
 		t.Errorf("listener restarted %d times; a reconfigure must keep it", n-1)
 	}
 }
@@ -134,7 +134,7 @@ func TestReloadRotatesAdminToken(t *testing.T) {
 	}
 	file := writeFile(t, "tierlb.yaml", config("old-token"))
 	p := startBinary(t, "run", "--config", file)
-	admin := p.waitLog(t, `msg="admin listening" addr=(\S+)`)
+	admin := p.WaitLog(t, `msg="admin listening" addr=(\S+)`)
 	post := func(token, action string) int {
 		t.Helper()
 		req, err := http.NewRequest(http.MethodPost, "http://"+admin+"/api/v1/services/a/backends/"+b.addr()+"/"+action, nil)
@@ -155,18 +155,18 @@ func TestReloadRotatesAdminToken(t *testing.T) {
 	if err := os.WriteFile(file, []byte(config("new-token")), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	p.waitLog(t, `msg="admin token changed" .*set=true`)
+	p.WaitLog(t, `msg="admin token changed" .*set=true`)
 	if code := post("old-token", "ready"); code != http.StatusUnauthorized {
 		t.Errorf("POST with the rotated-out token: %d, want 401", code)
 	}
 	if code := post("new-token", "ready"); code != http.StatusOK {
 		t.Errorf("POST with the new token: %d, want 200", code)
 	}
-	if strings.Contains(p.logs(), "change at the next restart") {
-		t.Errorf("a token change asked for a restart:\n%s", p.logs())
+	if strings.Contains(p.Logs(), "change at the next restart") {
+		t.Errorf("a token change asked for a restart:\n%s", p.Logs())
 	}
 }
 
@@ -179,21 +179,21 @@ func TestReloadRefusesTooLargeFile(t *testing.T) {
 	file := writeFile(t, "tierlb.yaml", good)
 	p := startBinary(t, "run", "--config", file, "--watch-config", "20ms")
 	addr := p.serviceAddr(t, "a")
-	admin := p.waitLog(t, `msg="admin listening" addr=(\S+)`)
+	admin := p.WaitLog(t, `msg="admin listening" addr=(\S+)`)
 	waitGreeting(t, addr)
 
 	big := good + "# " + strings.Repeat("x", 4<<20) + "\n"
 	replaceFile(t, file, big)
 	const tooLarge = `msg="config problem".*tierlb.yaml: larger than the 4 MiB limit for a config file`
-	p.waitLog(t, tooLarge)
-	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	p.WaitLog(t, tooLarge)
+	if err := p.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	testkit.Eventually(t, 10*time.Second, "the SIGHUP's refusal", func() bool {
-		return len(regexp.MustCompile(`trigger=SIGHUP.*larger than the 4 MiB limit`).FindAllString(p.logs(), -1)) == 1
+		return len(regexp.MustCompile(`trigger=SIGHUP.*larger than the 4 MiB limit`).FindAllString(p.Logs(), -1)) == 1
 	})
-	if n := len(regexp.MustCompile(tooLarge).FindAllString(p.logs(), -1)); n != 2 {
-		t.Errorf("the too-large file was reported %d times, want twice (the watch once, SIGHUP once):\n%s", n, p.logs())
+	if n := len(regexp.MustCompile(tooLarge).FindAllString(p.Logs(), -1)); n != 2 {
+		t.Errorf("the too-large file was reported %d times, want twice (the watch once, SIGHUP once):\n%s", n, p.Logs())
 	}
 	if got := metric(t, admin, `tierlb_config_reloads_total{result="error"}`); got != "2" {
 		t.Errorf("reloads error = %s, want 2", got)
@@ -203,7 +203,7 @@ func TestReloadRefusesTooLargeFile(t *testing.T) {
 	}
 
 	replaceFile(t, file, reloadConfig([3]string{"a", "127.0.0.1:0", bb.addr()}))
-	p.waitLog(t, `msg="config reloaded" trigger="file changed"`)
+	p.WaitLog(t, `msg="config reloaded" trigger="file changed"`)
 	if got := waitGreetingFrom(t, addr, "b"); got != "b" {
 		t.Errorf("after the good file: %q, want b", got)
 	}

@@ -50,10 +50,10 @@ func TestQuickModeServesTraffic(t *testing.T) {
 	if counts["b1"] != 10 || counts["b2"] != 10 {
 		t.Errorf("split %v, want 10 each", counts)
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if code := p.wait(t, 10*time.Second); code != 0 {
+	if code := p.Wait(t, 10*time.Second); code != 0 {
 		t.Errorf("exit %d after SIGTERM, want 0", code)
 	}
 }
@@ -97,10 +97,10 @@ func TestSIGTERMDrainsOpenConnection(t *testing.T) {
 	c, r := dialLine(t, addr)
 
 	start := time.Now()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	p.waitLog(t, `msg=draining`)
+	p.WaitLog(t, `msg=draining`)
 	// The listener closes first: new connections are refused...
 	testkit.Eventually(t, 5*time.Second, "the listener to close at the drain", func() bool {
 		nc, err := net.DialTimeout("tcp", addr, time.Second)
@@ -115,7 +115,7 @@ func TestSIGTERMDrainsOpenConnection(t *testing.T) {
 		t.Fatalf("open connection during drain: %v", err)
 	}
 	c.Close()
-	if code := p.wait(t, 8*time.Second); code != 0 {
+	if code := p.Wait(t, 8*time.Second); code != 0 {
 		t.Errorf("exit %d, want 0", code)
 	}
 	if took := time.Since(start); took > 5*time.Second {
@@ -130,10 +130,10 @@ func TestSIGTERMCutsAtDrainTimeout(t *testing.T) {
 	waitGreeting(t, addr)
 	c, r := dialLine(t, addr)
 	start := time.Now()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if code := p.wait(t, 8*time.Second); code != 0 {
+	if code := p.Wait(t, 8*time.Second); code != 0 {
 		t.Errorf("exit %d, want 0", code)
 	}
 	if took := time.Since(start); took < 300*time.Millisecond {
@@ -153,12 +153,12 @@ func TestCannotBindExits2(t *testing.T) {
 	t.Cleanup(func() { taken.Close() })
 	b := startBackend(t, "b1")
 	p := startBinary(t, "run", "--listen", taken.Addr().String(), "--backend", b.addr(), "--admin-listen", "")
-	if code := p.wait(t, 10*time.Second); code != exitRuntime {
+	if code := p.Wait(t, 10*time.Second); code != exitRuntime {
 		t.Errorf("exit %d, want %d", code, exitRuntime)
 	}
 	want := "service quick cannot listen on " + taken.Addr().String()
-	if !strings.Contains(p.logs(), want) {
-		t.Errorf("log lacks %q:\n%s", want, p.logs())
+	if !strings.Contains(p.Logs(), want) {
+		t.Errorf("log lacks %q:\n%s", want, p.Logs())
 	}
 }
 
@@ -170,7 +170,7 @@ func TestAdminCannotBindExits2(t *testing.T) {
 	t.Cleanup(func() { taken.Close() })
 	b := startBackend(t, "b1")
 	p := startBinary(t, "run", "--listen", "127.0.0.1:0", "--backend", b.addr(), "--admin-listen", taken.Addr().String())
-	if code := p.wait(t, 10*time.Second); code != exitRuntime {
+	if code := p.Wait(t, 10*time.Second); code != exitRuntime {
 		t.Errorf("exit %d, want %d", code, exitRuntime)
 	}
 }
@@ -225,13 +225,13 @@ func TestAccessLogWhateverTheLevel(t *testing.T) {
 			if _, err := greet(t, addr); err != nil {
 				t.Fatal(err)
 			}
-			if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 				t.Fatal(err)
 			}
-			if code := p.wait(t, 10*time.Second); code != 0 {
+			if code := p.Wait(t, 10*time.Second); code != 0 {
 				t.Errorf("exit %d after SIGTERM, want 0", code)
 			}
-			logs := p.logs()
+			logs := p.Logs()
 			got := regexp.MustCompile(`level=INFO msg=connection service=quick client=127\.0\.0\.1:\d+ backend=` +
 				regexp.QuoteMeta(b.addr()) + ` bytes_to_backend=\d+ bytes_to_client=\d+ duration=\S+ end=\S+`).MatchString(logs)
 			if got != tt.want {
@@ -260,7 +260,7 @@ services:
 `, b1.addr(), b2.addr()))
 	p := startBinary(t, "run", "--config", file)
 	addr := p.serviceAddr(t, "app")
-	admin := p.waitLog(t, `msg="admin listening" addr=(\S+)`)
+	admin := p.WaitLog(t, `msg="admin listening" addr=(\S+)`)
 
 	const n = 20
 	var toBackend, toClient int64

@@ -3,17 +3,12 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -39,34 +34,14 @@ type tlsServer struct {
 
 func startTLSServer(t *testing.T, name string, dnsNames ...string) *tlsServer {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{CommonName: name},
-		DNSNames:              dnsNames,
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert := testkit.SelfSignedCert(t, name, dnsNames...)
+	der, leaf := cert.Certificate[0], cert.Leaf
 	s := &tlsServer{name: name, cert: leaf, certFile: filepath.Join(t.TempDir(), name+".pem")}
 	if err := os.WriteFile(s.certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}}}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}}
+	var err error
 	s.ln, err = tls.Listen("tcp", "127.0.0.1:0", cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -160,7 +135,7 @@ services:
   - {name: plain, listen: %q, backends: {static: [%q]}, health: {type: none}}
 `, admin, shared, app.addr(), shared, api.addr(), shared, wild.addr(), shared, def.addr(), testkit.ClosedPort(t), app.addr())
 	p := startBinary(t, "run", "--config", writeFile(t, "sni.yaml", cfg))
-	p.waitLog(t, `msg="serving sni routes"`)
+	p.WaitLog(t, `msg="serving sni routes"`)
 
 	for _, tt := range []struct {
 		sni  string
@@ -211,7 +186,7 @@ func TestLabelDeclaredSNIServices(t *testing.T) {
 	_, apiPort, _ := net.SplitHostPort(api.addr())
 	shared := testkit.ClosedPort(t)
 	p := startBinaryEnv(t, []string{"TIERLB_DOCKER_ENABLED=true"}, "run", "--config", writeFile(t, "tierlb.yaml", discoveryConfig(engine.url, static.addr())))
-	admin := p.waitLog(t, `msg="admin listening" addr=(\S+)`)
+	admin := p.WaitLog(t, `msg="admin listening" addr=(\S+)`)
 	waitHTTP(t, "http://"+admin+"/readyz", 200)
 
 	declare := func(id, name, service, port, sni string) {
@@ -223,7 +198,7 @@ func TestLabelDeclaredSNIServices(t *testing.T) {
 	declare("a", "app-1", "app", appPort, "app.example.com")
 	declare("b", "api-1", "api", apiPort, "api.example.com, *.api.example.com")
 	testkit.Eventually(t, 15*time.Second, "both names routed", func() bool {
-		return strings.Contains(p.logs(), `msg="serving sni routes"`) && strings.Contains(p.logs(), "services=api,app")
+		return strings.Contains(p.Logs(), `msg="serving sni routes"`) && strings.Contains(p.Logs(), "services=api,app")
 	})
 	if got := tlsGreeting(t, shared, "app.example.com", app); got != "app" {
 		t.Errorf("app.example.com reached %s", got)
@@ -243,13 +218,13 @@ func TestLabelDeclaredSNIServices(t *testing.T) {
 
 	// A declaration claiming a name already routed is left out, loudly.
 	declare("c", "dup-1", "dup", appPort, "APP.example.com")
-	p.waitLog(t, `label-declared service not started: its listen address is taken" service=dup .*"APP.example.com\\" is also routed to service app`)
+	p.WaitLog(t, `label-declared service not started: its listen address is taken" service=dup .*"APP.example.com\\" is also routed to service app`)
 
 	// The last replica of app goes: the waiting declaration takes the
 	// name over, and api is served throughout.
 	engine.remove(strings.Repeat("a", 64))
-	p.waitLog(t, `msg="service removed: draining" service=app`)
-	p.waitLog(t, `msg="sni routes" listen=\S+ services=api,dup`)
+	p.WaitLog(t, `msg="service removed: draining" service=app`)
+	p.WaitLog(t, `msg="sni routes" listen=\S+ services=api,dup`)
 	if got := tlsGreeting(t, shared, "app.example.com", app); got != "app" {
 		t.Errorf("app.example.com reached %s through dup", got)
 	}

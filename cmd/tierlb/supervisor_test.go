@@ -23,6 +23,26 @@ func testConfig(t *testing.T, services ...[3]string) *config.Config {
 	return cfg
 }
 
+// runSupervisor starts a supervisor on cfg and runs it until the test
+// ends, failing the test if Run returns an error.
+func runSupervisor(t *testing.T, cfg *config.Config) *supervisor {
+	t.Helper()
+	sup := newSupervisor(deps{Log: slog.New(slog.DiscardHandler)}, &readiness{})
+	if err := sup.Start(cfg); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sup.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	return sup
+}
+
 // TestApplyHandsAddressOver moves an address from a removed service to a
 // new one within one reload: the new listener binds after the old closes.
 func TestApplyHandsAddressOver(t *testing.T) {

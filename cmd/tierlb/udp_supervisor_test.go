@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"testing"
 	"time"
@@ -27,24 +25,6 @@ func udpConfig(t *testing.T, services ...[3]string) *config.Config {
 	}
 	cfg.Shutdown.DrainTimeout = time.Minute
 	return cfg
-}
-
-func runSupervisor(t *testing.T, cfg *config.Config) *supervisor {
-	t.Helper()
-	sup := newSupervisor(deps{Log: slog.New(slog.DiscardHandler)}, &readiness{})
-	if err := sup.Start(cfg); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- sup.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	})
-	return sup
 }
 
 // A removed UDP service keeps its socket while its sessions drain, unless

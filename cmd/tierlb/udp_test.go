@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -19,29 +18,7 @@ import (
 // startUDPBackend answers each datagram with "NAME DATAGRAM".
 func startUDPBackend(t *testing.T, name string) string {
 	t.Helper()
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 1<<16)
-		for {
-			n, from, err := c.ReadFromUDPAddrPort(buf)
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			if err == nil {
-				_, _ = c.WriteToUDPAddrPort(append([]byte(name+" "), buf[:n]...), from)
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		c.Close()
-		<-done
-	})
-	return c.LocalAddr().String()
+	return testkit.UDPServer(t, func(d []byte) []byte { return append([]byte(name+" "), d...) })
 }
 
 // askUDP sends msg from a new client socket (a new session) and returns
@@ -115,7 +92,7 @@ services:
 `, port, u1, u2, tb.addr()))
 	p := startBinary(t, "run", "--config", file)
 	addr := p.serviceAddr(t, "dns")
-	admin := p.waitLog(t, `msg="admin listening" addr=(\S+)`)
+	admin := p.WaitLog(t, `msg="admin listening" addr=(\S+)`)
 	if tcp := p.serviceAddr(t, "dns-tcp"); tcp != addr {
 		t.Fatalf("tcp service on %s, udp on %s", tcp, addr)
 	}
@@ -131,7 +108,7 @@ services:
 			t.Fatalf("queries went to %v, want the two backends in turn", got)
 		}
 	}
-	p.waitLog(t, `msg=session service=dns client=\S+ backend=\S+ bytes_to_backend=7 bytes_to_client=10 datagrams_to_backend=1 datagrams_to_client=1 duration=\S+ end=responses`)
+	p.WaitLog(t, `msg=session service=dns client=\S+ backend=\S+ bytes_to_backend=7 bytes_to_client=10 datagrams_to_backend=1 datagrams_to_client=1 duration=\S+ end=responses`)
 
 	label := func(b string) string { return `backend="` + b + `",` }
 	testkit.Eventually(t, 5*time.Second, "the sessions to end", func() bool {
@@ -186,10 +163,10 @@ services:
 		t.Errorf("status (exit %d) does not show the UDP listener:\n%s", code, out)
 	}
 
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if code := p.wait(t, 10*time.Second); code != 0 {
+	if code := p.Wait(t, 10*time.Second); code != 0 {
 		t.Errorf("exit %d after SIGTERM, want 0", code)
 	}
 }
@@ -231,10 +208,10 @@ func TestUDPReload(t *testing.T) {
 	}
 	first := ask("before")
 	rewrite(t, file, "admin: {listen: ''}\n"+conf("    udp: {session_timeout: 1m, max_sessions: 100}\n    balance: leastconn\n"))
-	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	p.waitLog(t, `msg="service reconfigured" service=dns`)
+	p.WaitLog(t, `msg="service reconfigured" service=dns`)
 	for i := range 3 {
 		if got := ask(fmt.Sprint("after ", i)); got != first {
 			t.Fatalf("the session moved from %s to %s on reload", first, got)
@@ -242,10 +219,10 @@ func TestUDPReload(t *testing.T) {
 	}
 	rewrite(t, file, fmt.Sprintf("admin: {listen: ''}\nservices:\n  - {name: dns, listen: '127.0.0.1:%d', health: {type: none}, backends: {static: ['%s']}}\n",
 		port, startBackend(t, "t1").addr()))
-	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	p.waitLog(t, `msg=serving service=dns listen=\S+ protocol=tcp`)
+	p.WaitLog(t, `msg=serving service=dns listen=\S+ protocol=tcp`)
 	if got := waitGreeting(t, addr); got != "t1" {
 		t.Fatalf("the service, now TCP, answered %q", got)
 	}

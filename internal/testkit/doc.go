@@ -1,6 +1,9 @@
 // Package testkit holds the helpers that tests of every tierlb package
-// share, so that each exists once: an address nothing listens on, and
-// waiting for a condition with a deadline instead of sleeping.
+// share, so that each exists once: an address nothing listens on,
+// waiting for a condition with a deadline instead of sleeping, a
+// self-signed TLS certificate for a test's own TLS servers, a UDP server
+// that answers each datagram as the test says, and a binary built once
+// per package and run with its log collected.
 //
 //	addr := testkit.ClosedPort(t)
 //	testkit.Eventually(t, 5*time.Second, "the backend to drain", func() bool { ... })

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"testing"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -193,4 +194,47 @@ func healthcheck(test ...string) *container.HealthConfig { return &container.Hea
 
 func slotName(service string, slot int, task string) string {
 	return service + "." + strconv.Itoa(slot) + "." + task
+}
+
+// TestFakeSwarmFiltersLikeTheEngine holds the fake to what the provider
+// relies on from a manager: TaskList applies the service and desired-state
+// filters, and TaskInspect of a gone task is a not-found error. A fake
+// that ignored them would let the Swarm tests pass over wrong filters.
+func TestFakeSwarmFiltersLikeTheEngine(t *testing.T) {
+	f := newFakeClient().withSwarm()
+	f.editSwarm(func(s *fakeSwarm) {
+		s.tasks["t1"] = swarm.Task{ID: "t1", ServiceID: "web", DesiredState: swarm.TaskStateRunning}
+		s.tasks["t2"] = swarm.Task{ID: "t2", ServiceID: "web", DesiredState: swarm.TaskStateShutdown}
+		s.tasks["t3"] = swarm.Task{ID: "t3", ServiceID: "db", DesiredState: swarm.TaskStateRunning}
+	})
+	ids := func(opts client.TaskListOptions) []string {
+		res, err := f.TaskList(t.Context(), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, task := range res.Items {
+			out = append(out, task.ID)
+		}
+		return out
+	}
+	tests := []struct {
+		name    string
+		filters client.Filters
+		want    []string
+	}{
+		{"no filter", nil, []string{"t1", "t2", "t3"}},
+		{"service", make(client.Filters).Add("service", "web"), []string{"t1", "t2"}},
+		{"service and desired state", make(client.Filters).Add("service", "web").Add("desired-state", "running"), []string{"t1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ids(client.TaskListOptions{Filters: tt.filters}); !slices.Equal(got, tt.want) {
+				t.Errorf("tasks %v, want %v", got, tt.want)
+			}
+		})
+	}
+	if _, err := f.TaskInspect(t.Context(), "gone", client.TaskInspectOptions{}); !cerrdefs.IsNotFound(err) {
+		t.Errorf("inspect of a gone task: %v, want a not-found error", err)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"testing"
 	"time"
 )
 
@@ -43,3 +44,18 @@ func (c *helloConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
 func (c *helloConn) SetDeadline(time.Time) error      { return nil }
 func (c *helloConn) SetReadDeadline(time.Time) error  { return nil }
 func (c *helloConn) SetWriteDeadline(time.Time) error { return nil }
+
+// TestStdlibReference checks the reference itself, since FuzzReader's
+// agreement with it is only worth what it reads: the name of a real hello,
+// over one record and two, and a refusal of bytes that are no hello.
+func TestStdlibReference(t *testing.T) {
+	pq := clientHello(t, &tls.Config{ServerName: "app.example.com"})
+	for _, in := range [][]byte{pq, twoRecords(pq, 700)} {
+		if name, ok := stdlibServerName(in); !ok || name != "app.example.com" {
+			t.Errorf("reference read %q, %t; want app.example.com, true", name, ok)
+		}
+	}
+	if name, ok := stdlibServerName([]byte("GET / HTTP/1.1\r\n\r\n")); ok {
+		t.Errorf("reference accepted plain HTTP as a hello naming %q", name)
+	}
+}

@@ -5,11 +5,12 @@ package proxy
 import (
 	"fmt"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tierlb/tierlb/proxy/internal/wake"
 )
 
 const (
@@ -37,7 +38,6 @@ type loop struct {
 	e    *engine
 	s    *Service
 	epfd int
-	evfd int // wakes the loop for its request queue
 	lfd  int // the listening socket while registered here; -1 after
 
 	base    time.Time
@@ -49,7 +49,6 @@ type loop struct {
 	buf    [bufSize]byte   // every small message passes through here
 	rsa    unix.RawSockaddrAny
 	rlen   uint32
-	one    [8]byte // eventfd counter
 
 	fds    []*conn // by descriptor
 	live   []*conn // open connections, for drain and tests
@@ -67,10 +66,8 @@ type loop struct {
 	// other loops read it to place new connections.
 	load atomic.Int32
 
-	mu     sync.Mutex // guards reqs and closed
-	reqs   []request
-	spare  []request
-	closed bool
+	// reqs is what other goroutines ask of the loop (request.go).
+	reqs wake.Queue[request]
 }
 
 // work names a direction to continue after other connections had a turn.
@@ -86,11 +83,11 @@ func newLoop(e *engine) (*loop, error) {
 	if l.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
 		return nil, fmt.Errorf("create epoll: %w", err)
 	}
-	if l.evfd, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC); err != nil {
+	if err = l.reqs.Open(); err != nil {
 		unix.Close(l.epfd)
 		return nil, fmt.Errorf("create eventfd: %w", err)
 	}
-	if err := l.ctl(unix.EPOLL_CTL_ADD, l.evfd, unix.EPOLLIN, genReserved); err != nil {
+	if err := l.ctl(unix.EPOLL_CTL_ADD, l.reqs.FD(), unix.EPOLLIN, genReserved); err != nil {
 		l.closeFDs()
 		return nil, fmt.Errorf("register eventfd: %w", err)
 	}
@@ -144,7 +141,7 @@ func (l *loop) dispatch(ev *unix.EpollEvent) {
 	fd := int(ev.Fd)
 	if uint32(ev.Pad) == genReserved {
 		switch fd {
-		case l.evfd:
+		case l.reqs.FD():
 			l.requests()
 		case l.lfd:
 			if !l.acceptPaused {
@@ -192,10 +189,7 @@ func (l *loop) abortService(svc *Service, end string) int {
 // closeFDs marks the loop closed for posters, then closes its descriptors
 // and idle pipes. The listener belongs to the engine.
 func (l *loop) closeFDs() {
-	l.mu.Lock()
-	l.closed = true
-	l.mu.Unlock()
-	unix.Close(l.evfd)
+	l.reqs.Close()
 	unix.Close(l.epfd)
 	l.free.closePipes()
 }

@@ -4,8 +4,6 @@ package proxy
 
 import (
 	"net/netip"
-
-	"golang.org/x/sys/unix"
 )
 
 // Other goroutines (the engine, on_backend_down callbacks, name lookups)
@@ -44,35 +42,15 @@ type request struct {
 
 // post queues a request and wakes the loop when the queue was empty. It
 // returns false once the loop has stopped.
-func (l *loop) post(r request) bool {
-	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return false
-	}
-	l.reqs = append(l.reqs, r)
-	wake := len(l.reqs) == 1
-	l.mu.Unlock()
-	if wake {
-		one := [8]byte{1}
-		_, _ = unix.Write(l.evfd, one[:])
-	}
-	return true
-}
+func (l *loop) post(r request) bool { return l.reqs.Post(r) }
 
-// requests runs the queued requests. The eventfd is read before the queue
-// is taken, so a request posted meanwhile wakes the next epoll_wait.
+// requests runs the queued requests.
 func (l *loop) requests() {
-	_, _ = unix.Read(l.evfd, l.one[:])
-	l.mu.Lock()
-	reqs := l.reqs
-	l.reqs = l.spare[:0]
-	l.mu.Unlock()
+	reqs := l.reqs.Take()
 	for i := range reqs {
 		l.handle(&reqs[i])
-		reqs[i] = request{}
 	}
-	l.spare = reqs[:0]
+	l.reqs.Done(reqs)
 }
 
 func (l *loop) handle(r *request) {

@@ -5,12 +5,13 @@ package udp
 import (
 	"fmt"
 	"net/netip"
-	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/tierlb/tierlb/backends"
+
+	"github.com/tierlb/tierlb/proxy/internal/wake"
 )
 
 const (
@@ -32,7 +33,6 @@ type loop struct {
 	v6      bool // the listening socket is AF_INET6 (dual-stack when wildcard)
 	pktinfo bool // wildcard listener: replies carry their source address
 	epfd    int
-	evfd    int
 
 	base time.Time
 	now  int64     // ns since base, read once per wakeup
@@ -44,7 +44,6 @@ type loop struct {
 	out    *batch          // replies to clients, flushed once per wakeup
 	order  [maxTries]*backends.Backend
 	dst    sockaddr // connect's argument
-	one    [8]byte  // eventfd counter
 
 	sessions map[netip.AddrPort]*session
 	fds      []*session // by backend socket descriptor
@@ -56,10 +55,8 @@ type loop struct {
 	empty    bool // drained and told the service so
 	stopping bool
 
-	mu     sync.Mutex // guards reqs and closed
-	reqs   []request
-	spare  []request
-	closed bool
+	// reqs is what other goroutines ask of the loop.
+	reqs wake.Queue[request]
 }
 
 type reqKind uint8
@@ -89,13 +86,13 @@ func newLoop(s *Service, lfd int, v6, wildcard bool) (*loop, error) {
 	if l.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
 		return nil, fmt.Errorf("create epoll: %w", err)
 	}
-	if l.evfd, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC); err != nil {
+	if err = l.reqs.Open(); err != nil {
 		unix.Close(l.epfd)
 		return nil, fmt.Errorf("create eventfd: %w", err)
 	}
-	for _, fd := range []int{l.evfd, l.lfd} {
+	for _, fd := range []int{l.reqs.FD(), l.lfd} {
 		if err := l.ctl(fd, genReserved); err != nil {
-			unix.Close(l.evfd)
+			l.reqs.Close()
 			unix.Close(l.epfd)
 			return nil, fmt.Errorf("register socket: %w", err)
 		}
@@ -142,7 +139,7 @@ func (l *loop) dispatch(ev *unix.EpollEvent) {
 	fd := int(ev.Fd)
 	if uint32(ev.Pad) == genReserved {
 		switch fd {
-		case l.evfd:
+		case l.reqs.FD():
 			l.requests()
 		case l.lfd:
 			l.fromClients()
@@ -350,30 +347,11 @@ func (l *loop) connect(b *backends.Backend) (int, error) {
 
 // post queues a request and wakes the loop when the queue was empty. It
 // returns false once the loop has stopped.
-func (l *loop) post(r request) bool {
-	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return false
-	}
-	l.reqs = append(l.reqs, r)
-	wake := len(l.reqs) == 1
-	l.mu.Unlock()
-	if wake {
-		one := [8]byte{1}
-		_, _ = unix.Write(l.evfd, one[:])
-	}
-	return true
-}
+func (l *loop) post(r request) bool { return l.reqs.Post(r) }
 
-// requests runs the queued requests. The eventfd is read before the queue
-// is taken, so a request posted meanwhile wakes the next epoll_wait.
+// requests runs the queued requests.
 func (l *loop) requests() {
-	_, _ = unix.Read(l.evfd, l.one[:])
-	l.mu.Lock()
-	reqs := l.reqs
-	l.reqs = l.spare[:0]
-	l.mu.Unlock()
+	reqs := l.reqs.Take()
 	for i := range reqs {
 		r := &reqs[i]
 		switch r.kind {
@@ -388,9 +366,8 @@ func (l *loop) requests() {
 			r.fn()
 			r.done <- 0
 		}
-		reqs[i] = request{}
 	}
-	l.spare = reqs[:0]
+	l.reqs.Done(reqs)
 }
 
 // abortAll ends every session of the loop and returns how many.
@@ -404,10 +381,7 @@ func (l *loop) abortAll(how string) int {
 
 // closeFDs marks the loop closed for posters, then closes its descriptors.
 func (l *loop) closeFDs() {
-	l.mu.Lock()
-	l.closed = true
-	l.mu.Unlock()
-	unix.Close(l.evfd)
+	l.reqs.Close()
 	unix.Close(l.epfd)
 	unix.Close(l.lfd)
 }

@@ -174,15 +174,10 @@ func allocPorts(kind frontKind, services int) (frontPorts, error) {
 		p.DNS, err = freePortTCPUDP()
 	case frontUDPStream:
 		p.Iperf, err = freePortTCPUDP()
-	case frontServices:
-		for range services {
-			var port int
-			if port, err = freePort(); err != nil {
-				break
-			}
-			p.Services = append(p.Services, port)
-		}
-	case frontRange:
+	case frontServices, frontRange:
+		// A block below the ephemeral ports, all free at once: ports picked
+		// one by one from the kernel repeat, and clients' own ports land
+		// among them.
 		var lo int
 		if lo, err = freePortRange(services); err == nil {
 			for i := range services {

@@ -142,10 +142,34 @@ func writeServiceCounts(b *strings.Builder, res *results, cols []targetInfo) {
 			if !ranOn(res, sv.scenario, t.Name) {
 				continue
 			}
+			if why := skipped(res, sv.scenario, t.Name); why != "" {
+				fmt.Fprintf(b, "| %s | %s | skipped: %s | | | | |\n", t.Label, strings.TrimPrefix(sv.label, "200 conns over "), why)
+				continue
+			}
 			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s |\n", t.Label, strings.TrimPrefix(sv.label, "200 conns over "),
 				at("threads", fmt0), at("rss_mb", fmt1), at("fds", fmt0), at("rps", fmtRate), at("cpu_per_100k", fmt2))
 		}
 	}
+}
+
+// skipped is why every run of scenario on target was skipped (the first
+// note's words after "skipped: ", up to the first semicolon), or "".
+func skipped(res *results, scenario, target string) string {
+	why := ""
+	for _, r := range res.Runs {
+		if r.Scenario != scenario || r.Target != target {
+			continue
+		}
+		if len(r.Metrics) > 0 || r.Err != "" {
+			return ""
+		}
+		for _, n := range r.Notes {
+			if _, after, ok := strings.Cut(n, "skipped: "); ok && why == "" {
+				why, _, _ = strings.Cut(after, ";")
+			}
+		}
+	}
+	return why
 }
 
 // ranOn reports whether scenario ran on target (a skipped run counts: its

@@ -131,8 +131,8 @@ func writeServiceCounts(b *strings.Builder, res *results, cols []targetInfo) {
 		return
 	}
 	b.WriteString("\n## Across service counts\n\nThe same 200 keep-alive connections spread over 1, 20 and 200 services " +
-		"(one port each) and over one service on a 200-port range; threads and RSS summed over the proxy's processes " +
-		"at the end of the load. Medians.\n\n")
+		"(one port each) and over one service on a 200-port range; threads, RSS and descriptors summed over the proxy's " +
+		"processes halfway through the load, with every connection open (RSS: the larger of that and the end). Medians.\n\n")
 	b.WriteString("| column | services | threads | RSS MB | fds | req/s | CPU s per 100k requests |\n|---|---|---|---|---|---|---|\n")
 	for _, t := range cols {
 		for _, sv := range ran {

@@ -112,7 +112,7 @@ func allScenarios() []*scenario {
 // servicesScenario spreads the same svcConns keep-alive connections over n
 // services of one port each, or over one service's range of n ports.
 func servicesScenario(name string, kind frontKind, n int) *scenario {
-	desc := fmt.Sprintf("small keep-alive requests from %d wrk threads of one connection each, spread round robin over %s; threads, RSS and fds of all the proxy's processes at the end",
+	desc := fmt.Sprintf("small keep-alive requests from %d wrk threads of one connection each, spread round robin over %s; threads, RSS and fds of all the proxy's processes halfway through the load",
 		svcConns, plural(n, "service")+" of one port each")
 	if kind == frontRange {
 		desc = fmt.Sprintf("the same %d wrk connections over the %d ports of one service's range (tierlb listen: HOST:LO-HI, HAProxy bind HOST:LO-HI, nginx a listen line per port)",

@@ -18,8 +18,8 @@ import (
 // thread i talks to port i mod the port count (wrk's setup(thread) sets each
 // thread's address), so the load generator is the same in every row and
 // only how the ports map to services changes. What a proxy costs per
-// service shows in its threads and RSS, read at the end of the load, and in
-// its CPU per request.
+// service shows in its threads, RSS and descriptors, read halfway through
+// the load, and in its CPU per request.
 
 // svcConns is how many connections (and wrk threads) the service-count
 // scenarios use: one per service at the largest count, so that every
@@ -77,6 +77,15 @@ func runServices(ctx context.Context, e *env, r *running) (outcome, error) {
 	if err := os.WriteFile(script, []byte(wrkSpreadScript(ports, perThread)), 0o644); err != nil {
 		return o, fmt.Errorf("write wrk script: %w", err)
 	}
+	// The footprint is read halfway through the load, with every
+	// connection open, and RSS once more at its end.
+	type footprint struct {
+		u       usage
+		threads int64
+	}
+	mid := make(chan footprint, 1)
+	timer := time.AfterFunc(e.opts.Duration/2, func() { mid <- footprint{measureUsage(r), threadCount(r.pids())} })
+	defer timer.Stop()
 	res, cpu, err := measuredWrk(ctx, e, r, wrkLoad{URL: "http://" + r.svcAddrs[0] + "/", Conns: svcConns,
 		Threads: svcConns, Duration: e.opts.Duration, Script: script})
 	if err != nil {
@@ -85,10 +94,15 @@ func runServices(ctx context.Context, e *env, r *running) (outcome, error) {
 	o.set("rps", res.ReqPerSec)
 	if r.t.Proxy {
 		o.setPerUnit("cpu_per_100k", cpu, float64(res.Requests), 1e5)
-		u := measureUsage(r)
-		o.set("threads", float64(threadCount(r.pids())))
-		o.set("rss_mb", float64(u.RSSKB)/1024)
-		o.set("fds", float64(u.FDs))
+		select {
+		case f := <-mid:
+			end := measureUsage(r)
+			o.set("threads", float64(f.threads))
+			o.set("rss_mb", float64(max(f.u.RSSKB, end.RSSKB))/1024)
+			o.set("fds", float64(f.u.FDs))
+		default:
+			o.note("footprint not read: the load ended before its midpoint")
+		}
 	}
 	errorShare(&o, res)
 	return o, nil

@@ -310,6 +310,10 @@ func settings(o options, e *env) map[string]string {
 	}
 	m := map[string]string{
 		"haproxy nbthread":       each,
+		"haproxy splice modes":   "splice both ways (option splice-request, splice-response), option splice-auto, nosplice; each at every nbthread",
+		"udp queries":            fmt.Sprintf("%d client sockets, one query in flight each", o.UDPClients),
+		"udp stream":             fmt.Sprintf("iperf3 -u -b %s -l %d", o.UDPRate, o.UDPLen),
+		"service-count load":     fmt.Sprintf("wrk, %d threads of one keep-alive connection each, thread i to port i mod the port count", svcConns),
 		"nginx worker_processes": each,
 		"tierlb event loops":     loops,
 		"tierlb logging":         "access log off (log.access: false), level warn",

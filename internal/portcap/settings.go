@@ -16,7 +16,7 @@ const TimeWait = 60 * time.Second
 
 // defaultReuseDelay is how long a TIME_WAIT socket must have existed before
 // tcp_tw_reuse may take its port, on kernels without tcp_tw_reuse_delay
-// (before 6.13), where it is a fixed second.
+// (older kernels), where it is a fixed second.
 const defaultReuseDelay = time.Second
 
 // The files Read takes, relative to /proc/sys/net/ipv4.
@@ -52,7 +52,7 @@ type Settings struct {
 }
 
 // Read reads the settings from fsys, the namespace's /proc/sys/net/ipv4.
-// tcp_tw_reuse_delay may be missing (kernels before 6.13); any other
+// tcp_tw_reuse_delay may be missing (older kernels); any other
 // missing or malformed file is an error naming it.
 func Read(fsys fs.FS) (Settings, error) {
 	var s Settings

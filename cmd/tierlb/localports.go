@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tierlb/tierlb/admin"
+	"github.com/tierlb/tierlb/config"
 	"github.com/tierlb/tierlb/internal/portcap"
 )
 
@@ -49,7 +50,7 @@ func portSamples(services admin.Services) func() []portcap.Sample {
 	return func() []portcap.Sample {
 		var out []portcap.Sample
 		for _, svc := range services.Services() {
-			if svc.Protocol == "udp" || svc.Set == nil {
+			if svc.Protocol == config.ProtocolUDP || svc.Set == nil {
 				continue
 			}
 			for _, b := range svc.Set.Backends() {

@@ -33,7 +33,9 @@ var exampleSysctls = []string{"net.ipv4.tcp_tw_reuse=1", "net.ipv4.ip_local_port
 // minutes with TIERLB_LOCALPORT_FIGURES=1 or TIERLB_FAULTS=full. Those also
 // run the "before": 700/s for 70 s in a default namespace, where tierlb
 // must refuse clients for EADDRNOTAVAIL once its 28,232 ports are all in
-// TIME_WAIT (after about 40 s), and warn before.
+// TIME_WAIT (after about 40 s), and warn before. The same limit, scaled
+// down to 2,000 ports at 100/s, without and with tcp_tw_reuse, runs every
+// time: any machine reaches it.
 func TestLocalPortCapacity(t *testing.T) {
 	figures := full() || os.Getenv("TIERLB_LOCALPORT_FIGURES") == "1"
 	d := newDockerRig(t)
@@ -60,6 +62,40 @@ func TestLocalPortCapacity(t *testing.T) {
 		report(t, "local ports: 2,000 client-closes-first conn/s to one backend, examples' sysctls", verdict(t),
 			"%d of %d failed in %s (%.0f/s, %.0f/s at best over 5 s); tierlb says 64508/s allowed; %d TIME_WAIT in its namespace at most",
 			res.failed, res.total, res.took.Round(time.Second), float64(res.total)/res.took.Seconds(), res.peak, res.timeWait)
+	})
+	// The limit itself, scaled down so that any machine reaches it: 2,000
+	// ports held 60 s each are 33 connections/s, so at 100/s they are all
+	// in TIME_WAIT after 20 s and tierlb refuses clients from then on.
+	t.Run("2000 ports without reuse, 100 per second", func(t *testing.T) {
+		res := d.measure(t, "small", []string{"net.ipv4.ip_local_port_range=40000 41999"}, backend, 100, 40*time.Second)
+		if !strings.Contains(res.capacity, "per_backend_per_second=33 ") {
+			t.Errorf("tierlb says %q, want 33 connections/s per backend with 2,000 ports", res.capacity)
+		}
+		if res.local == 0 || !strings.Contains(res.failedHow, "EADDRNOTAVAIL") {
+			t.Errorf("%d clients refused for local resources (%q) at 100/s for 40 s with 2,000 ports", res.local, res.failedHow)
+		}
+		if res.local > 0 && res.localAfter < 10*time.Second {
+			t.Errorf("the first refusal came %s after the start: before 2,000 ports could be used up at 100/s", res.localAfter)
+		}
+		if !res.warned {
+			t.Errorf("tierlb did not warn of the local port capacity at 100/s of 33/s")
+		}
+		report(t, "local ports: 100 client-closes-first conn/s to one backend, 2,000 ports without reuse", verdict(t),
+			"%d of %d failed; %d refused by tierlb for EADDRNOTAVAIL, the first after %s (2,000 ports / 100/s = 20 s); tierlb says 33/s allowed and warned; %d TIME_WAIT in its namespace at most",
+			res.failed, res.total, res.local, res.localAfter.Round(time.Second), res.timeWait)
+	})
+	// And tcp_tw_reuse lifts it: the same 2,000 ports, each back after 1 s.
+	t.Run("2000 ports with reuse, 100 per second", func(t *testing.T) {
+		res := d.measure(t, "smallreuse", []string{"net.ipv4.ip_local_port_range=40000 41999", "net.ipv4.tcp_tw_reuse=1"}, backend, 100, 30*time.Second)
+		if !strings.Contains(res.capacity, "per_backend_per_second=2000 ") {
+			t.Errorf("tierlb says %q, want 2000 connections/s per backend with 2,000 ports reused after 1 s", res.capacity)
+		}
+		if res.failed != 0 || res.local != 0 {
+			t.Errorf("%d of %d connections failed, %d refused for local resources; first: %s", res.failed, res.total, res.local, res.firstErr)
+		}
+		report(t, "local ports: 100 client-closes-first conn/s to one backend, 2,000 ports, tcp_tw_reuse=1", verdict(t),
+			"%d of %d failed; tierlb says 2000/s allowed; %d TIME_WAIT in its namespace at most",
+			res.failed, res.total, res.timeWait)
 	})
 	if !figures {
 		return

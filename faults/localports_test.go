@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,6 +49,9 @@ func TestLocalPortCapacity(t *testing.T) {
 	}
 	t.Run("examples' sysctls, 2000 per second", func(t *testing.T) {
 		res := d.measure(t, "after", exampleSysctls, backend, 2000, after)
+		if res.gauge != 64508 {
+			t.Errorf("tierlb_backend_local_port_capacity = %v, want 64508", res.gauge)
+		}
 		if !strings.Contains(res.capacity, "per_backend_per_second=64508 ") {
 			t.Errorf("tierlb says %q, want 64508 connections/s per backend with these sysctls", res.capacity)
 		}
@@ -68,6 +73,9 @@ func TestLocalPortCapacity(t *testing.T) {
 	// in TIME_WAIT after 20 s and tierlb refuses clients from then on.
 	t.Run("2000 ports without reuse, 100 per second", func(t *testing.T) {
 		res := d.measure(t, "small", []string{"net.ipv4.ip_local_port_range=40000 41999"}, backend, 100, 40*time.Second)
+		if res.gauge != 2000.0/60 {
+			t.Errorf("tierlb_backend_local_port_capacity = %v, want %v", res.gauge, 2000.0/60)
+		}
 		if !strings.Contains(res.capacity, "per_backend_per_second=33 ") {
 			t.Errorf("tierlb says %q, want 33 connections/s per backend with 2,000 ports", res.capacity)
 		}
@@ -90,8 +98,8 @@ func TestLocalPortCapacity(t *testing.T) {
 		if !strings.Contains(res.capacity, "per_backend_per_second=2000 ") {
 			t.Errorf("tierlb says %q, want 2000 connections/s per backend with 2,000 ports reused after 1 s", res.capacity)
 		}
-		if res.failed != 0 || res.local != 0 {
-			t.Errorf("%d of %d connections failed, %d refused for local resources; first: %s", res.failed, res.total, res.local, res.firstErr)
+		if res.failed != 0 || res.local != 0 || res.gauge != 2000 {
+			t.Errorf("%d of %d connections failed, %d refused for local resources (first: %s); capacity gauge %v, want 2000", res.failed, res.total, res.local, res.firstErr, res.gauge)
 		}
 		report(t, "local ports: 100 client-closes-first conn/s to one backend, 2,000 ports, tcp_tw_reuse=1", verdict(t),
 			"%d of %d failed; tierlb says 2000/s allowed; %d TIME_WAIT in its namespace at most",
@@ -106,6 +114,9 @@ func TestLocalPortCapacity(t *testing.T) {
 			t.Errorf("tierlb says %q, want 470 connections/s per backend in a default namespace", res.capacity)
 		}
 		if rate := float64(res.total) / res.took.Seconds(); rate < 520 {
+			report(t, "local ports: 700 client-closes-first conn/s to one backend, default namespace (before)", "FAIL",
+				"the client reached %.0f/s (%.0f/s at best over 5 s), under the 470/s limit: %d of %d failed, %d refused for EADDRNOTAVAIL; %d TIME_WAIT in tierlb's namespace at most",
+				rate, res.peak, res.failed, res.total, res.local, res.timeWait)
 			t.Fatalf("the client reached %.0f connections/s, too few to pass the 470/s limit: this machine is too busy for this figure", rate)
 		}
 		if res.failed == 0 || res.local == 0 {
@@ -229,7 +240,8 @@ type result struct {
 	timeWait      int     // most sockets in TIME_WAIT seen in tierlb's namespace
 	capacity      string  // tierlb's start line on the local port capacity
 	failedHow     string  // a line of tierlb's log on a failed dial, if any
-	local         int     // clients tierlb refused for want of local resources
+	local         int     // clients tierlb refused for EADDRNOTAVAIL (its metric)
+	gauge         float64 // tierlb_backend_local_port_capacity for the backend
 	localAfter    time.Duration
 	warned        bool // tierlb warned of the capacity
 }
@@ -240,7 +252,7 @@ type result struct {
 func (d *dockerRig) measure(t *testing.T, name string, sysctls []string, backend string, rate int, dur time.Duration) result {
 	t.Helper()
 	front := d.start(t, "tierlb-"+name, sysctls, d.image, "/tierlb", "run", "--docker", "false", "--access-log=false",
-		"--admin-listen", "", "--listen", "0.0.0.0:5432", "--backend", backend+":5432", "--name", "db", "--health", "none")
+		"--admin-listen", "0.0.0.0:9090", "--listen", "0.0.0.0:5432", "--backend", backend+":5432", "--name", "db", "--health", "none")
 	container := d.id + "-tierlb-" + name
 	logs := func() string {
 		out, _ := exec.Command("docker", "logs", container).CombinedOutput()
@@ -273,7 +285,10 @@ func (d *dockerRig) measure(t *testing.T, name string, sysctls []string, backend
 	if other := regexp.MustCompile(`(?m)^[^\n]*level=(WARN|ERROR)[^\n]*$`).FindAllString(l, -1); len(other) > 0 {
 		t.Logf("tierlb's warnings (%d), the first: %s", len(other), other[0])
 	}
-	res.local, res.localAfter = localRefusals(l, load.start)
+	_, res.localAfter = localRefusals(l, load.start)
+	metrics := scrapeMetrics(t, front+":9090")
+	res.local = int(metricValue(metrics, `tierlb_local_errors_total{errno="EADDRNOTAVAIL",service="db"}`))
+	res.gauge = metricValue(metrics, `tierlb_backend_local_port_capacity{backend="`+backend+`:5432",service="db"}`)
 	res.warned = strings.Contains(l, "backend near the local port capacity")
 	t.Logf("%s: %.0f/s at best over 5 s; %d of %d failed in %s, first after %s (%s); tierlb refused %d for local resources, the first after %s; %d TIME_WAIT at most; %s",
 		name, res.peak, res.failed, res.total, res.took, res.firstAfter, res.firstErr, res.local, res.localAfter, res.timeWait, res.capacity)
@@ -281,8 +296,8 @@ func (d *dockerRig) measure(t *testing.T, name string, sysctls []string, backend
 }
 
 // localRefusals reads tierlb's rate-limited warnings about local errors:
-// how many clients it refused for them, and when the first was, after
-// start.
+// how many clients it refused for them (less those of the last second,
+// never logged), and when the first was, after start.
 func localRefusals(logs string, start time.Time) (n int, first time.Duration) {
 	re := regexp.MustCompile(`(?m)^time=(\S+) [^\n]*msg="out of local resources[^\n]* more_since_last_warning=(\d+)`)
 	for i, m := range re.FindAllStringSubmatch(logs, -1) {
@@ -293,6 +308,35 @@ func localRefusals(logs string, start time.Time) (n int, first time.Duration) {
 		}
 	}
 	return n, first
+}
+
+// scrapeMetrics returns tierlb's /metrics page.
+func scrapeMetrics(t *testing.T, admin string) string {
+	t.Helper()
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// metricValue is one series' value on a /metrics page; -1 when absent.
+func metricValue(page, series string) float64 {
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`).FindStringSubmatch(page)
+	if m == nil {
+		return -1
+	}
+	v, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		return -1
+	}
+	return v
 }
 
 // timeWaitIn counts the TCP sockets in TIME_WAIT in the network namespace

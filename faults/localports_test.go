@@ -288,6 +288,13 @@ func (d *dockerRig) measure(t *testing.T, name string, sysctls []string, backend
 	_, res.localAfter = localRefusals(l, load.start)
 	metrics := scrapeMetrics(t, front+":9090")
 	res.local = int(metricValue(metrics, `tierlb_local_errors_total{errno="EADDRNOTAVAIL",service="db"}`))
+	for _, prefix := range []string{"tierlb_connections_rejected_total{", "tierlb_backend_connect_errors_total{", "tierlb_local_errors_total{"} {
+		for line := range strings.SplitSeq(metrics, "\n") {
+			if strings.HasPrefix(line, prefix) && !strings.HasSuffix(line, " 0") {
+				t.Logf("%s: %s", name, line)
+			}
+		}
+	}
 	res.gauge = metricValue(metrics, `tierlb_backend_local_port_capacity{backend="`+backend+`:5432",service="db"}`)
 	res.warned = strings.Contains(l, "backend near the local port capacity")
 	t.Logf("%s: %.0f/s at best over 5 s; %d of %d failed in %s, first after %s (%s); tierlb refused %d for local resources, the first after %s; %d TIME_WAIT at most; %s",

@@ -90,7 +90,8 @@ func TestE2ERoundRobinStopKill(t *testing.T) {
 	// When each ask that r1 answered began; r1 lives on for 3s after the
 	// stop.
 	var hits []time.Time
-	for time.Since(stopAt) < 2*time.Second {
+	asks := testkit.NewPacer(t, testkit.Pace{Rate: testkit.ShortRate, Count: 2 * testkit.ShortRate, Within: 2 * time.Second})
+	for asks.Next(t.Context()) {
 		began := time.Now()
 		if n, err := ask(s.front); err == nil && n == "r1" {
 			hits = append(hits, began)
@@ -185,7 +186,8 @@ func TestE2EStartStopLatency(t *testing.T) {
 			stopped <- err
 		}()
 		stopAt := s.await(evs, events.ActionKill)
-		for time.Since(stopAt) < 300*time.Millisecond {
+		asks := testkit.NewPacer(t, testkit.Pace{Rate: testkit.ShortRate, Count: testkit.ShortRate, Within: 300 * time.Millisecond})
+		for asks.Next(t.Context()) {
 			_, _ = ask(s.front)
 		}
 		if err := <-stopped; err != nil {

@@ -7,4 +7,5 @@
 //
 //	addr := testkit.ClosedPort(t)
 //	testkit.Eventually(t, 5*time.Second, "the backend to drain", func() bool { ... })
+//	load := testkit.StartLoad(t, 4, testkit.Pace{Rate: testkit.SustainedRate, Count: 60_000, Within: 5 * time.Minute}, dialOnce)
 package testkit

@@ -127,8 +127,7 @@ func TestE2ERoundRobinStopKill(t *testing.T) {
 	failures, asked := 0, 0
 	asks = testkit.NewPacer(t, testkit.Pace{Rate: testkit.ShortRate, Count: 200, Within: time.Minute})
 	for ; asks.Next(t.Context()); asked++ {
-		i := asked
-		if i == 20 {
+		if asked == 20 {
 			if _, err := s.cli.ContainerKill(t.Context(), ids["r2"], client.ContainerKillOptions{Signal: "SIGKILL"}); err != nil {
 				t.Fatal(err)
 			}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -59,4 +60,17 @@ func (s *Server) chainAnswer() (status int, body string) {
 		return 502, s.Name + " -> error: " + err.Error() + "\n"
 	}
 	return 200, s.Name + " -> " + below + "\n"
+}
+
+// checkChainURL wants "" (no next tier) or an http URL with a host, so a
+// typo fails at start rather than on every call.
+func checkChainURL(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "http" || u.Host == "" {
+		return fmt.Errorf("--chain / $CHAIN %q: want an http URL such as http://app:8081/chain", raw)
+	}
+	return nil
 }

@@ -93,3 +93,27 @@ func TestChainReportsAMissingTier(t *testing.T) {
 		t.Fatalf("GET /chain with the next tier answering 503: %d %q, want 502 naming the 503", code, body)
 	}
 }
+
+func TestCheckChainURL(t *testing.T) {
+	for _, tt := range []struct {
+		raw string
+		ok  bool
+	}{
+		{"", true},
+		{"http://app:8081/chain", true},
+		{"app:8081", false},
+		{"https://app/chain", false},
+		{"http:///chain", false},
+		{"http://a b/", false},
+	} {
+		t.Run(tt.raw, func(t *testing.T) {
+			err := checkChainURL(tt.raw)
+			if (err == nil) != tt.ok {
+				t.Fatalf("checkChainURL(%q) = %v, want ok=%v", tt.raw, err, tt.ok)
+			}
+			if err != nil && !strings.Contains(err.Error(), "--chain") {
+				t.Fatalf("error %q does not name the flag", err)
+			}
+		})
+	}
+}

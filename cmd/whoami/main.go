@@ -72,6 +72,10 @@ func run(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 1
 	}
+	if err := checkChainURL(*chain); err != nil {
+		fmt.Fprintln(os.Stderr, "whoami:", err)
+		return 1
+	}
 	if *probe != "" {
 		if err := probeHealth(*probe, 2*time.Second); err != nil {
 			fmt.Fprintln(os.Stderr, "whoami:", err)

@@ -88,11 +88,7 @@ func (l *loop) newConn() *conn {
 	} else {
 		c = new(conn)
 	}
-	l.gen++
-	if l.gen == genReserved {
-		l.gen = 1
-	}
-	c.gen = l.gen
+	c.gen = l.el.NextGen()
 	c.heapIdx, c.cfd, c.bfd = -1, -1, -1
 	return c
 }

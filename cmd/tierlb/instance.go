@@ -27,8 +27,9 @@ type deps struct {
 	// docker with docker.enabled false; with auto and no engine there are
 	// no containers to check).
 	Docker health.ContainerHealth
-	// Loops is proxy.Options.Loops.
-	Loops int
+	// Loops are the process's event loops, shared by every service
+	// (proxy.Options.Loops, udp.Options.Loops).
+	Loops *proxy.Loops
 }
 
 // healthConfig is a service's health settings as its monitor really runs

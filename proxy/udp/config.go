@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tierlb/tierlb/backends"
+	"github.com/tierlb/tierlb/proxy/internal/evloop"
 )
 
 // Config is one UDP service's data-path settings. Zero values mean the
@@ -91,9 +92,11 @@ type Options struct {
 	Metrics *Metrics
 	// Observer hears backend failures and answers. Nil: nobody.
 	Observer Observer
-	// Loops is how many event loops receive for the service, each on its
-	// own socket of a SO_REUSEPORT group; 0 means 1.
-	Loops int
+	// Loops are the event loops that serve the service: the process's
+	// (proxy.NewLoops), shared with every other service. The service binds
+	// one socket per loop in a SO_REUSEPORT group, one in each loop. Nil:
+	// one socket in a loop of the service's own, which Shutdown stops.
+	Loops *evloop.Set
 }
 
 // maxTries bounds the backends a session start or move may try.

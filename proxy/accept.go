@@ -120,14 +120,14 @@ func (a *acceptor) place(fd int, peer netip.AddrPort) {
 	l, s := a.l, a.ln.s
 	t := a.ln.leastLoaded(l)
 	if t == l {
-		l.admit(s, fd, peer)
+		l.admit(s, fd, peer, a.ln.port)
 		return
 	}
 	// Counted now, so that the rest of a burst spreads too, and held in
 	// the service's WaitGroup until adopted: Shutdown may be waiting.
 	t.load.Add(1)
 	s.wg.Add(1)
-	if !t.post(request{kind: reqAdopt, svc: s, fd: fd, ap: peer}) {
+	if !t.post(request{kind: reqAdopt, svc: s, fd: fd, ap: peer, port: a.ln.port}) {
 		t.load.Add(-1)
 		closeFD(fd, true)
 		s.wg.Done()
@@ -135,12 +135,12 @@ func (a *acceptor) place(fd int, peer netip.AddrPort) {
 }
 
 // adopt serves a connection another loop accepted and placed here.
-func (l *loop) adopt(s *Service, fd int, peer netip.AddrPort) {
+func (l *loop) adopt(s *Service, fd int, peer netip.AddrPort, port uint16) {
 	l.load.Add(-1) // admit counts it again if it is served
 	if l.el.Stopping() {
 		closeFD(fd, true)
 	} else {
-		l.admit(s, fd, peer)
+		l.admit(s, fd, peer, port)
 	}
 	s.wg.Done()
 }

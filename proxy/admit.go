@@ -12,8 +12,8 @@ import (
 
 // admit applies the checks that need no bytes from the client (max_conns,
 // allow), then waits for the client's PROXY header or starts the backend
-// dial.
-func (l *loop) admit(s *Service, fd int, peer netip.AddrPort) {
+// dial. port is the listening port the client connected to.
+func (l *loop) admit(s *Service, fd int, peer netip.AddrPort, port uint16) {
 	cfg := s.cfg.Load()
 	s.metrics.connAccepted()
 	n := s.active.Add(1)
@@ -32,7 +32,7 @@ func (l *loop) admit(s *Service, fd int, peer netip.AddrPort) {
 	// TCP_NODELAY is not. Best effort, as Go's own accept does.
 	_ = evloop.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	c := l.newConn()
-	c.svc, c.cfg, c.peer, c.cfd = s, cfg, peer, int32(fd)
+	c.svc, c.cfg, c.peer, c.cfd, c.port = s, cfg, peer, int32(fd), port
 	c.start, c.last = l.el.Now, l.el.Now
 	c.state = stateResolving // until the dial starts
 	// No Add can race Shutdown's Wait: the listener leaves every loop

@@ -39,7 +39,8 @@ type conn struct {
 	when     int64          // timer deadline
 	cfd, bfd int32
 	gen      uint32
-	heapIdx  int32 // in the loop's timer heap; -1: not scheduled
+	port     uint16 // the listening port the client connected to
+	heapIdx  int32  // in the loop's timer heap; -1: not scheduled
 	liveIdx  int32 // in the loop's list of open connections
 	state    uint8
 	rst      bool      // close both sides with an RST

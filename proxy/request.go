@@ -31,7 +31,8 @@ type request struct {
 	rst  bool
 	ap   netip.AddrPort
 	err  error
-	fd   int // reqAdopt: the accepted socket
+	fd   int    // reqAdopt: the accepted socket
+	port uint16 // reqAdopt: the listening port it came to
 }
 
 // post queues a request and wakes the loop when the queue was empty. It
@@ -60,6 +61,6 @@ func (l *loop) handle(r *request) {
 			l.resolved(r.c, r.ap, r.err)
 		}
 	case reqAdopt:
-		l.adopt(r.svc, r.fd, r.ap)
+		l.adopt(r.svc, r.fd, r.ap, r.port)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 
 	"github.com/tierlb/tierlb/backends"
+	"github.com/tierlb/tierlb/internal/listenaddr"
 )
 
 // Options are a Service's collaborators and the process-wide choices cmd/
@@ -40,10 +41,14 @@ type Options struct {
 type settings struct {
 	Config
 	proxyVersion byte // 0: send no PROXY header
+	portRange    bool // Listen is a port range: the access log names the port
 }
 
 func newSettings(cfg Config) (*settings, error) {
 	st := &settings{Config: cfg}
+	if _, first, last, err := listenaddr.Split(cfg.Listen); err == nil {
+		st.portRange = last > first
+	}
 	switch cfg.ProxyProtocol {
 	case "":
 	case "v1":
@@ -154,20 +159,32 @@ func (s *Service) Listen() error {
 		return fmt.Errorf("listen for service %s: %w", s.name, net.ErrClosed)
 	}
 	cfg := s.cfg.Load()
-	ln, err := listen(context.Background(), cfg.Listen, cfg.ReusePort)
+	addrs, err := listenaddr.Expand(cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("listen for service %s on %s: %w", s.name, cfg.Listen, err)
+		return fmt.Errorf("listen for service %s: %w", s.name, err)
 	}
-	l, err := newListener(s, ln)
-	if err != nil {
-		return fmt.Errorf("listen for service %s on %s: %w", s.name, cfg.Listen, err)
+	lns := make([]*listener, 0, len(addrs))
+	for _, addr := range addrs {
+		ln, err := listen(context.Background(), addr, cfg.ReusePort)
+		var l *listener
+		if err == nil {
+			l, err = newListener(s, ln)
+		}
+		if err != nil {
+			for _, l := range lns {
+				l.close()
+			}
+			return fmt.Errorf("listen for service %s on %s: %w", s.name, addr, err)
+		}
+		lns = append(lns, l)
 	}
-	s.lns = []*listener{l}
+	s.lns = lns
 	return nil
 }
 
-// Addr returns the bound address, or nil before Listen and for a service
-// with SNI names, which its Front listens for.
+// Addr returns the bound address (of a port range, the first port's), or
+// nil before Listen and for a service with SNI names, which its Front
+// listens for.
 func (s *Service) Addr() net.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -17,7 +17,9 @@ type Config struct {
 	// Name is the service name used in logs and metrics.
 	Name string
 	// Listen is the host:port to receive on; IPv6 as [::]:port. A wildcard
-	// host answers each client from the address it sent to.
+	// host answers each client from the address it sent to. The port may
+	// be a range, first-last (at most 1,000 ports): one socket per port,
+	// all of them this service, a client's session per port it sends to.
 	Listen string
 	// SessionTimeout forgets a session after this long without datagrams
 	// either way (30s).

@@ -43,6 +43,7 @@ type listener struct {
 	v6      bool // the socket is AF_INET6 (dual-stack when wildcard)
 	pktinfo bool // wildcard: replies carry their source address
 	addr    *net.UDPAddr
+	port    int       // addr's port: which port of a range clients sent to
 	cfg     *settings // read once per wakeup
 
 	sessions map[netip.AddrPort]*session

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/tierlb/tierlb/internal/listenaddr"
 	"github.com/tierlb/tierlb/proxy/internal/evloop"
 )
 
@@ -33,7 +34,8 @@ type Service struct {
 	cfg      atomic.Pointer[settings]
 	stats    statsTable
 
-	active atomic.Int64 // open sessions, every loop's
+	active    atomic.Int64 // open sessions, every loop's
+	portRange bool         // Listen is a port range: the access log names the port
 
 	mu        sync.Mutex
 	set       *evloop.Set // Options.Loops, or a set of its own
@@ -82,6 +84,9 @@ func NewService(cfg Config, pools Pools, opts Options) (*Service, error) {
 	}
 	s.cfg.Store(&settings{Config: cfg})
 	s.metrics = opts.Metrics.initService(cfg.Name)
+	if _, first, last, err := listenaddr.Split(cfg.Listen); err == nil {
+		s.portRange = last > first
+	}
 	return s, nil
 }
 
@@ -126,7 +131,7 @@ func (s *Service) Listen() error {
 	}
 	for _, sk := range socks {
 		s.lns = append(s.lns, &listener{
-			s: s, fd: sk.fd, v6: sk.v6, pktinfo: sk.wildcard, addr: sk.addr,
+			s: s, fd: sk.fd, v6: sk.v6, pktinfo: sk.wildcard, addr: sk.addr, port: sk.addr.Port,
 			sessions: make(map[netip.AddrPort]*session),
 		})
 	}

@@ -175,7 +175,7 @@ func (l *listener) end(ses *session, how string) {
 	l.expiry.remove(ses)
 	l.s.active.Add(-1)
 	if l.cfg.AccessLog {
-		l.s.access.LogAttrs(context.Background(), slog.LevelInfo, "session",
+		attrs := [...]slog.Attr{
 			slog.String("client", ses.client.String()),
 			slog.String("backend", b.ID()),
 			slog.Int64("bytes_to_backend", ses.toBackend),
@@ -183,7 +183,15 @@ func (l *listener) end(ses *session, how string) {
 			slog.Int64("datagrams_to_backend", ses.dgUp),
 			slog.Int64("datagrams_to_client", ses.dgDown),
 			slog.Duration("duration", time.Duration(l.lp.el.Now-ses.start)),
-			slog.String("end", how))
+			slog.String("end", how),
+			slog.Int("port", l.port),
+		}
+		n := len(attrs) - 1
+		if l.s.portRange {
+			// Which port of the range the client sent to.
+			n++
+		}
+		l.s.access.LogAttrs(context.Background(), slog.LevelInfo, "session", attrs[:n]...)
 	}
 	l.lp.freeSession(ses)
 }

@@ -41,7 +41,7 @@ type conn struct {
 	gen      uint32
 	port     uint16 // the listening port the client connected to
 	heapIdx  int32  // in the loop's timer heap; -1: not scheduled
-	liveIdx  int32 // in the loop's list of open connections
+	liveIdx  int32  // in the loop's list of open connections
 	state    uint8
 	rst      bool      // close both sides with an RST
 	counted  bool      // holds a place in the service's per-client counts

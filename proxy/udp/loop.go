@@ -31,6 +31,10 @@ type loop struct {
 	fds  []*session  // by backend socket descriptor
 	free []*session  // recycled
 	lns  []*listener // registered in this loop
+	// busy are the listeners that hold sessions: only they have
+	// replies to send and sessions to expire, so a wakeup looks at them
+	// and not at every port of a range.
+	busy []*listener
 }
 
 // listener is one listening socket of a service, registered in one loop,
@@ -51,6 +55,7 @@ type listener struct {
 
 	draining bool // no new sessions
 	empty    bool // drained and told the service so
+	busyIdx  int  // in the loop's busy listeners; -1: not there
 }
 
 // udpKey attaches the UDP state to an evloop.Loop.
@@ -73,8 +78,46 @@ func (lp *loop) add(ln *listener) error {
 	}
 	ln.lp = lp
 	ln.cfg = ln.s.cfg.Load()
+	ln.busyIdx = -1
 	lp.lns = append(lp.lns, ln)
 	return nil
+}
+
+// setBusy notes that ln holds sessions.
+func (lp *loop) setBusy(ln *listener) {
+	if ln.busyIdx < 0 {
+		ln.busyIdx = len(lp.busy)
+		lp.busy = append(lp.busy, ln)
+	}
+}
+
+// setIdle notes that ln holds no session any more.
+func (lp *loop) setIdle(ln *listener) {
+	i := ln.busyIdx
+	if i < 0 {
+		return
+	}
+	last := len(lp.busy) - 1
+	lp.busy[i] = lp.busy[last]
+	lp.busy[i].busyIdx = i
+	lp.busy[last] = nil
+	lp.busy = lp.busy[:last]
+	ln.busyIdx = -1
+}
+
+// drain makes ln take no new sessions.
+func (ln *listener) drain() {
+	ln.draining = true
+	ln.checkDrained()
+}
+
+// checkDrained tells the service once a draining listener holds no
+// session.
+func (ln *listener) checkDrained() {
+	if ln.draining && !ln.empty && len(ln.sessions) == 0 {
+		ln.empty = true
+		ln.s.listenerEmpty()
+	}
 }
 
 // remove ends ln's sessions and takes its socket out of the loop, without
@@ -111,12 +154,13 @@ func (lp *loop) Ready(ev *unix.EpollEvent) {
 // Tick sends the collected replies and ends the sessions that expired.
 func (lp *loop) Tick() {
 	lp.flush()
-	for _, ln := range lp.lns {
-		ln.cfg = ln.s.cfg.Load()
-		ln.expire()
-		if ln.draining && !ln.empty && len(ln.sessions) == 0 {
-			ln.empty = true
-			ln.s.listenerEmpty()
+	// Down from the end: a listener whose last session expires leaves
+	// busy, and the last one takes its place.
+	for i := len(lp.busy) - 1; i >= 0; i-- {
+		if i < len(lp.busy) {
+			ln := lp.busy[i]
+			ln.cfg = ln.s.cfg.Load()
+			ln.expire()
 		}
 	}
 }
@@ -124,7 +168,7 @@ func (lp *loop) Tick() {
 // Deadline is the loop clock of the next session expiry.
 func (lp *loop) Deadline() int64 {
 	next := int64(-1)
-	for _, ln := range lp.lns {
+	for _, ln := range lp.busy {
 		if t := ln.deadline(); t >= 0 && (next < 0 || t < next) {
 			next = t
 		}

@@ -253,7 +253,7 @@ func (s *Service) drain() {
 			return
 		}
 		for _, ln := range lns {
-			if ln.lp == nil || !ln.lp.el.Post(func() { ln.draining = true }) {
+			if ln.lp == nil || !ln.lp.el.Post(ln.drain) {
 				s.listenerEmpty()
 			}
 		}

@@ -82,6 +82,9 @@ func (l *listener) start(client netip.AddrPort, i int) *session {
 	}
 	ses.start, ses.last = l.lp.el.Now, l.lp.el.Now
 	l.sessions[client] = ses
+	if len(l.sessions) == 1 {
+		l.lp.setBusy(l)
+	}
 	l.expiry.pushBack(ses)
 	l.bind(ses, fd, b)
 	return ses
@@ -172,6 +175,10 @@ func (l *listener) end(ses *session, how string) {
 	b := ses.b
 	l.unbind(ses)
 	delete(l.sessions, ses.client)
+	if len(l.sessions) == 0 {
+		l.lp.setIdle(l)
+		l.checkDrained()
+	}
 	l.expiry.remove(ses)
 	l.s.active.Add(-1)
 	if l.cfg.AccessLog {

@@ -4,7 +4,9 @@ package health
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -14,9 +16,15 @@ import (
 // checkLoop runs every probe of a monitor on one goroutine, as HAProxy runs
 // its checks as tasks of its threads: a schedule of probers by due time,
 // and an epoll set on which tcp and http probes wait for their sockets.
-// It sleeps in epoll_wait until the next probe is due or a socket is
-// ready, so a probe costs its few syscalls and no goroutine, timer, channel
-// or allocation. Checkers that are not wire probes (docker, send-expect,
+// It sleeps until the next probe is due or a socket is ready, so a probe
+// costs its few syscalls and no goroutine, timer, channel or allocation.
+//
+// The loop does not sleep in epoll_wait itself: its epoll set is a file in
+// Go's poller, readable while a probe socket (or the wake-up eventfd) is
+// ready, with a read deadline at the next due time. Checks are sparse
+// (one every few milliseconds), and a goroutine that sleeps in a system
+// call that long has its P taken away by the runtime's monitor, which then
+// polls every 20µs: that cost more than the probes. Checkers that are not wire probes (docker, send-expect,
 // a backend named by host name) run on a goroutine of their own per probe
 // and hand their result back through the inbox; they are the slow kinds
 // anyway (an API call, a reply to wait for).
@@ -24,6 +32,7 @@ import (
 // Everything but the inbox is owned by the loop's goroutine.
 type checkLoop struct {
 	epfd, evfd int
+	ep         *os.File // epfd in Go's poller
 	queue      schedule
 	owners     []*prober // by descriptor of a wire probe in flight
 	events     [128]unix.EpollEvent
@@ -67,7 +76,13 @@ func newCheckLoop() (*checkLoop, error) {
 		unix.Close(evfd)
 		return nil, fmt.Errorf("health checks: epoll_ctl: %w", err)
 	}
-	return &checkLoop{epfd: epfd, evfd: evfd}, nil
+	// Non-blocking, so that os.NewFile puts it in Go's poller.
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		unix.Close(evfd)
+		return nil, fmt.Errorf("health checks: epoll fd: %w", err)
+	}
+	return &checkLoop{epfd: epfd, evfd: evfd, ep: os.NewFile(uintptr(epfd), "health check epoll")}, nil
 }
 
 // post hands cmd to the loop; after the loop has ended it is dropped.
@@ -105,15 +120,34 @@ func (l *checkLoop) run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, l.wake)
 	defer stop()
 	defer l.close()
+	rc, err := l.ep.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("health checks: %w", err)
+	}
+	var n int
+	var werr error
+	poll := func(fd uintptr) bool {
+		n, werr = unix.EpollWait(int(fd), l.events[:], 0)
+		return n > 0 || werr != nil && werr != unix.EINTR
+	}
 	now := time.Now()
 	for ctx.Err() == nil {
 		l.takeInbox(now)
 		l.fire(now)
-		n, err := unix.EpollWait(l.epfd, l.events[:], l.waitMillis(now))
+		var due time.Time // none: wait for a socket or a wake-up
+		if p := l.queue.next(); p != nil {
+			due = p.due
+		}
+		l.ep.SetReadDeadline(due)
+		n, werr = 0, nil
+		err := rc.Read(poll)
 		now = time.Now()
-		if err != nil && err != unix.EINTR {
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			return fmt.Errorf("health checks: wait: %w", err)
+		}
+		if werr != nil {
 			// Only a broken epoll set gets here; retrying would spin.
-			return fmt.Errorf("health checks: epoll_wait: %w", err)
+			return fmt.Errorf("health checks: epoll_wait: %w", werr)
 		}
 		for i := range n {
 			fd := int(l.events[i].Fd)
@@ -128,20 +162,6 @@ func (l *checkLoop) run(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// waitMillis is how long epoll_wait may sleep: until the next due time,
-// rounded up so that a probe never starts early.
-func (l *checkLoop) waitMillis(now time.Time) int {
-	p := l.queue.next()
-	if p == nil {
-		return -1
-	}
-	d := p.due.Sub(now)
-	if d <= 0 {
-		return 0
-	}
-	return int((d + time.Millisecond - 1) / time.Millisecond)
 }
 
 // takeInbox applies the requests of other goroutines.
@@ -307,6 +327,6 @@ func (l *checkLoop) close() {
 	l.closed = true
 	l.mu.Unlock()
 	l.aside.Wait()
-	unix.Close(l.epfd)
+	l.ep.Close()
 	unix.Close(l.evfd)
 }

@@ -101,6 +101,13 @@ func (w *wireProbe) begin() (done bool, err error) {
 	if err := unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0}); err != nil {
 		return true, w.fail("setsockopt", err)
 	}
+	// With delayed ACKs from the start, the handshake's last ACK waits for
+	// data: an http check's request carries it, and a tcp check resets
+	// the connection before it is ever sent, so the backend's kernel
+	// answers the check alone and its application never accepts it.
+	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_QUICKACK, 0); err != nil {
+		return true, w.fail("setsockopt", err)
+	}
 	if err := unix.Connect(fd, w.sa); err != nil && err != unix.EINPROGRESS {
 		return true, w.fail("connect", err)
 	}

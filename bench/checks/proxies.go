@@ -37,13 +37,13 @@ func (s setup) members(i int) (lo, hi int) {
 // for /metrics, and logs at warn (state changes are info).
 func tierlbConfig(s setup, adminPort int, listen []int, pprof bool) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "admin: {listen: \"127.0.0.1:%d\", pprof: %t}\nlog: {level: warn, access: false}\ndocker: {enabled: \"false\"}\nservices:\n", adminPort, pprof)
+	fmt.Fprintf(&b, "admin: {listen: \"127.11.0.1:%d\", pprof: %t}\nlog: {level: warn, access: false}\ndocker: {enabled: \"false\"}\nservices:\n", adminPort, pprof)
 	health := fmt.Sprintf("{type: tcp, interval: %s}", s.interval)
 	if s.check == "http" {
 		health = fmt.Sprintf("{type: http, interval: %s, http: {path: /healthz, expect_status: \"200\"}}", s.interval)
 	}
 	for i := range s.services() {
-		fmt.Fprintf(&b, "  - name: s%d\n    listen: 127.0.0.1:%d\n    health: %s\n    backends:\n      static:\n", i, listen[i], health)
+		fmt.Fprintf(&b, "  - name: s%d\n    listen: 127.11.0.1:%d\n    health: %s\n    backends:\n      static:\n", i, listen[i], health)
 		lo, hi := s.members(i)
 		for j := lo; j < hi; j++ {
 			fmt.Fprintf(&b, "        - %s\n", backendAddr(j, s.port))
@@ -61,7 +61,7 @@ func haproxyConfig(s setup, listen []int) string {
 	fmt.Fprintf(&b, "global\n    nbthread 1\n    maxconn 2000\n\ndefaults\n    mode tcp\n    timeout connect 1s\n    timeout check 1s\n    timeout client 30s\n    timeout server 30s\n\n")
 	ms := s.interval.Milliseconds()
 	for i := range s.services() {
-		fmt.Fprintf(&b, "listen s%d\n    bind 127.0.0.1:%d\n", i, listen[i])
+		fmt.Fprintf(&b, "listen s%d\n    bind 127.11.0.1:%d\n", i, listen[i])
 		if s.check == "http" {
 			b.WriteString("    option httpchk GET /healthz\n    http-check expect status 200\n")
 		}
@@ -96,13 +96,17 @@ func (p *proxyProc) stop() {
 }
 
 func startProxy(name, tierlb, dir string, s setup, pprof bool) (*proxyProc, error) {
-	listen := make([]int, s.services())
-	for i := range listen {
+	listen := make([]int, 0, s.services())
+	taken := map[int]bool{}
+	for len(listen) < s.services() {
 		p, err := freePort()
 		if err != nil {
 			return nil, err
 		}
-		listen[i] = p
+		if !taken[p] { // a port closed at once may come back
+			taken[p] = true
+			listen = append(listen, p)
+		}
 	}
 	log, err := os.Create(filepath.Join(dir, name+".log"))
 	if err != nil {
@@ -112,8 +116,10 @@ func startProxy(name, tierlb, dir string, s setup, pprof bool) (*proxyProc, erro
 	p := &proxyProc{log: log.Name()}
 	switch name {
 	case "tierlb":
-		if p.adminPort, err = freePort(); err != nil {
-			return nil, err
+		for p.adminPort == 0 || taken[p.adminPort] {
+			if p.adminPort, err = freePort(); err != nil {
+				return nil, err
+			}
 		}
 		cfg := filepath.Join(dir, "tierlb.yaml")
 		if err := os.WriteFile(cfg, []byte(tierlbConfig(s, p.adminPort, listen, pprof)), 0o644); err != nil {
@@ -133,17 +139,17 @@ func startProxy(name, tierlb, dir string, s setup, pprof bool) (*proxyProc, erro
 	if err := p.cmd.Start(); err != nil {
 		return nil, err
 	}
-	if err := waitTCP(fmt.Sprintf("127.0.0.1:%d", listen[len(listen)-1]), 20*time.Second); err != nil {
+	if err := waitTCP(fmt.Sprintf("127.11.0.1:%d", listen[len(listen)-1]), 20*time.Second); err != nil {
 		p.stop()
-		return nil, fmt.Errorf("%s: %w (log in %s)", name, err, log.Name())
+		return nil, fmt.Errorf("%s: %w; its log ends:\n%s", name, err, p.logTail())
 	}
 	return p, nil
 }
 
 // checksTotal sums tierlb_health_checks_total over every series.
 func checksTotal(adminPort int) (float64, error) {
-	c := http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", adminPort))
+	c := http.Client{Timeout: time.Minute} // 10 MB at 10,000 backends, on a loaded machine
+	resp, err := c.Get(fmt.Sprintf("http://127.11.0.1:%d/metrics", adminPort))
 	if err != nil {
 		return 0, err
 	}
@@ -169,7 +175,7 @@ func checksTotal(adminPort int) (float64, error) {
 // fetchProfile saves tierlb's CPU profile over d to path.
 func fetchProfile(adminPort int, d time.Duration, path string) error {
 	c := http.Client{Timeout: d + 30*time.Second}
-	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", adminPort, int(d.Seconds())))
+	resp, err := c.Get(fmt.Sprintf("http://127.11.0.1:%d/debug/pprof/profile?seconds=%d", adminPort, int(d.Seconds())))
 	if err != nil {
 		return err
 	}
@@ -215,19 +221,25 @@ func cpuTicks(pid int) (uint64, error) {
 	return u + st, nil
 }
 
-// timeWaits counts TIME_WAIT sockets whose peer is a bench backend.
-func timeWaits(port int) int {
+// timeWaits counts the TIME_WAIT sockets that a checker made in the last
+// d: those whose remote end is the backends' port (the checker's side of a
+// check) and whose 60 s timer has more than 60 s - d left.
+func timeWaits(port int, d time.Duration) int {
 	b, err := os.ReadFile("/proc/net/tcp")
 	if err != nil {
 		return -1
 	}
 	want := fmt.Sprintf(":%04X", port)
+	young := uint64((60*time.Second - d) / (time.Second / clkTck))
 	n := 0
 	for _, line := range strings.Split(string(b), "\n")[1:] {
 		f := strings.Fields(line)
-		// local, remote, state: 06 is TIME_WAIT. The checker's side has the
-		// backend as its remote address.
-		if len(f) > 3 && f[3] == "06" && strings.HasSuffix(f[2], want) {
+		// sl local remote st tx:rx tr:when: state 06 is TIME_WAIT.
+		if len(f) < 6 || f[3] != "06" || !strings.HasSuffix(f[2], want) {
+			continue
+		}
+		_, when, _ := strings.Cut(f[5], ":")
+		if left, err := strconv.ParseUint(when, 16, 64); err == nil && left > young {
 			n++
 		}
 	}
@@ -249,8 +261,11 @@ func waitTCP(addr string, within time.Duration) error {
 	}
 }
 
+// freePort returns a port free on proxyIP. The proxies listen on
+// 127.11.0.1 rather than 127.0.0.1 so that the TIME_WAITs other programs
+// leave on 127.0.0.1's ports never make a bind fail.
 func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", "127.11.0.1:0")
 	if err != nil {
 		return 0, err
 	}

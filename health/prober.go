@@ -116,7 +116,7 @@ func jitter(interval time.Duration, r float64) time.Duration {
 // observe applies one probe result: rise and fall counting, the state change
 // and its log line.
 func (p *prober) observe(err error) {
-	if backends.LocalDialError(err) >= 0 {
+	if err != nil && backends.LocalDialError(err) >= 0 {
 		// The probe could not even be made (tierlb is out of descriptors,
 		// memory or ports): no verdict on the backend either way.
 		p.log.Debug("health probe not made: out of local resources", "service", p.b.Service(), "backend", p.b.ID(), "err", err)

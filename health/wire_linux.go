@@ -34,11 +34,12 @@ type wireProbe struct {
 	req  []byte        // http: the request; nil for a tcp check
 	http *HTTPChecker  // http: what to expect
 
-	fd    int
-	stage uint8
-	sent  int
-	head  [statusLineLen]byte // the start of the reply
-	n     int
+	linger unix.Linger // {1, 0}: close with a reset; here so that setsockopt's pointer does not allocate
+	fd     int
+	stage  uint8
+	sent   int
+	head   [statusLineLen]byte // the start of the reply
+	n      int
 }
 
 // The stages of a probe.
@@ -60,7 +61,7 @@ func newWireProbe(addr, ip string, h *HTTPChecker) (*wireProbe, bool) {
 	if err != nil {
 		return nil, false
 	}
-	w := &wireProbe{addr: addr, fd: -1}
+	w := &wireProbe{addr: addr, fd: -1, linger: unix.Linger{Onoff: 1, Linger: 0}}
 	if ap.Addr().Unmap().Is4() {
 		w.sa = &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().Unmap().As4()}
 	} else {
@@ -98,7 +99,7 @@ func (w *wireProbe) begin() (done bool, err error) {
 		return true, w.fail("socket", err)
 	}
 	w.fd, w.stage, w.sent, w.n = fd, stageConnecting, 0, 0
-	if err := unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0}); err != nil {
+	if err := unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &w.linger); err != nil {
 		return true, w.fail("setsockopt", err)
 	}
 	// With delayed ACKs from the start, the handshake's last ACK waits for

@@ -37,6 +37,7 @@ type checkLoop struct {
 	owners     []*prober // by descriptor of a wire probe in flight
 	events     [128]unix.EpollEvent
 	ctx        context.Context // of run: parent of goroutine probes
+	base       time.Time       // origin of the grid probes are put on
 	aside      sync.WaitGroup  // goroutine probes in flight
 
 	mu       sync.Mutex
@@ -116,7 +117,7 @@ func (l *checkLoop) signalLocked() {
 // run probes until ctx ends, then drops the probes in flight, waits for the
 // goroutine probes and closes the loop. It fails only if epoll does.
 func (l *checkLoop) run(ctx context.Context) error {
-	l.ctx = ctx
+	l.ctx, l.base = ctx, time.Now()
 	stop := context.AfterFunc(ctx, l.wake)
 	defer stop()
 	defer l.close()
@@ -138,13 +139,16 @@ func (l *checkLoop) run(ctx context.Context) error {
 		if p := l.queue.next(); p != nil {
 			due = p.due
 		}
-		l.ep.SetReadDeadline(due)
 		n, werr = 0, nil
-		err := rc.Read(poll)
-		now = time.Now()
-		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
-			return fmt.Errorf("health checks: wait: %w", err)
+		if !due.IsZero() && !due.After(now) {
+			poll(uintptr(l.epfd)) // something is due already: look at the sockets without waiting
+		} else {
+			l.ep.SetReadDeadline(due)
+			if err := rc.Read(poll); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+				return fmt.Errorf("health checks: wait: %w", err)
+			}
 		}
+		now = time.Now()
 		if werr != nil {
 			// Only a broken epoll set gets here; retrying would spin.
 			return fmt.Errorf("health checks: epoll_wait: %w", werr)
@@ -300,13 +304,37 @@ func (l *checkLoop) finish(p *prober, err error, now time.Time) {
 	}
 	p.observe(err)
 	d := p.nextDelay()
-	if p.again {
+	switch {
+	case p.again:
 		p.again = false
-		d = 0
+		p.due = now
+	case p.joining:
+		p.due = now.Add(d) // a starting replica joins within milliseconds
+	default:
+		p.due = l.onGrid(now, now.Add(d), p.cfg.Interval)
 	}
-	p.due = now.Add(d)
 	l.queue.push(p)
 }
+
+// onGrid moves t to the nearest point of a grid of a twentieth of the
+// interval (at most 100 ms), so that the loop wakes once for the probes
+// of several backends instead of once for each: on a small service a
+// wake-up cost more than the probe it made. Rounding to the nearest
+// point, not up, keeps the mean wait the interval: the schedule does not
+// drift.
+func (l *checkLoop) onGrid(now, t time.Time, interval time.Duration) time.Time {
+	tick := min(interval/20, maxGridTick)
+	if tick < time.Millisecond {
+		return t
+	}
+	if g := l.base.Add(t.Sub(l.base).Round(tick)); g.After(now) {
+		return g
+	}
+	return t
+}
+
+// maxGridTick bounds how far onGrid moves a probe.
+const maxGridTick = 100 * time.Millisecond
 
 // probeAside runs a checker that is not a wire probe, on its own goroutine.
 func (l *checkLoop) probeAside(ctx context.Context, p *prober) {

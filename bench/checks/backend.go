@@ -15,27 +15,24 @@ import (
 // rather than 10,000. Only 127.10.x.y addresses are ever dialled.
 //
 // A connection that sends a request (an http check) gets "200 OK" and is
-// closed; one that sends nothing (a tcp check) is held until the checker
-// closes or resets it. Every accepted connection is one check, counted into
-// 100 ms buckets while a window is open.
+// closed once the checker closes; one that sends nothing is held until the
+// checker closes or resets it. Accepted connections are counted; checks
+// are counted from SYNs (synCounter), since a tcp check that resets before
+// the handshake's last ACK is never accepted.
 type backendServer struct {
 	ln       *net.TCPListener
 	accepted atomic.Int64
-	answered atomic.Int64 // http requests answered
-
-	start   atomic.Int64 // window start, UnixNano; 0 when no window is open
-	buckets []atomic.Int32
 }
 
 // bucketWidth is the resolution of the spread measure.
 const bucketWidth = 100 * time.Millisecond
 
-func startBackendServer(maxWindow time.Duration) (*backendServer, error) {
+func startBackendServer() (*backendServer, error) {
 	ln, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IPv4zero})
 	if err != nil {
 		return nil, err
 	}
-	s := &backendServer{ln: ln, buckets: make([]atomic.Int32, int(maxWindow/bucketWidth)+1)}
+	s := &backendServer{ln: ln}
 	go s.serve()
 	return s, nil
 }
@@ -55,11 +52,6 @@ func (s *backendServer) serve() {
 			continue
 		}
 		s.accepted.Add(1)
-		if start := s.start.Load(); start != 0 {
-			if i := int(time.Duration(time.Now().UnixNano()-start) / bucketWidth); i >= 0 && i < len(s.buckets) {
-				s.buckets[i].Add(1)
-			}
-		}
 		go s.answer(c)
 	}
 }
@@ -78,7 +70,6 @@ func (s *backendServer) answer(c *net.TCPConn) {
 		m, err := c.Read(buf[n:])
 		n += m
 		if bytes.Contains(buf[:n], httpEnd) {
-			s.answered.Add(1)
 			c.Write(httpReply)
 			// Wait for the checker to close first, as a server that keeps
 			// its side open until the client is done would.
@@ -89,37 +80,6 @@ func (s *backendServer) answer(c *net.TCPConn) {
 			return
 		}
 	}
-}
-
-// window is what the backend side saw between openWindow and closeWindow.
-type window struct {
-	accepted int64
-	maxPer   int32   // most checks in one 100 ms bucket
-	meanPer  float64 // mean checks per 100 ms bucket
-}
-
-func (s *backendServer) openWindow() int64 {
-	for i := range s.buckets {
-		s.buckets[i].Store(0)
-	}
-	s.start.Store(time.Now().UnixNano())
-	return s.accepted.Load()
-}
-
-func (s *backendServer) closeWindow(from int64, length time.Duration) (window, error) {
-	s.start.Store(0)
-	w := window{accepted: s.accepted.Load() - from}
-	n := int(length / bucketWidth)
-	if n > len(s.buckets) {
-		return w, fmt.Errorf("window %v longer than the buckets", length)
-	}
-	for i := range n {
-		w.maxPer = max(w.maxPer, s.buckets[i].Load())
-	}
-	if n > 0 {
-		w.meanPer = float64(w.accepted) / float64(n)
-	}
-	return w, nil
 }
 
 // backendAddr is the i-th backend's address: 127.10.0.1 and up, 250 per

@@ -37,7 +37,6 @@ type checkLoop struct {
 	owners     []*prober // by descriptor of a wire probe in flight
 	events     [128]unix.EpollEvent
 	ctx        context.Context // of run: parent of goroutine probes
-	base       time.Time       // origin of the grid probes are put on
 	aside      sync.WaitGroup  // goroutine probes in flight
 
 	mu       sync.Mutex
@@ -117,7 +116,7 @@ func (l *checkLoop) signalLocked() {
 // run probes until ctx ends, then drops the probes in flight, waits for the
 // goroutine probes and closes the loop. It fails only if epoll does.
 func (l *checkLoop) run(ctx context.Context) error {
-	l.ctx, l.base = ctx, time.Now()
+	l.ctx = ctx
 	stop := context.AfterFunc(ctx, l.wake)
 	defer stop()
 	defer l.close()
@@ -317,21 +316,26 @@ func (l *checkLoop) finish(p *prober, err error, now time.Time) {
 }
 
 // onGrid moves t to the nearest point of a grid of a twentieth of the
-// interval (at most 100 ms), so that the loop wakes once for the probes
-// of several backends instead of once for each: on a small service a
-// wake-up cost more than the probe it made. Rounding to the nearest
-// point, not up, keeps the mean wait the interval: the schedule does not
-// drift.
+// interval (at most 100 ms), so that one wake-up serves the probes of
+// several backends instead of one each: on a small service a wake-up cost
+// more than the probe it made. The grid starts at gridOrigin for every
+// loop, so the loops of services with the same interval wake together.
+// Rounding to the nearest point, not up, keeps the mean wait the
+// interval: the schedule does not drift.
 func (l *checkLoop) onGrid(now, t time.Time, interval time.Duration) time.Time {
 	tick := min(interval/20, maxGridTick)
 	if tick < time.Millisecond {
 		return t
 	}
-	if g := l.base.Add(t.Sub(l.base).Round(tick)); g.After(now) {
+	if g := gridOrigin.Add(t.Sub(gridOrigin).Round(tick)); g.After(now) {
 		return g
 	}
 	return t
 }
+
+// gridOrigin is the process's start, as a monotonic time: the origin of
+// onGrid's grid. It is set once and only read.
+var gridOrigin = time.Now()
 
 // maxGridTick bounds how far onGrid moves a probe.
 const maxGridTick = 100 * time.Millisecond

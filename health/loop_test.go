@@ -89,7 +89,7 @@ func newVirtualLoop(t *testing.T, n int, cfg Config, seed uint64) (*virtualLoop,
 	}
 	r := rand.New(rand.NewPCG(seed, seed))
 	v := &virtualLoop{l: l, now: time.Unix(1_000_000, 0), starts: map[*prober][]time.Time{}}
-	l.ctx, l.base = context.Background(), v.now
+	l.ctx = context.Background()
 	cfg = cfg.WithDefaults()
 	for _, b := range set.Backends() {
 		p := newProber(b, cfg, TCPChecker{}, slog.New(slog.DiscardHandler), metrics.series("app", b.ID()), r.Float64)

@@ -302,13 +302,16 @@ func (l *checkLoop) finish(p *prober, err error, now time.Time) {
 		return
 	}
 	p.observe(err)
+	// A starting replica's retries (it joins within milliseconds) and the
+	// random first wait (at least a tenth of the interval) are kept exact.
+	exact := p.joining || p.spread
 	d := p.nextDelay()
 	switch {
 	case p.again:
 		p.again = false
 		p.due = now
-	case p.joining:
-		p.due = now.Add(d) // a starting replica joins within milliseconds
+	case exact:
+		p.due = now.Add(d)
 	default:
 		p.due = l.onGrid(now, now.Add(d), p.cfg.Interval)
 	}

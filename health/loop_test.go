@@ -274,3 +274,27 @@ func TestLoopAllocations(t *testing.T) {
 		t.Fatalf("%.1f allocations per probe, want at most 1 (Backend.RecordCheck's)", allocs)
 	}
 }
+
+// FuzzStatusLine: an http probe's status line parser never panics, and
+// passes a reply only when it starts "HTTP/1.x NNN" with NNN accepted.
+func FuzzStatusLine(f *testing.F) {
+	for _, s := range []string{"HTTP/1.1 200 OK\r\n", "HTTP/1.0 204\r\n", "HTTP/1.1 503 Busy", "SSH-2.0-OpenSSH\r\n", "HTTP/1.1 2x0 OK", "HTTP/1.1 099 x", "HTTP/2 200\r\n", ""} {
+		f.Add([]byte(s))
+	}
+	status := StatusRanges{{200, 299}}
+	f.Fuzz(func(t *testing.T, reply []byte) {
+		w, ok := newWireProbe("127.0.0.1:80", "127.0.0.1:80", NewHTTPChecker("/healthz", "", status))
+		if !ok {
+			t.Fatal("no wire probe for an IP address")
+		}
+		w.n = copy(w.head[:], reply)
+		err := w.status()
+		line := w.head[:w.n]
+		valid := len(line) >= 12 && string(line[:7]) == "HTTP/1." && line[8] == ' ' &&
+			line[9] >= '2' && line[9] <= '2' && line[10] >= '0' && line[10] <= '9' && line[11] >= '0' && line[11] <= '9' &&
+			(len(line) == 12 || line[12] == ' ' || line[12] == '\r' || line[12] == '\n')
+		if (err == nil) != valid {
+			t.Fatalf("status(%q) = %v, want pass=%v", line, err, valid)
+		}
+	})
+}

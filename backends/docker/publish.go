@@ -1,6 +1,8 @@
 package docker
 
 import (
+	"context"
+	"log/slog"
 	"maps"
 	"slices"
 
@@ -26,7 +28,7 @@ func (p *Provider) publish() {
 		}
 		p.sink.UpdateBackends(name, specs)
 		p.log.Debug("backends updated", "service", name, "count", len(specs))
-		p.logDrains(name, p.published[name], specs)
+		p.logChanges(name, p.published[name], specs)
 	}
 	p.published = v.specs
 	p.synced = true
@@ -62,21 +64,32 @@ func (p *Provider) publish() {
 	p.mu.Unlock()
 }
 
-// logDrains logs, once each, the replicas that a publish took out of or put
-// back into rotation (stop, pause, unpause). It runs after the sink has the
-// new specs, so a "backend draining" line means no new connection goes there.
-func (p *Provider) logDrains(service string, old, specs []backends.Spec) {
+// logChanges logs, once each, the replicas that a publish took out of or
+// put back into rotation (stop, pause, unpause), and at debug level the
+// ones it added or removed. It runs after the sink has the new specs, so a
+// "backend draining" line means no new connection goes there.
+func (p *Provider) logChanges(service string, old, specs []backends.Spec) {
 	was := make(map[string]string, len(old))
 	for _, sp := range old {
 		was[sp.ID] = sp.Drain
 	}
+	debug := p.synced && p.log.Enabled(context.Background(), slog.LevelDebug)
 	for _, sp := range specs {
 		before, known := was[sp.ID]
+		if !known && debug {
+			p.log.Debug("backend added", "service", service, "backend", sp.ID, "address", sp.Address)
+		}
 		switch {
 		case sp.Drain != "" && before == "":
 			p.log.Info("backend draining", "service", service, "backend", sp.ID, "reason", sp.Drain)
 		case sp.Drain == "" && known && before != "":
 			p.log.Info("backend back in rotation", "service", service, "backend", sp.ID, "was", before)
+		}
+		delete(was, sp.ID)
+	}
+	if debug {
+		for id := range was {
+			p.log.Debug("backend removed", "service", service, "backend", id)
 		}
 	}
 }

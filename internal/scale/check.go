@@ -1,0 +1,80 @@
+package scale
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// check confirms the log's word with the admin API (every backend listed,
+// up for health none) and with real connections through a sample of
+// services, each of which must reach a replica of its own service.
+func (h *harness) check(proc *tierlb) error {
+	proc.mu.Lock()
+	admin := proc.admin
+	listen := make(map[string]string, len(proc.listen))
+	for k, v := range proc.listen {
+		listen[k] = v
+	}
+	proc.mu.Unlock()
+
+	cli := &http.Client{Timeout: 30 * time.Second}
+	res, err := cli.Get("http://" + admin + "/api/v1/services")
+	if err != nil {
+		return fmt.Errorf("admin API: %w", err)
+	}
+	defer res.Body.Close()
+	var services []struct {
+		Name     string `json:"name"`
+		Backends []struct {
+			State string `json:"state"`
+		} `json:"backends"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&services); err != nil {
+		return fmt.Errorf("admin API /api/v1/services: %w", err)
+	}
+	total, up := 0, 0
+	for _, s := range services {
+		total += len(s.Backends)
+		for _, b := range s.Backends {
+			if b.State == "up" {
+				up++
+			}
+		}
+	}
+	if total != h.p.Containers || (h.p.Health == "none" && up != total) {
+		return fmt.Errorf("admin API lists %d backends, %d up; want %d", total, up, h.p.Containers)
+	}
+
+	step := max(1, h.p.Services/max(1, h.p.Samples))
+	for i := 0; i < h.p.Services && h.p.Samples > 0; i += step {
+		svc := fmt.Sprintf("svc%d", i)
+		for range 3 {
+			got, err := greeting(listen[svc])
+			if err != nil {
+				return fmt.Errorf("connection through %s (%s): %w", svc, listen[svc], err)
+			}
+			host, _, _ := net.SplitHostPort(got)
+			if h.byIP[host] != svc {
+				return fmt.Errorf("connection through %s reached %s, a replica of %q", svc, got, h.byIP[host])
+			}
+		}
+	}
+	return nil
+}
+
+// greeting dials addr and returns the first line the replica sends.
+func greeting(addr string) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return strings.TrimSpace(line), err
+}

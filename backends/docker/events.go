@@ -120,6 +120,7 @@ func (p *Provider) applyEvents(ctx context.Context, msgs []events.Message) error
 	sels := p.selectors()
 	dirty := map[string]bool{}
 	stopping := map[string]bool{} // kills seen for containers not yet recorded
+	changed := map[string]bool{}  // records the batch may have changed
 	selfDirty := false
 	sw := swarmChange{tasks: map[string]bool{}}
 	now := time.Now()
@@ -144,7 +145,7 @@ func (p *Provider) applyEvents(ctx context.Context, msgs []events.Message) error
 			case cid != "" && p.me != nil && cid == p.me.ID:
 				selfDirty = true
 			case p.ctrs[cid] != nil:
-				dirty[cid] = true
+				dirty[cid], changed[cid] = true, true
 			default:
 				continue // not ours; a starting container's own start event follows
 			}
@@ -162,6 +163,7 @@ func (p *Provider) applyEvents(ctx context.Context, msgs []events.Message) error
 		if c == nil && !dirty[id] && !p.candidate(attrs, sels) {
 			continue
 		}
+		changed[id] = true
 		action := string(m.Action)
 		typ, status, _ := strings.Cut(action, ":")
 		p.metrics.event(typ)
@@ -231,7 +233,10 @@ func (p *Provider) applyEvents(ctx context.Context, msgs []events.Message) error
 		c.Stopping = stopping[id] || (old != nil && old.StartedAt == c.StartedAt && old.Stopping)
 		p.ctrs[id] = c
 	}
-	p.publish()
+	if selfDirty || sw.any() {
+		changed = nil // the proxy's networks or Swarm tasks changed: look at everything
+	}
+	p.publishChanged(changed)
 	return nil
 }
 

@@ -286,7 +286,7 @@ func TestLogDrains(t *testing.T) {
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
 			buf.Reset()
-			p.logDrains("app", st.old, st.next)
+			p.logChanges("app", st.old, st.next)
 			if got := buf.String(); got != st.want {
 				t.Errorf("logged %q, want %q", got, st.want)
 			}

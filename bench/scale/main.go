@@ -40,18 +40,19 @@ func main() {
 		rest     = flag.Duration("rest", 0, "window at rest after the storm in which requests are counted (32s includes a resync)")
 		health   = flag.String("health", "none", "health type of every service: none or tcp")
 		rounds   = flag.Int("rounds", 1, "runs per K")
-		cpuFor   = flag.Duration("cpu-for", 0, "with -storm 0: measure tierlb's CPU at rest for this long (e.g. the cost of tcp checks)")
+		cpuFor   = flag.Duration("cpu-for", 0, "measure tierlb's CPU at rest for this long, last (e.g. the cost of tcp checks)")
+		profile  = flag.String("profile", "", "write tierlb's CPU profile of the storm to this file (last run's)")
 	)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, *ks, *services, *rate, *stormFor, *rest, *health, *rounds, *cpuFor); err != nil {
+	if err := run(ctx, *ks, *services, *rate, *stormFor, *rest, *health, *rounds, *cpuFor, *profile); err != nil {
 		fmt.Fprintln(os.Stderr, "scale:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, ks string, services, rate int, stormFor, rest time.Duration, health string, rounds int, cpuFor time.Duration) error {
+func run(ctx context.Context, ks string, services, rate int, stormFor, rest time.Duration, health string, rounds int, cpuFor time.Duration, profile string) error {
 	bin, remove, err := testkit.BuildBinary("./cmd/tierlb")
 	if err != nil {
 		return err
@@ -64,7 +65,7 @@ func run(ctx context.Context, ks string, services, rate int, stormFor, rest time
 		}
 		for r := range rounds {
 			p := scale.Params{Binary: bin, Containers: k, Services: services, Health: health, Samples: 10,
-				StormRate: rate, StormFor: stormFor, RestFor: rest, CPUFor: cpuFor,
+				StormRate: rate, StormFor: stormFor, RestFor: rest, CPUFor: cpuFor, Profile: profile,
 				Progress: func(s string) { fmt.Fprintf(os.Stderr, "  [k=%d round %d] %s\n", k, r+1, s) }}
 			if k == 0 {
 				p.StormRate = 0

@@ -18,7 +18,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,6 +57,9 @@ type Params struct {
 	Samples int
 	// RoutedWithin bounds the wait for every backend to be routed.
 	RoutedWithin time.Duration
+	// Profile, if set, is a file that receives tierlb's CPU profile of the
+	// storm (admin.pprof is turned on for it).
+	Profile string
 	// Progress, if set, receives a line at each stage.
 	Progress func(string)
 }
@@ -291,6 +296,12 @@ func (h *harness) storm(ctx context.Context, proc *tierlb, lags *lags) (*Storm, 
 	if err != nil {
 		return nil, err
 	}
+	profiled := make(chan error, 1)
+	if h.p.Profile != "" {
+		go func() { profiled <- h.profile(proc, h.p.StormFor) }()
+	} else {
+		profiled <- nil
+	}
 	lags.setOn(true)
 	t0 := time.Now()
 	if err := pl.play(ctx); err != nil {
@@ -306,6 +317,9 @@ func (h *harness) storm(ctx context.Context, proc *tierlb, lags *lags) (*Storm, 
 		return nil, err
 	}
 	s.CPU = cpu1 - cpu0
+	if err := <-profiled; err != nil {
+		return nil, err
+	}
 	s.Requests = diff(h.engine.Requests(), before)
 	s.Dropped = h.engine.Dropped() - dropped
 	s.Lags, s.Missed = lags.result()
@@ -316,6 +330,32 @@ func (h *harness) storm(ctx context.Context, proc *tierlb, lags *lags) (*Storm, 
 	h.progress("storm: %d events, %d changes, lag p50 %s p99 %s max %s, %d missed, CPU %s",
 		s.Events, s.Changes, s.Quantile(0.5), s.Quantile(0.99), s.Quantile(1), len(s.Missed), s.CPU)
 	return s, nil
+}
+
+// profile writes tierlb's CPU profile over d to Params.Profile.
+func (h *harness) profile(proc *tierlb, d time.Duration) error {
+	proc.mu.Lock()
+	admin := proc.admin
+	proc.mu.Unlock()
+	secs := max(1, int(d.Seconds()))
+	cli := &http.Client{Timeout: d + 30*time.Second}
+	res, err := cli.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, secs))
+	if err != nil {
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("cpu profile: %s", res.Status)
+	}
+	out, err := os.Create(h.p.Profile)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, res.Body); err != nil {
+		out.Close()
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	return out.Close()
 }
 
 func (h *harness) perService() map[string]int {
@@ -332,7 +372,7 @@ func (h *harness) perService() map[string]int {
 
 func (h *harness) config(host string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "admin:\n  listen: 127.0.0.1:0\nlog:\n  level: debug\n  format: json\n  access: false\n")
+	fmt.Fprintf(&b, "admin:\n  listen: 127.0.0.1:0\n  pprof: %t\nlog:\n  level: debug\n  format: json\n  access: false\n", h.p.Profile != "")
 	fmt.Fprintf(&b, "docker:\n  enabled: \"true\"\n  host: %s\nservices:\n", host)
 	for i := range h.p.Services {
 		fmt.Fprintf(&b, "  - name: svc%d\n    listen: 127.0.0.1:0\n    backends:\n      docker:\n        service: svc%d\n", i, i)

@@ -220,4 +220,3 @@ func (l *lags) result() (all []time.Duration, missed []string) {
 	slices.Sort(missed)
 	return all, missed
 }
-

@@ -99,7 +99,9 @@ func routeContainer(cfg Config, sels []ServiceSelector, configured map[string]bo
 
 // byName orders records by container name, then ID: the order of every
 // list the provider publishes.
-func byName(a, b *ctr) int { return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.ID, b.ID)) }
+func byName(a, b *ctr) int {
+	return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.ID, b.ID))
+}
 
 // memberships lists the services a container is a replica of, or says why
 // it is a replica of none. Label errors and opt-out apply to all of them.

@@ -84,7 +84,7 @@ func run(ctx context.Context, ks string, services, rate int, stormFor, rest time
 }
 
 func report(f *scale.Figures) {
-	fmt.Printf("K=%d S=%d  routed in %s  RSS %.1f MiB", f.Containers, f.Services, f.Routed.Round(time.Millisecond), float64(f.RSS)/(1<<20))
+	fmt.Printf("K=%d S=%d  routed in %s (tierlb CPU %s)  RSS %.1f MiB", f.Containers, f.Services, f.Routed.Round(time.Millisecond), f.RoutedCPU, float64(f.RSS)/(1<<20))
 	if f.Containers > 0 {
 		fmt.Printf(" (%.0f B per backend over all)", float64(f.RSS)/float64(f.Containers))
 	}

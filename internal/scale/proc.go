@@ -29,9 +29,14 @@ type tierlb struct {
 	tail    []string          // last lines, for error messages
 	errs    []string          // warnings and errors
 	changed chan struct{}     // signalled on every state line
+	// lastUpdate is the time tierlb stamped on its last "backends
+	// updated" line.
+	lastUpdate time.Time
 }
 
-// change is one backend's change as tierlb logged it.
+// change is one backend's change as tierlb logged it, at the time tierlb
+// stamped on the line: when the sink had the change, whether or not the
+// harness, on a loaded machine, read the line at once.
 type change struct {
 	kind             string // "added", "removed", "draining"
 	service, backend string
@@ -42,13 +47,14 @@ const tailLines = 40
 
 // logLine is the part of a tierlb JSON log line the harness reads.
 type logLine struct {
-	Level   string `json:"level"`
-	Msg     string `json:"msg"`
-	Service string `json:"service"`
-	Backend string `json:"backend"`
-	Count   *int   `json:"count"`
-	Listen  string `json:"listen"`
-	Addr    string `json:"addr"`
+	Time    time.Time `json:"time"`
+	Level   string    `json:"level"`
+	Msg     string    `json:"msg"`
+	Service string    `json:"service"`
+	Backend string    `json:"backend"`
+	Count   *int      `json:"count"`
+	Listen  string    `json:"listen"`
+	Addr    string    `json:"addr"`
 }
 
 func startTierlb(binary, config string, env []string) (*tierlb, error) {
@@ -78,7 +84,6 @@ func (p *tierlb) read(r io.Reader) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
 	for sc.Scan() {
-		now := time.Now()
 		b := sc.Bytes()
 		var l logLine
 		interesting := bytes.Contains(b, []byte(`"msg":"backend`)) || bytes.Contains(b, []byte(`"msg":"serving"`)) ||
@@ -98,13 +103,14 @@ func (p *tierlb) read(r io.Reader) {
 			p.errs = append(p.errs, string(b))
 		case l.Msg == "backends updated" && l.Count != nil:
 			p.counts[l.Service] = *l.Count
+			p.lastUpdate = l.Time
 		case l.Msg == "serving":
 			p.listen[l.Service] = l.Listen
 		case l.Msg == "admin listening":
 			p.admin = l.Addr
 		case l.Msg == "backend added" || l.Msg == "backend removed" || l.Msg == "backend draining":
 			select {
-			case p.changes <- change{kind: strings.TrimPrefix(l.Msg, "backend "), service: l.Service, backend: l.Backend, at: now}:
+			case p.changes <- change{kind: strings.TrimPrefix(l.Msg, "backend "), service: l.Service, backend: l.Backend, at: l.Time}:
 			default: // the harness reads them as they come; a full channel is a harness bug, seen as missed events
 			}
 		}

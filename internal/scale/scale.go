@@ -68,8 +68,9 @@ type Params struct {
 type Figures struct {
 	Containers, Services int
 	// Routed is the time from exec to the log line that completes every
-	// service's backends.
-	Routed time.Duration
+	// service's backends; RoutedCPU is tierlb's CPU time (user and
+	// system) up to then, which a loaded machine does not inflate.
+	Routed, RoutedCPU time.Duration
 	// RSS is tierlb's resident set once routed (bytes).
 	RSS int64
 	// StartRequests are the Engine API requests up to Routed.
@@ -246,9 +247,14 @@ func (h *harness) measure(ctx context.Context, g *errgroup.Group) (*Figures, err
 	if err != nil {
 		return nil, err
 	}
-	f.Routed = time.Since(start)
+	proc.mu.Lock()
+	f.Routed = proc.lastUpdate.Sub(start)
+	proc.mu.Unlock()
+	if f.RoutedCPU, err = proc.cpu(); err != nil {
+		return nil, err
+	}
 	f.StartRequests = diff(h.engine.Requests(), before)
-	h.progress("routed %d backends in %s", p.Containers, f.Routed.Round(time.Millisecond))
+	h.progress("routed %d backends in %s (%s of CPU)", p.Containers, f.Routed.Round(time.Millisecond), f.RoutedCPU)
 	if err := h.check(proc); err != nil {
 		return nil, err
 	}

@@ -51,7 +51,7 @@ func (h *harness) check(proc *tierlb) error {
 	}
 
 	step := max(1, h.p.Services/max(1, h.p.Samples))
-	for i := 0; i < h.p.Services && h.p.Samples > 0; i += step {
+	for i := 0; i < h.p.Services && h.p.Samples > 0 && h.p.Containers >= h.p.Services; i += step {
 		svc := fmt.Sprintf("svc%d", i)
 		for range 3 {
 			got, err := greeting(listen[svc])

@@ -45,6 +45,10 @@ type Params struct {
 	// for StormFor; 0 plays none.
 	StormRate int
 	StormFor  time.Duration
+	// StepGap is the time between the steps of one operation (kill, then
+	// die 300ms later, then start 300ms later); a change not applied
+	// before its operation's next step is lost in it and counted missed.
+	StepGap time.Duration
 	// RestFor is how long requests are counted at rest after the storm
 	// (0: not at all). The default resync_interval is 30s: a window that
 	// ends past it shows what one resync costs.
@@ -238,7 +242,7 @@ func (h *harness) measure(ctx context.Context, g *errgroup.Group) (*Figures, err
 	want := h.perService()
 	err = proc.waitFor(p.RoutedWithin, "every backend routed", func() bool {
 		for svc, n := range want {
-			if proc.counts[svc] != n {
+			if got, ok := proc.counts[svc]; !ok || got != n {
 				return false
 			}
 		}

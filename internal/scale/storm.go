@@ -1,6 +1,7 @@
 package scale
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -28,10 +29,10 @@ var cycle = []string{"restart", "restart", "stop", "run", "start"}
 
 const eventsPerCycle = 16
 
-// stepGap is the time between an operation's steps: above the 100ms lag
-// goal, so that a step whose change was not applied before the next one
-// counts as late rather than disappearing into the next.
-const stepGap = 300 * time.Millisecond
+// defaultStepGap is the time between an operation's steps: above the
+// 100ms lag goal, so that a step whose change was not applied before the
+// next one counts as late rather than disappearing into the next.
+const defaultStepGap = 300 * time.Millisecond
 
 type step struct {
 	at time.Duration
@@ -62,6 +63,7 @@ func (h *harness) planStorm(rate int, d time.Duration) (*plan, error) {
 		return id, nil
 	}
 	e := h.engine
+	stepGap := cmp.Or(h.p.StepGap, defaultStepGap)
 	for i := range n {
 		at := time.Duration(float64(i) / opsPerSec * float64(time.Second))
 		switch cycle[i%len(cycle)] {

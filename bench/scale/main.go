@@ -42,17 +42,18 @@ func main() {
 		rounds   = flag.Int("rounds", 1, "runs per K")
 		cpuFor   = flag.Duration("cpu-for", 0, "measure tierlb's CPU at rest for this long, last (e.g. the cost of tcp checks)")
 		profile  = flag.String("profile", "", "write tierlb's CPU profile of the storm to this file (last run's)")
+		heap     = flag.String("heap-profile", "", "write tierlb's heap profile once routed to this file (last run's)")
 	)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, *ks, *services, *rate, *stormFor, *rest, *health, *rounds, *cpuFor, *profile); err != nil {
+	if err := run(ctx, *ks, *services, *rate, *stormFor, *rest, *health, *rounds, *cpuFor, *profile, *heap); err != nil {
 		fmt.Fprintln(os.Stderr, "scale:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, ks string, services, rate int, stormFor, rest time.Duration, health string, rounds int, cpuFor time.Duration, profile string) error {
+func run(ctx context.Context, ks string, services, rate int, stormFor, rest time.Duration, health string, rounds int, cpuFor time.Duration, profile, heap string) error {
 	bin, remove, err := testkit.BuildBinary("./cmd/tierlb")
 	if err != nil {
 		return err
@@ -65,7 +66,7 @@ func run(ctx context.Context, ks string, services, rate int, stormFor, rest time
 		}
 		for r := range rounds {
 			p := scale.Params{Binary: bin, Containers: k, Services: services, Health: health, Samples: 10,
-				StormRate: rate, StormFor: stormFor, RestFor: rest, CPUFor: cpuFor, Profile: profile,
+				StormRate: rate, StormFor: stormFor, RestFor: rest, CPUFor: cpuFor, Profile: profile, HeapProfile: heap,
 				Progress: func(s string) { fmt.Fprintf(os.Stderr, "  [k=%d round %d] %s\n", k, r+1, s) }}
 			if k == 0 {
 				p.StormRate = 0
@@ -84,7 +85,8 @@ func run(ctx context.Context, ks string, services, rate int, stormFor, rest time
 }
 
 func report(f *scale.Figures) {
-	fmt.Printf("K=%d S=%d  routed in %s (tierlb CPU %s)  RSS %.1f MiB", f.Containers, f.Services, f.Routed.Round(time.Millisecond), f.RoutedCPU, float64(f.RSS)/(1<<20))
+	fmt.Printf("K=%d S=%d  routed in %s (tierlb CPU %s)  RSS %.1f MiB, Go heap in use %.1f MiB", f.Containers, f.Services,
+		f.Routed.Round(time.Millisecond), f.RoutedCPU, float64(f.RSS)/(1<<20), float64(f.HeapInuse)/(1<<20))
 	if f.Containers > 0 {
 		fmt.Printf(" (%.0f B per backend over all)", float64(f.RSS)/float64(f.Containers))
 	}

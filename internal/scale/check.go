@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -65,6 +66,31 @@ func (h *harness) check(proc *tierlb) error {
 		}
 	}
 	return nil
+}
+
+// heapInuse reads go_memstats_heap_inuse_bytes from tierlb's /metrics.
+func (h *harness) heapInuse(proc *tierlb) (int64, error) {
+	proc.mu.Lock()
+	admin := proc.admin
+	proc.mu.Unlock()
+	cli := &http.Client{Timeout: 30 * time.Second}
+	res, err := cli.Get("http://" + admin + "/metrics")
+	if err != nil {
+		return 0, fmt.Errorf("metrics: %w", err)
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_heap_inuse_bytes "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return 0, fmt.Errorf("metrics: go_memstats_heap_inuse_bytes %q", v)
+			}
+			return int64(f), nil
+		}
+	}
+	return 0, fmt.Errorf("metrics: no go_memstats_heap_inuse_bytes (%v)", sc.Err())
 }
 
 // greeting dials addr and returns the first line the replica sends.

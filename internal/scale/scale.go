@@ -64,6 +64,9 @@ type Params struct {
 	// Profile, if set, is a file that receives tierlb's CPU profile of the
 	// storm (admin.pprof is turned on for it).
 	Profile string
+	// HeapProfile, if set, is a file that receives tierlb's heap profile
+	// once routed (admin.pprof is turned on for it).
+	HeapProfile string
 	// Progress, if set, receives a line at each stage.
 	Progress func(string)
 }
@@ -77,6 +80,10 @@ type Figures struct {
 	Routed, RoutedCPU time.Duration
 	// RSS is tierlb's resident set once routed (bytes).
 	RSS int64
+	// HeapInuse is the Go heap in use once routed (from /metrics, read
+	// after the RSS): what the RSS holds beyond it is the runtime's
+	// headroom and memory not yet returned to the system.
+	HeapInuse int64
 	// StartRequests are the Engine API requests up to Routed.
 	StartRequests map[string]int
 	Storm         *Storm
@@ -266,6 +273,14 @@ func (h *harness) measure(ctx context.Context, g *errgroup.Group) (*Figures, err
 	if f.RSS, err = proc.rss(); err != nil {
 		return nil, err
 	}
+	if p.HeapProfile != "" {
+		if err := h.fetch(proc, "/debug/pprof/heap?gc=1", p.HeapProfile, time.Minute); err != nil {
+			return nil, err
+		}
+	}
+	if f.HeapInuse, err = h.heapInuse(proc); err != nil {
+		return nil, err
+	}
 
 	if p.StormRate > 0 && p.StormFor > 0 {
 		if f.Storm, err = h.storm(ctx, proc, lags); err != nil {
@@ -344,26 +359,31 @@ func (h *harness) storm(ctx context.Context, proc *tierlb, lags *lags) (*Storm, 
 
 // profile writes tierlb's CPU profile over d to Params.Profile.
 func (h *harness) profile(proc *tierlb, d time.Duration) error {
+	secs := max(1, int(d.Seconds()))
+	return h.fetch(proc, fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), h.p.Profile, d+30*time.Second)
+}
+
+// fetch saves what an admin endpoint answers to a file.
+func (h *harness) fetch(proc *tierlb, path, file string, within time.Duration) error {
 	proc.mu.Lock()
 	admin := proc.admin
 	proc.mu.Unlock()
-	secs := max(1, int(d.Seconds()))
-	cli := &http.Client{Timeout: d + 30*time.Second}
-	res, err := cli.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, secs))
+	cli := &http.Client{Timeout: within}
+	res, err := cli.Get("http://" + admin + path)
 	if err != nil {
-		return fmt.Errorf("cpu profile: %w", err)
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK {
-		return fmt.Errorf("cpu profile: %s", res.Status)
+		return fmt.Errorf("%s: %s", path, res.Status)
 	}
-	out, err := os.Create(h.p.Profile)
+	out, err := os.Create(file)
 	if err != nil {
 		return err
 	}
 	if _, err := io.Copy(out, res.Body); err != nil {
 		out.Close()
-		return fmt.Errorf("cpu profile: %w", err)
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	return out.Close()
 }
@@ -382,7 +402,7 @@ func (h *harness) perService() map[string]int {
 
 func (h *harness) config(host string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "admin:\n  listen: 127.0.0.1:0\n  pprof: %t\nlog:\n  level: debug\n  format: json\n  access: false\n", h.p.Profile != "")
+	fmt.Fprintf(&b, "admin:\n  listen: 127.0.0.1:0\n  pprof: %t\nlog:\n  level: debug\n  format: json\n  access: false\n", h.p.Profile != "" || h.p.HeapProfile != "")
 	fmt.Fprintf(&b, "docker:\n  enabled: \"true\"\n  host: %s\nservices:\n", host)
 	for i := range h.p.Services {
 		fmt.Fprintf(&b, "  - name: svc%d\n    listen: 127.0.0.1:0\n    backends:\n      docker:\n        service: svc%d\n", i, i)

@@ -108,8 +108,9 @@ func fromInspect(r container.InspectResponse, prefix string) (c *ctr, ok bool) {
 }
 
 // fromSummary builds a record from the container list, which says all that
-// routing needs but the start time and the stop signal; ok is false when
-// the container is not running.
+// routing needs but the start time, the stop signal and the exposed ports
+// (an API 1.41 list shows published ports only); ok is false when the
+// container is not running.
 func fromSummary(s container.Summary, prefix string) (c *ctr, ok bool) {
 	if s.State != container.StateRunning && s.State != container.StatePaused {
 		return nil, false
@@ -128,13 +129,6 @@ func fromSummary(s container.Summary, prefix string) (c *ctr, ok bool) {
 			break
 		}
 	}
-	for _, p := range s.Ports {
-		if p.Type == "tcp" {
-			c.Exposed = append(c.Exposed, int(p.PrivatePort))
-		}
-	}
-	slices.Sort(c.Exposed)
-	c.Exposed = slices.Compact(c.Exposed)
 	if s.NetworkSettings != nil {
 		for name, ep := range s.NetworkSettings.Networks {
 			if ep == nil {
@@ -170,10 +164,11 @@ func listHealth(s container.Summary) string {
 }
 
 // sameFacts says whether a list-built record says what rec says about
-// everything routing reads, so that rec (and its cached route) can stay.
+// everything routing reads that can change while a container runs, so that
+// rec (and its cached route) can stay.
 func sameFacts(rec, listed *ctr) bool {
 	return rec.Name == listed.Name && rec.Paused == listed.Paused && rec.Health == listed.Health &&
-		slices.Equal(rec.Endpoints, listed.Endpoints) && slices.Equal(rec.Exposed, listed.Exposed)
+		slices.Equal(rec.Endpoints, listed.Endpoints)
 }
 
 // sameRun says whether an inspected record is the run of the container

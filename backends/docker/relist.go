@@ -41,8 +41,9 @@ func (p *Provider) relist(ctx context.Context) error {
 	}
 	// The list says what routing needs: a container is inspected only when
 	// it says too little: a label-declared service's replica (the oldest,
-	// to the nanosecond, declares it) or a stopping one (restarted since?).
-	// A record the list confirms is kept as it is.
+	// to the nanosecond, declares it), a stopping one (restarted since?), or
+	// one without a port label (its exposed ports are not in the list). A
+	// record the list confirms is kept as it is.
 	var ids []string
 	listed := make(map[string]*ctr, len(list.Items))
 	for _, s := range list.Items {
@@ -64,6 +65,8 @@ func (p *Provider) relist(ctx context.Context) error {
 			ids = append(ids, s.ID)
 		case old != nil && sameFacts(old, c):
 			listed[s.ID] = old
+		case c.labels.Port == 0:
+			ids = append(ids, s.ID)
 		default:
 			listed[s.ID] = c
 		}

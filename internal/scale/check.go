@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -83,6 +84,7 @@ func (h *harness) heapInuse(proc *tierlb) (int64, error) {
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
 		if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_heap_inuse_bytes "); ok {
+			_, _ = io.Copy(io.Discard, res.Body) // read to the end: tierlb warns of a scrape cut short
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil {
 				return 0, fmt.Errorf("metrics: go_memstats_heap_inuse_bytes %q", v)

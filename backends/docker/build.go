@@ -27,7 +27,8 @@ type membership struct {
 }
 
 // buildView applies labels, selectors, lifecycle and address rules to the
-// records. It is a pure function of its inputs.
+// records. It is a pure function of its inputs. publish computes the same
+// view a record at a time (publish.go); a test holds the two together.
 func buildView(cfg Config, sels []ServiceSelector, r reach, ctrs []*ctr) view {
 	slices.SortFunc(ctrs, byName)
 	v := view{specs: map[string][]backends.Spec{}}

@@ -14,10 +14,10 @@
 //	e := fakeengine.New(fakeengine.Options{})
 //	sock, err := e.Listen(filepath.Join(dir, "docker.sock"))
 //	go e.Serve(ctx)                       // until ctx ends
-//	c := e.Run("web-1", map[string]string{"tierlb.service": "web"})
+//	c, err := e.Run("web-1", map[string]string{"tierlb.service": "web"})
 //	e.BeginStop(c.ID)                      // kill (SIGTERM): tierlb drains it
 //	e.FinishStop(c.ID)                     // die, network disconnect, stop
-//	e.Start(c.ID, false)                   // network connect, start
+//	e.Start(c.ID, false)                   // network connect, start (true: and restart)
 //	e.Requests()                           // {"GET /containers/json": 1, ...}
 //
 // Swarm is not simulated: the engine is not a Swarm manager, and the Swarm

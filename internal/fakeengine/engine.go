@@ -44,7 +44,7 @@ type Container struct {
 	Labels  map[string]string
 	IP      netip.Addr
 	Created time.Time
-	// Running is true from start to die; Stopping from kill to die.
+	// Running is true from start to die.
 	Running    bool
 	StartedAt  time.Time
 	FinishedAt time.Time

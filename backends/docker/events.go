@@ -228,6 +228,20 @@ func (p *Provider) applyEvents(ctx context.Context, msgs []events.Message) error
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
+	if len(ids) > 0 && !selfDirty && !sw.any() {
+		// What the events said outright (a stop begun, a pause, a
+		// removal) goes out before the inspects: a replica being stopped
+		// must not wait for other containers' round trips to drain.
+		known := make(map[string]bool, len(changed))
+		for id := range changed {
+			if !dirty[id] {
+				known[id] = true
+			}
+		}
+		if len(known) > 0 {
+			p.publishChanged(known)
+		}
+	}
 	fresh, err := p.inspectAll(ctx, ids)
 	if err != nil {
 		return err

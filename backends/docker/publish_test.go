@@ -56,6 +56,7 @@ func TestPublishAgreesWithBuildView(t *testing.T) {
 	next := 30
 	for round := range 200 {
 		var batch []string
+		var msgs []events.Message // odd rounds apply their events as one batch
 		for range 1 + rng.IntN(6) {
 			ids := slices.Sorted(maps.Keys(f.ctrs))
 			id := ids[rng.IntN(len(ids))]
@@ -89,7 +90,16 @@ func TestPublishAgreesWithBuildView(t *testing.T) {
 				m.Actor.Attributes["signal"] = "15"
 			}
 			batch = append(batch, action+" "+id)
+			if round%2 == 1 {
+				msgs = append(msgs, m)
+				continue
+			}
 			if err := p.applyEvents(ctx, []events.Message{m}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(msgs) > 0 {
+			if err := p.applyEvents(ctx, msgs); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -237,6 +237,7 @@ type runOpts struct {
 	stopTimeout int
 	health      *container.HealthConfig
 	noStart     bool
+	netMode     string // "container:<id>": join that container's network namespace
 }
 
 // run creates (and starts) a whoami container; it is force-removed at cleanup.
@@ -253,7 +254,9 @@ func (e *testEnv) run(name string, o runOpts) string {
 	}
 	nc := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{}}
 	hc := &container.HostConfig{}
-	if len(o.nets) > 0 {
+	if o.netMode != "" {
+		hc.NetworkMode = container.NetworkMode(o.netMode)
+	} else if len(o.nets) > 0 {
 		nc.EndpointsConfig[o.nets[0]] = &network.EndpointSettings{}
 		hc.NetworkMode = container.NetworkMode(o.nets[0])
 	} else {

@@ -109,6 +109,18 @@ func (s *Server) Listen() error {
 	return nil
 }
 
+// Use makes the server serve on ln, a listener bound elsewhere (one a
+// predecessor handed over), instead of binding Options.Listen.
+func (s *Server) Use(ln net.Listener) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln != nil {
+		return fmt.Errorf("admin: already listening on %s", s.ln.Addr())
+	}
+	s.ln = ln
+	return nil
+}
+
 // Addr returns the bound address, nil before Listen.
 func (s *Server) Addr() net.Addr {
 	s.mu.Lock()

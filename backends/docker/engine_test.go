@@ -160,6 +160,7 @@ type testEnv struct {
 	cli    *client.Client
 	image  string
 	prefix string // label prefix and name prefix, unique per test
+	genN   int
 }
 
 func newTestEnv(t *testing.T) *testEnv {

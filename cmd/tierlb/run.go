@@ -13,6 +13,7 @@ import (
 
 	"github.com/tierlb/tierlb/admin"
 	"github.com/tierlb/tierlb/health"
+	"github.com/tierlb/tierlb/internal/portcap"
 	"github.com/tierlb/tierlb/proxy"
 	"github.com/tierlb/tierlb/proxy/udp"
 )
@@ -80,6 +81,7 @@ func serve(ctx context.Context, l loaded, log *slog.Logger, level *slog.LevelVar
 	if err != nil {
 		return fmt.Errorf("reload metrics: %w", err)
 	}
+	ports, portsKnown := localPorts(env, log)
 	ready := &readiness{}
 	sup := newSupervisor(deps{Log: log, AccessLog: accessLogger(log), ProxyMetrics: pm, UDPMetrics: um, HealthMetrics: hm, Loops: loops}, ready)
 	disc, watch, err := newDockerProvider(cfg, sup, env, log, reg)
@@ -95,6 +97,11 @@ func serve(ctx context.Context, l loaded, log *slog.Logger, level *slog.LevelVar
 	// Per-backend series are read from the backends' atomics at scrape time.
 	if err := reg.Register(admin.NewCollector(sup)); err != nil {
 		return fmt.Errorf("backend metrics: %w", err)
+	}
+	if portsKnown {
+		if err := reg.Register(newPortCapacity(ports, sup)); err != nil {
+			return fmt.Errorf("local port metrics: %w", err)
+		}
 	}
 
 	// Everything binds before anything serves, so a taken port fails the
@@ -131,6 +138,12 @@ func serve(ctx context.Context, l loaded, log *slog.Logger, level *slog.LevelVar
 	}
 	if disc != nil {
 		comps = append(comps, component{"docker discovery", disc.Run})
+	}
+	if portsKnown {
+		w := &portcap.Warner{Settings: ports, Log: log}
+		comps = append(comps, component{"local port watch", func(ctx context.Context) error {
+			return w.Run(ctx, portSamples(sup))
+		}})
 	}
 	if adm != nil {
 		comps = append(comps, component{"admin", func(context.Context) error { return adm.Run(adminCtx) }})

@@ -58,7 +58,8 @@ type component struct {
 // engine that is down at start does not stop the process: static backends
 // serve while the provider retries.
 //
-// loops is the number of event loops each service runs (procPlan).
+// loops is the number of event loops the process runs for all its
+// services (procPlan).
 func serve(ctx context.Context, l loaded, log *slog.Logger, level *slog.LevelVar, env environment, loops int) error {
 	cfg := l.cfg
 	reg, err := newRegistry()
@@ -83,7 +84,21 @@ func serve(ctx context.Context, l loaded, log *slog.Logger, level *slog.LevelVar
 	}
 	ports, portsKnown := localPorts(env, log)
 	ready := &readiness{}
-	sup := newSupervisor(deps{Log: log, AccessLog: accessLogger(log), ProxyMetrics: pm, UDPMetrics: um, HealthMetrics: hm, Loops: loops}, ready)
+	evloops, err := proxy.NewLoops(loops, log)
+	if err != nil {
+		return err
+	}
+	// Until the loops are a component, an early return stops them here:
+	// they start, find nothing to serve and close their descriptors.
+	loopsRun := false
+	defer func() {
+		if !loopsRun {
+			stopped, cancel := context.WithCancel(context.Background())
+			cancel()
+			_ = evloops.Run(stopped)
+		}
+	}()
+	sup := newSupervisor(deps{Log: log, AccessLog: accessLogger(log), ProxyMetrics: pm, UDPMetrics: um, HealthMetrics: hm, Loops: evloops}, ready)
 	disc, watch, err := newDockerProvider(cfg, sup, env, log, reg)
 	if err != nil {
 		return err
@@ -129,7 +144,10 @@ func serve(ctx context.Context, l loaded, log *slog.Logger, level *slog.LevelVar
 	// it stops once the services are done.
 	adminCtx, stopAdmin := context.WithCancel(context.Background())
 	defer stopAdmin()
+	loopsRun = true
 	comps := []component{
+		// The loops stop once ctx is done and every service has drained.
+		{"event loops", evloops.Run},
 		{"services", func(ctx context.Context) error {
 			defer stopAdmin()
 			return sup.Run(ctx)

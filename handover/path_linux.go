@@ -44,12 +44,12 @@ func bindAside(path string) (*socketFile, error) {
 	ln.SetUnlinkOnClose(false) // the name moves; close removes it only while it is ours
 	sf := &socketFile{path: path, tmp: tmp, ln: ln}
 	if err := os.Chmod(tmp, 0o600); err != nil {
-		sf.close()
+		sf.close(true)
 		return nil, fmt.Errorf("hand-over socket: %w", err)
 	}
 	var st syscall.Stat_t
 	if err := syscall.Stat(tmp, &st); err != nil {
-		sf.close()
+		sf.close(true)
 		return nil, fmt.Errorf("hand-over socket: %w", err)
 	}
 	sf.dev, sf.ino = st.Dev, st.Ino
@@ -75,11 +75,15 @@ func (sf *socketFile) ours(name string) bool {
 	return syscall.Lstat(name, &st) == nil && st.Dev == sf.dev && st.Ino == sf.ino
 }
 
-// close stops listening and removes the name if it is still this socket's.
-func (sf *socketFile) close() error {
+// close stops listening and removes the name if it is still this
+// socket's; the published path only when unlink says so.
+func (sf *socketFile) close(unlink bool) error {
 	err := sf.ln.Close()
 	name := sf.tmp
 	if sf.published {
+		if !unlink {
+			return err
+		}
 		name = sf.path
 	}
 	if sf.ino != 0 && sf.ours(name) {

@@ -137,9 +137,12 @@ func (s *Server) Run(ctx context.Context) error {
 	return err
 }
 
-// Close stops answering; Run returns.
+// Close stops answering; Run returns. The path is removed if it still
+// names this process's socket, unless a successor took over: the
+// successor renames its own over the path right after the ack, and a
+// check-then-remove here could remove the successor's.
 func (s *Server) Close() error {
-	s.closeOnce.Do(func() { s.closeErr = s.sf.close() })
+	s.closeOnce.Do(func() { s.closeErr = s.sf.close(!s.handedOver.Load()) })
 	return s.closeErr
 }
 

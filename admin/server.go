@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -101,7 +102,12 @@ func (s *Server) Listen() error {
 	if s.ln != nil {
 		return nil
 	}
-	ln, err := net.Listen("tcp", s.opts.Listen)
+	// Plain TCP, as the data path's listeners: a successor takes the
+	// admin listener with theirs (package handover), and a Multipath TCP
+	// socket is none of the kinds it hands over.
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(false)
+	ln, err := lc.Listen(context.Background(), "tcp", s.opts.Listen)
 	if err != nil {
 		return fmt.Errorf("admin listen %s: %w", s.opts.Listen, err)
 	}
@@ -119,6 +125,18 @@ func (s *Server) Use(ln net.Listener) error {
 	}
 	s.ln = ln
 	return nil
+}
+
+// File returns a duplicate of the bound listener, for a successor to take
+// over; the caller closes it.
+func (s *Server) File() (*os.File, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ln, ok := s.ln.(interface{ File() (*os.File, error) })
+	if !ok {
+		return nil, fmt.Errorf("admin: no listener to hand over")
+	}
+	return ln.File()
 }
 
 // Addr returns the bound address, nil before Listen.

@@ -24,15 +24,24 @@ import (
 func (s *Service) StopAccepting() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.stopAccepting()
+	s.stopAccepting(false)
 }
 
-func (s *Service) stopAccepting() {
+// stopAccepting takes the listeners out of the loops, closes them when
+// asked, and lets Serve return: after the sockets are closed, so that
+// their address is free once Serve has returned (a reload that hands the
+// address to another service binds it right after).
+func (s *Service) stopAccepting(closeSockets bool) {
 	if s.accepting {
 		for _, ln := range s.lns {
 			ln.unregister(s.set)
 		}
 		s.accepting = false
+	}
+	if closeSockets {
+		for _, ln := range s.lns {
+			ln.close()
+		}
 	}
 	if !s.lnClosed {
 		s.lnClosed = true

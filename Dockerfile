@@ -15,7 +15,8 @@ COPY . .
 ARG VERSION=""
 ARG COMMIT=""
 RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION} -X main.commit=${COMMIT}" -o /out/tierlb ./cmd/tierlb && \
-    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/whoami ./cmd/whoami
+    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/whoami ./cmd/whoami && \
+    mkdir -p /out/run/tierlb
 
 # The example and test backend: answers with its name (the hostname). On
 # SIGTERM it serves on for 3s (--lame-duck, LAME_DUCK) before closing its
@@ -32,5 +33,8 @@ CMD ["--listen", ":8080"]
 # DOCKER_HOST at a read-only socket proxy; see examples/three-tier/README.md.
 FROM scratch AS tierlb
 COPY --from=build /out/tierlb /tierlb
+# The hand-over socket's directory, the user's: a named volume mounted
+# there starts out as a copy of it, writable for tierlb.
+COPY --from=build --chown=65532:65532 /out/run /run
 USER 65532:65532
 ENTRYPOINT ["/tierlb"]

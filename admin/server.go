@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -101,12 +102,41 @@ func (s *Server) Listen() error {
 	if s.ln != nil {
 		return nil
 	}
-	ln, err := net.Listen("tcp", s.opts.Listen)
+	// Plain TCP, as the data path's listeners: a successor takes the
+	// admin listener with theirs (package handover), and a Multipath TCP
+	// socket is none of the kinds it hands over.
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(false)
+	ln, err := lc.Listen(context.Background(), "tcp", s.opts.Listen)
 	if err != nil {
 		return fmt.Errorf("admin listen %s: %w", s.opts.Listen, err)
 	}
 	s.ln = ln
 	return nil
+}
+
+// Use makes the server serve on ln, a listener bound elsewhere (one a
+// predecessor handed over), instead of binding Options.Listen.
+func (s *Server) Use(ln net.Listener) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln != nil {
+		return fmt.Errorf("admin: already listening on %s", s.ln.Addr())
+	}
+	s.ln = ln
+	return nil
+}
+
+// File returns a duplicate of the bound listener, for a successor to take
+// over; the caller closes it.
+func (s *Server) File() (*os.File, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ln, ok := s.ln.(interface{ File() (*os.File, error) })
+	if !ok {
+		return nil, fmt.Errorf("admin: no listener to hand over")
+	}
+	return ln.File()
 }
 
 // Addr returns the bound address, nil before Listen.

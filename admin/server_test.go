@@ -177,3 +177,36 @@ func TestCloseReleasesUnusedListener(t *testing.T) {
 	}
 	ln.Close()
 }
+
+// TestUseListener: a listener handed over is served as the bound one would
+// be; a second one is refused.
+func TestUseListener(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(Options{Listen: "127.0.0.1:1"}) // never bound: the listener given wins
+	if err := s.Use(ln); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Use(ln); err == nil {
+		t.Fatal("a second listener was accepted")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + ln.Addr().String() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || s.Addr().String() != ln.Addr().String() {
+		t.Fatalf("status %d, addr %v", resp.StatusCode, s.Addr())
+	}
+}

@@ -14,6 +14,7 @@ type Config struct {
 	Shutdown ShutdownConfig `mapstructure:"shutdown" yaml:"shutdown"`
 	Engine   EngineConfig   `mapstructure:"engine" yaml:"engine"`
 	Docker   DockerConfig   `mapstructure:"docker" yaml:"docker"`
+	Handover HandoverConfig `mapstructure:"handover" yaml:"handover"`
 	// ConfigWatch polls the config file this often and reloads it when its
 	// content changes, as SIGHUP does; 0 turns the watch off.
 	ConfigWatch time.Duration   `mapstructure:"config_watch" yaml:"config_watch"`
@@ -43,6 +44,13 @@ type ShutdownConfig struct {
 // MaxLoops bounds engine.loops: far more loops than any machine has cores
 // would only cost memory and wakeups.
 const MaxLoops = 1024
+
+// HandoverConfig is the socket on which a running tierlb hands its
+// listening sockets to its successor (package handover).
+type HandoverConfig struct {
+	// Socket is the unix socket path; "" turns hand-over off.
+	Socket string `mapstructure:"socket" yaml:"socket"`
+}
 
 // EngineConfig is the data path's share of the process.
 type EngineConfig struct {

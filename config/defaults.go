@@ -30,6 +30,7 @@ func topDefaults() map[string]any {
 		"docker.swarm":              "auto",
 		"docker.swarm_poll":         "1s",
 		"config_watch":              "0s",
+		"handover.socket":           "",
 	}
 }
 

@@ -260,3 +260,17 @@ func TestFileSizeLimit(t *testing.T) {
 		t.Errorf("error %q does not name the file and the limit", err)
 	}
 }
+
+// TestHandoverSocket: the key from the file, TIERLB_HANDOVER_SOCKET over it.
+func TestHandoverSocket(t *testing.T) {
+	file := writeFile(t, "c.yaml", minimalYAML+"handover: {socket: /run/tierlb/handover.sock}\n")
+	cfg, err := Load(Source{File: file})
+	if err != nil || cfg.Handover.Socket != "/run/tierlb/handover.sock" {
+		t.Fatalf("from the file: %q, %v", cfg.Handover.Socket, err)
+	}
+	t.Setenv("TIERLB_HANDOVER_SOCKET", "/shared/h.sock")
+	cfg, err = Load(Source{File: file})
+	if err != nil || cfg.Handover.Socket != "/shared/h.sock" {
+		t.Fatalf("from the environment: %q, %v", cfg.Handover.Socket, err)
+	}
+}

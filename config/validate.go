@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/tierlb/tierlb/handover"
 )
 
 // validate checks everything the decoder could not: allowed values, ranges,
@@ -29,6 +31,7 @@ func validate(c *Config, p *problems) {
 	}
 	nonNegative(p, "config_watch", c.ConfigWatch)
 	validateDocker(&c.Docker, p)
+	validateHandover(&c.Handover, p)
 	if len(c.Services) == 0 && !c.Docker.LabelServicesPossible() {
 		p.add("services", "no services configured, and Docker label services are off (docker.enabled: %s, docker.label_services: %t)",
 			c.Docker.Enabled, c.Docker.LabelServices)
@@ -100,6 +103,16 @@ func validateDocker(d *DockerConfig, p *problems) {
 	positive(p, "docker.resync_interval", d.ResyncInterval)
 	oneOf(p, "docker.swarm", d.Swarm, "auto", "true", "false")
 	positive(p, "docker.swarm_poll", d.SwarmPoll)
+}
+
+func validateHandover(h *HandoverConfig, p *problems) {
+	switch s := h.Socket; {
+	case s == "":
+	case strings.ContainsRune(s, 0) || strings.HasSuffix(s, "/"):
+		p.add("handover.socket", "%q is not a file path", s)
+	case len(s) > handover.MaxPathLen:
+		p.add("handover.socket", "%q is %d bytes, longer than a unix socket path may be here (%d)", s, len(s), handover.MaxPathLen)
+	}
 }
 
 // oneOf adds a problem unless v is one of allowed.

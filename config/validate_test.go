@@ -94,6 +94,8 @@ func TestErrorClasses(t *testing.T) {
 		{"zero resync", "docker: {resync_interval: 0s}\n" + one(""), `docker.resync_interval: must be greater than 0, got 0s`},
 		{"bad swarm mode", "docker: {swarm: yes}\n" + one(""), `docker.swarm: "yes" is not one of auto, true, false`},
 		{"zero swarm poll", "docker: {swarm_poll: 0s}\n" + one(""), `docker.swarm_poll: must be greater than 0, got 0s`},
+		{"handover socket a directory", "handover: {socket: /run/tierlb/}\n" + one(""), `handover.socket: "/run/tierlb/" is not a file path`},
+		{"handover socket too long", "handover: {socket: /" + strings.Repeat("s", 100) + "}\n" + one(""), `handover.socket: "/sss`},
 		{"nothing to serve", "docker: {enabled: false}\n", `services: no services configured, and Docker label services are off`},
 	}
 	for _, tt := range tests {

@@ -18,8 +18,8 @@
 //
 //   - config.go, service.go: what the caller gives (Config, Options) and
 //     the Service lifecycle: Listen, Serve, Reconfigure, Shutdown;
-//     handover.go: StopAccepting, Files and ListenFiles, for a successor
-//     process that takes the listening sockets over.
+//     handover.go: StopAccepting, Files, ListenFiles and ListenFile,
+//     for a successor process that takes the listening sockets over.
 //   - engine.go: the process's loops (Loops) and a service's listeners
 //     registered in them.
 //   - loop.go: the TCP state of one event loop (the loop itself is

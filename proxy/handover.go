@@ -3,6 +3,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -23,15 +24,24 @@ import (
 func (s *Service) StopAccepting() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.stopAccepting()
+	s.stopAccepting(false)
 }
 
-func (s *Service) stopAccepting() {
+// stopAccepting takes the listeners out of the loops, closes them when
+// asked, and lets Serve return: after the sockets are closed, so that
+// their address is free once Serve has returned (a reload that hands the
+// address to another service binds it right after).
+func (s *Service) stopAccepting(closeSockets bool) {
 	if s.accepting {
 		for _, ln := range s.lns {
 			ln.unregister(s.set)
 		}
 		s.accepting = false
+	}
+	if closeSockets {
+		for _, ln := range s.lns {
+			ln.close()
+		}
 	}
 	if !s.lnClosed {
 		s.lnClosed = true
@@ -96,3 +106,27 @@ func (s *Service) ListenFiles(files []*os.File) error {
 	s.lns = lns
 	return nil
 }
+
+// ListenFile binds addr (a single port) as a service's listener is bound,
+// and returns the socket as a file for ListenFiles beside sockets inherited
+// from a predecessor; the caller closes it.
+func ListenFile(addr string, reusePort bool) (*os.File, error) {
+	ln, err := listen(context.Background(), addr, reusePort)
+	if err != nil {
+		return nil, err
+	}
+	defer ln.Close()
+	return ln.File()
+}
+
+// Files returns duplicates of the front's listening sockets; see
+// Service.Files.
+func (f *Front) Files() ([]*os.File, error) { return f.s.Files() }
+
+// ListenFiles makes the front accept on sockets bound elsewhere; see
+// Service.ListenFiles.
+func (f *Front) ListenFiles(files []*os.File) error { return f.s.ListenFiles(files) }
+
+// StopAccepting takes the front's listening sockets out of the loops
+// without closing them; see Service.StopAccepting.
+func (f *Front) StopAccepting() { f.s.StopAccepting() }

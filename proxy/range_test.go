@@ -84,8 +84,24 @@ func TestPortRangeBindFailure(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		taken, err = net.Listen("tcp", addrs[3])
-		return err
+		// Every port must be free, not only the one taken: on a busy
+		// machine loopback connections hold ports of this range too.
+		lns := make([]net.Listener, len(addrs))
+		for i, a := range addrs {
+			if lns[i], err = net.Listen("tcp", a); err != nil {
+				for _, ln := range lns[:i] {
+					ln.Close()
+				}
+				return err
+			}
+		}
+		for i, ln := range lns {
+			if i != 3 {
+				ln.Close()
+			}
+		}
+		taken = lns[3]
+		return nil
 	})
 	defer taken.Close()
 	s, err := NewService(Config{Name: "range", Listen: addr}, staticSet(t, "127.0.0.1:1"), Options{})

@@ -337,10 +337,7 @@ func (s *Service) Shutdown(ctx context.Context) error {
 func (s *Service) closeListener() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.stopAccepting()
-	for _, ln := range s.lns {
-		ln.close()
-	}
+	s.stopAccepting(true)
 }
 
 type nopObserver struct{}

@@ -32,11 +32,13 @@ commit=$(git -C "$root" rev-parse HEAD 2>/dev/null || echo "")
 	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$version -X main.commit=$commit" -o "$ctx/tierlb" ./cmd/tierlb
 	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$ctx/whoami" ./cmd/whoami
 )
+mkdir -p "$ctx/run/tierlb" # the hand-over socket's directory (see the Dockerfile)
 
 # The same final stages as the Dockerfile, minus the golang builder.
 cat >"$ctx/Dockerfile.tierlb" <<DOCKERFILE
 FROM scratch
 COPY tierlb /tierlb
+COPY --chown=65532:65532 run /run
 USER 65532:65532
 ENTRYPOINT ["/tierlb"]
 $label

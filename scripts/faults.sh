@@ -6,8 +6,7 @@
 #
 #   scripts/faults.sh          # everything: about 10 minutes; needs Docker,
 #                              # docker-compose, and root for the netns scenario
-#   scripts/faults.sh --fast   # the part CI runs (about two minutes; Docker for
-#                              # the local ports scenario)
+#   scripts/faults.sh --fast   # the part CI runs (under a minute, no Docker)
 #
 # Exit status 0 when every scenario kept its promise. The full log is left
 # in $TMPDIR/tierlb-faults.log.
@@ -22,8 +21,8 @@ if [ "${1:-}" = --fast ]; then
 	go test -count=1 -v -timeout 10m ./faults/ >>"$log" 2>&1 || status=1
 else
 	TIERLB_FAULTS=full go test -count=1 -v -timeout 30m ./faults/ >>"$log" 2>&1 || status=1
-	TIERLB_ROLLING_COMPARE=1 go test -count=1 -v -timeout 30m \
-		-run 'TestRollingRestartsLoseNothing|TestE2EStreamCutUnderLoad' ./backends/docker/ >>"$log" 2>&1 || status=1
+	TIERLB_ROLLING_COMPARE=1 TIERLB_UPGRADES=10 go test -count=1 -v -timeout 30m \
+		-run 'TestRollingRestartsLoseNothing|TestE2EStreamCutUnderLoad|TestEngineUpgradeTierlb' ./backends/docker/ >>"$log" 2>&1 || status=1
 fi
 
 echo "tierlb fault suite, $(date -u +%Y-%m-%d), $(nproc) cores"
@@ -54,6 +53,25 @@ if grep -q 'rolling: ' "$log"; then
 			on = ((k, "on") in cell) ? cell[k, "on"] : "-"
 			printf "| %s | %s | %s |\n", k, off, on
 		}
+	}'
+fi
+
+if grep -q 'upgrade: kind=' "$log"; then
+	echo
+	echo "tierlb itself upgraded to a new image, in a row, under new connections and 100 long-lived ones:"
+	echo
+	echo "| upgrade | new connections failed | long-lived connections cut | long-lived refused |"
+	echo "|---|---|---|---|"
+	grep -o 'upgrade: kind=.*' "$log" | awk '
+	{
+		match($0, /kind="[^"]+"/); kind = substr($0, RSTART + 6, RLENGTH - 7)
+		match($0, /upgrades=[0-9]+/); n = substr($0, RSTART + 9, RLENGTH - 9)
+		match($0, /new=[0-9]+/); total = substr($0, RSTART + 4, RLENGTH - 4)
+		match($0, /failed=[0-9]+/); failed = substr($0, RSTART + 7, RLENGTH - 7)
+		match($0, /long=[0-9]+/); long = substr($0, RSTART + 5, RLENGTH - 5)
+		match($0, /cut=[0-9]+/); cut = substr($0, RSTART + 4, RLENGTH - 4)
+		match($0, /refused=[0-9]+/); refused = substr($0, RSTART + 8, RLENGTH - 8)
+		printf "| %s, %s in a row | %s of %s | %s of %s | %s |\n", kind, n, failed, total, cut, long, refused
 	}'
 fi
 

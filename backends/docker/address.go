@@ -13,6 +13,10 @@ type self struct {
 	// ID is the proxy's container ID; "" when tierlb runs on the host.
 	ID   string
 	Name string
+	// NetNS is the container whose network namespace the proxy's joins
+	// (network_mode "container:<id>"), "" when it has its own; NetNSName
+	// is its name. Networks are then that container's.
+	NetNS, NetNSName string
 	// Networks are the proxy's own networks, sorted by name.
 	Networks []endpoint
 	// OnHost is true when the proxy is not in a container, or its container

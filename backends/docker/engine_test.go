@@ -160,6 +160,7 @@ type testEnv struct {
 	cli    *client.Client
 	image  string
 	prefix string // label prefix and name prefix, unique per test
+	genN   int
 }
 
 func newTestEnv(t *testing.T) *testEnv {
@@ -237,6 +238,7 @@ type runOpts struct {
 	stopTimeout int
 	health      *container.HealthConfig
 	noStart     bool
+	netMode     string // "container:<id>": join that container's network namespace
 }
 
 // run creates (and starts) a whoami container; it is force-removed at cleanup.
@@ -253,7 +255,9 @@ func (e *testEnv) run(name string, o runOpts) string {
 	}
 	nc := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{}}
 	hc := &container.HostConfig{}
-	if len(o.nets) > 0 {
+	if o.netMode != "" {
+		hc.NetworkMode = container.NetworkMode(o.netMode)
+	} else if len(o.nets) > 0 {
 		nc.EndpointsConfig[o.nets[0]] = &network.EndpointSettings{}
 		hc.NetworkMode = container.NetworkMode(o.nets[0])
 	} else {

@@ -143,7 +143,7 @@ func (p *Provider) applyEvents(ctx context.Context, msgs []events.Message) error
 				p.bridges[m.Actor.ID], p.bridges[attrs["name"]] = true, true
 			}
 			switch {
-			case cid != "" && p.me != nil && cid == p.me.ID:
+			case p.me != nil && p.me.owns(cid):
 				selfDirty = true
 			case p.ctrs[cid] != nil:
 				dirty[cid], changed[cid] = true, true

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 )
 
@@ -73,16 +74,31 @@ func (p *Provider) findSelf(ctx context.Context) (*self, error) {
 	return &self{OnHost: true}, nil
 }
 
-// inspectSelf reads the proxy container's networks.
+// maxNetNSHops bounds following network_mode "container:<id>": Docker
+// itself refuses to join a container that joins another, so one hop is
+// what exists; a few more cost nothing and stop a loop.
+const maxNetNSHops = 4
+
+// inspectSelf reads the proxy container's networks. A container started
+// with network_mode "container:<id>" (Compose's "service:holder") has no
+// networks of its own: it is on its holder's, in the holder's network
+// namespace, so those are read instead.
 func (p *Provider) inspectSelf(ctx context.Context, id string) (*self, error) {
-	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
-	defer cancel()
-	res, err := p.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	r, err := p.inspectContainer(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	r := res.Container
 	me := &self{ID: r.ID, Name: strings.TrimPrefix(r.Name, "/")}
+	for hops := 0; r.HostConfig != nil && r.HostConfig.NetworkMode.IsContainer(); hops++ {
+		holder := r.HostConfig.NetworkMode.ConnectedContainer()
+		if hops == maxNetNSHops {
+			return nil, fmt.Errorf("network mode of %s: more than %d containers joined one into another", me.Name, maxNetNSHops)
+		}
+		if r, err = p.inspectContainer(ctx, holder); err != nil {
+			return nil, fmt.Errorf("container %s whose network namespace %s joins: %w", holder, me.Name, err)
+		}
+		me.NetNS, me.NetNSName = r.ID, strings.TrimPrefix(r.Name, "/")
+	}
 	if r.HostConfig != nil && r.HostConfig.NetworkMode == "host" {
 		me.OnHost = true // the host's stack: bridges are reachable as from the host
 	}
@@ -97,14 +113,32 @@ func (p *Provider) inspectSelf(ctx context.Context, id string) (*self, error) {
 	return me, nil
 }
 
+func (p *Provider) inspectContainer(ctx context.Context, id string) (container.InspectResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
+	res, err := p.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	return res.Container, err
+}
+
+// owns reports whether a network event about container cid changes the
+// proxy's networks: its own container's, or its holder's.
+func (m *self) owns(cid string) bool {
+	return cid != "" && (cid == m.ID || cid == m.NetNS)
+}
+
 func (m *self) String() string {
 	switch {
 	case m.Task != "":
 		return fmt.Sprintf("in Swarm task %s on another node, on networks [%s]", m.Task, networkNames(m.Networks))
 	case m.ID == "":
 		return "on the host (not in a container): every bridge network is reachable"
-	case m.OnHost:
-		return fmt.Sprintf("in container %s (%.12s) with host networking: every bridge network is reachable", m.Name, m.ID)
 	}
-	return fmt.Sprintf("in container %s (%.12s) on networks [%s]", m.Name, m.ID, networkNames(m.Networks))
+	where := fmt.Sprintf("in container %s (%.12s)", m.Name, m.ID)
+	if m.NetNS != "" {
+		where += fmt.Sprintf(" in the network namespace of %s (%.12s)", m.NetNSName, m.NetNS)
+	}
+	if m.OnHost {
+		return where + " with host networking: every bridge network is reachable"
+	}
+	return fmt.Sprintf("%s on networks [%s]", where, networkNames(m.Networks))
 }

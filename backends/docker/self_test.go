@@ -5,6 +5,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
+
+	"github.com/tierlb/tierlb/internal/testkit"
 )
 
 const id64 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -96,5 +101,70 @@ func TestBackoffJitter(t *testing.T) {
 		if d := jitter(time.Second); d < 800*time.Millisecond || d > 1200*time.Millisecond {
 			t.Fatalf("jitter(1s) = %s", d)
 		}
+	}
+}
+
+// TestSelfInHoldersNetworkNamespace: a proxy started with network_mode
+// "container:<holder>" has no networks of its own; it is on the holder's,
+// and follows the holder joining another network.
+func TestSelfInHoldersNetworkNamespace(t *testing.T) {
+	f := newFakeClient()
+	holder := fakeCtr{id: "holderid", name: "holder", created: t0, nets: map[string]string{"app": "10.2.0.100"}}
+	f.set(holder.inspect())
+	me := proxyCtr(nil).inspect()
+	me.HostConfig.NetworkMode = "container:holderid"
+	f.set(me)
+	f.set(appCtr("1", map[string]string{"app": "10.2.0.1"}).inspect())
+	f.set(appCtr("2", map[string]string{"web": "10.1.0.2"}).inspect())
+	sink := newFakeSink()
+	p := startProvider(t, Config{ContainerID: "proxyid"}, []ServiceSelector{{Name: "app"}}, f, sink)
+	testkit.Eventually(t, 2*time.Second, "first sync", func() bool { ok, _ := p.Ready(); return ok })
+	if got := specSummary(sink); got != "app-1=10.2.0.1:8080" {
+		t.Fatalf("specs %s, want app-1 on the holder's network", got)
+	}
+	if got := p.me.String(); !strings.Contains(got, "in the network namespace of holder (holderid)") || !strings.Contains(got, "on networks [app]") {
+		t.Fatalf("self = %q", got)
+	}
+	holder.nets["web"] = "10.1.0.100"
+	f.set(holder.inspect())
+	f.send(t, events.Message{Type: events.NetworkEventType, Action: "connect",
+		Actor: events.Actor{ID: "id-web", Attributes: map[string]string{"container": "holderid", "name": "web", "type": "bridge"}}})
+	testkit.Eventually(t, time.Second, "app-2 routed on web", func() bool { return specSummary(sink) == "app-1=10.2.0.1:8080,app-2=10.1.0.2:8080" })
+}
+
+func TestSelfNetworkModeErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		ctrs    map[string]string // id → network mode
+		wantErr string
+		wantOn  bool
+	}{
+		{"holder gone", map[string]string{"proxyid": "container:gone"}, "container gone whose network namespace tierlb joins", false},
+		{"loop", map[string]string{"proxyid": "container:a", "a": "container:proxyid"}, "more than 4 containers joined", false},
+		{"holder on the host", map[string]string{"proxyid": "container:a", "a": "host"}, "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeClient()
+			for id, mode := range tt.ctrs {
+				c := fakeCtr{id: id, name: "tierlb", created: t0}.inspect()
+				c.HostConfig.NetworkMode = container.NetworkMode(mode)
+				f.set(c)
+			}
+			p, err := New(Config{}, nil, newFakeSink(), Options{Client: f})
+			if err != nil {
+				t.Fatal(err)
+			}
+			me, err := p.inspectSelf(t.Context(), "proxyid")
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || me.OnHost != tt.wantOn || !strings.Contains(me.String(), "with host networking") {
+				t.Fatalf("self %+v (%s), %v", me, me, err)
+			}
+		})
 	}
 }

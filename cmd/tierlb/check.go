@@ -11,9 +11,10 @@ import (
 
 // cmdCheck validates the config. It prints the resolved config (defaults,
 // file, environment and flags merged) as YAML on stdout, after a comment
-// line with what the namespace's local ports allow, and exits 0, or
-// prints every problem on stderr and exits 1.
-func cmdCheck(_ context.Context, args []string, stdout, stderr io.Writer) int {
+// line with what the namespace's local ports allow, and with
+// handover.socket what a start would inherit; it exits 0. Or it prints
+// every problem on stderr and exits 1.
+func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	l, code, done := configFromArgs("check", "tierlb check [--config FILE] [flags]", args, stdout, stderr)
 	if done {
 		return code
@@ -31,6 +32,7 @@ func cmdCheck(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "# resolved config from %s\n", from)
 	fmt.Fprintf(stdout, "# local ports of this network namespace: %s\n", localPortsLine(hostEnvironment()))
 	_, _ = stdout.Write(out)
+	printHandover(ctx, stdout, cfg)
 	return exitOK
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 
 	"github.com/tierlb/tierlb/backends"
 	"github.com/tierlb/tierlb/config"
@@ -20,6 +21,12 @@ type dataPath interface {
 	Serve(ctx context.Context) error
 	Shutdown(ctx context.Context) error
 	Active() int
+	// For the hand-over (package handover): take sockets bound elsewhere
+	// instead of binding, give duplicates of the sockets, stop accepting
+	// on them without closing them.
+	ListenFiles(files []*os.File) error
+	Files() ([]*os.File, error)
+	StopAccepting()
 }
 
 // newDataPath builds the data path of cfg's protocol over set; passive

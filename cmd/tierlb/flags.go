@@ -58,6 +58,8 @@ func newConfigFlags(command, synopsis string) *configFlags {
 	bind("config_watch", "watch-config")
 	fs.Int("loops", 0, "event loops per service, 0 = one per core; read at start (engine.loops)")
 	bind("engine.loops", "loops")
+	fs.String("handover-socket", "", "unix socket to take the listening sockets from a running tierlb, and to hand them to the next (handover.socket)")
+	bind("handover.socket", "handover-socket")
 
 	fs.StringVar(&f.listen, "listen", "", "quick mode: listen address of the one service (host:port)")
 	fs.StringSliceVar(&f.back, "backend", nil, "quick mode: backend addresses, comma-separated or repeated")

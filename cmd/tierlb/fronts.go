@@ -94,8 +94,8 @@ func (fr *front) route(members []*instance, accessLog bool) error {
 	return nil
 }
 
-func (fr *front) listen() error {
-	if err := fr.f.Listen(); err != nil {
+func (fr *front) listen(inh *inheritance) error {
+	if err := inh.listen(strings.Join(fr.members, ","), config.ProtocolTCP, fr.addr.String(), false, fr.f, fr.f.Listen); err != nil {
 		return &bindError{Service: strings.Join(fr.members, ","), Listen: fr.addr.String(), Err: errors.Unwrap(err)}
 	}
 	return nil
@@ -147,7 +147,7 @@ func (s *supervisor) startFronts(built []*instance, accessLog bool) ([]*front, e
 			err = fr.route(groups[la], accessLog)
 		}
 		if err == nil {
-			err = fr.listen()
+			err = fr.listen(s.inherit)
 		}
 		if err != nil {
 			closeFronts(fronts)
@@ -178,7 +178,7 @@ func (s *supervisor) syncFrontsLocked(accessLog bool, fromLabels map[string]bool
 			err = fr.route(members, accessLog)
 		}
 		if err == nil {
-			err = fr.listen()
+			err = fr.listen(s.inherit)
 		}
 		if err != nil {
 			if allFromLabels(members, fromLabels) {
@@ -191,7 +191,7 @@ func (s *supervisor) syncFrontsLocked(accessLog bool, fromLabels map[string]bool
 			continue
 		}
 		s.fronts[la] = fr
-		fr.start(s.failed)
+		s.launchFront(fr)
 	}
 	return errors.Join(errs...)
 }

@@ -93,13 +93,28 @@ func (in *instance) specsLocked() []backends.Spec {
 	return slices.Concat(in.static, in.docker)
 }
 
-// listen binds the service's address.
-func (in *instance) listen() error { return in.svc.Listen() }
+// listen binds the service's address, or takes it from what a predecessor
+// handed over (inh, nil without one). A service with SNI names has no
+// listener of its own: its front listens.
+func (in *instance) listen(inh *inheritance) error {
+	if len(in.cfg.SNI) > 0 {
+		return in.svc.Listen()
+	}
+	return inh.listen(in.cfg.Name, in.cfg.Protocol, in.cfg.Listen, in.cfg.ReusePort, in.svc, in.svc.Listen)
+}
 
 // start runs the health monitor and the accept loop in the background. A
 // Serve error (which only a broken listener causes) goes to fatal.
 func (in *instance) start(fatal func(error)) {
 	in.startMonitor()
+	in.serve(fatal)
+}
+
+// serving reports whether the accept loop was started.
+func (in *instance) serving() bool { return in.stopServe != nil }
+
+// serve runs the accept loop in the background.
+func (in *instance) serve(fatal func(error)) {
 	ctx, cancel := context.WithCancel(context.Background())
 	in.stopServe, in.served = cancel, make(chan struct{})
 	listen := in.cfg.Listen
@@ -118,9 +133,13 @@ func (in *instance) start(fatal func(error)) {
 	}()
 }
 
+// startMonitor starts the health monitor once.
 func (in *instance) startMonitor() {
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	if in.stopMon != nil {
+		return
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	in.stopMon, in.monDone = cancel, done

@@ -4,6 +4,7 @@
 //	tierlb run --listen ADDR --backend A,B   quick mode: one service, no file
 //	tierlb check [--config FILE]             validate and print the resolved config
 //	tierlb status|explain [--admin URL]      read the admin API
+//	tierlb hold                              sleep until SIGTERM (holder container)
 //	tierlb version
 //
 // Exit codes: 0 clean shutdown, 1 bad config or usage, 2 runtime failure.
@@ -50,6 +51,7 @@ func commands() []command {
 		{"check", "validate the config; print it resolved, or every error (exit 1)", cmdCheck},
 		{"status", "table of services and backends from the admin API", withoutContext(statusCmd)},
 		{"explain", "every container discovery saw, routed or not, and why", withoutContext(explainCmd)},
+		{"hold", "sleep until SIGTERM: the network namespace's holder container", cmdHold},
 		{"version", "print the version, commit and Go version", cmdVersion},
 	}
 }

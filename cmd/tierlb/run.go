@@ -121,13 +121,31 @@ func serve(ctx context.Context, l loaded, log *slog.Logger, level *slog.LevelVar
 
 	// Everything binds before anything serves, so a taken port fails the
 	// start instead of leaving a half-running proxy.
+	// With a hand-over socket, a running tierlb's sockets are taken
+	// instead of bound; the services are held until they can route.
+	var inh *inheritance
+	if cfg.Handover.Socket != "" {
+		if inh, err = fetchPredecessor(ctx, cfg.Handover.Socket, log); err != nil {
+			return err
+		}
+		defer inh.abandon() // a failure before ready leaves the predecessor serving
+		if inh != nil {
+			sup.hold(inh)
+		}
+	}
 	var adm *admin.Server
 	if cfg.Admin.Listen != "" {
 		adm = admin.New(admin.Options{
 			Listen: cfg.Admin.Listen, Token: cfg.Admin.Token, Pprof: cfg.Admin.Pprof,
 			Gatherer: reg, Services: sup, Ready: ready.Ready, Explain: explain, Logger: log,
 		})
-		if err := adm.Listen(); err != nil {
+		ln, err := inh.admin(cfg.Admin.Listen)
+		if err == nil && ln != nil {
+			err = adm.Use(ln)
+		} else if err == nil {
+			err = adm.Listen()
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -166,7 +184,22 @@ func serve(ctx context.Context, l loaded, log *slog.Logger, level *slog.LevelVar
 	if adm != nil {
 		comps = append(comps, component{"admin", func(context.Context) error { return adm.Run(adminCtx) }})
 	}
-	return runComponents(ctx, comps)
+	// A hand-over to a successor ends this process as SIGTERM does: the
+	// services drain, and it exits 0.
+	runCtx, handedOver := context.WithCancel(ctx)
+	defer handedOver()
+	if path := cfg.Handover.Socket; path != "" {
+		var af adminFiles
+		if adm != nil {
+			af = adm
+		}
+		ho, err := newHandover(path, inh, sup, ready, af, stopAdmin, log)
+		if err != nil {
+			return err
+		}
+		comps = append(comps, component{"hand-over", func(ctx context.Context) error { return ho.run(ctx, handedOver) }})
+	}
+	return runComponents(runCtx, comps)
 }
 
 // runComponents runs every component until ctx is done or one fails.

@@ -35,7 +35,12 @@ type supervisor struct {
 	fronts     map[config.ListenAddr]*front   // by the address sni services share
 	draining   bool
 	fatal      chan error // first Serve failure
-	drains     sync.WaitGroup
+	// inherit is what a predecessor handed over (nil: bind everything);
+	// held keeps the services from accepting until release, so that a
+	// process taking over accepts only once it can route.
+	inherit *inheritance
+	held    bool
+	drains  sync.WaitGroup
 }
 
 func newSupervisor(d deps, ready *readiness) *supervisor {
@@ -91,11 +96,11 @@ func (s *supervisor) Start(cfg *config.Config) error {
 	}
 	for _, in := range built {
 		s.instances[in.cfg.Name] = in
-		in.start(s.failed)
+		s.launch(in)
 	}
 	for _, fr := range fronts {
 		s.fronts[fr.addr] = fr
-		fr.start(s.failed)
+		s.launchFront(fr)
 	}
 	s.cfg = cfg
 	s.ready.setConfig(cfg)
@@ -104,7 +109,7 @@ func (s *supervisor) Start(cfg *config.Config) error {
 }
 
 func (s *supervisor) bind(in *instance) error {
-	if err := in.listen(); err != nil {
+	if err := in.listen(s.inherit); err != nil {
 		return &bindError{Service: in.cfg.Name, Listen: in.cfg.Listen, Err: errors.Unwrap(err)}
 	}
 	return nil
@@ -293,7 +298,7 @@ func (s *supervisor) applyLocked(cfg *config.Config) error {
 	}
 	for _, in := range early {
 		s.instances[in.cfg.Name] = in
-		in.start(s.failed)
+		s.launch(in)
 	}
 	for _, sc := range services {
 		in, ok := s.instances[sc.Name]

@@ -6,6 +6,7 @@
 # (web -> app:8081 -> db:5432), rotating on every tier.
 #
 #   examples/three-tier/demo.sh          # up (2 web, 3 app, 2 db replicas), then leave it running
+#   examples/three-tier/demo.sh upgrade  # rebuild the image and replace tierlb by a hand-over, losing nothing
 #   examples/three-tier/demo.sh down     # remove the stack and the two images
 #
 # Needs Go, a Docker engine and docker-compose v1.29 (or Compose v2).
@@ -28,13 +29,60 @@ if [ "${1:-up}" = down ]; then
 	exit 0
 fi
 
+if [ "${1:-up}" = upgrade ]; then
+	# A new tierlb image without losing a connection: a second tierlb
+	# container joins the holder's network namespace, takes the listening
+	# sockets from the running one over the hand-over socket (a volume both
+	# mount), and the old one drains, exits 0 and is removed.
+	old=$($compose ps -q tierlb)
+	if [ "$(printf '%s\n' "$old" | grep -c .)" -ne 1 ]; then
+		echo "want one running tierlb container (run $0 first); have: ${old:-none}" >&2
+		exit 1
+	fi
+	"$root/scripts/build-image.sh" --tag tierlb:dev --whoami-tag tierlb-whoami:dev
+	# The published ports answer throughout: a new connection every 20 ms
+	# (3,000 at most) while the upgrade runs.
+	probe=$(mktemp)
+	(
+		n=0
+		while [ $n -lt 3000 ] && [ ! -e "$probe.stop" ]; do
+			if curl -s -f -m 5 -o /dev/null 127.0.0.1:8081/name; then echo ok; else echo failed; fi
+			n=$((n + 1))
+			sleep 0.02
+		done >"$probe"
+	) &
+	began=$(date +%s%N)
+	$compose up -d --no-deps --no-recreate --scale tierlb=2 tierlb
+	new=$($compose ps -q tierlb | grep -v "$old")
+	code=$(docker wait "$old")
+	took=$((($(date +%s%N) - began) / 1000000))
+	touch "$probe.stop"
+	wait
+	answered=$(grep -c ok "$probe" || true)
+	failed=$(grep -c failed "$probe" || true)
+	rm -f "$probe" "$probe.stop"
+	if [ "$code" != 0 ]; then
+		echo "the old tierlb exited $code, not 0; its log:" >&2
+		docker logs --tail 30 "$old" >&2
+		exit 1
+	fi
+	docker rm "$old" >/dev/null
+	echo
+	docker logs "$new" 2>&1 | grep 'hand-over' | sed 's/^/  /'
+	echo
+	echo "upgraded in ${took} ms, the old tierlb drained and exited 0: $(echo "$old" | cut -c1-12) -> $(echo "$new" | cut -c1-12)"
+	echo "requests to 127.0.0.1:8081 meanwhile, each a new connection: $answered answered, $failed failed"
+	[ "$failed" -eq 0 ]
+	exit
+fi
+
 "$root/scripts/build-image.sh" --tag tierlb:dev --whoami-tag tierlb-whoami:dev
 $compose up -d --scale app=3
 
-# Ready once tierlb routes every container of the project but itself (each
-# is a backend of one service here), all of them up: the rotation is only
-# exact once the last replica has passed its first check.
-want=$(($($compose ps -q | wc -l) - 1))
+# Ready once tierlb routes every container of the project but itself and
+# its holder (each is a backend of one service here), all of them up: the
+# rotation is only exact once the last replica has passed its first check.
+want=$(($($compose ps -q | wc -l) - 2))
 i=0
 while :; do
 	services=$(curl -s -m 1 127.0.0.1:9090/api/v1/services || true)

@@ -3,9 +3,10 @@
 // waiting for a condition with a deadline instead of sleeping, a
 // self-signed TLS certificate for a test's own TLS servers, a UDP server
 // that answers each datagram as the test says, a binary built once per
-// package and run with its log collected, and the pace of every load loop:
+// package and run with its log collected, the pace of every load loop:
 // bounded in count, time and rate, so that no test runs its own client out
-// of local ports on a fast machine.
+// of local ports on a fast machine, and long-lived connections that move
+// bytes and tell a cut connection from a refused one.
 //
 //	addr := testkit.ClosedPort(t)
 //	testkit.Eventually(t, 5*time.Second, "the backend to drain", func() bool { ... })

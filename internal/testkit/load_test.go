@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -126,5 +128,52 @@ func TestLoadCounts(t *testing.T) {
 	}
 	if got := strings.Count(l.LastErrors(), "refused"); got != 5 {
 		t.Fatalf("last errors %q: want the last 5", l.LastErrors())
+	}
+}
+
+// TestLongLivedCountsCutAndRefused: connections that end as meant are
+// done, one that the server resets after echoing is cut, and dials to a
+// closed port are refused.
+func TestLongLivedCountsCutAndRefused(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var served atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				if served.Add(1) == 3 { // the third: one echo, then a reset
+					buf := make([]byte, 1024)
+					if _, err := io.ReadFull(c, buf); err == nil {
+						c.Write(buf)
+					}
+					c.(*net.TCPConn).SetLinger(0)
+					return
+				}
+				io.Copy(c, c)
+			}()
+		}
+	}()
+	l := StartLongLived(t, ln.Addr().String(), 2, 100*time.Millisecond, 10*time.Millisecond, time.Minute)
+	Eventually(t, 10*time.Second, "connections done and one cut", func() bool {
+		done, cut, _ := l.Counts()
+		return done >= 4 && cut == 1
+	})
+	l.Stop()
+	if _, cut, refused := l.Counts(); cut != 1 || refused != 0 || l.LastError() == nil {
+		t.Fatalf("cut %d, refused %d, last error %v; want 1, 0 and the reset", cut, refused, l.LastError())
+	}
+	r := StartLongLived(t, ClosedPort(t), 1, time.Second, 10*time.Millisecond, time.Minute)
+	Eventually(t, 10*time.Second, "refusals", func() bool { _, _, refused := r.Counts(); return refused >= 2 })
+	r.Stop()
+	if done, cut, _ := r.Counts(); done != 0 || cut != 0 {
+		t.Fatalf("a closed port: %d done, %d cut", done, cut)
 	}
 }

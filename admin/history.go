@@ -45,7 +45,7 @@ type rateSeries struct {
 	last counters          // at the previous sample
 	born uint64            // the sample that first saw it
 	seen uint64            // the latest sample that saw it
-	rate [numRates]float32 // over the latest interval
+	rate [numRates]float64 // over the latest interval
 	// ring holds the rates of sample k at k % HistorySlots. It is allocated
 	// at the first sample with anything to show and dropped after a whole
 	// window of zeros, so the idle backends of a large setup cost no ring.
@@ -208,8 +208,8 @@ func (s *rateSeries) record(n uint64, d counters, dt float64) {
 	var sl slot
 	idle := true
 	for i, v := range d {
-		r := float32(float64(v) / dt)
-		s.rate[i], sl[i] = r, toBFloat16(r)
+		r := float64(v) / dt
+		s.rate[i], sl[i] = r, toBFloat16(float32(r))
 		idle = idle && v == 0
 	}
 	if idle {

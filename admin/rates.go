@@ -56,9 +56,9 @@ func (h *History) ratesLocked(s *rateSeries) *Rates {
 		return nil
 	}
 	return &Rates{
-		ConnsPerS:  float64(s.rate[rateConns]),
-		BytesPerS:  ByteRates{ToBackend: float64(s.rate[rateToBackend]), ToClient: float64(s.rate[rateToClient])},
-		ErrorsPerS: float64(s.rate[rateErrors]),
+		ConnsPerS:  s.rate[rateConns],
+		BytesPerS:  ByteRates{ToBackend: s.rate[rateToBackend], ToClient: s.rate[rateToClient]},
+		ErrorsPerS: s.rate[rateErrors],
 		WindowS:    h.window.Round(time.Millisecond).Seconds(),
 	}
 }

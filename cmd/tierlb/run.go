@@ -64,11 +64,15 @@ func serve(ctx context.Context, l loaded, log *slog.Logger, level *slog.LevelVar
 	if err != nil {
 		return err
 	}
-	pm, err := proxy.NewMetrics(reg)
+	// The data path's per-service series live on a registry of their own,
+	// which the status page's history gathers for rejections every 10 s
+	// without gathering every backend's series; /metrics serves both.
+	dataReg := prometheus.NewRegistry()
+	pm, err := proxy.NewMetrics(dataReg)
 	if err != nil {
 		return fmt.Errorf("proxy metrics: %w", err)
 	}
-	um, err := udp.NewMetrics(reg)
+	um, err := udp.NewMetrics(dataReg)
 	if err != nil {
 		return fmt.Errorf("udp metrics: %w", err)
 	}
@@ -103,7 +107,8 @@ func serve(ctx context.Context, l loaded, log *slog.Logger, level *slog.LevelVar
 	if cfg.Admin.Listen != "" {
 		adm = admin.New(admin.Options{
 			Listen: cfg.Admin.Listen, Token: cfg.Admin.Token, Pprof: cfg.Admin.Pprof,
-			Gatherer: reg, Services: sup, Ready: ready.Ready, Explain: explain, Logger: log,
+			Gatherer: prometheus.Gatherers{reg, dataReg}, Rejections: dataReg,
+			Services: sup, Ready: ready.Ready, Explain: explain, Logger: log,
 		})
 		if err := adm.Listen(); err != nil {
 			return err

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"math"
 	"strings"
 	"testing"
@@ -161,6 +162,23 @@ func BenchmarkStatusPage10k(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		rec := httptestRecord(h, "GET", "/", "127.0.0.1:9090", nil)
+		if rec.Code != 200 {
+			b.Fatal(rec.Code)
+		}
+		b.SetBytes(int64(rec.Body.Len()))
+	}
+}
+
+// BenchmarkScrape10k is /metrics over 10,000 backends' series: what a
+// Prometheus scrape costs.
+func BenchmarkScrape10k(b *testing.B) {
+	services := scaleServices(b, 100, 100)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(NewCollector(services))
+	h := New(Options{Services: services, Gatherer: reg}).Handler()
+	b.ReportAllocs()
+	for b.Loop() {
+		rec := httptestRecord(h, "GET", "/metrics", "127.0.0.1:9090", nil)
 		if rec.Code != 200 {
 			b.Fatal(rec.Code)
 		}

@@ -202,7 +202,7 @@ func TestStatusPageAtScaleInBrowser(t *testing.T) {
 			t.Cleanup(srv.Close)
 
 			shot := filepath.Join(t.TempDir(), tt.file)
-			dom := string(browse(t, bin, srv.URL+"/_timing?"+url.Values{"path": {tt.path}}.Encode(), "--dump-dom", "--screenshot="+shot, "--window-size=1600,1000"))
+			dom := string(browse(t, bin, srv.URL+"/_timing?"+url.Values{"path": {tt.path}}.Encode(), "--dump-dom", "--screenshot="+shot, "--window-size=1920,1080"))
 			m := timingJSON.FindStringSubmatch(dom)
 			if m == nil {
 				t.Fatalf("the timing page did not report:\n%.2000s", dom)

@@ -151,3 +151,55 @@ func TestLegacyResults(t *testing.T) {
 		t.Errorf("markdown lacks %q\n%s", want, md)
 	}
 }
+
+// TestGoals: each goal is judged against its reference: a peer's best
+// setting, tierlb's own 1-service figure at the same setting, or the
+// setting's loops plus 8.
+func TestGoals(t *testing.T) {
+	res := sampleResults()
+	res.Machine.NProc = 2
+	add := func(scen, target string, m map[string]float64) {
+		res.Runs = append(res.Runs, runRecord{Round: 1, Scenario: scen, Target: target, outcome: outcome{Metrics: m}})
+	}
+	add("sni", "tierlb", map[string]float64{"cpu_us_per_conn": 90})
+	add("sni", "tierlb-loops1", map[string]float64{"cpu_us_per_conn": 80})
+	add("sni", "haproxy-nbthread1", map[string]float64{"cpu_us_per_conn": 100})
+	add("sni", "haproxy-nbthread2", map[string]float64{"cpu_us_per_conn": 120})
+	add("services1", "tierlb", map[string]float64{"cpu_per_100k": 1.0, "threads": 4})
+	add("services1", "tierlb-loops1", map[string]float64{"cpu_per_100k": 1.0, "threads": 3})
+	add("services200", "tierlb", map[string]float64{"cpu_per_100k": 1.04, "threads": 10, "rss_mb": 30})
+	add("services200", "tierlb-loops1", map[string]float64{"cpu_per_100k": 1.5, "threads": 9, "rss_mb": 20})
+	add("services200", "haproxy-nbthread1", map[string]float64{"cpu_per_100k": 1.2, "threads": 1, "rss_mb": 25})
+	var b strings.Builder
+	writeGoals(&b, res)
+	md := b.String()
+	for _, want := range []string{
+		// 80 ÷ 100 = 0.80 ≤ 0.85 at 1 loop; the default's 90 is 0.90.
+		"| proxy CPU µs per TLS connection routed by SNI | ≤ 0.85× the best HAProxy setting | 1 loop (GOMAXPROCS=1): 80.0 ÷ 100.0 (nbthread 1) = 0.80×, **met** | default (2 loops): 90.0 ÷ 100.0 (nbthread 1) = 0.90×, not met |",
+		// The default is best at 200 services: 1.04 against its own 1.00.
+		"| within 5% of its own 1-service figure | default (2 loops): 1.04 ÷ 1.00 = 1.04×, **met** |",
+		"| ≤ 0.9× the best HAProxy setting | default (2 loops): 1.04 ÷ 1.20 (nbthread 1) = 0.87×, **met** |",
+		// 1 loop: 9 threads > 1 + 8; the default's 10 = 2 + 8.
+		"| ≤ event loops + 8 | 1 loop (GOMAXPROCS=1): 9, loops + 8 = 9, **met** | default (2 loops): 10, loops + 8 = 10, **met** |",
+		"| ≤ the best HAProxy setting | 1 loop (GOMAXPROCS=1): 20.0 ÷ 25.0 (nbthread 1) = 0.80×, **met** | default (2 loops): 30.0 ÷ 25.0 (nbthread 1) = 1.20×, not met |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("goals lack\n%s\nin\n%s", want, md)
+		}
+	}
+	if strings.Contains(md, "udp") {
+		t.Errorf("a goal for a scenario that did not run:\n%s", md)
+	}
+	res.Runs = append(res.Runs, runRecord{Round: 1, Scenario: "range200", Target: "tierlb",
+		outcome: outcome{Notes: []string{"start tierlb: skipped: needs port ranges in listen (issue 17); this tierlb says: ..."}}})
+	b.Reset()
+	writeServiceCounts(&b, res, res.columns())
+	for _, want := range []string{
+		"| tierlb default (2 loops) | 200 services | 10 | 30.0 |",
+		"| tierlb default (2 loops) | 1 service on a 200-port range | skipped: needs port ranges in listen (issue 17) |",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("service counts lack %q:\n%s", want, b.String())
+		}
+	}
+}

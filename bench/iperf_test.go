@@ -50,13 +50,37 @@ func TestParseIperf(t *testing.T) {
 	}
 }
 
+// iperfUDPJSON is iperf3 3.12's -u -J end section, cut down.
+const iperfUDPJSON = `{"end": {
+	"sum": {"seconds": 1.000644, "bytes": 1250200, "lost_packets": 3, "packets": 893, "lost_percent": 0.34, "sender": true},
+	"sum_received": {"seconds": 1.000644, "bytes": 1250200, "lost_packets": 3, "packets": 893, "lost_percent": 0.34, "sender": false}}}`
+
+func TestParseIperfUDP(t *testing.T) {
+	got, err := parseIperf([]byte(iperfUDPJSON))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Datagrams != 890 || got.Lost != 3 {
+		t.Errorf("datagrams %v lost %v, want 890 received and 3 lost", got.Datagrams, got.Lost)
+	}
+	for _, bad := range []string{
+		`{"end": {"sum_received": {"bytes": 5, "seconds": 1, "packets": 2, "lost_packets": 3}}}`,
+		`{"end": {"sum_received": {"bytes": 5, "seconds": 1, "packets": 2, "lost_packets": -1}}}`,
+	} {
+		if _, err := parseIperf([]byte(bad)); !errors.Is(err, errIperfFormat) {
+			t.Errorf("%s: err %v, want errIperfFormat", bad, err)
+		}
+	}
+}
+
 func FuzzParseIperf(f *testing.F) {
+	f.Add(iperfUDPJSON)
 	f.Add(iperfJSON)
 	f.Add(`{"error": "x"}`)
 	f.Add(`{"end": {"sum_received": {"bytes": 1e308, "seconds": 1e-308}}}`)
 	f.Fuzz(func(t *testing.T, in string) {
 		r, err := parseIperf([]byte(in))
-		if err == nil && (!(r.Seconds > 0) || !(r.Bytes >= 0)) {
+		if err == nil && (!(r.Seconds > 0) || !(r.Bytes >= 0) || !(r.Datagrams >= 0) || !(r.Lost >= 0)) {
 			t.Fatalf("accepted %+v from %q", r, in)
 		}
 	})

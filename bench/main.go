@@ -56,6 +56,11 @@ type options struct {
 	Report string `json:"-"`
 	// Note is free text for the results, e.g. what else ran on the machine.
 	Note string `json:"note,omitempty"`
+	// UDPClients is the query scenario's client sockets; UDPRate and UDPLen
+	// the steady stream's iperf3 -b and -l.
+	UDPClients int    `json:"udp_clients,omitempty"`
+	UDPRate    string `json:"udp_rate,omitempty"`
+	UDPLen     int    `json:"udp_len,omitempty"`
 }
 
 func main() {
@@ -84,7 +89,7 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1
 	}
-	e, err := setup(ctx, opts, log, targets)
+	e, err := setup(ctx, opts, log, scenarios, targets)
 	if e != nil {
 		defer e.cleanup()
 	}
@@ -149,7 +154,7 @@ func runRounds(ctx context.Context, e *env, scenarios []*scenario, targets []*ta
 			}
 			cred, credErr := credFor(s)
 			for _, t := range rotate(targets, round-1) {
-				if t.Unavailable != "" || (s.ProxyOnly && !t.Proxy) {
+				if !s.runsOn(t) {
 					continue
 				}
 				if ctx.Err() != nil {
@@ -168,7 +173,11 @@ func runRounds(ctx context.Context, e *env, scenarios []*scenario, targets []*ta
 					rec.OthersCPU = &share
 				}
 				rec.Seconds = time.Since(rec.Start).Seconds()
-				if err != nil {
+				switch {
+				case errors.Is(err, errSkipped):
+					rec.note("%v", err)
+					e.log.Warn("run skipped", "scenario", s.Name, "target", t.Name, "why", err)
+				case err != nil:
 					rec.Err = err.Error()
 					e.log.Warn("run failed", "scenario", s.Name, "target", t.Name, "err", err)
 				}
@@ -189,7 +198,7 @@ func rotate[T any](ts []T, k int) []T {
 }
 
 func runOne(ctx context.Context, e *env, s *scenario, t *target, cred *syscall.Credential) (outcome, error) {
-	r, err := startTarget(ctx, e, t, cred)
+	r, err := startTarget(ctx, e, t, s.Front, s.Services, cred)
 	if err != nil {
 		return outcome{}, err
 	}
@@ -206,7 +215,7 @@ func parseFlags(args []string) (options, error) {
 	}
 	fs.IntVar(&o.Rounds, "rounds", 3, "interleaved rounds")
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "length of each load run")
-	fs.StringVar(&scen, "scenarios", "all", "comma list of: "+strings.Join(scenarioNames(), ","))
+	fs.StringVar(&scen, "scenarios", "all", "comma list of: "+strings.Join(scenarioNames(), ",")+" (udp and services name their groups)")
 	fs.StringVar(&targ, "targets", "all", "comma list of: direct,tierlb,tierlb-copy,haproxy,nginx,naive-go "+
 		"(a proxy at every --proxy-threads setting) or one setting's column name, e.g. haproxy-nbthread1")
 	fs.StringVar(&o.Out, "out", "", "results directory (default bench/results, bench/results/quick with --quick)")
@@ -220,6 +229,9 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.KeepTmp, "keep-tmp", false, "keep the temp dir with configs and proxy logs")
 	fs.StringVar(&o.Report, "report", "", "only re-render results.md and results.svg next to this results.json")
 	fs.StringVar(&o.Note, "note", "", "free text recorded in the results (what else the machine was doing)")
+	fs.IntVar(&o.UDPClients, "udp-clients", 64, "client sockets of the UDP query scenario, one query in flight each")
+	fs.StringVar(&o.UDPRate, "udp-rate", "100M", "iperf3 -b of the steady UDP stream: its fixed rate, bits/s")
+	fs.IntVar(&o.UDPLen, "udp-len", 1400, "iperf3 -l of the steady UDP stream: datagram payload bytes")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -247,7 +259,7 @@ func parseFlags(args []string) (options, error) {
 		return o, fmt.Errorf("--proxy-threads %q: want a comma list of positive counts", proxyThreads)
 	}
 	o.ProxyThreads = slices.Compact(o.ProxyThreads)
-	o.Scenarios, o.Targets, o.Once = splitList(scen), splitList(targ), splitList(once)
+	o.Scenarios, o.Targets, o.Once = expandScenarios(splitList(scen)), splitList(targ), expandScenarios(splitList(once))
 	for _, s := range o.Once {
 		if !slices.Contains(scenarioNames(), s) {
 			return o, fmt.Errorf("--once %q: not a scenario (%s)", s, strings.Join(scenarioNames(), ","))
@@ -262,8 +274,8 @@ func parseFlags(args []string) (options, error) {
 	if o.IdleMax < idleFirst {
 		o.IdleMax = idleFirst
 	}
-	if o.Rounds < 1 || o.Duration < time.Second || o.Threads < 1 {
-		return o, errors.New("--rounds, --threads must be at least 1 and --duration at least 1s")
+	if o.Rounds < 1 || o.Duration < time.Second || o.Threads < 1 || o.UDPClients < 1 || o.UDPLen < 1 {
+		return o, errors.New("--rounds, --threads, --udp-clients, --udp-len must be at least 1 and --duration at least 1s")
 	}
 	return o, nil
 }
@@ -298,6 +310,10 @@ func settings(o options, e *env) map[string]string {
 	}
 	m := map[string]string{
 		"haproxy nbthread":       each,
+		"haproxy splice modes":   "splice both ways (option splice-request, splice-response), option splice-auto, nosplice; each at every nbthread",
+		"udp queries":            fmt.Sprintf("%d client sockets, one query in flight each", o.UDPClients),
+		"udp stream":             fmt.Sprintf("iperf3 -u -b %s -l %d", o.UDPRate, o.UDPLen),
+		"service-count load":     fmt.Sprintf("wrk, %d threads of one keep-alive connection each, thread i to port i mod the port count", svcConns),
 		"nginx worker_processes": each,
 		"tierlb event loops":     loops,
 		"tierlb logging":         "access log off (log.access: false), level warn",

@@ -9,6 +9,9 @@ import (
 // startNaive runs bench/naive, the reference column: Go's standard
 // library splice through two io.Copy goroutines per connection.
 func startNaive(_ context.Context, e *env, _ string, p frontPorts, cred *syscall.Credential) ([]*proc, error) {
+	if p.Kind != frontTCP {
+		return nil, fmt.Errorf("naive: only plain TCP: %w", errSkipped)
+	}
 	argv := []string{e.naiveBin,
 		"--listen", fmt.Sprintf("127.0.0.1:%d=%s", p.HTTP, e.whoamiAddr),
 		"--listen", fmt.Sprintf("127.0.0.1:%d=127.0.0.1:%d", p.Iperf, e.iperfPort)}

@@ -222,7 +222,25 @@ func TestParseListeningPorts(t *testing.T) {
 	}
 }
 
+// netUDP is /proc/net/udp: a bound socket on 53 (state 07), and one
+// connected (state 01) from 40000.
+const netUDP = `   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+  1: 0100007F:0035 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1 2 0000000000000000 0
+  2: 0100007F:9C40 0100007F:0035 01 00000000:00000000 00:00000000 00000000     0        0 2 2 0000000000000000 0
+`
+
+func TestParseBoundUDP(t *testing.T) {
+	got, err := parseBoundPorts([]byte(netUDP), udpUnconnected)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || !got[53] {
+		t.Errorf("got %v, want 53 only", got)
+	}
+}
+
 func FuzzParseListeningPorts(f *testing.F) {
+	f.Add(netUDP)
 	f.Add(netTCP)
 	f.Fuzz(func(t *testing.T, in string) {
 		ports, err := parseListeningPorts([]byte(in))

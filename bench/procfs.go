@@ -197,13 +197,23 @@ func readCPUTotals() (cpuTotals, error) {
 	return parseCPUTotals(b)
 }
 
-// tcpListen is the state of a LISTEN socket in /proc/net/tcp.
-const tcpListen = 0x0A
+// tcpListen is the state of a LISTEN socket in /proc/net/tcp;
+// udpUnconnected that of a bound, unconnected socket in /proc/net/udp.
+const (
+	tcpListen      = 0x0A
+	udpUnconnected = 0x07
+)
 
 // parseListeningPorts returns the local ports of sockets in LISTEN state in
 // /proc/net/tcp text. It lets the bench wait for a server without
 // connecting to it (a probe connection would count as iperf3's one test).
 func parseListeningPorts(b []byte) (map[int]bool, error) {
+	return parseBoundPorts(b, tcpListen)
+}
+
+// parseBoundPorts returns the local ports of sockets in state want in
+// /proc/net/tcp or /proc/net/udp text (both have the same columns).
+func parseBoundPorts(b []byte, want uint64) (map[int]bool, error) {
 	ports := make(map[int]bool)
 	lines := bytes.Split(b, []byte{'\n'})
 	for i, line := range lines {
@@ -212,18 +222,18 @@ func parseListeningPorts(b []byte) (map[int]bool, error) {
 			continue // header or trailing newline
 		}
 		if len(f) < 4 {
-			return nil, fmt.Errorf("net/tcp line %d: %d fields: %w", i, len(f), errProcFormat)
+			return nil, fmt.Errorf("socket table line %d: %d fields: %w", i, len(f), errProcFormat)
 		}
 		_, portHex, ok := strings.Cut(f[1], ":")
 		if !ok {
-			return nil, fmt.Errorf("net/tcp local address %q: %w", f[1], errProcFormat)
+			return nil, fmt.Errorf("socket table local address %q: %w", f[1], errProcFormat)
 		}
 		port, err1 := strconv.ParseUint(portHex, 16, 16)
 		state, err2 := strconv.ParseUint(f[3], 16, 8)
 		if err1 != nil || err2 != nil {
-			return nil, fmt.Errorf("net/tcp line %d %q: %w", i, short(line), errProcFormat)
+			return nil, fmt.Errorf("socket table line %d %q: %w", i, short(line), errProcFormat)
 		}
-		if state == tcpListen {
+		if state == want {
 			ports[int(port)] = true
 		}
 	}

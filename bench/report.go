@@ -88,6 +88,12 @@ func mainRows(cliffMax int) []rowDef {
 		{"close", "cpu_per_100k", "proxy CPU s per 100k new connections", false, fmt2, false},
 		{"bulk", "cpu_per_gb", "proxy CPU s per GB, 1 MiB responses", false, fmt2, false},
 		{"iperf", "cpu_per_gb", "proxy CPU s per GB, iperf3 stream", false, fmt2, false},
+		{"sni", "cpu_us_per_conn", "proxy CPU µs per TLS connection routed by SNI", false, fmt1, false},
+		{"udp-queries", "cpu_per_100k", "proxy CPU s per 100k UDP datagrams, queries from many clients", false, fmt2, false},
+		{"udp-stream", "cpu_per_100k", "proxy CPU s per 100k UDP datagrams, one steady iperf3 -u stream", false, fmt2, false},
+	}
+	for _, sv := range serviceRows() {
+		rows = append(rows, rowDef{sv.scenario, "cpu_per_100k", "proxy CPU s per 100k keep-alive requests, " + sv.label, false, fmt2, false})
 	}
 	if cliffMax > 0 {
 		rows = append(rows, rowDef{"cliff", fmt.Sprintf("cpu_per_gb@%d", cliffMax),
@@ -101,20 +107,45 @@ func mainRows(cliffMax int) []rowDef {
 		{"close", "p99_ms", "new connection p99 (ms)", false, fmtMs, false},
 		{"bulk", "mbps", "1 MiB responses, 8 conns: MB/s", true, fmt0, false},
 		{"iperf", "mbps", "iperf3 stream: MB/s", true, fmt0, false},
+		{"sni", "conns_per_s", "TLS connections routed by SNI: per s", true, fmt0, false},
+		{"udp-queries", "qps", "UDP queries answered: per s", true, fmtRate, false},
+		{"udp-stream", "mbps", "steady iperf3 -u stream received: MB/s", true, fmt1, false},
+		{"udp-stream", "loss_pct", "steady iperf3 -u stream: datagrams lost (%)", false, fmt2, false},
 	}...)
+	for _, sv := range serviceRows() {
+		rows = append(rows, rowDef{sv.scenario, "rps", "keep-alive req/s, " + sv.label, true, fmtRate, false})
+	}
 	if cliffMax > 0 {
 		rows = append(rows, rowDef{"cliff", fmt.Sprintf("mbps@%d", cliffMax),
 			fmt.Sprintf("1 MiB responses as nobody, %d conns: MB/s", cliffMax), true, fmt0, false})
 	}
-	return append(rows, []rowDef{
+	rows = append(rows, []rowDef{
 		{"idle", "rss_kb_per_conn", "RSS per idle connection, 3,000 held (KB)", false, fmt1, false},
 		{"idle", "fds_per_conn", "fds per idle connection", false, fmt2, false},
 		{"idle", "slab_kb_per_conn", "kernel slab per idle connection (KB, machine-wide)", false, fmt1, false},
 		{"idle", "max_conns", "idle connections held within the fd limit", true, fmt0, false},
 		{"idle", "max_rss_kb_per_conn", "RSS per idle connection at that count (KB)", false, fmt1, false},
 		{"strace", "ka_syscalls_per_req", "proxy syscalls per keep-alive request (strace)", false, fmt2, false},
+	}...)
+	for _, sv := range serviceRows() {
+		rows = append(rows,
+			rowDef{sv.scenario, "threads", "OS threads (all processes), " + sv.label, false, fmt0, false},
+			rowDef{sv.scenario, "rss_mb", "RSS (MB, all processes), " + sv.label, false, fmt1, false})
+	}
+	return append(rows, []rowDef{
 		{"keepalive", "backend_cpu_per_100k", "backend (whoami) CPU s per 100k keep-alive requests, for reference", false, fmt2, true},
 	}...)
+}
+
+// serviceRows are the service-count scenarios, each with the words its
+// rows end with.
+func serviceRows() []struct{ scenario, label string } {
+	return []struct{ scenario, label string }{
+		{"services1", "200 conns over 1 service"},
+		{"services20", "200 conns over 20 services"},
+		{"services200", "200 conns over 200 services"},
+		{"range200", "200 conns over 1 service on a 200-port range"},
+	}
 }
 
 func fmtRate(v float64) string {
@@ -231,6 +262,8 @@ func markdown(res *results) string {
 	writeMachine(&b, res)
 
 	writeBestPeer(&b, res)
+	writeGoals(&b, res)
+	writeServiceCounts(&b, res, cols)
 
 	rows := res.rows()
 	b.WriteString("\n## Medians of every column\n\n")

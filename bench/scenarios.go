@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -54,7 +55,26 @@ type scenario struct {
 	// AsNobody starts the proxy without root, so the kernel's per-user pipe
 	// budget applies to it as in a normal deployment.
 	AsNobody bool
+	// Front is what the proxy listens for in this scenario, Services how
+	// many service ports (frontServices) or ports of the range (frontRange).
+	Front    frontKind
+	Services int
+	// Families are the proxies the scenario runs on (the baseline build goes
+	// wherever tierlb goes); nil is every target.
+	Families []string
 	Run      func(ctx context.Context, e *env, r *running) (outcome, error)
+}
+
+// runsOn reports whether s runs on t.
+func (s *scenario) runsOn(t *target) bool {
+	if t.Unavailable != "" || (s.ProxyOnly && !t.Proxy) {
+		return false
+	}
+	fam := t.Family
+	if fam == "tierlb-base" {
+		fam = "tierlb"
+	}
+	return s.Families == nil || slices.Contains(s.Families, fam)
 }
 
 // Load shapes. 64 keep-alive connections is the reference setup;
@@ -75,7 +95,51 @@ func allScenarios() []*scenario {
 		{Name: "idle", Desc: "3,000 idle connections, then as many as the fd limit allows: proxy RSS, fds, kernel slab", ProxyOnly: true, Run: runIdle},
 		{Name: "cliff", Desc: "1 MiB responses on many connections with the proxy running as nobody (per-user pipe budget)", AsNobody: true, Run: runCliff},
 		{Name: "strace", Desc: "syscalls counted with strace -f -c during short small-request and bulk runs", ProxyOnly: true, Run: runStrace},
+		{Name: "sni", Desc: fmt.Sprintf("TLS connections routed by server name (tierlb sni, HAProxy req.ssl_sni, nginx ssl_preread) to two TLS backends: "+
+			"each a new connection, a full TLS 1.3 handshake, a one-line answer and a close; %d clients, at most %d connections/s", sniConns, sniRate),
+			ProxyOnly: true, Front: frontSNI, Families: []string{"tierlb", "haproxy", "nginx"}, Run: runSNI},
+		{Name: "udp-queries", Desc: "DNS-style UDP queries, one in flight on each of many client sockets (--udp-clients), each query a session of its own (tierlb udp.responses: 1, nginx proxy_responses 1), to whoami --dns",
+			ProxyOnly: true, Front: frontUDPQueries, Families: []string{"tierlb", "nginx"}, Run: runUDPQueries},
+		{Name: "udp-stream", Desc: "one steady iperf3 -u stream at a fixed rate (--udp-rate of --udp-len byte datagrams) through the proxy to iperf3 -s",
+			ProxyOnly: true, Front: frontUDPStream, Families: []string{"tierlb", "nginx"}, Run: runUDPStream},
+		servicesScenario("services1", frontServices, 1),
+		servicesScenario("services20", frontServices, 20),
+		servicesScenario("services200", frontServices, 200),
+		servicesScenario("range200", frontRange, 200),
 	}
+}
+
+// servicesScenario spreads the same svcConns keep-alive connections over n
+// services of one port each, or over one service's range of n ports.
+func servicesScenario(name string, kind frontKind, n int) *scenario {
+	desc := fmt.Sprintf("small keep-alive requests from %d wrk threads of one connection each, spread round robin over %s; threads, RSS and fds of all the proxy's processes halfway through the load",
+		svcConns, plural(n, "service")+" of one port each")
+	if kind == frontRange {
+		desc = fmt.Sprintf("the same %d wrk connections over the %d ports of one service's range (tierlb listen: HOST:LO-HI, HAProxy bind HOST:LO-HI, nginx a listen line per port)",
+			svcConns, n)
+	}
+	return &scenario{Name: name, Desc: desc, ProxyOnly: true, Front: kind, Services: n,
+		Families: []string{"tierlb", "haproxy", "nginx"}, Run: runServices}
+}
+
+// scenarioGroups are names for several scenarios at once, for --scenarios
+// and --once.
+var scenarioGroups = map[string][]string{
+	"udp":      {"udp-queries", "udp-stream"},
+	"services": {"services1", "services20", "services200", "range200"},
+}
+
+// expandScenarios replaces group names by their scenarios.
+func expandScenarios(names []string) []string {
+	var out []string
+	for _, n := range names {
+		if g, ok := scenarioGroups[n]; ok {
+			out = append(out, g...)
+			continue
+		}
+		out = append(out, n)
+	}
+	return out
 }
 
 // cpuSeconds converts clock ticks to seconds.
@@ -166,7 +230,7 @@ func runBulk(ctx context.Context, e *env, r *running) (outcome, error) {
 func runIperfScenario(ctx context.Context, e *env, r *running) (outcome, error) {
 	var o outcome
 	before := r.cpuTicks()
-	res, err := runIperf(ctx, e, r.iperfAddr, e.opts.Duration)
+	res, err := runIperf(ctx, e, r.iperfAddr, e.opts.Duration, nil)
 	cpu := cpuSeconds(r.cpuTicks() - before)
 	if err == nil {
 		err = r.alive()

@@ -33,7 +33,23 @@ type env struct {
 
 	whoamiAddr string
 	whoamiPID  int // its CPU shows whether the backend, not the proxy, limits a row
-	iperfPort  int
+	iperfPort  int // TCP and UDP: iperf3 -s takes both on one port
+	dnsAddr    string
+	tls        *tlsBackends // the SNI scenario's, or nil
+}
+
+// backendAddrs are what the proxies forward to.
+type backendAddrs struct {
+	HTTP, Iperf, DNS string
+	TLS              []string // one per name of sniNames
+}
+
+func (e *env) backends() backendAddrs {
+	b := backendAddrs{HTTP: e.whoamiAddr, Iperf: "127.0.0.1:" + strconv.Itoa(e.iperfPort), DNS: e.dnsAddr}
+	if e.tls != nil {
+		b.TLS = e.tls.addrs()
+	}
+	return b
 }
 
 // moduleRoot is where go.mod lives, so `go run ./bench` works from any
@@ -67,7 +83,7 @@ func goBuild(ctx context.Context, goBin, root, out, pkg string, static bool) err
 
 // setup finds the tools, builds both binaries and starts the whoami backend.
 // Targets that cannot run get their reason in Unavailable.
-func setup(ctx context.Context, opts options, log *slog.Logger, targets []*target) (*env, error) {
+func setup(ctx context.Context, opts options, log *slog.Logger, scenarios []*scenario, targets []*target) (*env, error) {
 	tl, err := findTools(ctx)
 	if err != nil {
 		return nil, err
@@ -124,7 +140,7 @@ func setup(ctx context.Context, opts options, log *slog.Logger, targets []*targe
 	if buildErr != nil {
 		log.Warn("tierlb does not build; its columns are skipped", "err", buildErr)
 	}
-	if e.iperfPort, err = freePort(); err != nil {
+	if e.iperfPort, err = freePortTCPUDP(); err != nil {
 		return e, err
 	}
 	port, err := freePort()
@@ -140,7 +156,37 @@ func setup(ctx context.Context, opts options, log *slog.Logger, targets []*targe
 		return e, err
 	}
 	e.whoamiPID = w.pid()
+	for _, s := range scenarios {
+		switch {
+		case s.Front == frontUDPQueries && e.dnsAddr == "":
+			if err := startDNSBackend(ctx, e); err != nil {
+				return e, err
+			}
+		case s.Front == frontSNI && e.tls == nil:
+			if e.tls, err = startTLSBackends(); err != nil {
+				return e, err
+			}
+		}
+	}
 	return e, nil
+}
+
+// startDNSBackend runs a second whoami with only its DNS responder busy, so
+// the HTTP backend of the other scenarios stays as it was.
+func startDNSBackend(ctx context.Context, e *env) error {
+	port, err := freePortTCPUDP()
+	if err != nil {
+		return err
+	}
+	e.dnsAddr = "127.0.0.1:" + strconv.Itoa(port)
+	w, err := e.procs.start("whoami-dns", []string{e.whoamiBin, "--listen", "127.0.0.1:0", "--name", "bench", "--dns", e.dnsAddr}, nil, nil)
+	if err != nil {
+		return err
+	}
+	if err := waitBoundUDP(ctx, w, []int{port}, 10*time.Second); err != nil {
+		return err
+	}
+	return waitAnswer(ctx, e.dnsAddr, 10*time.Second)
 }
 
 // buildBaseline builds cmd/tierlb as it was at git revision rev, from a
@@ -174,7 +220,7 @@ func checkTierlb(ctx context.Context, e *env, targets []*target) {
 		if !strings.HasPrefix(t.Family, "tierlb") || t.Unavailable != "" {
 			continue
 		}
-		r, err := startTarget(ctx, e, t, nil)
+		r, err := startTarget(ctx, e, t, frontTCP, 0, nil)
 		if err == nil {
 			var c interface{ Close() error }
 			c, err = dialAndAsk(r.httpAddr)
@@ -194,6 +240,9 @@ func checkTierlb(ctx context.Context, e *env, targets []*target) {
 // the proxies' logs and configs).
 func (e *env) cleanup() {
 	e.procs.stopAll()
+	if e.tls != nil {
+		e.tls.close()
+	}
 	if e.opts.KeepTmp {
 		e.log.Info("kept temporary files", "dir", e.tmp)
 		return

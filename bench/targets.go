@@ -41,17 +41,42 @@ type target struct {
 	start        func(ctx context.Context, e *env, dir string, ports frontPorts, cred *syscall.Credential) ([]*proc, error)
 }
 
-// frontPorts are the proxy's listeners: HTTP (to whoami), iperf3, and
-// tierlb's admin API (/metrics), which the others lack.
-type frontPorts struct{ HTTP, Iperf, Admin int }
+// frontKind is what a run's proxy listens for; each scenario drives one.
+// A proxy is started with only the listeners its scenario uses: a tierlb
+// service is a set of event loops of its own, so idle extra services would
+// change what the other rows measure.
+type frontKind int
+
+const (
+	frontTCP        frontKind = iota // HTTP to whoami, and an iperf3 port
+	frontSNI                         // one TLS port routing two server names to two TLS backends
+	frontUDPQueries                  // DNS-style queries to whoami --dns, a session per query
+	frontUDPStream                   // iperf3 -u: TCP control and UDP data on one port
+	frontServices                    // one service per port, all to whoami
+	frontRange                       // one service on a range of consecutive ports, to whoami
+)
+
+// frontPorts are the proxy's listeners, by kind: HTTP and Iperf (TCP;
+// Iperf also UDP for frontUDPStream), TLS, DNS (UDP), Services (one port
+// per service, or every port of the range in order), and tierlb's admin
+// API (/metrics), which the others lack.
+type frontPorts struct {
+	Kind                         frontKind
+	HTTP, Iperf, Admin, TLS, DNS int
+	Services                     []int
+}
 
 // running is a started target.
 type running struct {
 	t         *target
 	httpAddr  string
 	iperfAddr string
-	procs     []*proc
-	e         *env
+	// tlsAddr is the SNI front; "" for direct, which dials each backend.
+	tlsAddr  string
+	dnsAddr  string
+	svcAddrs []string // one per service (or per port of a range)
+	procs    []*proc
+	e        *env
 }
 
 // pids returns the proxy's processes, workers included; nil for direct.
@@ -81,12 +106,18 @@ func (r *running) alive() error {
 	return nil
 }
 
-// startTarget starts t (nothing for direct) and waits until it listens.
-func startTarget(ctx context.Context, e *env, t *target, cred *syscall.Credential) (*running, error) {
+// startTarget starts t (nothing for direct) with the listeners of kind
+// (services ports for frontServices and frontRange) and waits until it
+// listens.
+func startTarget(ctx context.Context, e *env, t *target, kind frontKind, services int, cred *syscall.Credential) (*running, error) {
 	r := &running{t: t, e: e}
 	if !t.Proxy {
 		r.httpAddr = e.whoamiAddr
 		r.iperfAddr = "127.0.0.1:" + strconv.Itoa(e.iperfPort)
+		r.dnsAddr = e.dnsAddr
+		for range services {
+			r.svcAddrs = append(r.svcAddrs, e.whoamiAddr)
+		}
 		return r, nil
 	}
 	e.runSeq++
@@ -98,12 +129,9 @@ func startTarget(ctx context.Context, e *env, t *target, cred *syscall.Credentia
 	if err := os.Chmod(dir, 0o777); err != nil {
 		return nil, fmt.Errorf("start %s: %w", t.Name, err)
 	}
-	var ports frontPorts
-	for _, p := range []*int{&ports.HTTP, &ports.Iperf, &ports.Admin} {
-		var err error
-		if *p, err = freePort(); err != nil {
-			return nil, err
-		}
+	ports, err := allocPorts(kind, services)
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", t.Name, err)
 	}
 	ps, err := t.start(ctx, e, dir, ports, cred)
 	r.procs = ps
@@ -111,13 +139,77 @@ func startTarget(ctx context.Context, e *env, t *target, cred *syscall.Credentia
 		r.stop()
 		return nil, fmt.Errorf("start %s: %w", t.Name, err)
 	}
-	if err := waitListening(ctx, ps[0], []int{ports.HTTP, ports.Iperf}, 10*time.Second); err != nil {
+	tcp, udp := ports.listening()
+	if err := waitListening(ctx, ps[0], tcp, 10*time.Second); err != nil {
 		r.stop()
 		return nil, fmt.Errorf("start %s: %w", t.Name, err)
 	}
-	r.httpAddr = "127.0.0.1:" + strconv.Itoa(ports.HTTP)
-	r.iperfAddr = "127.0.0.1:" + strconv.Itoa(ports.Iperf)
+	if err := waitBoundUDP(ctx, ps[0], udp, 10*time.Second); err != nil {
+		r.stop()
+		return nil, fmt.Errorf("start %s: %w", t.Name, err)
+	}
+	addr := func(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
+	r.httpAddr, r.iperfAddr, r.tlsAddr, r.dnsAddr = addr(ports.HTTP), addr(ports.Iperf), addr(ports.TLS), addr(ports.DNS)
+	for _, p := range ports.Services {
+		r.svcAddrs = append(r.svcAddrs, addr(p))
+	}
 	return r, nil
+}
+
+// allocPorts finds free loopback ports for kind's listeners.
+func allocPorts(kind frontKind, services int) (frontPorts, error) {
+	p := frontPorts{Kind: kind}
+	var err error
+	if p.Admin, err = freePort(); err != nil {
+		return p, err
+	}
+	switch kind {
+	case frontTCP:
+		if p.HTTP, err = freePort(); err == nil {
+			p.Iperf, err = freePort()
+		}
+	case frontSNI:
+		p.TLS, err = freePort()
+	case frontUDPQueries:
+		p.DNS, err = freePortTCPUDP()
+	case frontUDPStream:
+		p.Iperf, err = freePortTCPUDP()
+	case frontServices, frontRange:
+		// A block below the ephemeral ports, all free at once: ports picked
+		// one by one from the kernel repeat, and clients' own ports land
+		// among them.
+		var lo int
+		if lo, err = freePortRange(services); err == nil {
+			for i := range services {
+				p.Services = append(p.Services, lo+i)
+			}
+		}
+	}
+	return p, err
+}
+
+// listening are the TCP ports a started proxy must listen on and the UDP
+// ports it must have bound.
+func (p frontPorts) listening() (tcp, udp []int) {
+	switch p.Kind {
+	case frontTCP:
+		return []int{p.HTTP, p.Iperf}, nil
+	case frontSNI:
+		return []int{p.TLS}, nil
+	case frontUDPQueries:
+		return nil, []int{p.DNS}
+	case frontUDPStream:
+		return []int{p.Iperf}, []int{p.Iperf}
+	}
+	return p.Services, nil
+}
+
+// rangeSpec is the range as HAProxy and tierlb write it: "LO-HI".
+func (p frontPorts) rangeSpec() string {
+	if len(p.Services) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d-%d", p.Services[0], p.Services[len(p.Services)-1])
 }
 
 // allTargets lists the columns in table order: each proxy once per thread
@@ -136,11 +228,14 @@ func allTargets(threads []int, defaultLoops int, baseline string) []*target {
 			return startTierlb(e, dir, p, tierlbRun{build: e.tierlb, name: "tierlb-copy", copyOnly: true}, cred)
 		}})
 	for _, n := range threads {
-		out = append(out, &target{Name: fmt.Sprintf("haproxy-nbthread%d", n), Family: "haproxy", Threads: n,
-			Setting: fmt.Sprintf("nbthread %d", n), Label: fmt.Sprintf("HAProxy nbthread %d", n), Proxy: true, ExpectSplice: true,
-			start: func(ctx context.Context, e *env, dir string, p frontPorts, cred *syscall.Credential) ([]*proc, error) {
-				return startHAProxy(e, n, dir, p, cred)
-			}})
+		for _, m := range spliceModes() {
+			out = append(out, &target{Name: fmt.Sprintf("haproxy-nbthread%d%s", n, m.suffix), Family: "haproxy", Threads: n,
+				Setting: fmt.Sprintf("nbthread %d, %s", n, m.name), Label: fmt.Sprintf("HAProxy nbthread %d, %s", n, m.name),
+				Proxy: true, ExpectSplice: m.mode == spliceBoth, ForbidSplice: m.mode == spliceOff,
+				start: func(ctx context.Context, e *env, dir string, p frontPorts, cred *syscall.Credential) ([]*proc, error) {
+					return startHAProxy(e, haproxyRun{threads: n, splice: m.mode}, dir, p, cred)
+				}})
+		}
 	}
 	for _, n := range threads {
 		out = append(out, &target{Name: fmt.Sprintf("nginx-workers%d", n), Family: "nginx", Threads: n,

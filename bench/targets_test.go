@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -15,7 +16,9 @@ func TestTargetsPerSetting(t *testing.T) {
 	for _, tg := range all {
 		names = append(names, tg.Name)
 	}
-	want := []string{"direct", "tierlb", "tierlb-loops1", "tierlb-copy", "haproxy-nbthread1", "haproxy-nbthread2",
+	want := []string{"direct", "tierlb", "tierlb-loops1", "tierlb-copy",
+		"haproxy-nbthread1", "haproxy-nbthread1-splice-auto", "haproxy-nbthread1-nosplice",
+		"haproxy-nbthread2", "haproxy-nbthread2-splice-auto", "haproxy-nbthread2-nosplice",
 		"nginx-workers1", "nginx-workers2", "naive-go"}
 	if !slices.Equal(names, want) {
 		t.Errorf("targets %v, want %v (the default is not run again as 2 loops)", names, want)
@@ -25,7 +28,7 @@ func TestTargetsPerSetting(t *testing.T) {
 		base string
 		want []string
 	}{
-		{[]string{"haproxy"}, "", []string{"haproxy-nbthread1", "haproxy-nbthread2"}},
+		{[]string{"haproxy-nbthread1-nosplice", "haproxy-nbthread2"}, "", []string{"haproxy-nbthread1-nosplice", "haproxy-nbthread2"}},
 		{[]string{"tierlb", "nginx-workers1"}, "", []string{"tierlb", "tierlb-loops1", "nginx-workers1"}},
 		{[]string{"tierlb"}, "main", []string{"tierlb", "tierlb-loops1", "tierlb-base", "tierlb-base-loops1"}},
 		{[]string{"direct", "tierlb-copy"}, "main", []string{"direct", "tierlb-copy"}},
@@ -37,6 +40,65 @@ func TestTargetsPerSetting(t *testing.T) {
 		}
 		if !slices.Equal(got, tt.want) {
 			t.Errorf("%v (baseline %q): %v, want %v", tt.sel, tt.base, got, tt.want)
+		}
+	}
+}
+
+// TestHAProxySpliceSettings: HAProxy runs at every nbthread in each splice
+// mode, and strace holds each mode to what it promises.
+func TestHAProxySpliceSettings(t *testing.T) {
+	got := map[string]string{}
+	for _, tg := range selectTargets(allTargets([]int{1, 2}, 2, ""), []string{"haproxy"}) {
+		got[tg.Name] = fmt.Sprintf("%s|expect %v|forbid %v", tg.Setting, tg.ExpectSplice, tg.ForbidSplice)
+	}
+	want := map[string]string{
+		"haproxy-nbthread1":             "nbthread 1, splice both ways|expect true|forbid false",
+		"haproxy-nbthread1-splice-auto": "nbthread 1, splice-auto|expect false|forbid false",
+		"haproxy-nbthread1-nosplice":    "nbthread 1, nosplice|expect false|forbid true",
+		"haproxy-nbthread2":             "nbthread 2, splice both ways|expect true|forbid false",
+		"haproxy-nbthread2-splice-auto": "nbthread 2, splice-auto|expect false|forbid false",
+		"haproxy-nbthread2-nosplice":    "nbthread 2, nosplice|expect false|forbid true",
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("HAProxy targets\n%v\nwant\n%v", got, want)
+	}
+}
+
+// TestScenarioFamilies: the SNI, UDP and service-count scenarios run on the
+// proxies they compare (the baseline wherever tierlb runs), and the group
+// names expand.
+func TestScenarioFamilies(t *testing.T) {
+	runsOn := map[string][]string{}
+	for _, s := range allScenarios() {
+		for _, tg := range allTargets([]int{1, 2}, 2, "main") {
+			if s.runsOn(tg) {
+				runsOn[s.Name] = append(runsOn[s.Name], tg.Family)
+			}
+		}
+		runsOn[s.Name] = slices.Compact(runsOn[s.Name])
+	}
+	for name, want := range map[string][]string{
+		"keepalive":   {"direct", "tierlb", "tierlb-base", "tierlb-copy", "haproxy", "nginx", "naive-go"},
+		"sni":         {"tierlb", "tierlb-base", "haproxy", "nginx"},
+		"udp-queries": {"tierlb", "tierlb-base", "nginx"},
+		"udp-stream":  {"tierlb", "tierlb-base", "nginx"},
+		"range200":    {"tierlb", "tierlb-base", "haproxy", "nginx"},
+	} {
+		if !slices.Equal(runsOn[name], want) {
+			t.Errorf("%s runs on %v, want %v", name, runsOn[name], want)
+		}
+	}
+	o, err := parseFlags([]string{"--scenarios", "keepalive,services,udp", "--once", "services"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"keepalive", "services1", "services20", "services200", "range200", "udp-queries", "udp-stream"}
+	if !slices.Equal(o.Scenarios, want) || len(o.Once) != 4 {
+		t.Errorf("scenarios %v once %v, want %v and the four service scenarios", o.Scenarios, o.Once, want)
+	}
+	for _, name := range o.Scenarios {
+		if !slices.Contains(scenarioNames(), name) {
+			t.Errorf("%s is not a scenario", name)
 		}
 	}
 }

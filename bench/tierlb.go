@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -63,30 +64,19 @@ type tierlbRun struct {
 }
 
 // tierlbConfig is the YAML config (SPEC "Config file") for one bench run,
-// as a user would run tierlb with two static services: metrics on (they
-// are always counted; the admin listener that serves them is on, at a free
-// port so instances do not collide, and nobody scrapes it during a run),
-// the access log off (a log line per connection is not what is compared,
-// and HAProxy and nginx log nothing either), no Docker, and no health
-// checks (they would add connections of their own to the counts).
-func tierlbConfig(p frontPorts, whoamiAddr, iperfAddr string, zeroCopy bool) string {
+// as a user would write it for the run's listeners (frontPorts by kind):
+// metrics on (they are always counted; the admin listener that serves them
+// is on, at a free port so instances do not collide, and nobody scrapes it
+// during a run), the access log off (a log line per connection is not what
+// is compared, and HAProxy and nginx log nothing either), no Docker, and no
+// health checks (they would add connections of their own to the counts).
+func tierlbConfig(p frontPorts, b backendAddrs, zeroCopy bool) string {
 	zc := "auto"
 	if !zeroCopy {
 		zc = "off"
 	}
-	svc := func(name string, port int, backend string) string {
-		return fmt.Sprintf(`  - name: %s
-    listen: 127.0.0.1:%d
-    backends:
-      static: [%q]
-    health:
-      type: none
-    timeouts:
-      idle: 1h
-    zero_copy: %s
-`, name, port, backend, zc)
-	}
-	return fmt.Sprintf(`admin:
+	var s strings.Builder
+	fmt.Fprintf(&s, `admin:
   listen: 127.0.0.1:%d
 log:
   level: warn
@@ -94,7 +84,39 @@ log:
 docker:
   enabled: "false"
 services:
-`, p.Admin) + svc("http", p.HTTP, whoamiAddr) + svc("iperf", p.Iperf, iperfAddr)
+`, p.Admin)
+	svc := func(name, listen, backend, extra string) {
+		fmt.Fprintf(&s, `  - name: %s
+    listen: %s
+    backends:
+      static: [%q]
+    health:
+      type: none
+%s`, name, listen, backend, extra)
+	}
+	tcp := fmt.Sprintf("    timeouts:\n      idle: 1h\n    zero_copy: %s\n", zc)
+	addr := func(port int) string { return fmt.Sprintf("127.0.0.1:%d", port) }
+	switch p.Kind {
+	case frontTCP:
+		svc("http", addr(p.HTTP), b.HTTP, tcp)
+		svc("iperf", addr(p.Iperf), b.Iperf, tcp)
+	case frontSNI:
+		for i, name := range sniNames {
+			svc(fmt.Sprintf("tls%d", i), addr(p.TLS), b.TLS[i], fmt.Sprintf("    sni: [%s]\n", name)+tcp)
+		}
+	case frontUDPQueries:
+		svc("dns", addr(p.DNS), b.DNS, "    protocol: udp\n    udp:\n      responses: 1\n")
+	case frontUDPStream:
+		svc("iperf-control", addr(p.Iperf), b.Iperf, tcp)
+		svc("iperf", addr(p.Iperf), b.Iperf, "    protocol: udp\n")
+	case frontServices:
+		for i, port := range p.Services {
+			svc(fmt.Sprintf("svc%d", i), addr(port), b.HTTP, tcp)
+		}
+	case frontRange:
+		svc("range", "127.0.0.1:"+p.rangeSpec(), b.HTTP, tcp)
+	}
+	return s.String()
 }
 
 // tierlbArgs is the command line and the environment of one run. The
@@ -124,9 +146,13 @@ func startTierlb(e *env, dir string, p frontPorts, r tierlbRun, cred *syscall.Cr
 		return nil, fmt.Errorf("%s: no binary", r.name)
 	}
 	cfg := filepath.Join(dir, "tierlb.yaml")
-	text := tierlbConfig(p, e.whoamiAddr, fmt.Sprintf("127.0.0.1:%d", e.iperfPort), !r.copyOnly)
-	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(tierlbConfig(p, e.backends(), !r.copyOnly)), 0o644); err != nil {
 		return nil, fmt.Errorf("write tierlb config: %w", err)
+	}
+	if p.Kind == frontRange {
+		if err := checkRange(r.build.bin, cfg); err != nil {
+			return nil, err
+		}
 	}
 	argv, env := tierlbArgs(r, cfg, os.Environ())
 	pr, err := e.procs.start(r.name, argv, env, cred)
@@ -134,4 +160,23 @@ func startTierlb(e *env, dir string, p frontPorts, r tierlbRun, cred *syscall.Cr
 		return nil, err
 	}
 	return []*proc{pr}, nil
+}
+
+// errSkipped marks a run that cannot happen with this binary: its note says
+// why, and it is not an error of the run.
+var errSkipped = errors.New("skipped")
+
+// checkRange asks `tierlb check` whether the binary takes a port range in
+// listen (issue 17); a binary from before it refuses the key, and the run
+// is skipped with that answer rather than failed.
+func checkRange(bin, cfg string) error {
+	out, err := exec.Command(bin, "check", "--config", cfg).CombinedOutput()
+	if err == nil {
+		return nil
+	}
+	if strings.Contains(string(out), ".listen") {
+		return fmt.Errorf("%w: needs port ranges in listen (issue 17); this tierlb says: %s", errSkipped,
+			strings.Join(strings.Fields(string(out)), " "))
+	}
+	return fmt.Errorf("tierlb check: %w: %s", err, strings.TrimSpace(string(out)))
 }

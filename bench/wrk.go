@@ -33,6 +33,7 @@ type wrkLoad struct {
 	Threads  int
 	Duration time.Duration
 	Headers  []string
+	Script   string // a Lua script (-s), or ""
 }
 
 // runWrk runs wrk with --latency, bounded by its own -d and a context
@@ -43,6 +44,9 @@ func runWrk(ctx context.Context, wrk string, l wrkLoad) (wrkResult, error) {
 		"-d", strconv.Itoa(secs) + "s", "--timeout", "5s", "--latency"}
 	for _, h := range l.Headers {
 		args = append(args, "-H", h)
+	}
+	if l.Script != "" {
+		args = append(args, "-s", l.Script)
 	}
 	args = append(args, l.URL)
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(secs)*time.Second+30*time.Second)

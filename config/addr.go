@@ -7,35 +7,52 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/tierlb/tierlb/internal/listenaddr"
 )
 
 // ListenAddr is a parsed listen address, comparable for conflict checks.
 type ListenAddr struct {
 	IP   netip.Addr // invalid (zero) for the wildcard
-	Port int        // 0: the kernel picks a free port
+	Port int        // the first port; 0: the kernel picks a free port
+	Last int        // the last port of a range (host:first-last); 0 for one port
 }
+
+// IsRange reports whether the address is a port range.
+func (a ListenAddr) IsRange() bool { return a.Last != 0 }
+
+// lastPort is the range's last port, or the one port.
+func (a ListenAddr) lastPort() int { return max(a.Last, a.Port) }
 
 // wildcard reports whether the address listens on every local address.
 func (a ListenAddr) wildcard() bool { return !a.IP.IsValid() || a.IP.IsUnspecified() }
 
-// Conflicts reports whether two listeners cannot both bind: the same port,
-// and the same address or either one a wildcard (Go's [::] is dual-stack).
-// Port 0 never conflicts: each bind gets its own port.
+// Conflicts reports whether two listeners cannot both bind: a port in
+// common (ranges overlap), and the same address or either one a wildcard
+// (Go's [::] is dual-stack). Port 0 never conflicts: each bind gets its
+// own port.
 func (a ListenAddr) Conflicts(b ListenAddr) bool {
-	if a.Port == 0 || a.Port != b.Port {
+	if a.Port == 0 || b.Port == 0 || a.Port > b.lastPort() || b.Port > a.lastPort() {
 		return false
 	}
 	return a.wildcard() || b.wildcard() || a.IP == b.IP
 }
 
 // ParseListenAddr checks a listen address: an IP literal (IPv6 in brackets)
-// or nothing for all addresses, and a port 0-65535.
+// or nothing for all addresses, and a port 0-65535 or a range of at most
+// listenaddr.MaxPorts ports (first-last).
 func ParseListenAddr(s string) (ListenAddr, error) {
-	host, port, err := splitHostPort(s, 0)
-	if err != nil {
+	var a ListenAddr
+	var host string
+	var err error
+	if _, p, serr := net.SplitHostPort(s); serr == nil && strings.Contains(p, "-") {
+		host, a.Port, a.Last, err = listenaddr.Split(s)
+		if err != nil {
+			return ListenAddr{}, fmt.Errorf("%q: %w", s, err)
+		}
+	} else if host, a.Port, err = splitHostPort(s, 0); err != nil {
 		return ListenAddr{}, err
 	}
-	a := ListenAddr{Port: port}
 	if host != "" {
 		ip, err := netip.ParseAddr(host)
 		if err != nil {
@@ -91,10 +108,15 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(ip, ip.BitLen()), nil
 }
 
-// String is the address in host:port form, ":port" for the wildcard.
+// String is the address in host:port form, ":port" for the wildcard,
+// host:first-last for a range.
 func (a ListenAddr) String() string {
-	if !a.IP.IsValid() {
-		return ":" + strconv.Itoa(a.Port)
+	port := strconv.Itoa(a.Port)
+	if a.IsRange() {
+		port += "-" + strconv.Itoa(a.Last)
 	}
-	return netip.AddrPortFrom(a.IP, uint16(a.Port)).String()
+	if !a.IP.IsValid() {
+		return ":" + port
+	}
+	return net.JoinHostPort(a.IP.String(), port)
 }

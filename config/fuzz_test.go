@@ -35,7 +35,8 @@ func FuzzLoadYAML(f *testing.F) {
 // FuzzParseListenAddr checks that an accepted listen address round-trips
 // through its canonical form.
 func FuzzParseListenAddr(f *testing.F) {
-	for _, s := range []string{"0.0.0.0:8080", "[::]:80", ":0", "127.0.0.1:65535", "[fe80::1%eth0]:1", "1.2.3.4:", "[::1]", "a:b:c", "::1:80", "[::ffff:1.2.3.4]:9"} {
+	for _, s := range []string{"0.0.0.0:8080", "[::]:80", ":0", "127.0.0.1:65535", "[fe80::1%eth0]:1", "1.2.3.4:", "[::1]", "a:b:c", "::1:80", "[::ffff:1.2.3.4]:9",
+		"0.0.0.0:30000-30099", "[::]:1-1000", ":1-1001", ":9-8", ":0-5", "1.2.3.4:65000-65535"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -46,11 +47,18 @@ func FuzzParseListenAddr(f *testing.F) {
 		if a.Port < 0 || a.Port > 65535 {
 			t.Fatalf("%q: port %d out of range", s, a.Port)
 		}
+		if a.IsRange() && (a.Port < 1 || a.Last <= a.Port || a.Last > 65535 || a.Last-a.Port >= 1000) {
+			t.Fatalf("%q: port range %d-%d", s, a.Port, a.Last)
+		}
 		host := ""
 		if a.IP.IsValid() {
 			host = a.IP.String()
 		}
-		canon := net.JoinHostPort(host, strconv.Itoa(a.Port))
+		port := strconv.Itoa(a.Port)
+		if a.IsRange() {
+			port += "-" + strconv.Itoa(a.Last)
+		}
+		canon := net.JoinHostPort(host, port)
 		b, err := ParseListenAddr(canon)
 		if err != nil || b != a {
 			t.Fatalf("%q → %q → %+v, %v; want %+v", s, canon, b, err, a)

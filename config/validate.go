@@ -15,8 +15,10 @@ import (
 // path; nothing stops at the first.
 func validate(c *Config, p *problems) {
 	if c.Admin.Listen != "" {
-		if _, err := ParseListenAddr(c.Admin.Listen); err != nil {
+		if la, err := ParseListenAddr(c.Admin.Listen); err != nil {
 			p.add("admin.listen", "%v", err)
+		} else if la.IsRange() {
+			p.add("admin.listen", "%s is a port range; want one port", c.Admin.Listen)
 		}
 	}
 	oneOf(p, "log.level", c.Log.Level, "debug", "info", "warn", "error")

@@ -26,8 +26,10 @@ func validateService(s *ServiceConfig, path string, dockerOn bool, p *problems) 
 	}
 	if s.Listen == "" {
 		p.add(path+".listen", "missing (host:port, IPv6 as [::]:8080)")
-	} else if _, err := ParseListenAddr(s.Listen); err != nil {
+	} else if la, err := ParseListenAddr(s.Listen); err != nil {
 		p.add(path+".listen", "%v", err)
+	} else if la.IsRange() && len(s.SNI) > 0 {
+		p.add(path+".listen", "%s is a port range, but the service routes by sni: services sharing a TLS port listen on one port", s.Listen)
 	}
 	oneOf(p, path+".protocol", s.Protocol, ProtocolTCP, ProtocolUDP)
 	if _, err := backends.ParsePolicy(s.Balance); err != nil {

@@ -21,6 +21,8 @@ func conflict(c *Config, i, j int, same bool, p *problems) {
 		p.add(path+".sni", "empty, but listen %s is shared with services[%d] (%s), which routes by sni: every service on a shared address needs sni names", s.Listen, j, o.Name)
 	case same && len(s.SNI) > 0:
 		p.add(fmt.Sprintf("services[%d].sni", j), "empty, but listen %s is shared with services[%d] (%s), which routes by sni: every service on a shared address needs sni names", o.Listen, i, s.Name)
+	case listensRange(s) || listensRange(o):
+		p.add(path+".listen", "%s overlaps services[%d].listen %s: a port range shares no port with another service of the same protocol", s.Listen, j, o.Listen)
 	default:
 		what := "duplicate listen address"
 		if o.Listen != s.Listen {
@@ -28,6 +30,12 @@ func conflict(c *Config, i, j int, same bool, p *problems) {
 		}
 		p.add(path+".listen", "%s %s (also services[%d]: %s)", what, s.Listen, j, o.Listen)
 	}
+}
+
+// listensRange reports whether s listens on a port range.
+func listensRange(s *ServiceConfig) bool {
+	la, err := ParseListenAddr(s.Listen)
+	return err == nil && la.IsRange()
 }
 
 // validateShared checks two sni services on one address: no server name

@@ -36,6 +36,16 @@ func TestErrorClasses(t *testing.T) {
 			`services[2].listen: duplicate listen address 0.0.0.0:8080 (also services[0]: 0.0.0.0:8080)`},
 		{"overlapping listen", "services:\n" + svc("a", "0.0.0.0:8080", "") + svc("b", "127.0.0.1:8080", ""),
 			`services[1].listen: listen address overlaps 127.0.0.1:8080 (also services[0]: 0.0.0.0:8080)`},
+		{"overlapping port ranges", "services:\n" + svc("a", "0.0.0.0:30000-30099", "") + svc("b", "127.0.0.1:30050-30149", ""),
+			`services[1].listen: 127.0.0.1:30050-30149 overlaps services[0].listen 0.0.0.0:30000-30099`},
+		{"port in a range", "services:\n" + svc("a", ":30000-30099", "") + svc("b", "0.0.0.0:30099", ""),
+			`services[1].listen: 0.0.0.0:30099 overlaps services[0].listen :30000-30099`},
+		{"range over a port", "services:\n" + svc("a", "10.0.0.1:8080", "") + svc("b", "[::]:8000-8099", ""),
+			`services[1].listen: [::]:8000-8099 overlaps services[0].listen 10.0.0.1:8080`},
+		{"range too long", "services:\n" + svc("a", ":1000-2000", ""), `services[0].listen: ":1000-2000": port range "1000-2000": 1001 ports; at most 1000`},
+		{"range reversed", "services:\n" + svc("a", ":2000-1000", ""), `services[0].listen: ":2000-1000": port range "2000-1000": want the first port below the last`},
+		{"range with sni", "services:\n" + svc("a", ":8443-8444", "sni: [a.example.com]"), `services[0].listen: :8443-8444 is a port range, but the service routes by sni`},
+		{"admin range", "admin: {listen: '127.0.0.1:9000-9001'}\n" + one(""), `admin.listen: 127.0.0.1:9000-9001 is a port range; want one port`},
 		{"duplicate name", "services:\n" + svc("a", ":1", "") + svc("a", ":2", ""), `services[1].name: duplicate service name "a" (also services[0])`},
 		{"missing name", "services:\n" + svc("", ":1", ""), `services[0].name: missing`},
 		{"bad name", "services:\n" + svc("a b", ":1", ""), `services[0].name: "a b" is not a service name`},
@@ -117,6 +127,52 @@ func TestEveryErrorAtOnce(t *testing.T) {
 	for i := range want {
 		if got[i].Error() != want[i] {
 			t.Errorf("error %d = %q, want %q", i, got[i], want[i])
+		}
+	}
+}
+
+// TestPortRangesLoad: ranges that share no port, and a TCP and a UDP
+// service on the same range, are accepted.
+func TestPortRangesLoad(t *testing.T) {
+	yaml := "services:\n" +
+		svc("ftp", "0.0.0.0:30000-30099", "") +
+		svc("rtp", "0.0.0.0:30100-30199", "") +
+		svc("rtp-udp", "0.0.0.0:30100-30199", "protocol: udp\nhealth: {type: none}") +
+		svc("web", "0.0.0.0:8080", "") +
+		svc("local", "127.0.0.1:31000-31999", "")
+	cfg, err := load(t, "c.yaml", yaml)
+	if err != nil {
+		t.Fatal(err)
+	}
+	la, err := ParseListenAddr(cfg.Services[0].Listen)
+	if err != nil || !la.IsRange() || la.Port != 30000 || la.Last != 30099 || la.String() != "0.0.0.0:30000-30099" {
+		t.Errorf("ParseListenAddr(%q) = %+v (%s), %v", cfg.Services[0].Listen, la, la, err)
+	}
+}
+
+// TestListenAddrConflicts: ranges conflict where they share a port on an
+// address they both bind.
+func TestListenAddrConflicts(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want bool
+	}{
+		{":30000-30099", ":30099", true},
+		{":30000-30099", ":30100", false},
+		{":30000-30099", "127.0.0.1:29001-30000", true},
+		{"10.0.0.1:30000-30099", "10.0.0.2:30000-30099", false},
+		{"[::]:1-10", "10.0.0.1:5", true},
+		{":1-10", ":0", false},
+		{":80", ":80", true},
+	}
+	for _, tt := range tests {
+		a, aerr := ParseListenAddr(tt.a)
+		b, berr := ParseListenAddr(tt.b)
+		if aerr != nil || berr != nil {
+			t.Fatalf("%s, %s: %v, %v", tt.a, tt.b, aerr, berr)
+		}
+		if got := a.Conflicts(b); got != tt.want || b.Conflicts(a) != tt.want {
+			t.Errorf("%s conflicts with %s: %v, want %v (both ways)", tt.a, tt.b, got, tt.want)
 		}
 	}
 }

@@ -51,10 +51,9 @@ services:
 	// Hold them past three health-check intervals and a burst of new
 	// clients, which is when a local error mistaken for the backends'
 	// would eject or mark them down.
-	squeeze := time.Now()
-	for time.Since(squeeze) < 4*time.Second {
+	burst := testkit.NewPacer(t, testkit.Pace{Rate: 50, Count: 200, Within: 4 * time.Second})
+	for burst.Next(t.Context()) {
 		_ = exchange(addr, []byte("y"))
-		time.Sleep(20 * time.Millisecond)
 	}
 	for _, c := range conns {
 		c.Close()

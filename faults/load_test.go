@@ -6,56 +6,23 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tierlb/tierlb/internal/testkit"
 )
 
-// load is a bounded client load: each worker opens a connection, sends a
-// line, wants it echoed whole, and closes; failures are counted.
-type load struct {
-	ok, failed atomic.Int64
-	mu         sync.Mutex
-	lastErr    error
-	cancel     context.CancelFunc
-	wg         sync.WaitGroup
-}
-
-// startLoad runs workers against addr for at most maxDur and maxConns
-// connections, or until stop.
-func startLoad(t *testing.T, addr string, workers int, maxDur time.Duration, maxConns int64) *load {
-	ctx, cancel := context.WithTimeout(context.Background(), maxDur)
-	l := &load{cancel: cancel}
-	var issued atomic.Int64
-	for w := range workers {
-		l.wg.Go(func() {
-			msg := fmt.Appendf(nil, "worker %d says hello\n", w)
-			for ctx.Err() == nil && issued.Add(1) <= maxConns {
-				if err := exchange(addr, msg); err != nil {
-					l.failed.Add(1)
-					l.mu.Lock()
-					l.lastErr = err
-					l.mu.Unlock()
-					continue
-				}
-				l.ok.Add(1)
-			}
-		})
-	}
-	t.Cleanup(l.stop)
-	return l
-}
-
-func (l *load) stop() {
-	l.cancel()
-	l.wg.Wait()
-}
-
-func (l *load) err() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.lastErr
+// startLoad runs workers against addr, each connection sending a line,
+// wanting it echoed whole and closing, for at most maxDur and maxConns
+// connections, at the highest rate testkit allows for that many, or until
+// Stop.
+func startLoad(t *testing.T, addr string, workers int, maxDur time.Duration, maxConns int64) *testkit.Load {
+	var seq atomic.Int64
+	pace := testkit.Pace{Rate: testkit.MaxRate(maxConns), Count: maxConns, Within: maxDur}
+	return testkit.StartLoad(t, workers, pace, func(context.Context) error {
+		return exchange(addr, fmt.Appendf(nil, "connection %d says hello\n", seq.Add(1)))
+	})
 }
 
 // exchange is one connection: msg out, the same bytes back, close. The

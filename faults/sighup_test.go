@@ -46,7 +46,7 @@ func TestFaultSIGHUPStorm(t *testing.T) {
 	fds0, gr0 := p.fds(t), p.metric(t, "go_goroutines")
 
 	const storm = 200
-	l := startLoad(t, addr, 8, time.Minute, 1_000_000)
+	l := startLoad(t, addr, 8, time.Minute, testkit.PortBudget)
 	for i := range storm {
 		// A whole new file each time, renamed into place as editors and
 		// config management do, so tierlb never reads half a file.
@@ -62,13 +62,13 @@ func TestFaultSIGHUPStorm(t *testing.T) {
 	}
 	// Clients keep coming while the last reloads settle.
 	time.Sleep(500 * time.Millisecond)
-	l.stop()
+	l.Stop()
 	if !p.Alive() {
 		t.Fatalf("tierlb exited during the SIGHUP storm:\n%s", p.Logs())
 	}
-	ok, failed := l.ok.Load(), l.failed.Load()
+	ok, failed := l.Counts()
 	if failed > 0 {
-		t.Errorf("%d of %d connections failed during the storm (last: %v)", failed, ok+failed, l.err())
+		t.Errorf("%d of %d connections failed during the storm (last: %v)", failed, ok+failed, l.LastErrors())
 	}
 	if ok == 0 {
 		t.Fatal("no connection succeeded during the storm")

@@ -25,13 +25,14 @@ const (
 const acceptBatch = 64
 
 // acceptSome accepts what the listener holds.
-func (l *loop) acceptSome() {
+func (a *acceptor) acceptSome() {
+	l := a.l
 	for range acceptBatch {
-		fd, err := sysAccept(l.lfd, &l.rsa, &l.rlen)
+		fd, err := sysAccept(a.ln.fd, &l.rsa, &l.rlen)
 		switch err {
 		case nil:
-			l.backoff = 0
-			l.place(fd, sockaddrToAddrPort(&l.rsa))
+			a.backoff = 0
+			a.place(fd, sockaddrToAddrPort(&l.rsa))
 			continue
 		case unix.EAGAIN:
 			return
@@ -44,47 +45,68 @@ func (l *loop) acceptSome() {
 		// reserve descriptor is kept to reset the waiting client: once
 		// descriptors are free again it is served, which beats refusing
 		// it during a short squeeze.
-		l.pauseAccept(err)
+		a.pause(err)
 		return
 	}
 }
 
-// pauseAccept deregisters the listener for a backoff that doubles from
-// minBackoff to maxBackoff.
-func (l *loop) pauseAccept(err error) {
-	l.backoff = min(max(2*l.backoff, minBackoff), maxBackoff)
-	l.s.log.Warn("accept failed; retrying", "err", os.NewSyscallError("accept4", err), "backoff", l.backoff)
-	if !l.acceptPaused {
-		if cerr := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, l.lfd, nil); cerr != nil {
-			l.s.log.Error("deregister listener", "err", cerr)
+// pause deregisters the listener from this loop for a backoff that
+// doubles from minBackoff to maxBackoff.
+func (a *acceptor) pause(err error) {
+	l := a.l
+	a.backoff = min(max(2*a.backoff, minBackoff), maxBackoff)
+	a.ln.s.log.Warn("accept failed; retrying", "err", os.NewSyscallError("accept4", err), "backoff", a.backoff)
+	if !a.paused {
+		if cerr := l.el.Del(a.ln.fd); cerr != nil {
+			a.ln.s.log.Error("deregister listener", "err", cerr)
+		}
+		l.paused = append(l.paused, a)
+	}
+	a.paused = true
+	a.resumeAt = l.el.Now + int64(a.backoff)
+}
+
+// resume registers the listener again after a backoff.
+func (a *acceptor) resume() {
+	l := a.l
+	l.unpause(a)
+	a.paused = false
+	if err := l.el.Add(a.ln.fd, unix.EPOLLIN|unix.EPOLLEXCLUSIVE, l.el.NextGen(), a); err != nil {
+		a.pause(err)
+	}
+}
+
+// unpause drops a from the loop's paused listeners.
+func (l *loop) unpause(a *acceptor) {
+	for i, p := range l.paused {
+		if p == a {
+			last := len(l.paused) - 1
+			l.paused[i] = l.paused[last]
+			l.paused[last] = nil
+			l.paused = l.paused[:last]
+			return
 		}
 	}
-	l.acceptPaused = true
-	l.resumeAt = l.now + int64(l.backoff)
 }
 
-// resumeAccept registers the listener again after a backoff.
-func (l *loop) resumeAccept() {
-	l.acceptPaused = false
-	if l.lfd < 0 {
-		return
-	}
-	if err := l.ctl(unix.EPOLL_CTL_ADD, l.lfd, unix.EPOLLIN|unix.EPOLLEXCLUSIVE, genReserved); err != nil {
-		l.pauseAccept(err)
+// resumeDue registers again the listeners whose backoff has passed.
+func (l *loop) resumeDue() {
+	for i := len(l.paused) - 1; i >= 0; i-- {
+		if i < len(l.paused) && l.el.Now >= l.paused[i].resumeAt {
+			l.paused[i].resume()
+		}
 	}
 }
 
-// stopAccept takes the listener out of this loop for good; the engine
-// closes it once every loop has.
-func (l *loop) stopAccept() {
-	if l.lfd < 0 {
-		return
+// resumeNext is the loop clock of the next resumption, -1 if none.
+func (l *loop) resumeNext() int64 {
+	next := int64(-1)
+	for _, a := range l.paused {
+		if next < 0 || a.resumeAt < next {
+			next = a.resumeAt
+		}
 	}
-	if !l.acceptPaused {
-		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, l.lfd, nil)
-	}
-	l.acceptPaused = false
-	l.lfd = -1
+	return next
 }
 
 // place serves a new connection on this loop, or hands it to the loop with
@@ -94,30 +116,31 @@ func (l *loop) stopAccept() {
 // move 1.9 GB/s where spread they move 2.3). The slack keeps steady
 // churn, where loads differ by a few, from paying an eventfd round trip
 // per connection.
-func (l *loop) place(fd int, peer netip.AddrPort) {
-	t := l.e.leastLoaded(l)
+func (a *acceptor) place(fd int, peer netip.AddrPort) {
+	l, s := a.l, a.ln.s
+	t := a.ln.leastLoaded(l)
 	if t == l {
-		l.admit(fd, peer)
+		l.admit(s, fd, peer, a.ln.port)
 		return
 	}
 	// Counted now, so that the rest of a burst spreads too, and held in
 	// the service's WaitGroup until adopted: Shutdown may be waiting.
 	t.load.Add(1)
-	l.s.wg.Add(1)
-	if !t.post(request{kind: reqAdopt, fd: fd, ap: peer}) {
+	s.wg.Add(1)
+	if !t.post(request{kind: reqAdopt, svc: s, fd: fd, ap: peer, port: a.ln.port}) {
 		t.load.Add(-1)
 		closeFD(fd, true)
-		l.s.wg.Done()
+		s.wg.Done()
 	}
 }
 
 // adopt serves a connection another loop accepted and placed here.
-func (l *loop) adopt(fd int, peer netip.AddrPort) {
+func (l *loop) adopt(s *Service, fd int, peer netip.AddrPort, port uint16) {
 	l.load.Add(-1) // admit counts it again if it is served
-	if l.stopping {
+	if l.el.Stopping() {
 		closeFD(fd, true)
 	} else {
-		l.admit(fd, peer)
+		l.admit(s, fd, peer, port)
 	}
-	l.s.wg.Done()
+	s.wg.Done()
 }

@@ -6,39 +6,40 @@ import (
 	"net/netip"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tierlb/tierlb/proxy/internal/evloop"
 )
 
 // admit applies the checks that need no bytes from the client (max_conns,
 // allow), then waits for the client's PROXY header or starts the backend
-// dial.
-func (l *loop) admit(fd int, peer netip.AddrPort) {
-	s := l.s
+// dial. port is the listening port the client connected to.
+func (l *loop) admit(s *Service, fd int, peer netip.AddrPort, port uint16) {
 	cfg := s.cfg.Load()
 	s.metrics.connAccepted()
 	n := s.active.Add(1)
 	header := contains(cfg.AcceptProxyProtocol, peer.Addr())
 	switch {
 	case cfg.MaxConns > 0 && n > int64(cfg.MaxConns):
-		l.refuse(fd, peer, RejectMaxConns)
+		l.refuse(s, fd, peer, RejectMaxConns)
 		return
 	case !header && !allowed(cfg.Allow, peer.Addr()):
 		// Clients behind a trusted proxy are checked once their PROXY
 		// header named them.
-		l.refuse(fd, peer, RejectNotAllowed)
+		l.refuse(s, fd, peer, RejectNotAllowed)
 		return
 	}
 	// Keepalive and TCP_USER_TIMEOUT are inherited from the listener;
 	// TCP_NODELAY is not. Best effort, as Go's own accept does.
-	_ = sysSetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	_ = evloop.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	c := l.newConn()
-	c.svc, c.cfg, c.peer, c.cfd = s, cfg, peer, int32(fd)
-	c.start, c.last = l.now, l.now
+	c.svc, c.cfg, c.peer, c.cfd, c.port = s, cfg, peer, int32(fd), port
+	c.start, c.last = l.el.Now, l.el.Now
 	c.state = stateResolving // until the dial starts
 	// No Add can race Shutdown's Wait: the listener leaves every loop
 	// (and this loop acknowledges it) before Shutdown waits.
 	s.wg.Add(1)
 	l.track(c)
-	if err := l.ctl(unix.EPOLL_CTL_ADD, fd, connEvents, c.gen); err != nil {
+	if err := l.register(fd, c.gen); err != nil {
 		l.fail(c, "register", false, err)
 		return
 	}
@@ -67,8 +68,7 @@ func (l *loop) proceed(c *conn, hasData bool) {
 
 // refuse closes a connection that was counted in active but never
 // proxied, with an RST so that a flood of refusals leaves no TIME_WAIT.
-func (l *loop) refuse(fd int, peer netip.AddrPort, reason string) {
-	s := l.s
+func (l *loop) refuse(s *Service, fd int, peer netip.AddrPort, reason string) {
 	s.active.Add(-1)
 	s.metrics.connRejected(reason)
 	closeFD(fd, true)

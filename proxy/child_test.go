@@ -107,3 +107,15 @@ func serveChild(name string, opts Options, ready func(*Service) error) {
 	s.Shutdown(sctx)
 	os.Exit(0)
 }
+
+// mustLoops returns n running loops for a child process, which exits
+// without stopping them.
+func mustLoops(n int) *Loops {
+	set, err := NewLoops(n, nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	go set.Run(context.Background())
+	return set
+}

@@ -12,7 +12,9 @@ import (
 type Config struct {
 	// Name is the service name used in logs and metrics.
 	Name string
-	// Listen is the host:port to accept on; IPv6 as [::]:port.
+	// Listen is the host:port to accept on; IPv6 as [::]:port. The port
+	// may be a range, first-last (at most 1,000 ports): one listening
+	// socket per port, all of them this service.
 	Listen string
 	// Timeouts bound each phase of a connection.
 	Timeouts Timeouts

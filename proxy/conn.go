@@ -39,8 +39,9 @@ type conn struct {
 	when     int64          // timer deadline
 	cfd, bfd int32
 	gen      uint32
-	heapIdx  int32 // in the loop's timer heap; -1: not scheduled
-	liveIdx  int32 // in the loop's list of open connections
+	port     uint16 // the listening port the client connected to
+	heapIdx  int32  // in the loop's timer heap; -1: not scheduled
+	liveIdx  int32  // in the loop's list of open connections
 	state    uint8
 	rst      bool      // close both sides with an RST
 	counted  bool      // holds a place in the service's per-client counts
@@ -88,11 +89,7 @@ func (l *loop) newConn() *conn {
 	} else {
 		c = new(conn)
 	}
-	l.gen++
-	if l.gen == genReserved {
-		l.gen = 1
-	}
-	c.gen = l.gen
+	c.gen = l.el.NextGen()
 	c.heapIdx, c.cfd, c.bfd = -1, -1, -1
 	return c
 }

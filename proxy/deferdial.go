@@ -25,7 +25,7 @@ func (l *loop) startDialOrWait(c *conn, hasData bool) {
 		return
 	}
 	c.state = stateWaiting
-	l.schedule(c, l.now+int64(c.cfg.Timeouts.firstData()))
+	l.schedule(c, l.el.Now+int64(c.cfg.Timeouts.firstData()))
 }
 
 // clientHasData peeks at the client socket: after a PROXY header the

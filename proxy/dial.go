@@ -13,6 +13,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tierlb/tierlb/proxy/internal/evloop"
+
 	"github.com/tierlb/tierlb/backends"
 	"github.com/tierlb/tierlb/proxy/sni"
 )
@@ -53,7 +55,7 @@ func (l *loop) dialNext(c *conn) {
 	for ds.next < ds.n {
 		b := ds.order[ds.next]
 		ds.next++
-		ds.cur, ds.t0 = b, l.now
+		ds.cur, ds.t0 = b, l.el.Now
 		addr := b.Address()
 		ap, err := netip.ParseAddrPort(addr)
 		if err != nil {
@@ -82,7 +84,7 @@ func (l *loop) startConnect(c *conn, ap netip.AddrPort) bool {
 	if ap.Addr().Unmap().Is4() {
 		family = unix.AF_INET
 	}
-	fd, err := sysSocket(family)
+	fd, err := evloop.Socket(family, unix.SOCK_STREAM)
 	if err != nil {
 		if l.localDialError(c, "socket", err) {
 			return true
@@ -91,7 +93,7 @@ func (l *loop) startConnect(c *conn, ap netip.AddrPort) bool {
 		return false
 	}
 	if err := setBackendOptions(fd); err != nil {
-		sysClose(fd)
+		evloop.Close(fd)
 		l.dialFailed(c, err)
 		return false
 	}
@@ -101,7 +103,7 @@ func (l *loop) startConnect(c *conn, ap netip.AddrPort) bool {
 		err = sysConnect(fd, ap, &l.rsa)
 	}
 	if err != nil && err != unix.EINPROGRESS {
-		sysClose(fd)
+		evloop.Close(fd)
 		if l.localDialError(c, "connect", err) {
 			return true
 		}
@@ -110,7 +112,7 @@ func (l *loop) startConnect(c *conn, ap netip.AddrPort) bool {
 	}
 	c.bfd = int32(fd)
 	l.setFD(fd, c)
-	if err := l.ctl(unix.EPOLL_CTL_ADD, fd, connEvents, c.gen); err != nil {
+	if err := l.register(fd, c.gen); err != nil {
 		l.closeSide(fd, false)
 		c.bfd = -1
 		if l.localDialError(c, "epoll_ctl", err) {
@@ -127,11 +129,11 @@ func (l *loop) startConnect(c *conn, ap netip.AddrPort) bool {
 // setBackendOptions applies the leg options and TCP_NODELAY before
 // connecting: a small message must leave at once, not wait for an ACK.
 func setBackendOptions(fd int) error {
-	if err := sysSetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
+	if err := evloop.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
 		return fmt.Errorf("set TCP_NODELAY: %w", err)
 	}
 	for _, o := range legOptions() {
-		if err := sysSetsockoptInt(fd, o.level, o.name, o.value); err != nil {
+		if err := evloop.SetsockoptInt(fd, o.level, o.name, o.value); err != nil {
 			return fmt.Errorf("set socket option %d/%d: %w", o.level, o.name, err)
 		}
 	}
@@ -206,7 +208,7 @@ func (l *loop) dialFailed(c *conn, err error) {
 func (l *loop) connected(c *conn, ev uint32) {
 	s, ds := c.svc, c.dial
 	b := ds.cur
-	s.metrics.dialed(time.Duration(l.now - ds.t0).Seconds())
+	s.metrics.dialed(time.Duration(l.el.Now - ds.t0).Seconds())
 	s.observer.DialSucceeded(b)
 	l.putDial(ds)
 	c.dial = nil
@@ -225,7 +227,7 @@ func (l *loop) connected(c *conn, ev uint32) {
 			return
 		}
 	}
-	c.last = l.now
+	c.last = l.el.Now
 	l.scheduleIdle(c)
 	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP) != 0 {
 		c.down.readable = true

@@ -1,9 +1,11 @@
-// Package proxy is tierlb's data path: for each service a listener, event
-// loops that accept on it, pick backends from the service's pool snapshot,
-// and move bytes between client and backend sockets. It needs Linux
-// (epoll, splice, TCP_INFO).
+// Package proxy is tierlb's data path: the process's event loops, and for
+// each service a listener registered in them; the loops accept, pick
+// backends from the service's pool snapshot, and move bytes between
+// client and backend sockets. It needs Linux (epoll, splice, TCP_INFO).
 //
-//	svc, err := proxy.NewService(cfg, set, proxy.Options{Logger: log})
+//	loops, err := proxy.NewLoops(n, log)        // once per process
+//	go loops.Run(ctx)                           // until ctx is done and every service shut down
+//	svc, err := proxy.NewService(cfg, set, proxy.Options{Logger: log, Loops: loops})
 //	if err != nil { ... }
 //	if err := svc.Listen(); err != nil { ... } // bind now, so bind errors surface early
 //	go svc.Serve(ctx)                          // until ctx is done
@@ -15,10 +17,15 @@
 // A connection's life, top-down, one file per step:
 //
 //   - config.go, service.go: what the caller gives (Config, Options) and
-//     the Service lifecycle: Listen, Serve, Reconfigure, Shutdown.
-//   - engine.go: a service's set of loops sharing one listener.
-//   - loop.go: one event loop; request.go: how other goroutines reach it;
-//     freelist.go: what it recycles so the hot path allocates nothing.
+//     the Service lifecycle: Listen, Serve, Reconfigure, Shutdown;
+//     handover.go: StopAccepting, Files and ListenFiles, for a successor
+//     process that takes the listening sockets over.
+//   - engine.go: the process's loops (Loops) and a service's listeners
+//     registered in them.
+//   - loop.go: the TCP state of one event loop (the loop itself is
+//     package internal/evloop, shared with package udp); request.go: how
+//     other goroutines reach it; freelist.go: what it recycles so the hot
+//     path allocates nothing.
 //   - accept.go: accepting with backoff, placing a connection on the
 //     least loaded loop; admit.go: max_conns and allow, before any byte.
 //   - header.go: a trusted client's PROXY header (accept_proxy_protocol).
@@ -36,11 +43,31 @@
 //
 // # The engine
 //
-// Each service runs Options.Loops event loops (default one per P), each a
-// goroutine on its own epoll instance, all sharing the listener
-// (EPOLLEXCLUSIVE); the loop that accepts a connection hands it to the
-// least loaded one. A loop sleeps in a blocking epoll_wait, so the kernel
-// wakes its thread directly, as HAProxy's threads are woken. Go's
+// The process runs Loops: a fixed number of event loops (engine.loops,
+// default one per P), each a goroutine on its own epoll instance, which
+// serve every service, TCP or UDP, and every Front. A connection belongs
+// to a loop first and to a service second: it keeps its service's
+// settings, pool, metrics, drain and access log whichever loop holds it.
+// Adding a service registers its listening socket in each loop; removing
+// it unregisters the socket. Neither starts a goroutine or a thread, so
+// the process's threads are the loops plus Go's own few, whatever the
+// number of services.
+//
+// A listening socket is one socket registered in every loop with
+// EPOLLEXCLUSIVE, so that one loop wakes per connection; the loop that
+// accepts hands the connection to the least loaded one. The alternative,
+// a SO_REUSEPORT group of one socket per loop, is not used: it costs a
+// descriptor per port and loop (a 1,000-port range on 8 loops would hold
+// 8,000), and the kernel gives each socket of a group its own accept
+// queue, so closing one socket resets the connections queued on it. With
+// one socket there is one queue: taking the socket out of the loops
+// (StopAccepting) leaves waiting clients queued, to be accepted by
+// whoever takes the socket over (Files, ListenFiles), and its hash does
+// not pin a client to a loop that happens to be busy. UDP services use a
+// SO_REUSEPORT group (package udp says why).
+//
+// A loop sleeps in a blocking epoll_wait, so the kernel wakes its thread
+// directly, as HAProxy's threads are woken. Go's
 // scheduler sees a thread in a system call: unless a P is idle, its
 // monitor takes the P away after 20µs and the next wakeup must find one
 // again. So the caller (cmd/tierlb) runs GOMAXPROCS one above the loop
@@ -71,9 +98,11 @@
 // # Shared TLS ports
 //
 // A Front owns the listener of an address that services with SNI names
-// share, and runs the loops; those services have no listener or loops of
-// their own. A connection is the Front's until its ClientHello names a
-// service, then that service's (settings, pool, metrics, drain) in the
-// same loop. The loops stop when the Front and every service that got a
-// connection from it have shut down.
+// share; those services have no listener of their own. A connection is
+// the Front's until its ClientHello names a service, then that service's
+// (settings, pool, metrics, drain) in the same loop. Process-wide loops
+// are the same idea for every service: a service holds the loops
+// (Loops.Acquire) from its first connection to its Shutdown, and the
+// loops stop once the process's context is done and no service holds
+// them.
 package proxy

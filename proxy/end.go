@@ -121,11 +121,19 @@ func (s *Service) logConnection(c *conn, dur time.Duration) {
 	if end == "" {
 		end = "error: unknown"
 	}
-	s.access.LogAttrs(context.Background(), slog.LevelInfo, "connection",
+	attrs := [...]slog.Attr{
 		slog.String("client", c.peer.String()),
 		slog.String("backend", backend),
 		slog.Int64("bytes_to_backend", c.up.n),
 		slog.Int64("bytes_to_client", c.down.n),
 		slog.Duration("duration", dur),
-		slog.String("end", end))
+		slog.String("end", end),
+		slog.Int("port", int(c.port)),
+	}
+	n := len(attrs) - 1
+	if c.cfg.portRange {
+		// Which port of the range the client used.
+		n++
+	}
+	s.access.LogAttrs(context.Background(), slog.LevelInfo, "connection", attrs[:n]...)
 }

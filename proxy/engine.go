@@ -4,162 +4,215 @@ package proxy
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
-	"sync"
-	"sync/atomic"
+	"os"
+	"runtime"
+	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tierlb/tierlb/proxy/internal/evloop"
 )
 
-// engine is a service's set of event loops. They share the listening
-// socket, registered in each loop with EPOLLEXCLUSIVE so that one loop
-// wakes per connection, and each loop keeps the connections it serves.
-type engine struct {
-	s     *Service
-	lfd   int
-	loops []*loop
-	wg    sync.WaitGroup // loop goroutines
+// Loops is the process's set of event loops, shared by every TCP service,
+// every Front and every UDP service (udp.Options.Loops) that is given it.
+// cmd/ makes one with NewLoops and runs it for the life of the process:
+//
+//	loops, err := proxy.NewLoops(n, log)
+//	go loops.Run(ctx) // stops once ctx is done and every service has shut down
+//
+// A service registers its listening sockets in every loop and unregisters
+// them when it stops accepting; it starts no goroutine of its own.
+type Loops = evloop.Set
 
-	lnOnce   sync.Once
-	lnClosed chan struct{} // the listening socket is closed
-	stopOnce sync.Once
-	// refs counts the services whose connections the loops may hold: the
-	// owner, and the services a Front routed connections to. The last
-	// release stops the loops.
-	refs atomic.Int32
+// NewLoops makes n event loops; 0 means one per P (GOMAXPROCS). A loop
+// sleeps in a blocking epoll_wait, so the caller should leave Go's
+// scheduler a P more than the loops (see doc.go).
+func NewLoops(n int, log *slog.Logger) (*Loops, error) {
+	if n < 0 {
+		return nil, fmt.Errorf("loops %d: want 0 (one per P) or more", n)
+	}
+	if n == 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	return evloop.NewSet(n, log)
 }
 
-// newEngine takes over the service's listener: the socket is duplicated
-// for the loops and Go's own descriptor is closed, so that Go's netpoller
+// listener is one listening socket of a service (a port range has one per
+// port). The same socket is registered in every loop with EPOLLEXCLUSIVE,
+// so that one loop wakes per connection (doc.go says why not a
+// SO_REUSEPORT group).
+type listener struct {
+	s    *Service
+	fd   int
+	addr *net.TCPAddr
+	port uint16      // the bound port, which the access log and a PROXY header carry
+	accs []*acceptor // one per loop while registered; fixed once made
+}
+
+// acceptor is a listener's registration in one loop.
+type acceptor struct {
+	ln       *listener
+	l        *loop
+	paused   bool // deregistered for a backoff after an accept error
+	stopped  bool // deregistered for good
+	resumeAt int64
+	backoff  time.Duration
+}
+
+// newListener takes over a bound listening socket: the descriptor is
+// duplicated for the loops and Go's own closed, so that Go's netpoller
 // stops hearing about every new connection.
-func newEngine(s *Service, ln *net.TCPListener, n int) (*engine, error) {
+func newListener(s *Service, ln *net.TCPListener) (*listener, error) {
+	defer ln.Close()
 	rc, err := ln.SyscallConn()
 	if err != nil {
 		return nil, err
 	}
-	lfd := -1
-	var derr error
-	if err := rc.Control(func(fd uintptr) {
-		lfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
-	}); err != nil {
+	var out *listener
+	var lerr error
+	if err := rc.Control(func(fd uintptr) { out, lerr = listenerFromFD(s, int(fd)) }); err != nil {
 		return nil, err
 	}
-	if derr != nil {
-		return nil, fmt.Errorf("duplicate listener: %w", derr)
-	}
-	e := &engine{s: s, lfd: lfd, lnClosed: make(chan struct{})}
-	e.refs.Store(1)
-	for range max(n, 1) {
-		l, err := newLoop(e)
-		if err != nil {
-			for _, l := range e.loops {
-				l.closeFDs()
-			}
-			unix.Close(lfd)
-			return nil, err
-		}
-		e.loops = append(e.loops, l)
-	}
-	_ = ln.Close()
-	return e, nil
+	return out, lerr
 }
 
-func (e *engine) start() {
-	for _, l := range e.loops {
-		e.wg.Add(1)
-		go func() {
-			defer e.wg.Done()
-			l.run()
-		}()
+// listenerFromFD makes a listener of a duplicate of fd, which must be a
+// bound, listening TCP socket.
+func listenerFromFD(s *Service, fd int) (*listener, error) {
+	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	if err != nil {
+		return nil, fmt.Errorf("listening socket %d: %w", fd, err)
 	}
+	acc, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+	if err != nil {
+		return nil, fmt.Errorf("listening socket %d: %w", fd, err)
+	}
+	if typ != unix.SOCK_STREAM || acc != 1 {
+		return nil, fmt.Errorf("socket %d: not a listening TCP socket", fd)
+	}
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("duplicate listener: %w", err)
+	}
+	if err := unix.SetNonblock(dup, true); err != nil {
+		unix.Close(dup)
+		return nil, fmt.Errorf("listener: %w", err)
+	}
+	ap, err := localAddrPort(dup)
+	if err != nil {
+		unix.Close(dup)
+		return nil, fmt.Errorf("listener address: %w", err)
+	}
+	return &listener{s: s, fd: dup, addr: net.TCPAddrFromAddrPort(ap), port: ap.Port()}, nil
+}
+
+// register adds the listener to every loop of set; from then on the loops
+// accept on it. Loops that have stopped are skipped.
+func (ln *listener) register(set *Loops) error {
+	ls := set.Loops()
+	accs := make([]*acceptor, len(ls))
+	set.Each(func(el *evloop.Loop) {
+		accs[el.Index()] = &acceptor{ln: ln, l: tcpLoop(el)}
+	})
+	for i, a := range accs {
+		if a == nil { // a stopped loop
+			accs[i] = &acceptor{ln: ln, stopped: true}
+		}
+	}
+	ln.accs = accs
+	var errs []error
+	set.Each(func(el *evloop.Loop) {
+		a := accs[el.Index()]
+		if a.stopped {
+			return
+		}
+		if err := el.Add(ln.fd, unix.EPOLLIN|unix.EPOLLEXCLUSIVE, el.NextGen(), a); err != nil {
+			a.stopped = true
+			errs = append(errs, err)
+		}
+	})
+	if len(errs) > 0 {
+		ln.unregister(set)
+		return fmt.Errorf("register listener %s: %w", ln.addr, errs[0])
+	}
+	return nil
+}
+
+// unregister takes the listener out of every loop without closing it.
+// When it returns no loop accepts on it any more.
+func (ln *listener) unregister(set *Loops) {
+	if ln.accs == nil {
+		return
+	}
+	set.Each(func(el *evloop.Loop) {
+		if a := ln.accs[el.Index()]; a != nil {
+			a.stop()
+		}
+	})
+}
+
+// close closes the socket; unregister first.
+func (ln *listener) close() {
+	if ln.fd >= 0 {
+		unix.Close(ln.fd)
+		ln.fd = -1
+	}
+}
+
+// file returns a duplicate of the listening socket, for a successor
+// process.
+func (ln *listener) file() (*os.File, error) {
+	fd, err := unix.FcntlInt(uintptr(ln.fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("duplicate listener %s: %w", ln.addr, err)
+	}
+	return os.NewFile(uintptr(fd), "tcp:"+ln.addr.String()), nil
 }
 
 // leastLoaded returns the loop to serve a connection that l accepted: l
 // itself unless another holds fewer connections by more than 1/8 of l's.
-func (e *engine) leastLoaded(l *loop) *loop {
+func (ln *listener) leastLoaded(l *loop) *loop {
 	mine := l.load.Load()
 	best, least := l, mine-mine/8
-	for _, o := range e.loops {
-		if n := o.load.Load(); n < least {
-			best, least = o, n
+	for _, a := range ln.accs {
+		if a.l == nil {
+			continue
+		}
+		if n := a.l.load.Load(); n < least {
+			best, least = a.l, n
 		}
 	}
 	return best
 }
 
-// closeListener takes the listener out of every loop, then closes it.
-// When it returns no loop accepts any more, so no connection is added
-// after it: Shutdown relies on that.
-func (e *engine) closeListener() {
-	e.lnOnce.Do(func() {
-		e.broadcast(request{kind: reqStopAccept})
-		unix.Close(e.lfd)
-		close(e.lnClosed)
-	})
-}
-
-// abortAll ends every connection of svc with reason and returns how many.
-func (e *engine) abortAll(svc *Service, reason string) int {
-	return e.broadcast(request{kind: reqAbortAll, svc: svc, end: reason})
-}
-
-// acquire takes a reference for a service a Front routes to; false once
-// the loops are stopping.
-func (e *engine) acquire() bool {
-	for {
-		n := e.refs.Load()
-		if n <= 0 {
-			return false
-		}
-		if e.refs.CompareAndSwap(n, n+1) {
-			return true
-		}
+// Ready accepts what the listener holds.
+func (a *acceptor) Ready(*unix.EpollEvent) {
+	if !a.paused && !a.stopped {
+		a.acceptSome()
 	}
 }
 
-// release gives a reference back; the last one stops the loops.
-func (e *engine) release() {
-	if e.refs.Add(-1) == 0 {
-		e.stop()
+// stop deregisters the listener from this loop for good.
+func (a *acceptor) stop() {
+	if a.stopped {
+		return
 	}
+	if !a.paused {
+		_ = a.l.el.Del(a.ln.fd)
+	} else {
+		a.l.unpause(a)
+	}
+	a.paused, a.stopped = false, true
 }
 
-// stop ends the loops, which close their descriptors, and waits for them.
-func (e *engine) stop() {
-	e.closeListener()
-	e.stopOnce.Do(func() {
-		e.broadcast(request{kind: reqStop})
-		e.wg.Wait()
-	})
-}
-
-// broadcast posts r to every loop that still runs, waits until each has
-// handled it, and returns the sum of their answers.
-func (e *engine) broadcast(r request) int {
-	acks := make(chan int, len(e.loops))
-	r.done = acks
-	posted := 0
-	for _, l := range e.loops {
-		if l.post(r) {
-			posted++
-		}
-	}
+// abortService ends svc's connections in every loop of set and returns
+// how many.
+func abortService(set *Loops, svc *Service, end string) int {
 	n := 0
-	for range posted {
-		n += <-acks
-	}
+	set.Each(func(el *evloop.Loop) {
+		n += tcpLoop(el).abortService(svc, end)
+	})
 	return n
-}
-
-// call runs fn in each loop in turn and waits for it; false if a loop has
-// stopped. For inspection (tests), never on the data path.
-func (e *engine) call(fn func(l *loop)) bool {
-	for _, l := range e.loops {
-		done := make(chan int, 1)
-		if !l.post(request{kind: reqCall, fn: func() { fn(l) }, done: done}) {
-			return false
-		}
-		<-done
-	}
-	return true
 }

@@ -48,7 +48,7 @@ func (l *loop) putBuf(b *[bufSize]byte) {
 // getPipe lends an empty pipe for a burst.
 func (l *loop) getPipe() (*pipe, error) {
 	f := &l.free
-	f.pipeUsed = l.now
+	f.pipeUsed = l.el.Now
 	if n := len(f.pipes); n > 0 {
 		p := f.pipes[n-1]
 		f.pipes = f.pipes[:n-1]
@@ -61,8 +61,8 @@ func (l *loop) getPipe() (*pipe, error) {
 // be closed instead.
 func (l *loop) putPipe(p *pipe) {
 	f := &l.free
-	f.pipeUsed = l.now
-	if len(f.pipes) < maxFreePipes && !l.stopping {
+	f.pipeUsed = l.el.Now
+	if len(f.pipes) < maxFreePipes && !l.el.Stopping() {
 		f.pipes = append(f.pipes, p)
 		return
 	}
@@ -81,7 +81,7 @@ func (f *freeLists) pipesIdleUntil() int64 {
 // trimPipes closes the idle pipes once no burst has used one for
 // pipeIdle.
 func (l *loop) trimPipes() {
-	if t := l.free.pipesIdleUntil(); t >= 0 && l.now >= t {
+	if t := l.free.pipesIdleUntil(); t >= 0 && l.el.Now >= t {
 		l.free.closePipes()
 	}
 }

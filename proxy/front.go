@@ -12,9 +12,10 @@ import (
 )
 
 // Front is a listen address shared by services that route TLS connections
-// by server name (their Config.SNI), with no TLS terminated. Its event
-// loops accept, read an accepted PROXY header, then the whole ClientHello
-// (hello.go), and hand the connection to the service whose names match:
+// by server name (their Config.SNI), with no TLS terminated. The loops
+// (Options.Loops) accept on its listener, read an accepted PROXY header,
+// then the whole ClientHello (hello.go), and hand the connection to the
+// service whose names match:
 // from then on the connection is that service's (its settings, pool,
 // metrics and access log) and runs in the same loop like any other, the
 // bytes read so far going to the backend first, unchanged.
@@ -93,21 +94,14 @@ func (f *Front) Serve(ctx context.Context) error { return f.s.Serve(ctx) }
 // has shut down too.
 func (f *Front) Shutdown(ctx context.Context) error { return f.s.Shutdown(ctx) }
 
-// enter admits a connection a Front's engine hands over: false once the
-// service is shutting down or no longer serving. The engine is held for
-// the service until its Shutdown, which waits for its connections there.
-func (s *Service) enter(e *engine) bool {
+// enter admits a connection that a Front, served by set, hands over:
+// false once the service is shutting down or no longer serving. The
+// service holds set until its Shutdown, which waits for its connections
+// there.
+func (s *Service) enter(set *Loops) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	switch {
-	case s.draining || s.lnClosed:
-		return false
-	case s.eng == nil:
-		if !e.acquire() {
-			return false
-		}
-		s.eng = e
-	case s.eng != e:
+	if s.draining || s.lnClosed || s.hold(set) != nil {
 		return false
 	}
 	s.wg.Add(1)

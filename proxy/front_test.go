@@ -449,7 +449,7 @@ func TestFrontServiceLifecycles(t *testing.T) {
 		<-done
 	}
 	// The last Shutdown (b's) stopped the front's loops.
-	if f.s.eng.call(func(*loop) {}) {
+	if (testEngine{f.s.set}).call(func(*loop) {}) {
 		t.Error("the front's loops still run after every Shutdown")
 	}
 }

@@ -48,7 +48,7 @@ type proxyHeader struct {
 // the proxy-header timeout (Timeouts.ProxyHeader).
 func (l *loop) startHeader(c *conn) {
 	c.state = stateHeader
-	l.schedule(c, l.now+int64(c.cfg.Timeouts.proxyHeader()))
+	l.schedule(c, l.el.Now+int64(c.cfg.Timeouts.proxyHeader()))
 }
 
 // readHeader reads what the client sent so far and, once the header is

@@ -25,7 +25,7 @@ import (
 func (l *loop) startHello(c *conn) {
 	c.state = stateHello
 	c.dial = l.getDial()
-	l.schedule(c, l.now+int64(c.cfg.Timeouts.clientHello()))
+	l.schedule(c, l.el.Now+int64(c.cfg.Timeouts.clientHello()))
 	l.readHello(c)
 }
 
@@ -103,7 +103,7 @@ func (l *loop) route(c *conn, t *Service) {
 	f := c.svc
 	// Before the Front lets go: its Shutdown waits for this connection,
 	// so the loops cannot stop in between.
-	if !t.enter(l.e) {
+	if !t.enter(f.set) {
 		l.reject(c, RejectDraining, "error: service "+t.name+" is shutting down")
 		return
 	}

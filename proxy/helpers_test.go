@@ -134,6 +134,24 @@ func newTestService(t testing.TB, cfg Config, pools Pools, opts Options) *Servic
 	return s
 }
 
+// testLoops returns a set of n loops that runs until the end of the test
+// and every service in it has shut down.
+func testLoops(t testing.TB, n int) *Loops {
+	t.Helper()
+	set, err := NewLoops(n, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- set.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return set
+}
+
 // serveService runs Serve in a goroutine and shuts the service down at the
 // end of the test.
 func serveService(t testing.TB, s *Service) {

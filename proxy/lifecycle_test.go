@@ -204,7 +204,7 @@ func emfileWarmUp(s *Service) error {
 	if !testkit.Within(5*time.Second, func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return s.eng != nil
+		return s.accepting
 	}) {
 		return fmt.Errorf("the service does not serve")
 	}

@@ -3,70 +3,48 @@
 package proxy
 
 import (
-	"fmt"
-	"runtime"
 	"sync/atomic"
-	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tierlb/tierlb/proxy/internal/evloop"
 	"github.com/tierlb/tierlb/proxy/internal/wake"
 )
 
 const (
-	maxEvents = 256
-	// genReserved tags the epoll registrations of the listener and the
-	// eventfd; connection generations skip it.
-	genReserved = ^uint32(0)
-	// yieldEvery is how often a busy loop yields to Go's scheduler. A
-	// goroutine that has not been through the scheduler for 10 ms is
-	// preempted by the runtime's monitor (sysmon) with a signal, and if
-	// it sleeps in epoll_wait then, its P is taken away and the monitor
-	// goes back to polling every 20µs. A loop that yields first is left
-	// alone, and the monitor sleeps.
-	yieldEvery = 8 * time.Millisecond
 	// connEvents: edge-triggered, so a registration is made once per
 	// socket and never modified; EPOLLRDHUP so a FIN behind data is seen
 	// without a read that returns 0.
 	connEvents = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET
 )
 
-// loop is one event loop: a goroutine sleeping in epoll_wait on its own
-// epoll instance, owning the connections it serves. Nothing of a loop is
-// shared but its request queue and its load counter.
+// loop is the TCP data path's state in one event loop of the process
+// (evloop.Loop): the connections it serves, whatever their service, and
+// what it recycles for them. It belongs to the loop's goroutine; other
+// goroutines reach it through its request queue (request.go) and read its
+// load counter.
 type loop struct {
-	e    *engine
-	s    *Service
-	epfd int
-	lfd  int // the listening socket while registered here; -1 after
+	el *evloop.Loop
 
-	base    time.Time
-	now     int64 // ns since base, read once per wakeup
-	yieldAt int64 // when the loop next yields to the scheduler
-
-	events [maxEvents]unix.EpollEvent
-	ev     unix.EpollEvent // epoll_ctl's argument
-	buf    [bufSize]byte   // every small message passes through here
-	rsa    unix.RawSockaddrAny
-	rlen   uint32
+	buf  [bufSize]byte // every small message passes through here
+	rsa  unix.RawSockaddrAny
+	rlen uint32
 
 	fds    []*conn // by descriptor
 	live   []*conn // open connections, for drain and tests
 	timers []*conn // min-heap on when
 	again  []work  // directions that used their budget with data left
 	free   freeLists
-
-	gen          uint32 // the latest connection generation
-	acceptPaused bool
-	resumeAt     int64
-	backoff      time.Duration
-	stopping     bool
+	paused []*acceptor // listeners backing off after an accept error
 
 	// load is how many connections the loop holds or has been handed;
 	// other loops read it to place new connections.
 	load atomic.Int32
 
-	// reqs is what other goroutines ask of the loop (request.go).
+	// reqs is what other goroutines ask of the loop's connections. It is
+	// typed, unlike the loop's own queue of functions, so that the
+	// requests of the data path (a connection placed here by another
+	// loop, a name resolved) allocate nothing.
 	reqs wake.Queue[request]
 }
 
@@ -77,79 +55,37 @@ type work struct {
 	up  bool
 }
 
-func newLoop(e *engine) (*loop, error) {
-	l := &loop{e: e, s: e.s, lfd: e.lfd, base: time.Now()}
-	var err error
-	if l.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
-		return nil, fmt.Errorf("create epoll: %w", err)
-	}
-	if err = l.reqs.Open(); err != nil {
-		unix.Close(l.epfd)
-		return nil, fmt.Errorf("create eventfd: %w", err)
-	}
-	if err := l.ctl(unix.EPOLL_CTL_ADD, l.reqs.FD(), unix.EPOLLIN, genReserved); err != nil {
-		l.closeFDs()
-		return nil, fmt.Errorf("register eventfd: %w", err)
-	}
-	// EPOLLEXCLUSIVE: one loop is woken per new connection, not all.
-	if err := l.ctl(unix.EPOLL_CTL_ADD, l.lfd, unix.EPOLLIN|unix.EPOLLEXCLUSIVE, genReserved); err != nil {
-		l.closeFDs()
-		return nil, fmt.Errorf("register listener: %w", err)
-	}
-	return l, nil
+// tcpKey attaches the TCP state to an evloop.Loop.
+var tcpKey = new(byte)
+
+// tcpLoop returns the TCP state of el, made on first use. In el's
+// goroutine only.
+func tcpLoop(el *evloop.Loop) *loop {
+	return el.Driver(tcpKey, newLoop).(*loop)
 }
 
-func (l *loop) ctl(op, fd int, events uint32, gen uint32) error {
-	l.ev = unix.EpollEvent{Events: events, Fd: int32(fd), Pad: int32(gen)}
-	return sysEpollCtl(l.epfd, op, fd, &l.ev)
-}
-
-// clock reads the loop's clock now.
-func (l *loop) clock() int64 { return int64(time.Since(l.base)) }
-
-// run is the loop. It sleeps in a blocking epoll_wait, so the kernel, not
-// Go's scheduler, wakes it when a socket is ready. The goroutine is not
-// locked to its thread: the scheduler preempts a loop that stays busy for
-// 10 ms, and a locked goroutine would pay two futex handoffs to get its
-// thread back.
-func (l *loop) run() {
-	defer l.closeFDs()
-	for !l.stopping {
-		n, err := unix.EpollWait(l.epfd, l.events[:], l.waitMillis())
-		l.now = l.clock()
-		if err != nil {
-			if err == unix.EINTR {
-				continue
-			}
-			l.s.log.Error("epoll_wait failed: loop stopped", "err", err)
-			l.abortAll("error: epoll_wait: " + err.Error())
-			return
-		}
-		for i := range n {
-			l.dispatch(&l.events[i])
-		}
-		l.runAgain()
-		l.expire()
-		if l.now >= l.yieldAt {
-			l.yieldAt = l.now + int64(yieldEvery)
-			runtime.Gosched()
-		}
+func newLoop(el *evloop.Loop) evloop.Driver {
+	l := &loop{el: el}
+	if err := l.reqs.Open(); err != nil {
+		// Without an eventfd the queue is closed: posts fail and their
+		// senders clean up, as for a stopped loop.
+		l.reqs.Close()
+		return l
 	}
+	if err := el.Add(l.reqs.FD(), unix.EPOLLIN, el.NextGen(), queueHandler{l}); err != nil {
+		l.reqs.Close()
+	}
+	return l
 }
 
-func (l *loop) dispatch(ev *unix.EpollEvent) {
+// queueHandler runs the loop's requests when their eventfd is readable.
+type queueHandler struct{ l *loop }
+
+func (q queueHandler) Ready(*unix.EpollEvent) { q.l.requests() }
+
+// Ready dispatches an event of a connection's socket.
+func (l *loop) Ready(ev *unix.EpollEvent) {
 	fd := int(ev.Fd)
-	if uint32(ev.Pad) == genReserved {
-		switch fd {
-		case l.reqs.FD():
-			l.requests()
-		case l.lfd:
-			if !l.acceptPaused {
-				l.acceptSome()
-			}
-		}
-		return
-	}
 	if fd >= len(l.fds) {
 		return
 	}
@@ -158,6 +94,42 @@ func (l *loop) dispatch(ev *unix.EpollEvent) {
 		return // a socket closed earlier in this batch; its number may be reused
 	}
 	l.event(c, fd, ev.Events)
+}
+
+// Tick runs after each batch of events.
+func (l *loop) Tick() {
+	l.runAgain()
+	l.expire()
+}
+
+// Deadline is the loop clock of the next deadline.
+func (l *loop) Deadline() int64 {
+	if len(l.again) > 0 {
+		return 0
+	}
+	return l.nextDeadline()
+}
+
+// Stop ends every connection as the loop leaves; the process is stopping
+// and every service has drained.
+func (l *loop) Stop() {
+	l.abortAll(EndDrain)
+	l.reqs.Close()
+	// Connections placed here by another loop and not adopted yet.
+	reqs := l.reqs.Take()
+	for i := range reqs {
+		l.handle(&reqs[i])
+	}
+	l.reqs.Done(reqs)
+	l.free.closePipes()
+}
+
+// clock reads the loop clock now.
+func (l *loop) clock() int64 { return l.el.Clock() }
+
+// register adds a connection's socket to the loop's epoll set.
+func (l *loop) register(fd int, gen uint32) error {
+	return l.el.Add(fd, connEvents, gen, l)
 }
 
 // abortAll ends every connection of the loop and returns how many.
@@ -184,14 +156,6 @@ func (l *loop) abortService(svc *Service, end string) int {
 		}
 	}
 	return n
-}
-
-// closeFDs marks the loop closed for posters, then closes its descriptors
-// and idle pipes. The listener belongs to the engine.
-func (l *loop) closeFDs() {
-	l.reqs.Close()
-	unix.Close(l.epfd)
-	l.free.closePipes()
 }
 
 // track registers an accepted connection with the loop.

@@ -91,13 +91,7 @@ func TestEngineManyConnections(t *testing.T) {
 	testkit.Eventually(t, 10*time.Second, "all connected", func() bool { return s.Active() == n })
 	eng := engineOf(t, s)
 	perLoop := map[int]int{}
-	eng.call(func(l *loop) {
-		for i, x := range eng.loops {
-			if x == l {
-				perLoop[i] = len(l.live)
-			}
-		}
-	})
+	eng.call(func(l *loop) { perLoop[l.el.Index()] = len(l.live) })
 	t.Logf("connections per loop: %v", perLoop)
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -127,7 +121,7 @@ func TestEngineManyConnections(t *testing.T) {
 // also once they are closed.
 func TestEngineSpreadsConnections(t *testing.T) {
 	be := startBackend(t, echo)
-	s := newTestService(t, Config{ZeroCopy: true}, staticSet(t, be.addr()), Options{Loops: 4})
+	s := newTestService(t, Config{ZeroCopy: true}, staticSet(t, be.addr()), Options{Loops: testLoops(t, 4)})
 	serveService(t, s)
 	const n = 16
 	conns := make([]*net.TCPConn, n)
@@ -170,12 +164,13 @@ func TestEngineAcceptPause(t *testing.T) {
 	eng := engineOf(t, s)
 	var backoffs []time.Duration
 	eng.call(func(l *loop) {
+		a := s.lns[0].accs[l.el.Index()]
 		for range 3 {
-			l.pauseAccept(unix.EMFILE)
-			backoffs = append(backoffs, l.backoff)
+			a.pause(unix.EMFILE)
+			backoffs = append(backoffs, a.backoff)
 		}
-		l.backoff = 0
-		l.pauseAccept(unix.EMFILE)
+		a.backoff = 0
+		a.pause(unix.EMFILE)
 	})
 	want := []time.Duration{minBackoff, 2 * minBackoff, 4 * minBackoff}
 	for i := range want {
@@ -191,26 +186,37 @@ func TestEngineAcceptPause(t *testing.T) {
 	// The other loops resume at their own deadlines, a little later.
 	testkit.Eventually(t, 5*time.Second, "every loop accepting again", func() bool {
 		paused := 0
-		eng.call(func(l *loop) {
-			if l.acceptPaused {
-				paused++
-			}
-		})
+		eng.call(func(l *loop) { paused += len(l.paused) })
 		return paused == 0
 	})
 }
 
-// engineOf waits for the service's engine to run and returns it.
-func engineOf(t testing.TB, s *Service) *engine {
+// engineOf waits for the service to accept in its loops and returns them.
+func engineOf(t testing.TB, s *Service) testEngine {
 	t.Helper()
-	var e *engine
-	testkit.Eventually(t, 5*time.Second, "the engine running", func() bool {
+	var set *Loops
+	testkit.Eventually(t, 5*time.Second, "the service accepting", func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		e = s.eng
-		return e != nil
+		set = s.set
+		return s.accepting
 	})
-	return e
+	return testEngine{set}
+}
+
+// testEngine inspects the TCP state of a set's loops.
+type testEngine struct{ set *Loops }
+
+// call runs fn in each loop in turn and waits for it; false if a loop has
+// stopped.
+func (e testEngine) call(fn func(l *loop)) bool {
+	ok := true
+	for _, el := range e.set.Loops() {
+		if !el.Call(func() { fn(tcpLoop(el)) }) {
+			ok = false
+		}
+	}
+	return ok
 }
 
 // TestBackendHostName: a backend given by host name is resolved off the

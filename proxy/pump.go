@@ -158,7 +158,7 @@ func (l *loop) recvIn(c *conn, d *direction, src, dst int, up bool) (int, bool) 
 		d.eof, d.readable = true, false
 		return 0, true
 	}
-	c.last = l.now
+	c.last = l.el.Now
 	more := 0
 	if n < len(l.buf) && !d.errSeen {
 		// Drained. A FIN seen before this read is all that is left.
@@ -235,7 +235,7 @@ func (l *loop) spliceIn(c *conn, d *direction, src int, up bool) (int, bool) {
 		d.eof, d.readable = true, false
 		return 0, true
 	}
-	c.last = l.now
+	c.last = l.el.Now
 	d.inPipe = int32(n)
 	d.burst = int32(min(int(d.burst)+n, 1<<30))
 	return n, true
@@ -320,7 +320,7 @@ func (l *loop) shutWrite(c *conn, d *direction, dst int, up bool) {
 		l.fail(c, "close", up, err)
 		return
 	}
-	c.halfAt = l.now + int64(c.cfg.Timeouts.halfClose())
+	c.halfAt = l.el.Now + int64(c.cfg.Timeouts.halfClose())
 	l.scheduleIdle(c)
 }
 

@@ -6,7 +6,7 @@ import (
 	"net/netip"
 )
 
-// Other goroutines (the engine, on_backend_down callbacks, name lookups)
+// Other goroutines (other loops, on_backend_down callbacks, name lookups)
 // never touch a loop's state: they post a request to its queue and the
 // loop runs it between two epoll_waits. The queue is a mutex-guarded
 // slice, and an eventfd wakes the loop when the queue turns non-empty.
@@ -14,13 +14,9 @@ import (
 type reqKind uint8
 
 const (
-	reqAbort      reqKind = iota // end one connection
-	reqAbortAll                  // end every connection (drain deadline)
-	reqResolved                  // a backend name was resolved
-	reqStopAccept                // deregister the listener
-	reqStop                      // leave the loop
-	reqCall                      // run fn in the loop (tests, inspection)
-	reqAdopt                     // serve a connection another loop accepted
+	reqAbort    reqKind = iota // end one connection
+	reqResolved                // a backend name was resolved
+	reqAdopt                   // serve a connection another loop accepted
 )
 
 // request is a message from another goroutine to a loop. A connection is
@@ -28,16 +24,15 @@ const (
 // that ended, and whose struct was reused, is ignored.
 type request struct {
 	kind reqKind
-	svc  *Service // reqAbortAll: whose connections
+	svc  *Service // reqAbortAll, reqAdopt: whose connection(s)
 	c    *conn
 	gen  uint32
 	end  string
 	rst  bool
 	ap   netip.AddrPort
 	err  error
-	fn   func()
-	fd   int // reqAdopt: the accepted socket
-	done chan<- int
+	fd   int    // reqAdopt: the accepted socket
+	port uint16 // reqAdopt: the listening port it came to
 }
 
 // post queues a request and wakes the loop when the queue was empty. It
@@ -61,22 +56,11 @@ func (l *loop) handle(r *request) {
 			r.c.rst = r.c.rst || r.rst
 			l.finish(r.c)
 		}
-	case reqAbortAll:
-		r.done <- l.abortService(r.svc, r.end)
 	case reqResolved:
 		if r.c.gen == r.gen && r.c.state == stateResolving {
 			l.resolved(r.c, r.ap, r.err)
 		}
-	case reqStopAccept:
-		l.stopAccept()
-		r.done <- 0
-	case reqStop:
-		l.stopping = true
-		r.done <- l.abortAll(EndDrain)
-	case reqCall:
-		r.fn()
-		r.done <- 0
 	case reqAdopt:
-		l.adopt(r.fd, r.ap)
+		l.adopt(r.svc, r.fd, r.ap, r.port)
 	}
 }

@@ -8,11 +8,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"runtime"
 	"sync"
 	"sync/atomic"
 
 	"github.com/tierlb/tierlb/backends"
+	"github.com/tierlb/tierlb/internal/listenaddr"
 )
 
 // Options are a Service's collaborators and the process-wide choices cmd/
@@ -29,10 +29,10 @@ type Options struct {
 	Metrics *Metrics
 	// Observer hears every backend dial's outcome. Nil: nobody.
 	Observer DialObserver
-	// Loops is how many event loops the service runs; 0 means one per P
-	// (GOMAXPROCS). A loop sleeps in a blocking epoll_wait, so the caller
-	// should leave Go's scheduler a P more than the loops (see doc.go).
-	Loops int
+	// Loops are the event loops that serve the service: the process's
+	// (NewLoops), shared by every service. Nil: the service runs a set of
+	// its own, one loop per P, which its Shutdown stops.
+	Loops *Loops
 }
 
 // settings is a Config with what is derived from it once per
@@ -40,10 +40,14 @@ type Options struct {
 type settings struct {
 	Config
 	proxyVersion byte // 0: send no PROXY header
+	portRange    bool // Listen is a port range: the access log names the port
 }
 
 func newSettings(cfg Config) (*settings, error) {
 	st := &settings{Config: cfg}
+	if _, first, last, err := listenaddr.Split(cfg.Listen); err == nil {
+		st.portRange = last > first
+	}
 	switch cfg.ProxyProtocol {
 	case "":
 	case "v1":
@@ -56,9 +60,9 @@ func newSettings(cfg Config) (*settings, error) {
 	return st, nil
 }
 
-// Service is one load-balanced TCP service: a listener, the event loops
-// that accept on it, and the connections they proxy to the backends of
-// its pool.
+// Service is one load-balanced TCP service: a listener registered in the
+// process's event loops (Options.Loops), and the connections they proxy
+// to the backends of its pool.
 type Service struct {
 	name     string
 	pools    Pools
@@ -67,7 +71,6 @@ type Service struct {
 	metrics  *serviceMetrics
 	observer DialObserver
 	cfg      atomic.Pointer[settings]
-	loops    int // Options.Loops
 
 	// fed: the service has SNI names and no listener of its own; a
 	// Front's loops hand it its connections (front.go).
@@ -88,12 +91,15 @@ type Service struct {
 	local   localErrors  // warnings about local resource errors
 	clients clientCounts // open connections per client address
 
-	mu       sync.Mutex
-	ln       *net.TCPListener // until the engine takes its socket over
-	lnClosed bool
-	draining bool
-	eng      *engine        // set by Serve, or a Front's when fed
-	wg       sync.WaitGroup // one per open connection
+	mu        sync.Mutex
+	set       *Loops      // Options.Loops, a set of its own, or a Front's when fed
+	own       bool        // set is the service's own: nil Options.Loops
+	held      bool        // the service holds set (Acquire)
+	lns       []*listener // bound by Listen
+	accepting bool        // lns are registered in the loops
+	lnClosed  bool        // no more accepting: Serve has returned or will
+	draining  bool
+	wg        sync.WaitGroup // one per open connection
 }
 
 // NewService checks cfg and returns a service that is not yet listening.
@@ -105,9 +111,6 @@ func NewService(cfg Config, pools Pools, opts Options) (*Service, error) {
 }
 
 func newService(cfg Config, pools Pools, opts Options) (*Service, error) {
-	if opts.Loops < 0 {
-		return nil, fmt.Errorf("service %s: loops %d: want 0 (one per P) or more", cfg.Name, opts.Loops)
-	}
 	st, err := newSettings(cfg)
 	if err != nil {
 		return nil, err
@@ -131,7 +134,7 @@ func newService(cfg Config, pools Pools, opts Options) (*Service, error) {
 		access:   access.With("service", cfg.Name),
 		metrics:  opts.Metrics.initService(cfg.Name),
 		observer: obs,
-		loops:    opts.Loops,
+		set:      opts.Loops,
 		fed:      len(cfg.SNI) > 0,
 		served:   make(chan struct{}),
 	}
@@ -148,30 +151,46 @@ func (s *Service) Name() string { return s.name }
 func (s *Service) Listen() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ln != nil || s.fed {
+	if s.lns != nil || s.fed {
 		return nil
 	}
 	if s.draining {
 		return fmt.Errorf("listen for service %s: %w", s.name, net.ErrClosed)
 	}
 	cfg := s.cfg.Load()
-	ln, err := listen(context.Background(), cfg.Listen, cfg.ReusePort)
+	addrs, err := listenaddr.Expand(cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("listen for service %s on %s: %w", s.name, cfg.Listen, err)
+		return fmt.Errorf("listen for service %s: %w", s.name, err)
 	}
-	s.ln = ln
+	lns := make([]*listener, 0, len(addrs))
+	for _, addr := range addrs {
+		ln, err := listen(context.Background(), addr, cfg.ReusePort)
+		var l *listener
+		if err == nil {
+			l, err = newListener(s, ln)
+		}
+		if err != nil {
+			for _, l := range lns {
+				l.close()
+			}
+			return fmt.Errorf("listen for service %s on %s: %w", s.name, addr, err)
+		}
+		lns = append(lns, l)
+	}
+	s.lns = lns
 	return nil
 }
 
-// Addr returns the bound address, or nil before Listen and for a service
-// with SNI names, which its Front listens for.
+// Addr returns the bound address (of a port range, the first port's), or
+// nil before Listen and for a service with SNI names, which its Front
+// listens for.
 func (s *Service) Addr() net.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ln == nil {
+	if len(s.lns) == 0 {
 		return nil
 	}
-	return s.ln.Addr()
+	return s.lns[0].addr
 }
 
 // Active returns the number of open client connections, including those
@@ -194,41 +213,79 @@ func (s *Service) Reconfigure(cfg Config) {
 	s.cfg.Store(st)
 }
 
-// Serve runs the event loops, which accept connections until ctx is done
-// or Shutdown closes the listener; then it returns nil, and open
+// Serve registers the service's listener in the loops, which accept
+// connections until ctx is done, Shutdown closes the listener or
+// StopAccepting takes it out of the loops; then it returns nil, and open
 // connections go on until Shutdown. Accept errors such as EMFILE are
 // retried with backoff, never returned.
 func (s *Service) Serve(ctx context.Context) error {
 	if err := s.Listen(); err != nil {
 		return err
 	}
-	if s.fed {
-		// Its connections arrive through a Front, in the Front's loops.
-		stop := context.AfterFunc(ctx, s.closeListener)
-		defer stop()
-		<-s.served
-		return nil
-	}
-	s.mu.Lock()
-	if s.lnClosed || s.eng != nil {
-		s.mu.Unlock()
-		return nil
-	}
-	n := s.loops
-	if n == 0 {
-		n = runtime.GOMAXPROCS(0)
-	}
-	e, err := newEngine(s, s.ln, n)
-	if err != nil {
-		s.mu.Unlock()
-		return fmt.Errorf("serve %s: %w", s.name, err)
-	}
-	s.eng = e
-	s.mu.Unlock()
-	e.start()
 	stop := context.AfterFunc(ctx, s.closeListener)
 	defer stop()
-	<-e.lnClosed
+	if !s.fed {
+		// A fed service's connections arrive through a Front, in the
+		// Front's loops.
+		if err := s.startAccepting(); err != nil {
+			return err
+		}
+	}
+	<-s.served
+	return nil
+}
+
+// startAccepting registers the listeners in the loops.
+func (s *Service) startAccepting() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lnClosed || s.accepting {
+		return nil
+	}
+	if err := s.hold(nil); err != nil {
+		return fmt.Errorf("serve %s: %w", s.name, err)
+	}
+	for i, ln := range s.lns {
+		if err := ln.register(s.set); err != nil {
+			for _, ln := range s.lns[:i] {
+				ln.unregister(s.set)
+			}
+			return fmt.Errorf("serve %s: %w", s.name, err)
+		}
+	}
+	s.accepting = true
+	return nil
+}
+
+// hold acquires the service's loops, made now when the service runs its
+// own; set, for a fed service, is the Front's. With s.mu held.
+func (s *Service) hold(set *Loops) error {
+	if s.held {
+		if set != nil && set != s.set {
+			return errors.New("connections from two sets of loops")
+		}
+		return nil
+	}
+	switch {
+	case set != nil:
+		s.set = set
+	case s.set == nil:
+		own, err := NewLoops(0, s.log)
+		if err != nil {
+			return err
+		}
+		s.set, s.own = own, true
+	}
+	if !s.set.Acquire() {
+		return errors.New("the event loops have stopped")
+	}
+	s.held = true
+	if s.own {
+		// Stops as soon as the service lets go of it.
+		ended, cancel := context.WithCancel(context.Background())
+		cancel()
+		go s.set.Run(ended)
+	}
 	return nil
 }
 
@@ -236,11 +293,11 @@ func (s *Service) Serve(ctx context.Context) error {
 // open connections to finish until ctx is done, then cut the rest (ended
 // "drain"). It returns once every connection is closed; the number cut is
 // logged, not returned as an error, because cutting at the deadline is the
-// contract rather than a failure.
+// contract rather than a failure. Other services in the same loops are
+// not touched.
 func (s *Service) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.draining = true
-	eng := s.eng
 	s.mu.Unlock()
 	s.closeListener()
 
@@ -253,42 +310,36 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 		s.stopDials()
+		s.mu.Lock()
+		set := s.set
+		held := s.held
+		s.mu.Unlock()
 		n := 0
-		if eng != nil {
-			n = eng.abortAll(s, EndDrain)
+		if held {
+			n = abortService(set, s, EndDrain)
 		}
 		<-done
 		s.log.Info("drain timeout: open connections closed", "count", n)
 	}
 	s.stopDials()
-	if eng != nil {
-		eng.release()
+	s.mu.Lock()
+	if s.held {
+		s.held = false
+		s.set.Release()
 	}
+	s.mu.Unlock()
 	return nil
 }
 
-// closeListener stops accepting; idempotent. It returns once no loop
-// accepts any more, so no connection is added after it.
+// closeListener stops accepting and closes the listening sockets;
+// idempotent. It returns once no loop accepts any more, so no connection
+// is added after it.
 func (s *Service) closeListener() {
 	s.mu.Lock()
-	eng := s.eng
-	if s.fed {
-		eng = nil // the Front's listener, not this service's
-	}
-	if !s.lnClosed {
-		s.lnClosed = true
-		close(s.served)
-		// Before Serve the listener is still Go's; after, the engine
-		// has closed Go's descriptor and owns a duplicate.
-		if eng == nil && s.ln != nil {
-			if err := s.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
-				s.log.Warn("close listener", "err", err)
-			}
-		}
-	}
-	s.mu.Unlock()
-	if eng != nil {
-		eng.closeListener()
+	defer s.mu.Unlock()
+	s.stopAccepting()
+	for _, ln := range s.lns {
+		ln.close()
 	}
 }
 

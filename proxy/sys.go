@@ -7,6 +7,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tierlb/tierlb/proxy/internal/evloop"
 )
 
 // The loops' syscalls. The socket calls on its hot path are raw and
@@ -15,19 +17,6 @@ import (
 // the loop, so that accepting, connecting and moving bytes allocate nothing.
 // Only epoll_wait, the one call that blocks, goes through unix.EpollWait.
 
-// errnoErr returns e as an error without allocating for the common values.
-func errnoErr(e unix.Errno) error {
-	switch e {
-	case 0:
-		return nil
-	case unix.EAGAIN:
-		return unix.EAGAIN
-	case unix.EINTR:
-		return unix.EINTR
-	}
-	return e
-}
-
 // sysAccept accepts one connection, non-blocking and close-on-exec, and
 // leaves the peer's address in rsa.
 func sysAccept(lfd int, rsa *unix.RawSockaddrAny, rlen *uint32) (int, error) {
@@ -35,7 +24,7 @@ func sysAccept(lfd int, rsa *unix.RawSockaddrAny, rlen *uint32) (int, error) {
 	r, _, e := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(lfd), uintptr(unsafe.Pointer(rsa)),
 		uintptr(unsafe.Pointer(rlen)), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
 	if e != 0 {
-		return -1, errnoErr(e)
+		return -1, evloop.Errno(e)
 	}
 	return int(r), nil
 }
@@ -48,23 +37,23 @@ func sysConnect(fd int, ap netip.AddrPort, rsa *unix.RawSockaddrAny) error {
 	if a.Is4() {
 		p := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
 		*p = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: a.As4()}
-		putPort(&p.Port, ap.Port())
+		evloop.PutPort(&p.Port, ap.Port())
 		n = unix.SizeofSockaddrInet4
 	} else {
 		p := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa))
 		*p = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: a.As16()}
-		putPort(&p.Port, ap.Port())
+		evloop.PutPort(&p.Port, ap.Port())
 		n = unix.SizeofSockaddrInet6
 	}
 	_, _, e := unix.RawSyscall(unix.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(rsa)), n)
-	return errnoErr(e)
+	return evloop.Errno(e)
 }
 
 // sysRead reads into b.
 func sysRead(fd int, b []byte) (int, error) {
 	r, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
 	if e != 0 {
-		return 0, errnoErr(e)
+		return 0, evloop.Errno(e)
 	}
 	return int(r), nil
 }
@@ -75,7 +64,7 @@ func sysSend(fd int, b []byte, flags int) (int, error) {
 	r, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))),
 		uintptr(len(b)), uintptr(unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT|flags), 0, 0)
 	if e != 0 {
-		return 0, errnoErr(e)
+		return 0, evloop.Errno(e)
 	}
 	return int(r), nil
 }
@@ -84,7 +73,7 @@ func sysSend(fd int, b []byte, flags int) (int, error) {
 func sysSplice(in, out, n int) (int, error) {
 	r, _, e := unix.RawSyscall6(unix.SYS_SPLICE, uintptr(in), 0, uintptr(out), 0, uintptr(n), spliceFlags)
 	if e != 0 {
-		return 0, errnoErr(e)
+		return 0, evloop.Errno(e)
 	}
 	return int(r), nil
 }
@@ -95,23 +84,12 @@ func sockaddrToAddrPort(rsa *unix.RawSockaddrAny) netip.AddrPort {
 	switch rsa.Addr.Family {
 	case unix.AF_INET:
 		p := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
-		return netip.AddrPortFrom(netip.AddrFrom4(p.Addr), getPort(&p.Port))
+		return netip.AddrPortFrom(netip.AddrFrom4(p.Addr), evloop.GetPort(&p.Port))
 	case unix.AF_INET6:
 		p := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa))
-		return netip.AddrPortFrom(netip.AddrFrom16(p.Addr).Unmap(), getPort(&p.Port))
+		return netip.AddrPortFrom(netip.AddrFrom16(p.Addr).Unmap(), evloop.GetPort(&p.Port))
 	}
 	return netip.AddrPort{}
-}
-
-// Ports are stored in network byte order.
-func getPort(p *uint16) uint16 {
-	b := (*[2]byte)(unsafe.Pointer(p))
-	return uint16(b[0])<<8 | uint16(b[1])
-}
-
-func putPort(p *uint16, port uint16) {
-	b := (*[2]byte)(unsafe.Pointer(p))
-	b[0], b[1] = byte(port>>8), byte(port)
 }
 
 // localAddrPort returns the address a client connected to, for the PROXY
@@ -140,7 +118,7 @@ func closeFD(fd int, rst bool) {
 		_, _, _ = unix.RawSyscall6(unix.SYS_SETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_LINGER,
 			uintptr(unsafe.Pointer(&l)), unsafe.Sizeof(l), 0)
 	}
-	_ = sysClose(fd)
+	_ = evloop.Close(fd)
 }
 
 // socketError returns a socket's pending error (SO_ERROR).
@@ -149,41 +127,11 @@ func socketError(fd int) error {
 	if err != nil {
 		return err
 	}
-	return errnoErr(unix.Errno(v))
+	return evloop.Errno(unix.Errno(v))
 }
 
-// The calls below are short and never block on non-blocking sockets
-// (close too: no socket of the engine lingers with a timeout). Made raw,
-// they do not enter the scheduler's syscall state, so a slow one on a
-// busy machine does not make sysmon hand the loop's P to another thread.
-
-func sysSocket(family int) (int, error) {
-	r, _, e := unix.RawSyscall(unix.SYS_SOCKET, uintptr(family), unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if e != 0 {
-		return -1, errnoErr(e)
-	}
-	return int(r), nil
-}
-
-func sysSetsockoptInt(fd, level, opt, value int) error {
-	v := int32(value)
-	_, _, e := unix.RawSyscall6(unix.SYS_SETSOCKOPT, uintptr(fd), uintptr(level), uintptr(opt),
-		uintptr(unsafe.Pointer(&v)), 4, 0)
-	return errnoErr(e)
-}
-
-func sysClose(fd int) error {
-	_, _, e := unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0)
-	return errnoErr(e)
-}
-
+// sysShutdown is shutdown(2), raw: it never blocks.
 func sysShutdown(fd, how int) error {
 	_, _, e := unix.RawSyscall(unix.SYS_SHUTDOWN, uintptr(fd), uintptr(how), 0)
-	return errnoErr(e)
-}
-
-func sysEpollCtl(epfd, op, fd int, ev *unix.EpollEvent) error {
-	_, _, e := unix.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(epfd), uintptr(op), uintptr(fd),
-		uintptr(unsafe.Pointer(ev)), 0, 0)
-	return errnoErr(e)
+	return evloop.Errno(e)
 }

@@ -4,7 +4,6 @@ package proxy
 
 import (
 	"os"
-	"time"
 )
 
 // Each connection has at most one entry in its loop's timer heap: the
@@ -47,13 +46,13 @@ func (l *loop) unschedule(c *conn) {
 // expire runs the deadlines that are due, and closes idle pipes that have
 // not been used for pipeIdle.
 func (l *loop) expire() {
-	for len(l.timers) > 0 && l.timers[0].when <= l.now {
+	for len(l.timers) > 0 && l.timers[0].when <= l.el.Now {
 		c := l.timers[0]
 		l.unschedule(c)
 		l.onTimer(c)
 	}
-	if l.acceptPaused && l.now >= l.resumeAt {
-		l.resumeAccept()
+	if len(l.paused) > 0 {
+		l.resumeDue()
 	}
 	l.trimPipes()
 }
@@ -70,12 +69,12 @@ func (l *loop) onTimer(c *conn) {
 	case stateResolving, stateConnecting:
 		l.connectTimedOut(c)
 	case stateOpen:
-		if c.halfAt != 0 && l.now >= c.halfAt {
+		if c.halfAt != 0 && l.el.Now >= c.halfAt {
 			l.finish(c) // the first closer's reason stands
 			return
 		}
 		idle := int64(c.cfg.Timeouts.idle())
-		if l.now-c.last >= idle {
+		if l.el.Now-c.last >= idle {
 			c.setEnd(EndIdleTimeout)
 			l.finish(c)
 			return
@@ -99,30 +98,13 @@ func (l *loop) nextDeadline() int64 {
 	if len(l.timers) > 0 {
 		next = l.timers[0].when
 	}
-	if l.acceptPaused && (next < 0 || l.resumeAt < next) {
-		next = l.resumeAt
+	if t := l.resumeNext(); t >= 0 && (next < 0 || t < next) {
+		next = t
 	}
 	if t := l.free.pipesIdleUntil(); t >= 0 && (next < 0 || t < next) {
 		next = t
 	}
 	return next
-}
-
-// waitMillis is how long epoll_wait may sleep: until the next deadline,
-// rounded up so a wakeup never comes just before it.
-func (l *loop) waitMillis() int {
-	if len(l.again) > 0 {
-		return 0
-	}
-	next := l.nextDeadline()
-	if next < 0 {
-		return -1
-	}
-	d := next - l.clock()
-	if d <= 0 {
-		return 0
-	}
-	return int(min((d+int64(time.Millisecond)-1)/int64(time.Millisecond), 1<<30))
 }
 
 func (l *loop) less(i, j int) bool { return l.timers[i].when < l.timers[j].when }

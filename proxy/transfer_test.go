@@ -158,7 +158,7 @@ func TestHalfCloseEcho(t *testing.T) {
 // the connection.
 func TestPipeFailureFallsBack(t *testing.T) {
 	if isChild("TestPipeFailureFallsBack") {
-		serveChild("nopipe", Options{Loops: 1}, func(s *Service) error {
+		serveChild("nopipe", Options{Loops: mustLoops(1)}, func(s *Service) error {
 			if err := emfileWarmUp(s); err != nil {
 				return fmt.Errorf("warm-up: %w", err)
 			}

@@ -6,7 +6,8 @@
 #
 #   scripts/faults.sh          # everything: about 10 minutes; needs Docker,
 #                              # docker-compose, and root for the netns scenario
-#   scripts/faults.sh --fast   # the part CI runs (under a minute, no Docker)
+#   scripts/faults.sh --fast   # the part CI runs (about two minutes; Docker for
+#                              # the local ports scenario)
 #
 # Exit status 0 when every scenario kept its promise. The full log is left
 # in $TMPDIR/tierlb-faults.log.

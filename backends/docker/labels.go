@@ -3,7 +3,6 @@ package docker
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tierlb/tierlb/backends"
+	"github.com/tierlb/tierlb/internal/listenaddr"
 )
 
 // labels is what one container's tierlb labels say, checked.
@@ -202,12 +202,9 @@ func validName(s string) bool {
 }
 
 func listenAddr(v string) string {
-	const want = "HOST:PORT with an IP (or empty) host and a port from 1 to 65535, e.g. 0.0.0.0:8080 or [::]:8080"
-	host, port, err := net.SplitHostPort(v)
-	if err != nil {
-		return want
-	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+	const want = "HOST:PORT with an IP (or empty) host and a port from 1 to 65535, or a range of at most 1000 ports, e.g. 0.0.0.0:8080, [::]:8080 or 0.0.0.0:30000-30099"
+	host, first, _, err := listenaddr.Split(v)
+	if err != nil || first < 1 {
 		return want
 	}
 	if host != "" {

@@ -11,66 +11,37 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/moby/moby/client"
+
+	"github.com/tierlb/tierlb/internal/testkit"
 )
 
-// loadLoop is a bounded client load through tierlb: workers each open a new
-// connection per request (GET /name, Connection: close), the way the issue's
-// `wrk -H 'Connection: close'` did, and count what fails.
+// loadLoop is a client load through tierlb: new connections, each asking
+// one request (GET /name, Connection: close), the way the issue's
+// `wrk -H 'Connection: close'` did, paced by testkit, counting what fails
+// and how many are in flight.
 type loadLoop struct {
-	ok, failed, inflight atomic.Int64
-
-	mu   sync.Mutex
-	errs []string // the last few failures, for the test log
-
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	*testkit.Load
+	inflight atomic.Int64
 }
 
 // startConnLoad runs workers against front until the test ends, for at most
-// maxDur and maxReqs requests in all.
-func startConnLoad(t *testing.T, front string, workers int, maxDur time.Duration, maxReqs int64) *loadLoop {
-	ctx, cancel := context.WithTimeout(context.Background(), maxDur)
-	l := &loadLoop{cancel: cancel}
-	var issued atomic.Int64
-	for range workers {
-		l.wg.Go(func() {
-			for ctx.Err() == nil && issued.Add(1) <= maxReqs {
-				l.inflight.Add(1)
-				_, err := askClose(front)
-				l.inflight.Add(-1)
-				if err == nil {
-					l.ok.Add(1)
-					continue
-				}
-				l.failed.Add(1)
-				l.mu.Lock()
-				l.errs = append(l.errs[max(0, len(l.errs)-4):], fmt.Sprintf("%s: %v", time.Now().Format("15:04:05.000"), err))
-				l.mu.Unlock()
-			}
-		})
-	}
-	t.Cleanup(l.stop)
+// maxDur, at testkit's sustained rate: the updates under this load last
+// minutes, longer than the local ports' TIME_WAIT.
+func startConnLoad(t *testing.T, front string, workers int, maxDur time.Duration) *loadLoop {
+	l := &loadLoop{}
+	pace := testkit.Pace{Rate: testkit.SustainedRate, Count: int64(maxDur.Seconds()) * testkit.SustainedRate, Within: maxDur}
+	l.Load = testkit.StartLoad(t, workers, pace, func(context.Context) error {
+		l.inflight.Add(1)
+		defer l.inflight.Add(-1)
+		_, err := askClose(front)
+		return err
+	})
 	return l
-}
-
-// counts returns the requests answered and failed so far.
-func (l *loadLoop) counts() (ok, failed int64) { return l.ok.Load(), l.failed.Load() }
-
-func (l *loadLoop) lastErrors() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Join(l.errs, "; ")
-}
-
-func (l *loadLoop) stop() {
-	l.cancel()
-	l.wg.Wait()
 }
 
 // askClose sends one request on a new connection that the server closes

@@ -107,18 +107,18 @@ func rolling(t *testing.T, lameDuck time.Duration, strict, compare bool) {
 	}...)
 
 	const workers = 8
-	load := startConnLoad(t, s.front, workers, 5*time.Minute, 2_000_000)
+	load := startConnLoad(t, s.front, workers, 5*time.Minute)
 	for _, k := range kinds {
 		began := time.Now()
-		ok0, failed0 := load.counts()
+		ok0, failed0 := load.Counts()
 		inflight := load.inflight.Load()
 		k.do(t, p)
 		settle(k.scale)
-		ok1, failed1 := load.counts()
+		ok1, failed1 := load.Counts()
 		failed := failed1 - failed0
 		t.Logf("rolling: lame_duck=%s kind=%q requests=%d failed=%d", lameDuck, k.name, ok1-ok0+failed, failed)
 		if failed > 0 {
-			t.Logf("last failures: %s", load.lastErrors())
+			t.Logf("last failures: %s", load.LastErrors())
 			t.Logf("tierlb's unusual lines meanwhile:\n%s", unusual(s.logs(), began))
 		}
 		if !strict || k.allAtOnce {
@@ -131,8 +131,8 @@ func rolling(t *testing.T, lameDuck time.Duration, strict, compare bool) {
 			t.Errorf("%s: %d connections failed, want 0", k.name, failed)
 		}
 	}
-	load.stop()
-	if ok, _ := load.counts(); ok == 0 {
+	load.Stop()
+	if ok, _ := load.Counts(); ok == 0 {
 		t.Fatal("the load loop got no answer at all")
 	}
 }

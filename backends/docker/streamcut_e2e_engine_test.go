@@ -34,7 +34,7 @@ func TestE2EStreamCutUnderLoad(t *testing.T) {
 	p := s.composeApp(3, "--listen", ":8080", "--lame-duck", "8s")
 	testkit.Eventually(t, 60*time.Second, "3 replicas up", func() bool { return s.settled("app", 3) })
 
-	load := startConnLoad(t, s.front, 8, 3*time.Minute, 2_000_000)
+	load := startConnLoad(t, s.front, 8, 3*time.Minute)
 	outage := time.Now()
 	sp.setRefuse(true)
 	sp.cut()
@@ -57,12 +57,12 @@ func TestE2EStreamCutUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	testkit.Eventually(t, 30*time.Second, "the stopped replica removed", func() bool { return s.settled("app", 2) })
-	load.stop()
-	ok, failed := load.counts()
+	load.Stop()
+	ok, failed := load.Counts()
 	t.Logf("fault: event-stream cut under load | %s | engine unreachable %s, a replica stopped meanwhile (drained on reconnect from the replayed events); %d connections, %d failed, /readyz %d during the outage",
 		map[bool]string{true: "ok", false: "FAIL"}[failed == 0], down.Round(100*time.Millisecond), ok+failed, failed, readyz)
 	if failed > 0 {
-		t.Errorf("%d connections failed (last: %s)", failed, load.lastErrors())
+		t.Errorf("%d connections failed (last: %s)", failed, load.LastErrors())
 	}
 	if !strings.Contains(s.logs(), `reason="container stopping"`) {
 		t.Error("tierlb did not drain the replica stopped during the outage at its stop")

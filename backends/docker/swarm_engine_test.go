@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -110,12 +108,15 @@ func TestSwarmEngine(t *testing.T) {
 	step("rolling update under load loses no connection", func(t *testing.T) {
 		c.docker(1, "service", "scale", "-d", "web=6")
 		testkit.Eventually(t, 60*time.Second, "6 tasks up", func() bool { n, _ := lb.upOn("web"); return n == 6 })
-		load := startLoad(lb.front, 4, 3*time.Minute)
+		load := startLoad(t, lb.front, 4, 3*time.Minute)
+		began := time.Now()
 		c.docker(1, "service", "update", "--force", "--update-parallelism", "1", "web") // waits for convergence
-		ok, failed := load.stop()
-		t.Logf("rolling update of 6 replicas: %d connections, %d failed", ok+len(failed), len(failed))
-		if len(failed) > 0 || ok == 0 {
-			t.Fatalf("%d of %d connections failed during the update; first: %v", len(failed), ok+len(failed), failed[:min(5, len(failed))])
+		load.Stop()
+		ok, failed := load.Counts()
+		took := time.Since(began)
+		t.Logf("rolling update of 6 replicas: %d connections in %s (%.0f/s), %d failed", ok+failed, took.Round(100*time.Millisecond), float64(ok+failed)/took.Seconds(), failed)
+		if failed > 0 || ok == 0 {
+			t.Fatalf("%d of %d connections failed during the update; last: %s", failed, ok+failed, load.LastErrors())
 		}
 		testkit.Eventually(t, 30*time.Second, "6 new tasks up", func() bool { n, _ := lb.upOn("web"); return n == 6 && len(lb.backendsOf("web")) == 6 })
 	})
@@ -173,16 +174,17 @@ func TestSwarmEngine(t *testing.T) {
 	}
 
 	step("node drained", func(t *testing.T) {
-		load := startLoad(lb.front, 2, 2*time.Minute)
+		load := startLoad(t, lb.front, 2, 2*time.Minute)
 		c.docker(1, "node", "update", "--availability", "drain", "node3")
 		testkit.Eventually(t, 60*time.Second, "no backend on node3, 6 up elsewhere", func() bool {
 			n, on := lb.upOn("web")
 			return n == 6 && on["node3"] == 0 && len(lb.backendsOf("web")) == 6
 		})
-		ok, failed := load.stop()
-		t.Logf("node drain: %d connections, %d failed", ok+len(failed), len(failed))
-		if len(failed) > 0 {
-			t.Errorf("%d connections failed while node3 drained; first: %v", len(failed), failed[:min(5, len(failed))])
+		load.Stop()
+		ok, failed := load.Counts()
+		t.Logf("node drain: %d connections, %d failed", ok+failed, failed)
+		if failed > 0 {
+			t.Errorf("%d connections failed while node3 drained; last: %s", failed, load.LastErrors())
 		}
 		c.docker(1, "node", "update", "--availability", "active", "node3")
 	})
@@ -229,37 +231,14 @@ func distinct(names []string) int {
 	return len(seen)
 }
 
-// load is a bounded loop of new connections through tierlb, each asking
-// one request, from a few workers.
-type load struct {
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	ok     atomic.Int64
-	mu     sync.Mutex
-	failed []error
-}
-
-func startLoad(front string, workers int, max time.Duration) *load {
-	ctx, cancel := context.WithTimeout(context.Background(), max)
-	l := &load{cancel: cancel}
-	for range workers {
-		l.wg.Go(func() {
-			for n := 0; n < 100000 && ctx.Err() == nil; n++ {
-				if _, err := ask(front); err != nil {
-					l.mu.Lock()
-					l.failed = append(l.failed, err)
-					l.mu.Unlock()
-					continue
-				}
-				l.ok.Add(1)
-			}
-		})
-	}
-	return l
-}
-
-func (l *load) stop() (ok int, failed []error) {
-	l.cancel()
-	l.wg.Wait()
-	return int(l.ok.Load()), l.failed
+// startLoad runs workers opening new connections through tierlb, one
+// request each, for at most max, at testkit's sustained rate: a rolling
+// update lasts longer than the local ports' TIME_WAIT, and a fast machine
+// unpaced runs its own client out of ports (EADDRNOTAVAIL).
+func startLoad(t *testing.T, front string, workers int, max time.Duration) *testkit.Load {
+	pace := testkit.Pace{Rate: testkit.SustainedRate, Count: int64(max.Seconds()) * testkit.SustainedRate, Within: max}
+	return testkit.StartLoad(t, workers, pace, func(context.Context) error {
+		_, err := ask(front)
+		return err
+	})
 }

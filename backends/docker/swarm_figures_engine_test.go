@@ -44,7 +44,7 @@ func TestSwarmFigures(t *testing.T) {
 	mgr := c.cli[0]
 
 	// Lifecycle latencies, under a steady load of new connections.
-	load := startLoad(lb.front, 2, 10*time.Minute)
+	load := startLoad(t, lb.front, 2, 10*time.Minute)
 	type sample struct {
 		name            string
 		running, change time.Time
@@ -88,7 +88,8 @@ func TestSwarmFigures(t *testing.T) {
 		testkit.Eventually(t, 30*time.Second, "3 backends", func() bool { return len(lb.backendsOf("web")) == 3 })
 		t.Logf("round %d: joined %s, left %s", i+1, name, gone.name)
 	}
-	ok, failed := load.stop()
+	load.Stop()
+	ok, failed := load.Counts()
 	logs, err := c.dockerErr(1, "logs", lb.id)
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +110,7 @@ func TestSwarmFigures(t *testing.T) {
 		}
 		toLast = append(toLast, slices.MaxFunc(starts, time.Time.Compare).Sub(s.change))
 	}
-	t.Logf("load: %d connections, %d failed", ok+len(failed), len(failed))
+	t.Logf("load: %d connections, %d failed", ok+failed, failed)
 	t.Logf("task running -> first routed connection: median %s of %v", median(toFirst), toFirst)
 	t.Logf("desired state change -> last new connection: median %s of %v", median(toLast), toLast)
 
@@ -147,9 +148,10 @@ func TestSwarmFigures(t *testing.T) {
 	time.Sleep(hotWindow + time.Second) // the scale's hot polling ends by the clock
 	cc.reset()
 	start := time.Now()
-	upd := startLoad(lb.front, 2, 5*time.Minute)
+	upd := startLoad(t, lb.front, 2, 5*time.Minute)
 	c.docker(1, "service", "update", "--force", "--update-parallelism", "1", "web")
-	ok, failed = upd.stop()
+	upd.Stop()
+	ok, failed = upd.Counts()
 	d := time.Since(start)
 	calls = cc.snapshot()
 	n := 0
@@ -157,7 +159,7 @@ func TestSwarmFigures(t *testing.T) {
 		n += v
 	}
 	t.Logf("manager API during a rolling update of 6 (%s): %.2f requests/s %v", d.Round(100*time.Millisecond), float64(n)/d.Seconds(), calls)
-	t.Logf("rolling update of 6 through tierlb: %d connections, %d failed", ok+len(failed), len(failed))
+	t.Logf("rolling update of 6 through tierlb: %d connections, %d failed", ok+failed, failed)
 
 	// 100 tasks: what one poll costs the manager. A task counts from the
 	// moment Swarm wants it running, so the list has 100 entries long

@@ -10,7 +10,8 @@ import (
 )
 
 // cmdCheck validates the config. It prints the resolved config (defaults,
-// file, environment and flags merged) as YAML on stdout and exits 0, or
+// file, environment and flags merged) as YAML on stdout, after a comment
+// line with what the namespace's local ports allow, and exits 0, or
 // prints every problem on stderr and exits 1.
 func cmdCheck(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	l, code, done := configFromArgs("check", "tierlb check [--config FILE] [flags]", args, stdout, stderr)
@@ -28,6 +29,7 @@ func cmdCheck(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		from = src.File + ", " + from
 	}
 	fmt.Fprintf(stdout, "# resolved config from %s\n", from)
+	fmt.Fprintf(stdout, "# local ports of this network namespace: %s\n", localPortsLine(hostEnvironment()))
 	_, _ = stdout.Write(out)
 	return exitOK
 }

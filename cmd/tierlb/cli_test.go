@@ -36,7 +36,11 @@ func TestCheckPrintsResolvedConfig(t *testing.T) {
 		t.Fatalf("printed config does not load: %v", err)
 	}
 	b, _ := resolvedYAML(second, planProcs(second.Engine.Loops, hostProcs()))
-	_, printed, _ := strings.Cut(stdout, "\n") // without the comment line
+	_, printed, _ := strings.Cut(stdout, "\n") // without the two comment lines
+	ports, printed, _ := strings.Cut(printed, "\n")
+	if !regexp.MustCompile(`^# local ports of this network namespace: \d+ new connections/s per backend address \(\d+ local ports`).MatchString(ports) {
+		t.Errorf("second line does not say the local port capacity: %q", ports)
+	}
 	if string(b) != printed {
 		t.Errorf("round trip changed the config:\n%s\nvs\n%s", printed, b)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 
@@ -23,12 +24,15 @@ const defaultDockerSocket = "/var/run/docker.sock"
 type environment struct {
 	getenv func(string) string
 	exists func(path string) bool
+	// netIPv4 is the namespace's /proc/sys/net/ipv4; nil: not known.
+	netIPv4 fs.FS
 }
 
 func hostEnvironment() environment {
 	return environment{
-		getenv: os.Getenv,
-		exists: func(path string) bool { _, err := os.Stat(path); return err == nil },
+		getenv:  os.Getenv,
+		exists:  func(path string) bool { _, err := os.Stat(path); return err == nil },
+		netIPv4: os.DirFS(procNetIPv4),
 	}
 }
 

@@ -27,8 +27,9 @@ type deps struct {
 	// docker with docker.enabled false; with auto and no engine there are
 	// no containers to check).
 	Docker health.ContainerHealth
-	// Loops is proxy.Options.Loops.
-	Loops int
+	// Loops are the process's event loops, shared by every service
+	// (proxy.Options.Loops, udp.Options.Loops).
+	Loops *proxy.Loops
 }
 
 // healthConfig is a service's health settings as its monitor really runs
@@ -102,8 +103,11 @@ func (in *instance) start(fatal func(error)) {
 	ctx, cancel := context.WithCancel(context.Background())
 	in.stopServe, in.served = cancel, make(chan struct{})
 	listen := in.cfg.Listen
-	if a := in.svc.Addr(); a != nil {
-		listen = a.String()
+	if la, err := config.ParseListenAddr(listen); err == nil && !la.IsRange() {
+		// The port the kernel picked for port 0; a range is logged whole.
+		if a := in.svc.Addr(); a != nil {
+			listen = a.String()
+		}
 	}
 	in.log.Info("serving", "listen", listen, "protocol", in.cfg.Protocol, "sni", in.cfg.SNI, "backends", len(in.static), "balance", in.cfg.Balance)
 	go func() {

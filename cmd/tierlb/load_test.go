@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -109,28 +110,17 @@ func (r *loadResult) fail(format string, args ...any) {
 	r.mu.Unlock()
 }
 
-// runLoad runs workers sequential connections against addr until stop is
-// closed, or at most maxConns connections or 30 s in all. Each connection
-// reads the backend's greeting, then checks one echo.
-func runLoad(r *loadResult, addr string, workers, maxConns int, stop <-chan struct{}) *loadResult {
-	var budget atomic.Int64
-	budget.Store(int64(maxConns))
-	deadline := time.Now().Add(30 * time.Second)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for i := 0; budget.Add(-1) >= 0 && time.Now().Before(deadline); i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				oneConn(r, addr, fmt.Sprintf("w%d-%d", w, i))
-			}
-		})
-	}
-	wg.Wait()
-	return r
+// runLoad runs workers sequential connections against addr until Stop,
+// or at most maxConns connections or 30 s in all, at the rate testkit
+// allows for that many. Each connection reads the backend's greeting, then
+// checks one echo; r counts how each ended.
+func runLoad(t *testing.T, r *loadResult, addr string, workers int, maxConns int64) *testkit.Load {
+	var seq atomic.Int64
+	pace := testkit.Pace{Rate: testkit.MaxRate(maxConns), Count: maxConns, Within: 30 * time.Second}
+	return testkit.StartLoad(t, workers, pace, func(context.Context) error {
+		oneConn(r, addr, fmt.Sprintf("c%d", seq.Add(1)))
+		return nil // r has counted it
+	})
 }
 
 // cutByKill counts err as a connection cut in flight when it is a reset
@@ -205,10 +195,8 @@ services:
 		waitGreetingFrom(t, addr, k.name)
 	}
 
-	stop := make(chan struct{})
 	res := newLoadResult()
-	var loadDone sync.WaitGroup
-	loadDone.Go(func() { runLoad(res, addr, 4, 3000, stop) })
+	load := runLoad(t, res, addr, 4, 3000)
 	// Let the load reach all three, kill b, let it run on two, stop.
 	testkit.Eventually(t, 10*time.Second, "the load to reach every backend", func() bool {
 		return res.servedBy("a") > 0 && res.servedBy("b") > 0 && res.servedBy("c") > 0
@@ -219,8 +207,7 @@ services:
 	testkit.Eventually(t, 20*time.Second, "200 connections served after the kill", func() bool {
 		return res.served.Load() >= afterKill
 	})
-	close(stop)
-	loadDone.Wait()
+	load.Stop()
 
 	t.Logf("served %d, cut in flight by the kill %d, failed %d, per backend %v",
 		res.served.Load(), res.inFlight.Load(), res.failed.Load(), res.byName)
@@ -264,10 +251,8 @@ func TestReloadUnderLoadFailsNoClient(t *testing.T) {
 	waitGreetingFrom(t, ports["b"], "b") // b's backend joins at its first check
 	openB, readB := dialLine(t, ports["b"])
 
-	stop := make(chan struct{})
 	res := newLoadResult()
-	var loadDone sync.WaitGroup
-	loadDone.Go(func() { runLoad(res, ports["a"], 4, 5000, stop) })
+	load := runLoad(t, res, ports["a"], 4, 5000)
 	testkit.Eventually(t, 10*time.Second, "the load to run before the reload", func() bool { return res.served.Load() >= 50 })
 
 	if err := os.WriteFile(file, []byte(after), 0o600); err != nil {
@@ -288,8 +273,7 @@ func TestReloadUnderLoadFailsNoClient(t *testing.T) {
 	}
 	// The load goes on across the reload until the added backend serves.
 	testkit.Eventually(t, 10*time.Second, "the backend added by the reload to serve", func() bool { return res.servedBy("a2") >= 20 })
-	close(stop)
-	loadDone.Wait()
+	load.Stop()
 	openB.Close()
 	p.WaitLog(t, `msg="service drained" service=b`)
 	// The drained service's series are gone; the others' stay.

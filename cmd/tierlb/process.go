@@ -27,10 +27,10 @@ func hostProcs() hostCPU {
 	return hostCPU{procs: runtime.GOMAXPROCS(0), userSet: os.Getenv("GOMAXPROCS") != ""}
 }
 
-// procPlan is how many event loops each service runs, and the GOMAXPROCS
+// procPlan is how many event loops the process runs for all its services, and the GOMAXPROCS
 // that goes with them.
 type procPlan struct {
-	loops      int // event loops per service (proxy.Options.Loops)
+	loops      int // the process's event loops (proxy.NewLoops)
 	configured int // engine.loops as configured; 0: one per core
 	procs      int // GOMAXPROCS before the plan
 	gomaxprocs int // GOMAXPROCS after it
@@ -67,9 +67,9 @@ func (p procPlan) apply() {
 
 // note says what engine.loops comes to on this machine, for `tierlb check`.
 func (p procPlan) note() string {
-	what := fmt.Sprintf("%d loops per service", p.loops)
+	what := fmt.Sprintf("%d loops for all services", p.loops)
 	if p.loops == 1 {
-		what = "1 loop per service"
+		what = "1 loop for all services"
 	}
 	if p.configured == 0 {
 		what += ", one per core"

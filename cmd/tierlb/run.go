@@ -13,6 +13,7 @@ import (
 
 	"github.com/tierlb/tierlb/admin"
 	"github.com/tierlb/tierlb/health"
+	"github.com/tierlb/tierlb/internal/portcap"
 	"github.com/tierlb/tierlb/proxy"
 	"github.com/tierlb/tierlb/proxy/udp"
 )
@@ -57,7 +58,8 @@ type component struct {
 // engine that is down at start does not stop the process: static backends
 // serve while the provider retries.
 //
-// loops is the number of event loops each service runs (procPlan).
+// loops is the number of event loops the process runs for all its
+// services (procPlan).
 func serve(ctx context.Context, l loaded, log *slog.Logger, level *slog.LevelVar, env environment, loops int) error {
 	cfg := l.cfg
 	reg, err := newRegistry()
@@ -84,8 +86,23 @@ func serve(ctx context.Context, l loaded, log *slog.Logger, level *slog.LevelVar
 	if err != nil {
 		return fmt.Errorf("reload metrics: %w", err)
 	}
+	ports, portsKnown := localPorts(env, log)
 	ready := &readiness{}
-	sup := newSupervisor(deps{Log: log, AccessLog: accessLogger(log), ProxyMetrics: pm, UDPMetrics: um, HealthMetrics: hm, Loops: loops}, ready)
+	evloops, err := proxy.NewLoops(loops, log)
+	if err != nil {
+		return err
+	}
+	// Until the loops are a component, an early return stops them here:
+	// they start, find nothing to serve and close their descriptors.
+	loopsRun := false
+	defer func() {
+		if !loopsRun {
+			stopped, cancel := context.WithCancel(context.Background())
+			cancel()
+			_ = evloops.Run(stopped)
+		}
+	}()
+	sup := newSupervisor(deps{Log: log, AccessLog: accessLogger(log), ProxyMetrics: pm, UDPMetrics: um, HealthMetrics: hm, Loops: evloops}, ready)
 	disc, watch, err := newDockerProvider(cfg, sup, env, log, reg)
 	if err != nil {
 		return err
@@ -99,6 +116,11 @@ func serve(ctx context.Context, l loaded, log *slog.Logger, level *slog.LevelVar
 	// Per-backend series are read from the backends' atomics at scrape time.
 	if err := reg.Register(admin.NewCollector(sup)); err != nil {
 		return fmt.Errorf("backend metrics: %w", err)
+	}
+	if portsKnown {
+		if err := reg.Register(newPortCapacity(ports, sup)); err != nil {
+			return fmt.Errorf("local port metrics: %w", err)
+		}
 	}
 
 	// Everything binds before anything serves, so a taken port fails the
@@ -127,7 +149,10 @@ func serve(ctx context.Context, l loaded, log *slog.Logger, level *slog.LevelVar
 	// it stops once the services are done.
 	adminCtx, stopAdmin := context.WithCancel(context.Background())
 	defer stopAdmin()
+	loopsRun = true
 	comps := []component{
+		// The loops stop once ctx is done and every service has drained.
+		{"event loops", evloops.Run},
 		{"services", func(ctx context.Context) error {
 			defer stopAdmin()
 			return sup.Run(ctx)
@@ -136,6 +161,12 @@ func serve(ctx context.Context, l loaded, log *slog.Logger, level *slog.LevelVar
 	}
 	if disc != nil {
 		comps = append(comps, component{"docker discovery", disc.Run})
+	}
+	if portsKnown {
+		w := &portcap.Warner{Settings: ports, Log: log}
+		comps = append(comps, component{"local port watch", func(ctx context.Context) error {
+			return w.Run(ctx, portSamples(sup))
+		}})
 	}
 	if adm != nil {
 		comps = append(comps, component{"admin", func(context.Context) error { return adm.Run(adminCtx) }})

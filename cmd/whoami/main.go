@@ -2,12 +2,15 @@
 // benchmark, the Docker example and the Docker tests. It is a static binary
 // (CGO_ENABLED=0, standard library only) so images can be FROM scratch.
 //
-//	whoami --listen :8080 [--name web-1] [--echo :9000] [--dns :53]
+//	whoami --listen :8080 [--name web-1] [--chain http://app:8081/chain] [--echo :9000] [--dns :53]
 //
 // HTTP/1.1 with keep-alive and pipelining:
 //
 //	GET /            "Name: NAME\nRemoteAddr: CLIENT\nLocalAddr: LOCAL\n"
 //	GET /name        "NAME\n" (what round-robin tests count)
+//	GET /chain       "NAME -> NEXT\n": NEXT is what --chain URL answered,
+//	                 on a new connection (502 when it fails); "NAME\n"
+//	                 without --chain, the last tier
 //	GET /bytes/N     N bytes (also /bytes?n=N), up to 1 GiB
 //	GET /healthz     200 "ok" (503 with --unhealthy)
 //
@@ -50,6 +53,7 @@ func run(args []string) int {
 	listen := fs.String("listen", ":8080", "HTTP listen address")
 	name := fs.String("name", "", "name to report (default $NAME, else the hostname)")
 	echo := fs.String("echo", "", "raw TCP echo listen address (off when empty)")
+	chain := fs.String("chain", os.Getenv("CHAIN"), "URL that GET /chain calls, the next tier ($CHAIN; empty: the last tier)")
 	lameDefault := DefaultLameDuck
 	if env := os.Getenv("LAME_DUCK"); env != "" {
 		d, err := time.ParseDuration(env)
@@ -68,6 +72,10 @@ func run(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 1
 	}
+	if err := checkChainURL(*chain); err != nil {
+		fmt.Fprintln(os.Stderr, "whoami:", err)
+		return 1
+	}
 	if *probe != "" {
 		if err := probeHealth(*probe, 2*time.Second); err != nil {
 			fmt.Fprintln(os.Stderr, "whoami:", err)
@@ -83,7 +91,8 @@ func run(args []string) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	if err := serve(ctx, log, *listen, *echo, *dns, resolveName(*name), *lameDuck, *drain, *unhealthy); err != nil {
+	srv := &Server{Name: resolveName(*name), Chain: *chain, Unhealthy: *unhealthy, LameDuck: *lameDuck, DrainTimeout: *drain, Logger: log}
+	if err := serve(ctx, log, srv, *listen, *echo, *dns); err != nil {
 		log.Error("whoami failed", "err", err)
 		return 2
 	}
@@ -91,7 +100,7 @@ func run(args []string) int {
 }
 
 // serve binds both listeners before serving so a bad address fails fast.
-func serve(ctx context.Context, log *slog.Logger, listen, echo, dns, name string, lameDuck, drain time.Duration, unhealthy bool) error {
+func serve(ctx context.Context, log *slog.Logger, srv *Server, listen, echo, dns string) error {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return fmt.Errorf("listen http: %w", err)
@@ -113,7 +122,8 @@ func serve(ctx context.Context, log *slog.Logger, listen, echo, dns, name string
 			return fmt.Errorf("listen dns: %w", err)
 		}
 	}
-	log.Info("whoami serving", "name", name, "http", ln.Addr().String(), "echo", echo, "dns", dns)
+	log.Info("whoami serving", "name", srv.Name, "http", ln.Addr().String(), "chain", srv.Chain, "echo", echo, "dns", dns)
+	lameDuck, drain := srv.LameDuck, srv.DrainTimeout
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -121,7 +131,6 @@ func serve(ctx context.Context, log *slog.Logger, listen, echo, dns, name string
 		errs = make([]error, 3)
 	)
 	context.AfterFunc(ctx, func() { log.Info("whoami stopping: lame duck", "for", lameDuck) })
-	srv := &Server{Name: name, Unhealthy: unhealthy, LameDuck: lameDuck, DrainTimeout: drain, Logger: log}
 	wg.Go(func() {
 		errs[0] = srv.Serve(ctx, ln)
 		cancel() // one listener failing stops the other
@@ -134,7 +143,7 @@ func serve(ctx context.Context, log *slog.Logger, listen, echo, dns, name string
 	}
 	if dc != nil {
 		wg.Go(func() {
-			errs[2] = (&DNS{Name: name}).Serve(ctx, dc)
+			errs[2] = (&DNS{Name: srv.Name}).Serve(ctx, dc)
 			cancel()
 		})
 	}

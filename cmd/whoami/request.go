@@ -137,6 +137,8 @@ func internPath(b []byte) string {
 		return "/healthz"
 	case "/name":
 		return "/name"
+	case "/chain":
+		return "/chain"
 	}
 	return string(b)
 }

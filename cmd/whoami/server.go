@@ -36,6 +36,11 @@ var payload = func() []byte {
 type Server struct {
 	// Name is reported by GET / and GET /name.
 	Name string
+	// Chain is the URL that GET /chain calls, a new connection each time
+	// (the next tier, through a load balancer); the answer is Name, " -> ",
+	// and the next tier's answer. Empty: GET /chain answers Name alone,
+	// the end of a chain.
+	Chain string
 	// Unhealthy makes GET /healthz answer 503 (for health-check tests).
 	Unhealthy bool
 	// LameDuck is how long Serve goes on accepting and answering after ctx
@@ -49,6 +54,7 @@ type Server struct {
 
 	tracker tracker
 	lame    lameDuck
+	chain   *chainClient
 }
 
 // Serve accepts on ln until ctx ends and LameDuck has passed, then stops
@@ -57,6 +63,9 @@ type Server struct {
 // goroutine has finished.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.tracker.init()
+	if s.Chain != "" {
+		s.chain = &chainClient{url: s.Chain}
+	}
 	stop := s.lame.arm(ctx, s.LameDuck, ln)
 	defer stop()
 	var acceptErr error
@@ -179,6 +188,9 @@ func (s *Server) respond(bw *bufio.Writer, c net.Conn, req request, keep bool, l
 		writeSimple(bw, 200, body, keep, head)
 	case req.path == "/name":
 		writeSimple(bw, 200, s.Name+"\n", keep, head)
+	case req.path == "/chain":
+		status, body := s.chainAnswer()
+		writeSimple(bw, status, body, keep, head)
 	case req.path == "/healthz":
 		if s.Unhealthy || s.lame.lame() {
 			writeSimple(bw, 503, "unhealthy\n", keep, head)
@@ -258,6 +270,8 @@ func statusLine(status int) string {
 		return "404 Not Found"
 	case 405:
 		return "405 Method Not Allowed"
+	case 502:
+		return "502 Bad Gateway"
 	case 413:
 		return "413 Content Too Large"
 	case 431:

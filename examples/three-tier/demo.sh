@@ -1,10 +1,11 @@
 #!/bin/sh
 # tierlb's main job in one command: build the images (no registry needed),
 # start the web, app and db tiers on their own networks with one tierlb
-# bridging them, wait until every replica is up, and show the app tier's
-# round robin by container name.
+# bridging them, wait until every replica of every service is up, and show
+# the tiers calling each other through tierlb by the names they already use
+# (web -> app:8081 -> db:5432), rotating on every tier.
 #
-#   examples/three-tier/demo.sh          # up (three app replicas), then leave it running
+#   examples/three-tier/demo.sh          # up (2 web, 3 app, 2 db replicas), then leave it running
 #   examples/three-tier/demo.sh down     # remove the stack and the two images
 #
 # Needs Go, a Docker engine and docker-compose v1.29 (or Compose v2).
@@ -30,13 +31,21 @@ fi
 "$root/scripts/build-image.sh" --tag tierlb:dev --whoami-tag tierlb-whoami:dev
 $compose up -d --scale app=3
 
-# Ready once tierlb has listed the engine and web, db and the three app
-# replicas passed their first checks (app: its Docker HEALTHCHECK).
+# Ready once tierlb routes every container of the project but itself (each
+# is a backend of one service here), all of them up: the rotation is only
+# exact once the last replica has passed its first check.
+want=$(($($compose ps -q | wc -l) - 1))
 i=0
-until [ "$(curl -s -m 1 127.0.0.1:9090/api/v1/services | grep -o '"state": *"up"' | wc -l)" -ge 5 ]; do
+while :; do
+	services=$(curl -s -m 1 127.0.0.1:9090/api/v1/services || true)
+	seen=$(printf '%s' "$services" | grep -o '"state": *"[a-z]*"' | wc -l)
+	up=$(printf '%s' "$services" | grep -o '"state": *"up"' | wc -l)
+	if [ "$seen" -ge "$want" ] && [ "$up" -eq "$seen" ]; then
+		break
+	fi
 	i=$((i + 1))
 	if [ $i -gt 300 ]; then
-		echo "tierlb did not bring web, db and three app replicas up within 60s; what it sees:" >&2
+		echo "tierlb did not bring all $want backends up within 60s ($up of $seen up); what it sees:" >&2
 		curl -s -m 1 127.0.0.1:9090/api/v1/explain >&2 || true
 		exit 1
 	fi
@@ -44,16 +53,17 @@ until [ "$(curl -s -m 1 127.0.0.1:9090/api/v1/services | grep -o '"state": *"up"
 done
 
 echo
-echo "app tier through tierlb (127.0.0.1:8081), one new connection per request:"
+echo "web -> app -> db, each hop a new connection through tierlb (the replicas call app:8081 and db:5432):"
 for i in 1 2 3 4 5 6; do
-	printf '  request %d -> %s\n' "$i" "$(curl -s -m 2 127.0.0.1:8081/name)"
+	printf '  call %d: %s\n' "$i" "$(curl -s -m 5 127.0.0.1:8080/chain)"
 done
 echo
 $compose exec -T tierlb /tierlb status --admin http://127.0.0.1:9090
 cat <<MSG
 
 Running. Try:
-  curl -s 127.0.0.1:8080/name                        # the web tier
+  curl -s 127.0.0.1:8080/chain                       # web -> app -> db through tierlb
+  curl -s 127.0.0.1:8081/name                        # the app tier alone
   (cd $here && DOCKER_GID=$DOCKER_GID $compose up -d --scale app=5)   # new replicas join within a second
   (cd $here && DOCKER_GID=$DOCKER_GID $compose exec -T tierlb /tierlb explain --admin http://127.0.0.1:9090)
   open http://127.0.0.1:9090/                        # the status page

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tierlb/tierlb/backends"
+	"github.com/tierlb/tierlb/proxy/internal/evloop"
 )
 
 // Config is one UDP service's data-path settings. Zero values mean the
@@ -16,7 +17,9 @@ type Config struct {
 	// Name is the service name used in logs and metrics.
 	Name string
 	// Listen is the host:port to receive on; IPv6 as [::]:port. A wildcard
-	// host answers each client from the address it sent to.
+	// host answers each client from the address it sent to. The port may
+	// be a range, first-last (at most 1,000 ports): one socket per port,
+	// all of them this service, a client's session per port it sends to.
 	Listen string
 	// SessionTimeout forgets a session after this long without datagrams
 	// either way (30s).
@@ -91,9 +94,11 @@ type Options struct {
 	Metrics *Metrics
 	// Observer hears backend failures and answers. Nil: nobody.
 	Observer Observer
-	// Loops is how many event loops receive for the service, each on its
-	// own socket of a SO_REUSEPORT group; 0 means 1.
-	Loops int
+	// Loops are the event loops that serve the service: the process's
+	// (proxy.NewLoops), shared with every other service. The service binds
+	// one socket per loop in a SO_REUSEPORT group, one in each loop. Nil:
+	// one socket in a loop of the service's own, which Shutdown stops.
+	Loops *evloop.Set
 }
 
 // maxTries bounds the backends a session start or move may try.

@@ -12,15 +12,21 @@
 //
 // # Moving datagrams
 //
-// Each of the service's loops owns one listening socket (several form a
-// SO_REUSEPORT group, whose hash keeps a client on one loop) and sleeps in
-// epoll_wait on it, on its sessions' backend sockets and on an eventfd for
-// requests. A wakeup receives up to a batch of datagrams with one recvmmsg
+// A service runs in the process's event loops (Options.Loops, made by
+// proxy.NewLoops and shared with every TCP and UDP service): it binds one
+// socket per loop, all in a SO_REUSEPORT group, and registers one in each
+// loop. A session lives in the loop that received its first datagram, and
+// the group's hash keeps sending a client's datagrams to the same socket,
+// so to the same loop; one socket in every loop, as TCP listeners are
+// shared, would scatter a client's datagrams over loops that each know
+// only their own sessions. Each loop sleeps in epoll_wait on the
+// listening sockets it holds, on its sessions' backend sockets and on an
+// eventfd for requests. A wakeup receives up to a batch of datagrams with one recvmmsg
 // per ready socket and sends them with one sendmmsg per session's run of
 // datagrams; replies from every session are collected and leave with one
 // sendmmsg on the listening socket. Buffers, message headers and session
-// structs belong to the loop and are reused, so moving a datagram
-// allocates nothing. Buffers hold 64 KiB: no datagram is truncated.
+// structs belong to the loop, shared by every UDP socket in it, and are
+// reused, so moving a datagram allocates nothing. Buffers hold 64 KiB: no datagram is truncated.
 //
 // # Sessions
 //

@@ -2,8 +2,6 @@
 
 package udp
 
-import "time"
-
 // Every session of a service has the same timeout, so the order in which
 // sessions expire is the order of their latest datagrams. The loop keeps
 // its sessions in a list in that order: a datagram moves its session to
@@ -40,8 +38,8 @@ func (q *sessionList) remove(s *session) {
 }
 
 // touch records a datagram of s, either way, at the loop's clock.
-func (l *loop) touch(s *session) {
-	s.last = l.now
+func (l *listener) touch(s *session) {
+	s.last = l.lp.el.Now
 	if l.expiry.tail != s {
 		l.expiry.remove(s)
 		l.expiry.pushBack(s)
@@ -49,23 +47,20 @@ func (l *loop) touch(s *session) {
 }
 
 // expire ends the sessions whose timeout has passed.
-func (l *loop) expire() {
+func (l *listener) expire() {
 	timeout := l.cfg.sessionTimeout()
-	for s := l.expiry.head; s != nil && l.now-s.last >= timeout; s = l.expiry.head {
+	now := l.lp.el.Now
+	for s := l.expiry.head; s != nil && now-s.last >= timeout; s = l.expiry.head {
 		l.end(s, EndIdleTimeout)
 	}
 }
 
-// waitMillis is how long epoll_wait may sleep: until the oldest session's
-// deadline, rounded up so that the wakeup never comes just before it.
-func (l *loop) waitMillis() int {
+// deadline is the loop clock at which the oldest session expires, -1 if
+// there is none.
+func (l *listener) deadline() int64 {
 	s := l.expiry.head
 	if s == nil {
 		return -1
 	}
-	d := s.last + l.cfg.sessionTimeout() - l.clock()
-	if d <= 0 {
-		return 0
-	}
-	return int(min((d+int64(time.Millisecond)-1)/int64(time.Millisecond), 1<<30))
+	return s.last + l.cfg.sessionTimeout()
 }

@@ -19,6 +19,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/tierlb/tierlb/backends"
+	"github.com/tierlb/tierlb/proxy/internal/evloop"
 )
 
 // testBackend is a UDP server on loopback. It answers each datagram with
@@ -128,6 +129,24 @@ type harness struct {
 	log *accessLog
 }
 
+// testLoops returns a set of n loops that runs until the end of the test
+// and every service in it has shut down.
+func testLoops(t testing.TB, n int) *evloop.Set {
+	t.Helper()
+	set, err := evloop.NewSet(n, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- set.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return set
+}
+
 // serve starts a service on cfg (Listen defaults to 127.0.0.1:0) and
 // shuts it down at cleanup.
 func serve(t testing.TB, cfg Config, pools Pools, loops int) *harness {
@@ -147,7 +166,9 @@ func serve(t testing.TB, cfg Config, pools Pools, loops int) *harness {
 	opts := Options{
 		AccessLog: slog.New(slog.NewJSONHandler(h.log, nil)),
 		Metrics:   m,
-		Loops:     loops,
+	}
+	if loops > 1 {
+		opts.Loops = testLoops(t, loops)
 	}
 	if testing.Verbose() {
 		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -87,9 +87,9 @@ func TestNoGrowthAfterManySessions(t *testing.T) {
 	if now := heapInUse(); now > heap+4<<20 {
 		t.Errorf("heap in use grew from %d to %d bytes over %d sessions", heap, now, total)
 	}
-	h.svc.call(func(l *loop) {
-		if len(l.sessions) != 0 || l.expiry.head != nil || len(l.free) > maxFreeSessions {
-			t.Errorf("loop holds %d sessions, %d free", len(l.sessions), len(l.free))
+	h.svc.call(func(l *listener) {
+		if len(l.sessions) != 0 || l.expiry.head != nil || len(l.lp.free) > maxFreeSessions {
+			t.Errorf("loop holds %d sessions, %d free", len(l.sessions), len(l.lp.free))
 		}
 	})
 	var started float64

@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tierlb/tierlb/internal/listenaddr"
 )
 
 // socket is one bound listening socket, owned by one loop.
@@ -21,11 +23,38 @@ type socket struct {
 	addr     *net.UDPAddr
 }
 
-// listenSockets binds n sockets to addr, in one SO_REUSEPORT group when
-// n > 1 or reusePort is set; when addr has port 0 the later sockets take
-// the port the first one got. Go's resolver and bind rules apply, so
-// "host:port" means the same as for TCP services.
+// listenSockets binds the sockets of addr. A single port gets n sockets,
+// in one SO_REUSEPORT group when n > 1 or reusePort is set; when addr has
+// port 0 the later sockets take the port the first one got. A port range
+// gets one socket per port (a group per port would hold n times as many
+// descriptors, and the ports spread clients over the loops already). Go's
+// resolver and bind rules apply, so "host:port" means the same as for TCP
+// services.
 func listenSockets(addr string, n int, reusePort bool) ([]socket, error) {
+	addrs, err := listenaddr.Expand(addr)
+	if err != nil {
+		return nil, err
+	}
+	if len(addrs) == 1 {
+		return listenGroup(addrs[0], n, reusePort)
+	}
+	var out []socket
+	for _, a := range addrs {
+		socks, err := listenGroup(a, 1, reusePort)
+		if err != nil {
+			for _, s := range out {
+				unix.Close(s.fd)
+			}
+			return nil, err
+		}
+		out = append(out, socks...)
+	}
+	return out, nil
+}
+
+// listenGroup binds n sockets to addr, in one SO_REUSEPORT group when
+// n > 1 or reusePort is set.
+func listenGroup(addr string, n int, reusePort bool) ([]socket, error) {
 	group := n > 1 || reusePort
 	lc := net.ListenConfig{Control: func(network, _ string, c syscall.RawConn) error {
 		var serr error

@@ -4,164 +4,197 @@ package udp
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
-	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/tierlb/tierlb/backends"
 
-	"github.com/tierlb/tierlb/proxy/internal/wake"
+	"github.com/tierlb/tierlb/proxy/internal/evloop"
 )
 
-const (
-	maxEvents = 128
-	// genReserved tags the epoll registrations of the listening socket and
-	// the eventfd; session generations skip it.
-	genReserved = ^uint32(0)
-)
-
-// loop is one event loop: a goroutine sleeping in epoll_wait on its own
-// epoll set, which holds the loop's listening socket, its eventfd and the
-// connected backend socket of each of its sessions. Registrations are
-// level-triggered: each wakeup moves at most one batch per socket, so a
-// busy client does not starve the others, and what is left wakes the next
-// epoll_wait.
+// loop is the UDP data path's state in one event loop of the process
+// (evloop.Loop), shared by every UDP listening socket registered there:
+// the two batches, the table of sessions' backend sockets and the
+// recycled session structs. Registrations are level-triggered: each
+// wakeup moves at most one batch per socket, so a busy client does not
+// starve the others, and what is left wakes the next epoll_wait.
 type loop struct {
+	el    *evloop.Loop
+	in    *batch    // datagrams from clients
+	out   *batch    // replies to clients, flushed once per wakeup
+	outLn *listener // whose socket the replies in out leave through
+	order [maxTries]*backends.Backend
+	dst   sockaddr // connect's argument
+
+	fds  []*session  // by backend socket descriptor
+	free []*session  // recycled
+	lns  []*listener // registered in this loop
+	// busy are the listeners that hold sessions: only they have
+	// replies to send and sessions to expire, so a wakeup looks at them
+	// and not at every port of a range.
+	busy []*listener
+}
+
+// listener is one listening socket of a service, registered in one loop,
+// and the sessions of the clients whose datagrams arrive on it. It
+// belongs to its loop's goroutine.
+type listener struct {
 	s       *Service
-	lfd     int
-	v6      bool // the listening socket is AF_INET6 (dual-stack when wildcard)
-	pktinfo bool // wildcard listener: replies carry their source address
-	epfd    int
-
-	base time.Time
-	now  int64     // ns since base, read once per wakeup
-	cfg  *settings // read once per wakeup
-
-	events [maxEvents]unix.EpollEvent
-	ev     unix.EpollEvent // epoll_ctl's argument
-	in     *batch          // datagrams from clients
-	out    *batch          // replies to clients, flushed once per wakeup
-	order  [maxTries]*backends.Backend
-	dst    sockaddr // connect's argument
+	lp      *loop // while registered
+	fd      int
+	v6      bool // the socket is AF_INET6 (dual-stack when wildcard)
+	pktinfo bool // wildcard: replies carry their source address
+	addr    *net.UDPAddr
+	port    int       // addr's port: which port of a range clients sent to
+	cfg     *settings // read once per wakeup
 
 	sessions map[netip.AddrPort]*session
-	fds      []*session // by backend socket descriptor
 	expiry   sessionList
-	free     []*session
-	gen      uint32
 
 	draining bool // no new sessions
 	empty    bool // drained and told the service so
-	stopping bool
-
-	// reqs is what other goroutines ask of the loop.
-	reqs wake.Queue[request]
+	busyIdx  int  // in the loop's busy listeners; -1: not there
 }
 
-type reqKind uint8
+// udpKey attaches the UDP state to an evloop.Loop.
+var udpKey = new(byte)
 
-const (
-	reqDrain    reqKind = iota // take no new sessions; tell the service when none is left
-	reqAbortAll                // end every session (drain deadline)
-	reqStop                    // end every session and leave the loop
-	reqCall                    // run fn in the loop (tests, inspection)
-)
-
-// request is a message from another goroutine to a loop.
-type request struct {
-	kind reqKind
-	fn   func()
-	done chan<- int
+// udpLoop returns the UDP state of el, made on first use. In el's
+// goroutine only.
+func udpLoop(el *evloop.Loop) *loop {
+	return el.Driver(udpKey, newLoop).(*loop)
 }
 
-func newLoop(s *Service, lfd int, v6, wildcard bool) (*loop, error) {
-	l := &loop{
-		s: s, lfd: lfd, v6: v6, pktinfo: wildcard,
-		base: time.Now(), cfg: s.cfg.Load(),
-		in: newBatch(), out: newBatch(),
-		sessions: make(map[netip.AddrPort]*session),
+func newLoop(el *evloop.Loop) evloop.Driver {
+	return &loop{el: el, in: newBatch(), out: newBatch()}
+}
+
+// add registers ln's socket in the loop.
+func (lp *loop) add(ln *listener) error {
+	if err := lp.el.Add(ln.fd, unix.EPOLLIN, lp.el.NextGen(), ln); err != nil {
+		return err
 	}
-	var err error
-	if l.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
-		return nil, fmt.Errorf("create epoll: %w", err)
+	ln.lp = lp
+	ln.cfg = ln.s.cfg.Load()
+	ln.busyIdx = -1
+	lp.lns = append(lp.lns, ln)
+	return nil
+}
+
+// setBusy notes that ln holds sessions.
+func (lp *loop) setBusy(ln *listener) {
+	if ln.busyIdx < 0 {
+		ln.busyIdx = len(lp.busy)
+		lp.busy = append(lp.busy, ln)
 	}
-	if err = l.reqs.Open(); err != nil {
-		unix.Close(l.epfd)
-		return nil, fmt.Errorf("create eventfd: %w", err)
+}
+
+// setIdle notes that ln holds no session any more.
+func (lp *loop) setIdle(ln *listener) {
+	i := ln.busyIdx
+	if i < 0 {
+		return
 	}
-	for _, fd := range []int{l.reqs.FD(), l.lfd} {
-		if err := l.ctl(fd, genReserved); err != nil {
-			l.reqs.Close()
-			unix.Close(l.epfd)
-			return nil, fmt.Errorf("register socket: %w", err)
+	last := len(lp.busy) - 1
+	lp.busy[i] = lp.busy[last]
+	lp.busy[i].busyIdx = i
+	lp.busy[last] = nil
+	lp.busy = lp.busy[:last]
+	ln.busyIdx = -1
+}
+
+// drain makes ln take no new sessions.
+func (ln *listener) drain() {
+	ln.draining = true
+	ln.checkDrained()
+}
+
+// checkDrained tells the service once a draining listener holds no
+// session.
+func (ln *listener) checkDrained() {
+	if ln.draining && !ln.empty && len(ln.sessions) == 0 {
+		ln.empty = true
+		ln.s.listenerEmpty()
+	}
+}
+
+// remove ends ln's sessions and takes its socket out of the loop, without
+// closing it; it returns how many sessions ended.
+func (lp *loop) remove(ln *listener, how string) int {
+	n := ln.abortAll(how)
+	if lp.outLn == ln {
+		lp.flush()
+		lp.outLn = nil
+	}
+	_ = lp.el.Del(ln.fd)
+	for i, x := range lp.lns {
+		if x == ln {
+			lp.lns = append(lp.lns[:i], lp.lns[i+1:]...)
+			break
 		}
 	}
-	return l, nil
+	return n
 }
 
-func (l *loop) ctl(fd int, gen uint32) error {
-	l.ev = unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd), Pad: int32(gen)}
-	return sysEpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &l.ev)
-}
-
-func (l *loop) clock() int64 { return int64(time.Since(l.base)) }
-
-// run is the loop; it closes the loop's descriptors, the listening socket
-// included, when it leaves.
-func (l *loop) run() {
-	defer l.closeFDs()
-	for !l.stopping {
-		n, err := unix.EpollWait(l.epfd, l.events[:], l.waitMillis())
-		l.now = l.clock()
-		l.cfg = l.s.cfg.Load()
-		if err != nil {
-			if err == unix.EINTR {
-				continue
-			}
-			l.s.log.Error("epoll_wait failed: loop stopped", "err", err)
-			l.abortAll("error: epoll_wait: " + err.Error())
-			return
-		}
-		for i := range n {
-			l.dispatch(&l.events[i])
-		}
-		l.flush()
-		l.expire()
-		if l.draining && !l.empty && len(l.sessions) == 0 {
-			l.empty = true
-			l.s.loopEmpty()
-		}
-	}
-}
-
-func (l *loop) dispatch(ev *unix.EpollEvent) {
+// Ready dispatches an event of a session's backend socket.
+func (lp *loop) Ready(ev *unix.EpollEvent) {
 	fd := int(ev.Fd)
-	if uint32(ev.Pad) == genReserved {
-		switch fd {
-		case l.reqs.FD():
-			l.requests()
-		case l.lfd:
-			l.fromClients()
-		}
+	if fd >= len(lp.fds) {
 		return
 	}
-	if fd >= len(l.fds) {
-		return
-	}
-	ses := l.fds[fd]
+	ses := lp.fds[fd]
 	if ses == nil || ses.gen != uint32(ev.Pad) {
 		return // a session ended earlier in this batch; its descriptor may be reused
 	}
-	l.fromBackend(ses)
+	ses.ln.fromBackend(ses)
 }
+
+// Tick sends the collected replies and ends the sessions that expired.
+func (lp *loop) Tick() {
+	lp.flush()
+	// Down from the end: a listener whose last session expires leaves
+	// busy, and the last one takes its place.
+	for i := len(lp.busy) - 1; i >= 0; i-- {
+		if i < len(lp.busy) {
+			ln := lp.busy[i]
+			ln.cfg = ln.s.cfg.Load()
+			ln.expire()
+		}
+	}
+}
+
+// Deadline is the loop clock of the next session expiry.
+func (lp *loop) Deadline() int64 {
+	next := int64(-1)
+	for _, ln := range lp.busy {
+		if t := ln.deadline(); t >= 0 && (next < 0 || t < next) {
+			next = t
+		}
+	}
+	return next
+}
+
+// Stop ends every session as the loop leaves; the sockets are their
+// services' to close.
+func (lp *loop) Stop() {
+	for _, ln := range lp.lns {
+		ln.abortAll(EndDrain)
+	}
+	lp.lns = nil
+}
+
+// Ready receives from the listening socket.
+func (l *listener) Ready(*unix.EpollEvent) { l.fromClients() }
 
 // fromClients receives one batch from the listening socket and forwards
 // each datagram on its session's backend socket; consecutive datagrams of
 // one session go in one sendmmsg.
-func (l *loop) fromClients() {
-	in := l.in
-	n, err := sysRecvmmsg(l.lfd, in.armRecv(0, true, l.pktinfo))
+func (l *listener) fromClients() {
+	l.cfg = l.s.cfg.Load()
+	in := l.lp.in
+	n, err := sysRecvmmsg(l.fd, in.armRecv(0, true, l.pktinfo))
 	if err != nil {
 		if err != unix.EAGAIN && err != unix.EINTR {
 			l.s.log.Warn("receive from clients", "err", err)
@@ -187,8 +220,8 @@ func (l *loop) fromClients() {
 
 // sessionFor returns the session of message i, started if new and moved
 // if its backend failed; nil when the datagram is dropped.
-func (l *loop) sessionFor(i int) *session {
-	client, ok := l.in.names[i].addrPort()
+func (l *listener) sessionFor(i int) *session {
+	client, ok := l.lp.in.names[i].addrPort()
 	if !ok {
 		return nil
 	}
@@ -204,8 +237,8 @@ func (l *loop) sessionFor(i int) *session {
 // forward sends client messages [from, to) of one session to its backend.
 // A refusal the backend reported since the last send comes back here as
 // ECONNREFUSED: the session moves and the datagrams go to the new backend.
-func (l *loop) forward(ses *session, from, to int) {
-	hs := l.in.toConnected(from, to)
+func (l *listener) forward(ses *session, from, to int) {
+	hs := l.lp.in.toConnected(from, to)
 	for moves := 0; len(hs) > 0; {
 		m, err := sysSendmmsg(ses.fd, hs)
 		if err == nil {
@@ -242,7 +275,7 @@ func movable(err error) bool {
 }
 
 // sent accounts for datagrams sent to the session's backend.
-func (l *loop) sent(ses *session, hs []unix.Mmsghdr) {
+func (l *listener) sent(ses *session, hs []unix.Mmsghdr) {
 	var bytes int64
 	for i := range hs {
 		bytes += int64(hs[i].Len)
@@ -259,11 +292,13 @@ func (l *loop) sent(ses *session, hs []unix.Mmsghdr) {
 
 // fromBackend receives one batch of replies from a session's backend into
 // the reply batch, addressed to the session's client.
-func (l *loop) fromBackend(ses *session) {
-	out := l.out
-	if out.n == batchSize {
-		l.flush()
+func (l *listener) fromBackend(ses *session) {
+	lp := l.lp
+	out := lp.out
+	if out.n == batchSize || (out.n > 0 && lp.outLn != l) {
+		lp.flush()
 	}
+	lp.outLn = l
 	k := out.n
 	n, err := sysRecvmmsg(ses.fd, out.armRecv(k, false, false))
 	if err != nil {
@@ -300,12 +335,13 @@ func (l *loop) fromBackend(ses *session) {
 
 // flush sends the collected replies to their clients. A datagram the
 // kernel does not take (a full send buffer) is dropped and counted.
-func (l *loop) flush() {
-	out := l.out
+func (lp *loop) flush() {
+	out := lp.out
 	hs := out.hdrs[:out.n]
 	out.n = 0
+	l := lp.outLn
 	for len(hs) > 0 {
-		m, err := sysSendmmsg(l.lfd, hs)
+		m, err := sysSendmmsg(l.fd, hs)
 		switch {
 		case err == nil:
 			hs = hs[m:]
@@ -323,7 +359,7 @@ func (l *loop) flush() {
 }
 
 // connect opens a socket connected to b.
-func (l *loop) connect(b *backends.Backend) (int, error) {
+func (lp *loop) connect(b *backends.Backend) (int, error) {
 	ap, err := netip.ParseAddrPort(b.Address())
 	if err != nil {
 		return -1, fmt.Errorf("backend address %q: want IP:port", b.Address())
@@ -333,55 +369,23 @@ func (l *loop) connect(b *backends.Backend) (int, error) {
 	if ap.Addr().Is4() {
 		family = unix.AF_INET
 	}
-	fd, err := sysSocket(family)
+	fd, err := evloop.Socket(family, unix.SOCK_DGRAM)
 	if err != nil {
 		return -1, err
 	}
-	l.dst.set(ap, family == unix.AF_INET6)
-	if err := sysConnect(fd, &l.dst); err != nil {
-		_ = sysClose(fd)
+	lp.dst.set(ap, family == unix.AF_INET6)
+	if err := sysConnect(fd, &lp.dst); err != nil {
+		_ = evloop.Close(fd)
 		return -1, err
 	}
 	return fd, nil
 }
 
-// post queues a request and wakes the loop when the queue was empty. It
-// returns false once the loop has stopped.
-func (l *loop) post(r request) bool { return l.reqs.Post(r) }
-
-// requests runs the queued requests.
-func (l *loop) requests() {
-	reqs := l.reqs.Take()
-	for i := range reqs {
-		r := &reqs[i]
-		switch r.kind {
-		case reqDrain:
-			l.draining = true
-		case reqAbortAll:
-			r.done <- l.abortAll(EndDrain)
-		case reqStop:
-			l.stopping = true
-			r.done <- l.abortAll(EndDrain)
-		case reqCall:
-			r.fn()
-			r.done <- 0
-		}
-	}
-	l.reqs.Done(reqs)
-}
-
-// abortAll ends every session of the loop and returns how many.
-func (l *loop) abortAll(how string) int {
+// abortAll ends every session of the listener and returns how many.
+func (l *listener) abortAll(how string) int {
 	n := len(l.sessions)
 	for s := l.expiry.head; s != nil; s = l.expiry.head {
 		l.end(s, how)
 	}
 	return n
-}
-
-// closeFDs marks the loop closed for posters, then closes its descriptors.
-func (l *loop) closeFDs() {
-	l.reqs.Close()
-	unix.Close(l.epfd)
-	unix.Close(l.lfd)
 }

@@ -4,11 +4,16 @@ package udp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
+
+	"github.com/tierlb/tierlb/internal/listenaddr"
+	"github.com/tierlb/tierlb/proxy/internal/evloop"
 )
 
 // settings is a Config as the loops read it, swapped whole on reload.
@@ -26,23 +31,24 @@ type Service struct {
 	metrics  *serviceMetrics
 	m        *Metrics
 	observer Observer
-	nloops   int
 	cfg      atomic.Pointer[settings]
 	stats    statsTable
 
-	active atomic.Int64 // open sessions, every loop's
+	active    atomic.Int64 // open sessions, every loop's
+	portRange bool         // Listen is a port range: the access log names the port
 
 	mu        sync.Mutex
-	socks     []socket
-	loops     []*loop
-	wg        sync.WaitGroup // loop goroutines
-	served    bool           // Serve started the loops
+	set       *evloop.Set // Options.Loops, or a set of its own
+	own       bool        // set is the service's own: nil Options.Loops
+	held      bool        // the service holds set (Acquire)
+	lns       []*listener // bound by Listen
+	served    bool        // lns are registered in the loops
 	drainOnce sync.Once
 	closed    bool
 	shut      chan struct{} // closed by Shutdown: Serve returns
 	shutOnce  sync.Once
-	nonEmpty  atomic.Int32  // draining loops that still hold sessions
-	emptied   chan struct{} // closed when the last draining loop empties
+	nonEmpty  atomic.Int32  // draining listeners that still hold sessions
+	emptied   chan struct{} // closed when the last draining listener empties
 }
 
 // NewService checks cfg and returns a service that is not yet listening.
@@ -72,12 +78,15 @@ func NewService(cfg Config, pools Pools, opts Options) (*Service, error) {
 		access:   access.With("service", cfg.Name),
 		m:        opts.Metrics,
 		observer: obs,
-		nloops:   max(opts.Loops, 1),
+		set:      opts.Loops,
 		shut:     make(chan struct{}),
 		emptied:  make(chan struct{}),
 	}
 	s.cfg.Store(&settings{Config: cfg})
 	s.metrics = opts.Metrics.initService(cfg.Name)
+	if _, first, last, err := listenaddr.Split(cfg.Listen); err == nil {
+		s.portRange = last > first
+	}
 	return s, nil
 }
 
@@ -105,18 +114,27 @@ func (s *Service) Active() int { return int(s.active.Load()) }
 func (s *Service) Listen() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.socks != nil {
+	if s.lns != nil {
 		return nil
 	}
 	if s.closed {
 		return fmt.Errorf("listen for service %s: %w", s.name, net.ErrClosed)
 	}
 	cfg := s.cfg.Load()
-	socks, err := listenSockets(cfg.Listen, s.nloops, cfg.ReusePort)
+	n := 1
+	if s.set != nil {
+		n = s.set.Len()
+	}
+	socks, err := listenSockets(cfg.Listen, n, cfg.ReusePort)
 	if err != nil {
 		return fmt.Errorf("listen for service %s on udp %s: %w", s.name, cfg.Listen, err)
 	}
-	s.socks = socks
+	for _, sk := range socks {
+		s.lns = append(s.lns, &listener{
+			s: s, fd: sk.fd, v6: sk.v6, pktinfo: sk.wildcard, addr: sk.addr, port: sk.addr.Port,
+			sessions: make(map[netip.AddrPort]*session),
+		})
+	}
 	s.m.addService(s)
 	return nil
 }
@@ -125,10 +143,10 @@ func (s *Service) Listen() error {
 func (s *Service) Addr() net.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.socks) == 0 {
+	if len(s.lns) == 0 {
 		return nil
 	}
-	return s.socks[0].addr
+	return s.lns[0].addr
 }
 
 // Reconfigure applies cfg to datagrams from now on. Sessions keep their
@@ -144,40 +162,18 @@ func (s *Service) Reconfigure(cfg Config) {
 	s.cfg.Store(&settings{Config: cfg})
 }
 
-// Serve starts the loops and takes new sessions until ctx is done or
-// Shutdown is called, then returns nil. Open sessions go on until
-// Shutdown: their replies leave through the listening sockets, which
-// therefore stay bound until then.
+// Serve registers the service's sockets in the loops, one socket in each
+// loop, and takes new sessions until ctx is done or Shutdown is called,
+// then returns nil. Open sessions go on until Shutdown: their replies
+// leave through the listening sockets, which therefore stay bound until
+// then.
 func (s *Service) Serve(ctx context.Context) error {
 	if err := s.Listen(); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	if s.closed || s.served {
-		s.mu.Unlock()
-		return nil
+	if err := s.register(); err != nil {
+		return err
 	}
-	for _, sk := range s.socks {
-		l, err := newLoop(s, sk.fd, sk.v6, sk.wildcard)
-		if err != nil {
-			for _, l := range s.loops {
-				l.closeFDs()
-			}
-			s.loops = nil
-			s.mu.Unlock()
-			return fmt.Errorf("serve %s: %w", s.name, err)
-		}
-		s.loops = append(s.loops, l)
-	}
-	s.served = true
-	for _, l := range s.loops {
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			l.run()
-		}()
-	}
-	s.mu.Unlock()
 	select {
 	case <-ctx.Done():
 		s.drain()
@@ -186,28 +182,87 @@ func (s *Service) Serve(ctx context.Context) error {
 	return nil
 }
 
-// drain makes every loop refuse new sessions; idempotent.
+// register adds the listeners to the loops: listener i to loop i, so that
+// the sockets of a SO_REUSEPORT group land in different loops.
+func (s *Service) register() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.served {
+		return nil
+	}
+	if err := s.hold(); err != nil {
+		return fmt.Errorf("serve %s: %w", s.name, err)
+	}
+	loops := s.set.Loops()
+	var errs []error
+	for i, ln := range s.lns {
+		el := loops[i%len(loops)]
+		if !el.Call(func() {
+			if err := udpLoop(el).add(ln); err != nil {
+				errs = append(errs, err)
+			}
+		}) {
+			errs = append(errs, errors.New("the event loops have stopped"))
+		}
+	}
+	s.served = true // what was registered is removed by Shutdown
+	if len(errs) > 0 {
+		return fmt.Errorf("serve %s: register socket: %w", s.name, errs[0])
+	}
+	return nil
+}
+
+// hold acquires the service's loops, made now when the service runs its
+// own. With s.mu held.
+func (s *Service) hold() error {
+	if s.held {
+		return nil
+	}
+	if s.set == nil {
+		own, err := evloop.NewSet(1, s.log)
+		if err != nil {
+			return err
+		}
+		s.set, s.own = own, true
+	}
+	if !s.set.Acquire() {
+		return errors.New("the event loops have stopped")
+	}
+	s.held = true
+	if s.own {
+		// Stops as soon as the service lets go of it.
+		ended, cancel := context.WithCancel(context.Background())
+		cancel()
+		go s.set.Run(ended)
+	}
+	return nil
+}
+
+// drain makes every listener refuse new sessions; idempotent.
 func (s *Service) drain() {
 	s.drainOnce.Do(func() {
 		s.mu.Lock()
-		loops := s.loops
+		var lns []*listener
+		if s.served {
+			lns = s.lns
+		}
 		s.mu.Unlock()
-		s.nonEmpty.Store(int32(len(loops)))
-		if len(loops) == 0 {
+		s.nonEmpty.Store(int32(len(lns)))
+		if len(lns) == 0 {
 			close(s.emptied)
 			return
 		}
-		for _, l := range loops {
-			if !l.post(request{kind: reqDrain}) {
-				s.loopEmpty()
+		for _, ln := range lns {
+			if ln.lp == nil || !ln.lp.el.Post(ln.drain) {
+				s.listenerEmpty()
 			}
 		}
 	})
 }
 
-// loopEmpty is called once by each draining loop that has no session
-// left (or has stopped).
-func (s *Service) loopEmpty() {
+// listenerEmpty is called once by each draining listener that has no
+// session left (or whose loop has stopped).
+func (s *Service) listenerEmpty() {
 	if s.nonEmpty.Add(-1) == 0 {
 		close(s.emptied)
 	}
@@ -217,65 +272,70 @@ func (s *Service) loopEmpty() {
 // end by themselves or ctx is done, then the rest are cut (ended "drain")
 // and the sockets closed. The number cut is logged, not returned as an
 // error: cutting at the deadline is the contract rather than a failure.
+// Other services in the same loops are not touched.
 func (s *Service) Shutdown(ctx context.Context) error {
 	s.shutOnce.Do(func() { close(s.shut) })
 	s.drain()
 	select {
 	case <-s.emptied:
 	case <-ctx.Done():
-		if n := s.broadcast(reqAbortAll); n > 0 {
+		if n := s.inLoops(func(ln *listener) int { return ln.abortAll(EndDrain) }); n > 0 {
 			s.log.Info("drain timeout: open sessions closed", "count", n)
 		}
 	}
 	s.mu.Lock()
 	s.closed = true
 	served := s.served
-	socks := s.socks
 	s.mu.Unlock()
 	if served {
-		s.broadcast(reqStop)
-		s.wg.Wait()
-	} else {
-		for _, sk := range socks {
-			_ = sysClose(sk.fd)
-		}
+		s.inLoops(func(ln *listener) int { return ln.lp.remove(ln, EndDrain) })
 	}
+	s.mu.Lock()
+	for _, ln := range s.lns {
+		_ = evloop.Close(ln.fd)
+	}
+	if s.held {
+		s.held = false
+		s.set.Release()
+	}
+	s.mu.Unlock()
 	s.m.removeService(s)
 	return nil
 }
 
-// broadcast posts a request to every loop and returns the sum of their
-// answers.
-func (s *Service) broadcast(kind reqKind) int {
+// inLoops runs fn for each registered listener in its loop, the loops at
+// once, and returns the sum of the answers. Listeners of a loop that has
+// stopped are skipped: the loop ended their sessions.
+func (s *Service) inLoops(fn func(ln *listener) int) int {
 	s.mu.Lock()
-	loops := s.loops
+	lns := s.lns
+	set := s.set
 	s.mu.Unlock()
-	acks := make(chan int, len(loops))
-	posted := 0
-	for _, l := range loops {
-		if l.post(request{kind: kind, done: acks}) {
-			posted++
+	if set == nil {
+		return 0
+	}
+	var n atomic.Int64
+	set.All(func(el *evloop.Loop) {
+		for _, ln := range lns {
+			if ln.lp != nil && ln.lp.el == el {
+				n.Add(int64(fn(ln)))
+			}
 		}
-	}
-	n := 0
-	for range posted {
-		n += <-acks
-	}
-	return n
+	})
+	return int(n.Load())
 }
 
-// call runs fn in each loop in turn and waits for it; false if a loop has
-// stopped. For inspection (tests), never on the data path.
-func (s *Service) call(fn func(l *loop)) bool {
+// call runs fn in each loop that serves the service, in turn, and waits
+// for it; false if a loop has stopped. For inspection (tests), never on
+// the data path.
+func (s *Service) call(fn func(l *listener)) bool {
 	s.mu.Lock()
-	loops := s.loops
+	lns := s.lns
 	s.mu.Unlock()
-	for _, l := range loops {
-		done := make(chan int, 1)
-		if !l.post(request{kind: reqCall, fn: func() { fn(l) }, done: done}) {
+	for _, ln := range lns {
+		if ln.lp == nil || !ln.lp.el.Call(func() { fn(ln) }) {
 			return false
 		}
-		<-done
 	}
 	return true
 }

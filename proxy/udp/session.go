@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/tierlb/tierlb/backends"
+	"github.com/tierlb/tierlb/proxy/internal/evloop"
+	"golang.org/x/sys/unix"
 )
 
 // How a session ended, the access log's end field.
@@ -28,6 +30,7 @@ type session struct {
 	ctrl    ctrlBuf        // pktinfo of replies: the address the client sent to
 	ctrlLen int            // 0: no pktinfo (the listener has one address)
 
+	ln  *listener // the socket the client sends to
 	fd  int
 	gen uint32
 	b   *backends.Backend
@@ -46,7 +49,7 @@ type session struct {
 
 // start opens a session for the client of message i of the client batch,
 // or returns nil after counting why the datagram is dropped.
-func (l *loop) start(client netip.AddrPort, i int) *session {
+func (l *listener) start(client netip.AddrPort, i int) *session {
 	cfg := l.cfg
 	ip := client.Addr().Unmap()
 	switch {
@@ -68,16 +71,20 @@ func (l *loop) start(client netip.AddrPort, i int) *session {
 		l.s.metrics.drop(dropNoBackend, 1)
 		return nil
 	}
-	ses := l.newSession()
+	ses := l.lp.newSession()
+	ses.ln = l
 	ses.client = client
-	ses.peer = l.in.names[i]
+	ses.peer = l.lp.in.names[i]
 	if l.pktinfo {
-		if local, ok := parseLocal(l.in.control(i)); ok {
+		if local, ok := parseLocal(l.lp.in.control(i)); ok {
 			ses.ctrlLen = putLocal(&ses.ctrl, local, l.v6)
 		}
 	}
-	ses.start, ses.last = l.now, l.now
+	ses.start, ses.last = l.lp.el.Now, l.lp.el.Now
 	l.sessions[client] = ses
+	if len(l.sessions) == 1 {
+		l.lp.setBusy(l)
+	}
 	l.expiry.pushBack(ses)
 	l.bind(ses, fd, b)
 	return ses
@@ -86,15 +93,15 @@ func (l *loop) start(client netip.AddrPort, i int) *session {
 // connectFirst opens a socket to the first backend of the pool's order for
 // ip that takes one, skipping except. It returns a nil backend when none
 // does.
-func (l *loop) connectFirst(ip netip.Addr, except *backends.Backend) (int, *backends.Backend) {
-	order := l.s.pools.Pool().Order(ip, l.order[:0:maxTries])
+func (l *listener) connectFirst(ip netip.Addr, except *backends.Backend) (int, *backends.Backend) {
+	order := l.s.pools.Pool().Order(ip, l.lp.order[:0:maxTries])
 	// The order buffer must not keep removed backends alive.
 	defer clear(order)
 	for _, b := range order {
 		if b == except {
 			continue
 		}
-		fd, err := l.connect(b)
+		fd, err := l.lp.connect(b)
 		if err == nil {
 			return fd, b
 		}
@@ -106,20 +113,17 @@ func (l *loop) connectFirst(ip netip.Addr, except *backends.Backend) (int, *back
 }
 
 // bind makes fd, connected to b, the session's way to its backend.
-func (l *loop) bind(ses *session, fd int, b *backends.Backend) {
-	l.gen++
-	if l.gen == genReserved {
-		l.gen = 0
-	}
-	ses.fd, ses.gen, ses.b = fd, l.gen, b
+func (l *listener) bind(ses *session, fd int, b *backends.Backend) {
+	lp := l.lp
+	ses.fd, ses.gen, ses.b = fd, lp.el.NextGen(), b
 	ses.st = l.s.stats.opened(b)
 	ses.refused, ses.answered = false, false
 	b.ConnOpened()
-	for fd >= len(l.fds) {
-		l.fds = append(l.fds, nil)
+	for fd >= len(lp.fds) {
+		lp.fds = append(lp.fds, nil)
 	}
-	l.fds[fd] = ses
-	if err := l.ctl(fd, ses.gen); err != nil {
+	lp.fds[fd] = ses
+	if err := lp.el.Add(fd, unix.EPOLLIN, ses.gen, lp); err != nil {
 		// Without its registration the session never hears its backend;
 		// it still forwards, and times out.
 		l.s.log.Warn("register backend socket", "backend", b.ID(), "err", err)
@@ -128,9 +132,9 @@ func (l *loop) bind(ses *session, fd int, b *backends.Backend) {
 
 // unbind closes the session's backend socket and takes its counts off the
 // backend.
-func (l *loop) unbind(ses *session) {
-	_ = sysClose(ses.fd) // also leaves the epoll set: the socket has no other descriptor
-	l.fds[ses.fd] = nil
+func (l *listener) unbind(ses *session) {
+	_ = evloop.Close(ses.fd) // also leaves the epoll set: the socket has no other descriptor
+	l.lp.fds[ses.fd] = nil
 	ses.b.ConnClosed(0, 0)
 	ses.st.active.Add(-1)
 	ses.fd, ses.b, ses.st = -1, nil, nil
@@ -139,7 +143,7 @@ func (l *loop) unbind(ses *session) {
 // move rebinds a session whose backend refused a datagram or went down to
 // another backend, and reports whether it did. With no other backend the
 // session stays where it is, and the next datagram tries again.
-func (l *loop) move(ses *session) bool {
+func (l *listener) move(ses *session) bool {
 	old := ses.b
 	fd, b := l.connectFirst(ses.client.Addr().Unmap(), old)
 	if b == nil {
@@ -167,29 +171,41 @@ func stale(ses *session) bool {
 }
 
 // end finishes a session: socket closed, counts returned, access logged.
-func (l *loop) end(ses *session, how string) {
+func (l *listener) end(ses *session, how string) {
 	b := ses.b
 	l.unbind(ses)
 	delete(l.sessions, ses.client)
+	if len(l.sessions) == 0 {
+		l.lp.setIdle(l)
+		l.checkDrained()
+	}
 	l.expiry.remove(ses)
 	l.s.active.Add(-1)
 	if l.cfg.AccessLog {
-		l.s.access.LogAttrs(context.Background(), slog.LevelInfo, "session",
+		attrs := [...]slog.Attr{
 			slog.String("client", ses.client.String()),
 			slog.String("backend", b.ID()),
 			slog.Int64("bytes_to_backend", ses.toBackend),
 			slog.Int64("bytes_to_client", ses.toClient),
 			slog.Int64("datagrams_to_backend", ses.dgUp),
 			slog.Int64("datagrams_to_client", ses.dgDown),
-			slog.Duration("duration", time.Duration(l.now-ses.start)),
-			slog.String("end", how))
+			slog.Duration("duration", time.Duration(l.lp.el.Now-ses.start)),
+			slog.String("end", how),
+			slog.Int("port", l.port),
+		}
+		n := len(attrs) - 1
+		if l.s.portRange {
+			// Which port of the range the client sent to.
+			n++
+		}
+		l.s.access.LogAttrs(context.Background(), slog.LevelInfo, "session", attrs[:n]...)
 	}
-	l.freeSession(ses)
+	l.lp.freeSession(ses)
 }
 
 // refusedBy records that the backend refused a datagram (ICMP port
 // unreachable, seen as ECONNREFUSED on the connected socket).
-func (l *loop) refusedBy(ses *session, err error) {
+func (l *listener) refusedBy(ses *session, err error) {
 	ses.refused = true
 	ses.b.CountConnectError(backends.ClassifyDialError(err))
 	l.s.observer.DialFailed(ses.b, err)
@@ -199,18 +215,18 @@ func (l *loop) refusedBy(ses *session, err error) {
 // maxFreeSessions bounds the recycled session structs a loop keeps.
 const maxFreeSessions = 1024
 
-func (l *loop) newSession() *session {
-	if n := len(l.free); n > 0 {
-		ses := l.free[n-1]
-		l.free = l.free[:n-1]
+func (lp *loop) newSession() *session {
+	if n := len(lp.free); n > 0 {
+		ses := lp.free[n-1]
+		lp.free = lp.free[:n-1]
 		return ses
 	}
 	return &session{fd: -1}
 }
 
-func (l *loop) freeSession(ses *session) {
+func (lp *loop) freeSession(ses *session) {
 	*ses = session{fd: -1}
-	if len(l.free) < maxFreeSessions {
-		l.free = append(l.free, ses)
+	if len(lp.free) < maxFreeSessions {
+		lp.free = append(lp.free, ses)
 	}
 }

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tierlb/tierlb/admin"
+	"github.com/tierlb/tierlb/config"
+	"github.com/tierlb/tierlb/internal/portcap"
+)
+
+// procNetIPv4 is where a process reads its own network namespace's IPv4
+// sysctls; reading needs no privilege.
+const procNetIPv4 = "/proc/sys/net/ipv4"
+
+// localPorts reads the namespace's local port settings and logs what they
+// allow. A namespace whose settings cannot be read (no /proc) only loses
+// the figure: tierlb serves all the same.
+func localPorts(env environment, log *slog.Logger) (portcap.Settings, bool) {
+	if env.netIPv4 == nil {
+		return portcap.Settings{}, false
+	}
+	s, err := portcap.Read(env.netIPv4)
+	if err != nil {
+		log.Warn("local port capacity unknown", "dir", procNetIPv4, "err", err)
+		return portcap.Settings{}, false
+	}
+	log.Info("local port capacity: new connections per second per backend address when clients close first",
+		s.LogAttrs()...)
+	return s, true
+}
+
+// localPortsLine is what `tierlb check` says of the namespace it runs in.
+func localPortsLine(env environment) string {
+	if env.netIPv4 == nil {
+		return "unknown"
+	}
+	s, err := portcap.Read(env.netIPv4)
+	if err != nil {
+		return fmt.Sprintf("unknown (%s: %v)", procNetIPv4, err)
+	}
+	return s.String()
+}
+
+// portSamples reads every TCP backend's connection total, for the warner.
+// UDP sessions leave no TIME_WAIT behind.
+func portSamples(services admin.Services) func() []portcap.Sample {
+	return func() []portcap.Sample {
+		var out []portcap.Sample
+		for _, svc := range services.Services() {
+			if svc.Protocol == config.ProtocolUDP || svc.Set == nil {
+				continue
+			}
+			for _, b := range svc.Set.Backends() {
+				out = append(out, portcap.Sample{Service: svc.Name, Backend: b.ID(), Address: b.Address(), Total: b.Total()})
+			}
+		}
+		return out
+	}
+}
+
+// portCapacity exports tierlb_backend_local_port_capacity for every TCP
+// backend, so that a rule can divide a backend's connection rate by it.
+type portCapacity struct {
+	settings portcap.Settings
+	services admin.Services
+	desc     *prometheus.Desc
+}
+
+func newPortCapacity(s portcap.Settings, services admin.Services) *portCapacity {
+	return &portCapacity{settings: s, services: services, desc: prometheus.NewDesc(
+		"tierlb_backend_local_port_capacity",
+		"New connections per second the backend's address can take before tierlb's network namespace runs out of local ports, when clients close first (ip_local_port_range, tcp_tw_reuse).",
+		[]string{"service", "backend"}, nil)}
+}
+
+// Describe sends the one descriptor.
+func (c *portCapacity) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+// Collect sends one series per backend; backends sharing an ID within a
+// service (one container briefly at two addresses) get the lower figure.
+func (c *portCapacity) Collect(ch chan<- prometheus.Metric) {
+	type key struct{ service, backend string }
+	seen := map[key]float64{}
+	var order []key
+	for _, s := range portSamples(c.services)() {
+		k := key{s.Service, s.Backend}
+		v := c.settings.ForAddress(s.Address)
+		if old, ok := seen[k]; ok {
+			seen[k] = min(old, v)
+			continue
+		}
+		seen[k] = v
+		order = append(order, k)
+	}
+	for _, k := range order {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, seen[k], k.service, k.backend)
+	}
+}

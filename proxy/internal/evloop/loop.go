@@ -1,0 +1,276 @@
+//go:build linux
+
+// Package evloop is the event loop that tierlb's TCP and UDP data paths
+// share: a goroutine sleeping in a blocking epoll_wait on its own epoll
+// set, dispatching each ready descriptor to the handler that registered
+// it. A Set is the process's loops; every service of either protocol
+// registers its sockets in them, so the number of loops, and of threads,
+// does not depend on the number of services.
+//
+//	set, err := evloop.NewSet(n)
+//	go set.Run(ctx)                        // until ctx is done and no holder is left
+//	set.Acquire()                          // a service that registers sockets
+//	l := set.Loops()[0]
+//	l.Post(func() { l.Add(fd, unix.EPOLLIN, gen, h) }) // registration runs in the loop
+//	...
+//	set.Release()
+//
+// A protocol keeps its per-loop state (buffers, descriptor tables, timers)
+// in a Driver attached to the loop: the loop calls Tick after each batch
+// of events and sleeps no longer than the drivers' earliest Deadline.
+package evloop
+
+import (
+	"fmt"
+	"log/slog"
+	"runtime"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tierlb/tierlb/proxy/internal/wake"
+)
+
+const (
+	maxEvents = 256
+	// yieldEvery is how often a busy loop yields to Go's scheduler. A
+	// goroutine that has not been through the scheduler for 10 ms is
+	// preempted by the runtime's monitor (sysmon) with a signal, and if
+	// it sleeps in epoll_wait then, its P is taken away and the monitor
+	// goes back to polling every 20µs. A loop that yields first is left
+	// alone, and the monitor sleeps.
+	yieldEvery = 8 * time.Millisecond
+)
+
+// Handler serves the events of the descriptors it registered. ev.Fd is
+// the descriptor and ev.Pad the generation it was registered with: a
+// handler compares it with its own record, because a descriptor closed
+// earlier in the same batch may already be reused.
+type Handler interface {
+	Ready(ev *unix.EpollEvent)
+}
+
+// Driver is a protocol's state in one loop.
+type Driver interface {
+	// Tick runs after each batch of events: deadlines, deferred work,
+	// batched sends.
+	Tick()
+	// Deadline is the loop clock (Loop.Now) of the driver's next
+	// deadline; -1 for none, 0 or less than Now to poll without sleeping.
+	Deadline() int64
+	// Stop ends what the driver still holds and closes its descriptors;
+	// the loop is leaving.
+	Stop()
+}
+
+// Loop is one event loop. Its fields and methods belong to its goroutine
+// except Post, Call and Index.
+type Loop struct {
+	index int
+	epfd  int
+	base  time.Time
+	// Now is the loop clock (ns since the loop was made), read once per
+	// wakeup.
+	Now     int64
+	yieldAt int64
+
+	events   [maxEvents]unix.EpollEvent
+	ev       unix.EpollEvent // epoll_ctl's argument
+	handlers []Handler       // by descriptor
+	drivers  []attached
+	gen      uint32
+	stopping bool
+
+	ctl wake.Queue[func()] // work other goroutines hand the loop
+	log *slog.Logger
+}
+
+type attached struct {
+	key any
+	d   Driver
+}
+
+// genReserved tags the loop's own eventfd; generations skip it.
+const genReserved = ^uint32(0)
+
+func newLoop(index int, log *slog.Logger) (*Loop, error) {
+	l := &Loop{index: index, base: time.Now(), log: log}
+	var err error
+	if l.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
+		return nil, fmt.Errorf("create epoll: %w", err)
+	}
+	if err = l.ctl.Open(); err != nil {
+		unix.Close(l.epfd)
+		return nil, fmt.Errorf("create eventfd: %w", err)
+	}
+	if err := l.Add(l.ctl.FD(), unix.EPOLLIN, genReserved, nil); err != nil {
+		l.closeFDs()
+		return nil, fmt.Errorf("register eventfd: %w", err)
+	}
+	return l, nil
+}
+
+// Index is the loop's place in its Set.
+func (l *Loop) Index() int { return l.index }
+
+// Clock reads the loop clock now.
+func (l *Loop) Clock() int64 { return int64(time.Since(l.base)) }
+
+// Stopping reports whether the loop is leaving: drivers keep nothing for
+// later then (idle pipes, spare structs).
+func (l *Loop) Stopping() bool { return l.stopping }
+
+// NextGen returns a new registration generation. One counter serves every
+// driver of the loop, so a stale event can never match another driver's
+// registration of a reused descriptor.
+func (l *Loop) NextGen() uint32 {
+	l.gen++
+	if l.gen == genReserved {
+		l.gen = 0
+	}
+	return l.gen
+}
+
+// Add registers fd for events, tagged with gen, served by h.
+func (l *Loop) Add(fd int, events, gen uint32, h Handler) error {
+	l.ev = unix.EpollEvent{Events: events, Fd: int32(fd), Pad: int32(gen)}
+	if err := EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &l.ev); err != nil {
+		return err
+	}
+	l.setHandler(fd, h)
+	return nil
+}
+
+// Del deregisters fd without closing it. A descriptor that is closed
+// needs no Del: the kernel forgets it.
+func (l *Loop) Del(fd int) error {
+	if fd < len(l.handlers) {
+		l.handlers[fd] = nil
+	}
+	return EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+}
+
+func (l *Loop) setHandler(fd int, h Handler) {
+	if fd >= len(l.handlers) {
+		n := max(2*len(l.handlers), fd+1, 1024)
+		hs := make([]Handler, n)
+		copy(hs, l.handlers)
+		l.handlers = hs
+	}
+	l.handlers[fd] = h
+}
+
+// Driver returns the driver attached under key, making it with mk on
+// first use.
+func (l *Loop) Driver(key any, mk func(*Loop) Driver) Driver {
+	for _, a := range l.drivers {
+		if a.key == key {
+			return a.d
+		}
+	}
+	d := mk(l)
+	l.drivers = append(l.drivers, attached{key, d})
+	return d
+}
+
+// Post hands fn to the loop, which runs it between two epoll_waits; false
+// once the loop has stopped. Any goroutine.
+func (l *Loop) Post(fn func()) bool { return l.ctl.Post(fn) }
+
+// Call runs fn in the loop and waits for it; false if the loop has
+// stopped. Any goroutine but the loop's own.
+func (l *Loop) Call(fn func()) bool {
+	done := make(chan struct{})
+	if !l.ctl.Post(func() { fn(); close(done) }) {
+		return false
+	}
+	<-done
+	return true
+}
+
+// run is the loop. It sleeps in a blocking epoll_wait, so the kernel, not
+// Go's scheduler, wakes it when a socket is ready. The goroutine is not
+// locked to its thread: the scheduler preempts a loop that stays busy for
+// 10 ms, and a locked goroutine would pay two futex handoffs to get its
+// thread back.
+func (l *Loop) run() {
+	defer l.stop()
+	for !l.stopping {
+		n, err := unix.EpollWait(l.epfd, l.events[:], l.waitMillis())
+		l.Now = l.Clock()
+		if err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			l.log.Error("epoll_wait failed: loop stopped", "err", err)
+			return
+		}
+		for i := range n {
+			ev := &l.events[i]
+			fd := int(ev.Fd)
+			if uint32(ev.Pad) == genReserved && fd == l.ctl.FD() {
+				l.requests()
+				continue
+			}
+			if fd < len(l.handlers) {
+				if h := l.handlers[fd]; h != nil {
+					h.Ready(ev)
+				}
+			}
+		}
+		for _, a := range l.drivers {
+			a.d.Tick()
+		}
+		if l.Now >= l.yieldAt {
+			l.yieldAt = l.Now + int64(yieldEvery)
+			runtime.Gosched()
+		}
+	}
+}
+
+func (l *Loop) requests() {
+	fns := l.ctl.Take()
+	for _, fn := range fns {
+		fn()
+	}
+	l.ctl.Done(fns)
+}
+
+// waitMillis is how long epoll_wait may sleep: until the drivers' next
+// deadline, rounded up so a wakeup never comes just before it.
+func (l *Loop) waitMillis() int {
+	next := int64(-1)
+	for _, a := range l.drivers {
+		if t := a.d.Deadline(); t >= 0 && (next < 0 || t < next) {
+			next = t
+		}
+	}
+	if next < 0 {
+		return -1
+	}
+	d := next - l.Clock()
+	if d <= 0 {
+		return 0
+	}
+	return int(min((d+int64(time.Millisecond)-1)/int64(time.Millisecond), 1<<30))
+}
+
+// stop ends the drivers, refuses further posts and closes the loop's
+// descriptors. Work posted but not run is run first: it may hold a
+// descriptor to close.
+func (l *Loop) stop() {
+	l.stopping = true
+	l.requests()
+	for _, a := range l.drivers {
+		a.d.Stop()
+	}
+	l.closeFDs()
+}
+
+func (l *Loop) closeFDs() {
+	l.ctl.Close()
+	// Posts that raced the close ran nowhere; run them now so that what
+	// they hold is released.
+	l.requests()
+	unix.Close(l.epfd)
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 
 	"github.com/tierlb/tierlb/backends"
 )
@@ -69,14 +68,9 @@ func NewChecker(cfg Config, docker ContainerHealth) (Checker, error) {
 // TCPChecker passes when a TCP connection to the address opens.
 type TCPChecker struct{}
 
-// Check dials addr and closes the connection at once.
+// Check connects to addr and resets the connection at once.
 func (TCPChecker) Check(ctx context.Context, addr string) error {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return err // already "dial tcp ADDR: connect: connection refused"
-	}
-	return c.Close()
+	return checkWire(ctx, addr, nil) // "dial tcp ADDR: connect: connection refused"
 }
 
 // NoneChecker always passes: health type none. The monitor does not even

@@ -16,8 +16,15 @@
 // on it goes down after exactly Fall consecutive failures and up after
 // exactly Rise consecutive passes. A backend that already carries
 // connections when its prober starts is not held down (it would lose them
-// under on_backend_down: close); its first probe still decides. Each backend
-// has one prober goroutine, so at most one probe is in flight per backend.
+// under on_backend_down: close); its first probe still decides. A backend
+// has one prober, which runs one probe at a time.
+//
+// A monitor runs all its probes on one check loop (loop_linux.go): a heap
+// of probers by due time, and tcp and http probes as raw non-blocking
+// sockets (wire_linux.go) waited for in one epoll set, so a probe costs no
+// goroutine, timer or allocation. After its first probe a backend waits a
+// random part of the interval, then the interval ±15%, so probes of
+// backends that appeared together spread out over the interval.
 //
 // Passive ejections last fail_timeout; then the active verdict applies
 // again. Each ejection asks the Monitor for an immediate probe, so that the

@@ -62,12 +62,32 @@ func (m *Metrics) backendRemoved(service, backend string) {
 
 // checked counts one probe.
 func (m *Metrics) checked(service, backend string, ok bool) {
+	m.series(service, backend).count(ok)
+}
+
+// checkSeries are one backend's two counters, looked up once per prober
+// rather than by label values at every probe.
+type checkSeries struct{ ok, fail prometheus.Counter }
+
+// series returns the counters of one backend; nil Metrics gives counters
+// that count nothing.
+func (m *Metrics) series(service, backend string) checkSeries {
 	if m == nil {
-		return
+		return checkSeries{}
 	}
-	r := resultFail
+	return checkSeries{
+		ok:   m.checks.WithLabelValues(service, backend, resultOK),
+		fail: m.checks.WithLabelValues(service, backend, resultFail),
+	}
+}
+
+// count counts one probe.
+func (s checkSeries) count(ok bool) {
+	c := s.fail
 	if ok {
-		r = resultOK
+		c = s.ok
 	}
-	m.checks.WithLabelValues(service, backend, r).Inc()
+	if c != nil {
+		c.Inc()
+	}
 }

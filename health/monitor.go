@@ -37,6 +37,7 @@ type Monitor struct {
 	cfg     Config // validated, with defaults
 	checker Checker
 	running bool
+	loop    *checkLoop // while running
 	probers map[*backends.Backend]*prober
 	known   map[*backends.Backend]bool // members at the last reconcile
 	series  map[string]bool            // backend IDs exported in Metrics
@@ -87,9 +88,21 @@ func (m *Monitor) Run(ctx context.Context) error {
 		m.mu.Unlock()
 		return fmt.Errorf("health monitor of service %s: already running", m.set.Name())
 	}
-	m.running = true
+	loop, err := newCheckLoop()
+	if err != nil {
+		m.mu.Unlock()
+		return fmt.Errorf("health monitor of service %s: %w", m.set.Name(), err)
+	}
+	m.running, m.loop = true, loop
 	m.mu.Unlock()
-	defer m.shutdown()
+	ctx, cancel := context.WithCancel(ctx)
+	loopErr := make(chan error, 1)
+	go func() { loopErr <- loop.run(ctx) }()
+	defer func() {
+		cancel()
+		<-loopErr // a probe in flight is dropped, a goroutine probe awaited
+		m.shutdown()
+	}()
 	// A Reconfigure before Run is already in m.cfg: no restart needed.
 	select {
 	case <-m.reload:
@@ -99,10 +112,16 @@ func (m *Monitor) Run(ctx context.Context) error {
 	for {
 		// Read the channel before listing, so a change in between is seen.
 		changed := m.set.Changed()
-		m.reconcile(ctx)
+		m.reconcile()
 		select {
 		case <-ctx.Done():
 			return nil
+		case err := <-loopErr:
+			loopErr <- err // for the deferred wait
+			if err == nil {
+				return nil // ctx ended
+			}
+			return fmt.Errorf("health monitor of service %s: %w", m.set.Name(), err)
 		case <-changed:
 		case <-m.reload:
 			// Probers hold their config; restart them all with the new one.
@@ -140,16 +159,16 @@ func (m *Monitor) Reconfigure(cfg Config) error {
 // pending or in flight. It does nothing when b has no prober.
 func (m *Monitor) ProbeNow(b *backends.Backend) {
 	m.mu.Lock()
-	p := m.probers[b]
+	p, loop := m.probers[b], m.loop
 	m.mu.Unlock()
 	if p != nil {
-		p.probeNow()
+		loop.post(loopCmd{op: cmdProbeNow, p: p})
 	}
 }
 
 // reconcile starts a prober for each new backend, stops those of removed
 // ones and keeps the metric series in step.
-func (m *Monitor) reconcile(ctx context.Context) {
+func (m *Monitor) reconcile() {
 	members := m.set.Backends()
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -165,7 +184,7 @@ func (m *Monitor) reconcile(ctx context.Context) {
 	m.known = now
 	for b, p := range m.probers {
 		if !now[b] || m.cfg.Type == TypeNone {
-			p.stop() // probers never take m.mu, so waiting here is safe
+			m.loop.post(loopCmd{op: cmdRemove, p: p})
 			delete(m.probers, b)
 		}
 	}
@@ -181,8 +200,8 @@ func (m *Monitor) reconcile(ctx context.Context) {
 	} else {
 		for _, b := range members {
 			if m.probers[b] == nil {
-				p := &prober{b: b, cfg: m.cfg, checker: m.checker, log: m.log, metrics: m.metrics, rand: m.rand}
-				p.start(ctx)
+				p := newProber(b, m.cfg, m.checker, m.log, m.metrics.series(b.Service(), b.ID()), m.rand)
+				m.loop.post(loopCmd{op: cmdAdd, p: p})
 				m.probers[b] = p
 			}
 		}
@@ -213,20 +232,22 @@ func (m *Monitor) syncSeriesLocked() {
 }
 
 // stopProbers stops every prober; the next reconcile starts new ones.
+// Their probes in flight are dropped, unobserved.
 func (m *Monitor) stopProbers() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for b, p := range m.probers {
-		p.stop()
+		m.loop.post(loopCmd{op: cmdRemove, p: p})
 		delete(m.probers, b)
 	}
 }
 
-// shutdown ends Run: probers stop and the service's series go away.
+// shutdown ends Run once the loop has ended: probers go and so do the
+// service's series.
 func (m *Monitor) shutdown() {
 	m.stopProbers()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.syncSeriesLocked()
-	m.running = false
+	m.running, m.loop = false, nil
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/tierlb/tierlb/backends"
 	"github.com/tierlb/tierlb/internal/testkit"
 )
@@ -136,19 +138,23 @@ func TestPassiveTriggersProbe(t *testing.T) {
 	srv := startTCP(t, blackhole)
 	set := newSet(t, srv.addr())
 	b := set.Backend("web-1")
-	m, err := NewMonitor(set, Config{Interval: time.Hour, Passive: PassiveConfig{MaxFails: 2, FailTimeout: time.Hour}}, Options{})
+	metrics, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewMonitor(set, Config{Interval: time.Hour, Passive: PassiveConfig{MaxFails: 2, FailTimeout: time.Hour}}, Options{Metrics: metrics})
 	if err != nil {
 		t.Fatal(err)
 	}
 	runMonitor(t, m)
-	testkit.Eventually(t, 2*time.Second, "the first probe", func() bool { return b.Up() && srv.accepted.Load() == 1 })
+	testkit.Eventually(t, 2*time.Second, "the first probe", func() bool { return b.Up() && probes(metrics, "web-1") == 1 })
 	m.Passive().DialFailed(b, errRefused)
 	m.Passive().DialFailed(b, errRefused)
 	st, reason := b.State()
 	if st != backends.StateDown || !strings.HasPrefix(reason, "passive: 2 consecutive") {
 		t.Fatalf("state = %v %q, want ejected", st, reason)
 	}
-	testkit.Eventually(t, 2*time.Second, "a probe triggered by the ejection", func() bool { return srv.accepted.Load() == 2 })
+	testkit.Eventually(t, 2*time.Second, "a probe triggered by the ejection", func() bool { return probes(metrics, "web-1") == 2 })
 
 	m.Passive().DialFailed(b, errRefused)
 	if m.Passive().failures(b) != 1 {

@@ -20,21 +20,26 @@ const pendingReason = backends.PendingCheck
 // probers started together drift apart instead of probing in lock step.
 const jitterFraction = 0.15
 
-// prober checks one backend: one goroutine running probes one after the
-// other, which is what guarantees at most one probe in flight.
+// prober checks one backend on its monitor's check loop, which runs one
+// probe of it at a time.
 type prober struct {
 	b       *backends.Backend
 	cfg     Config // with defaults
 	checker Checker
+	wire    *wireProbe // tcp and http: the probe the loop runs itself; nil for other checkers
 	log     *slog.Logger
-	metrics *Metrics
+	series  checkSeries
 	rand    func() float64 // in [0, 1)
 
-	trigger chan struct{} // capacity 1: a request for an immediate probe
-	cancel  context.CancelFunc
-	done    chan struct{}
+	// Owned by the loop.
+	index   int       // in the loop's schedule; -1 when not queued
+	due     time.Time // the next probe, or the timeout of the one in flight
+	running bool      // a probe is in flight
+	again   bool      // an immediate probe was asked for while one was in flight
+	removed bool
+	cancel  context.CancelFunc // of a goroutine probe in flight
 
-	// Owned by the run goroutine.
+	// The verdict's state, owned by the loop too.
 	known       bool // a verdict exists (ours or a previous prober's)
 	spread      bool // the next wait is a random part of the interval
 	joining     bool // new and never passed: probe on a short backoff, up at the first pass
@@ -43,47 +48,18 @@ type prober struct {
 	rises, fall int // consecutive passes while down, failures while up
 }
 
-// start launches the prober's goroutine.
-func (p *prober) start(ctx context.Context) {
-	ctx, p.cancel = context.WithCancel(ctx)
-	p.trigger = make(chan struct{}, 1)
-	p.done = make(chan struct{})
-	go p.run(ctx)
-}
-
-// stop cancels the prober (and a probe in flight) and waits for it to end.
-func (p *prober) stop() {
-	p.cancel()
-	<-p.done
-}
-
-// probeNow asks for a probe at once; requests made while one is pending or
-// in flight are merged into the next.
-func (p *prober) probeNow() {
-	select {
-	case p.trigger <- struct{}{}:
-	default:
+// newProber prepares the prober of b; the loop starts it.
+func newProber(b *backends.Backend, cfg Config, checker Checker, log *slog.Logger, series checkSeries, rand func() float64) *prober {
+	p := &prober{b: b, cfg: cfg, checker: checker, log: log, series: series, rand: rand, index: -1}
+	// Only the checkers whose whole probe is a wire probe run on the loop
+	// itself; a wrapped or custom checker keeps its own Check.
+	switch c := checker.(type) {
+	case TCPChecker:
+		p.wire, _ = newWireProbe(b.Address(), b.Address(), nil)
+	case *HTTPChecker:
+		p.wire, _ = newWireProbe(b.Address(), b.Address(), c)
 	}
-}
-
-func (p *prober) run(ctx context.Context) {
-	defer close(p.done)
-	t := time.NewTimer(p.firstDelay())
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-p.trigger:
-		}
-		err := p.probe(ctx)
-		if ctx.Err() != nil {
-			return // stopped mid-probe: not the backend's fault, not counted
-		}
-		p.observe(err)
-		t.Reset(p.nextDelay())
-	}
+	return p
 }
 
 // firstDelay decides the initial state. A backend without a verdict is new:
@@ -137,17 +113,10 @@ func jitter(interval time.Duration, r float64) time.Duration {
 	return time.Duration(float64(interval) * (1 + jitterFraction*(2*r-1)))
 }
 
-// probe runs the checker once under the probe timeout.
-func (p *prober) probe(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
-	defer cancel()
-	return checkSpec(ctx, p.checker, p.b.Spec())
-}
-
 // observe applies one probe result: rise and fall counting, the state change
 // and its log line.
 func (p *prober) observe(err error) {
-	if backends.LocalDialError(err) >= 0 {
+	if err != nil && backends.LocalDialError(err) >= 0 {
 		// The probe could not even be made (tierlb is out of descriptors,
 		// memory or ports): no verdict on the backend either way.
 		p.log.Debug("health probe not made: out of local resources", "service", p.b.Service(), "backend", p.b.ID(), "err", err)
@@ -159,7 +128,7 @@ func (p *prober) observe(err error) {
 		reason = p.reason(err)
 	}
 	p.b.RecordCheck(ok, reason)
-	p.metrics.checked(p.b.Service(), p.b.ID(), ok)
+	p.series.count(ok)
 	switch {
 	case !p.known:
 		p.known = true

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/tierlb/tierlb/internal/testkit"
 )
 
@@ -141,7 +143,7 @@ func probeCtx(t *testing.T, timeout time.Duration) context.Context {
 // its cleanup runs last.
 func noLeaks(t *testing.T) {
 	t.Helper()
-	markers := []string{"health.(*prober).run", "health.(*Monitor).Run", "net/http.(*persistConn)"}
+	markers := []string{"health.(*checkLoop).run", "health.(*checkLoop).probeAside", "health.(*Monitor).Run", "net/http.(*persistConn)"}
 	t.Cleanup(func() {
 		var last string
 		if testkit.Within(3*time.Second, func() bool {
@@ -206,4 +208,10 @@ func (l *logRecorder) messages(msgs ...string) []string {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
+
+// probes is how many probes of backend id (of service app) m counted.
+func probes(m *Metrics, id string) float64 {
+	return testutil.ToFloat64(m.checks.WithLabelValues("app", id, resultOK)) +
+		testutil.ToFloat64(m.checks.WithLabelValues("app", id, resultFail))
 }

@@ -3,6 +3,7 @@ package docker
 import (
 	"cmp"
 	"fmt"
+	"iter"
 	"maps"
 	"slices"
 	"strings"
@@ -26,17 +27,17 @@ type membership struct {
 }
 
 // buildView applies labels, selectors, lifecycle and address rules to the
-// records. It is a pure function of its inputs.
+// records. It is a pure function of its inputs. publish computes the same
+// view a record at a time (publish.go); a test holds the two together.
 func buildView(cfg Config, sels []ServiceSelector, r reach, ctrs []*ctr) view {
-	prefix := cfg.labelPrefix()
-	slices.SortFunc(ctrs, func(a, b *ctr) int { return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.ID, b.ID)) })
+	slices.SortFunc(ctrs, byName)
 	v := view{specs: map[string][]backends.Spec{}}
 	configured := map[string]bool{}
 	for _, s := range sels {
 		configured[s.Name] = true
 		v.specs[s.Name] = nil
 	}
-	decls, warnings := declareServices(cfg, configured, ctrs)
+	decls, warnings := declareServices(cfg, configured, slices.Values(ctrs))
 	declared := map[string]LabelService{}
 	for _, d := range decls {
 		declared[d.Name] = d
@@ -45,36 +46,62 @@ func buildView(cfg Config, sels []ServiceSelector, r reach, ctrs []*ctr) view {
 	v.decls = decls
 
 	for _, c := range ctrs {
-		base := Explanation{Container: c.ID, Name: c.Name, Warnings: warnings[c.ref()]}
-		if t := c.Task; t != nil {
-			base.Task, base.Node, base.Slot = t.ID, t.Node, t.Slot
-		}
-		for _, u := range c.labels.Unknown {
-			base.Warnings = append(base.Warnings, "unknown label "+u+" ignored")
-		}
-		mems, why := memberships(cfg, sels, configured, declared, c)
-		if len(mems) == 0 {
-			e := base
-			e.Service, e.Reason = c.labels.Service, why
-			v.explain = append(v.explain, e)
-			continue
-		}
-		for _, m := range mems {
-			e := base
-			e.Service = m.service
-			spec, reason := routeOne(c, m, r, prefix)
-			e.Network, e.Address = spec.Network, spec.Address
-			if reason == "" {
-				e.Routed = true
-				e.Reason = spec.Drain
-				v.specs[m.service] = append(v.specs[m.service], spec)
-			} else {
-				e.Reason = reason
-			}
-			v.explain = append(v.explain, e)
+		ex, specs := routeContainer(cfg, sels, configured, declared, r, warnings[c.ref()], c)
+		v.explain = append(v.explain, ex...)
+		for _, s := range specs {
+			v.specs[s.service] = append(v.specs[s.service], s.spec)
 		}
 	}
 	return v
+}
+
+// serviceSpec is a container's backend in one service.
+type serviceSpec struct {
+	service string
+	spec    backends.Spec
+}
+
+// routeContainer is one container's part of the view: its explanations, one
+// per service it is a replica of (or one saying why it is none), and its
+// backends. It depends on nothing but its arguments.
+func routeContainer(cfg Config, sels []ServiceSelector, configured map[string]bool, declared map[string]LabelService,
+	r reach, warnings []string, c *ctr) ([]Explanation, []serviceSpec) {
+	base := Explanation{Container: c.ID, Name: c.Name, Warnings: slices.Clone(warnings)}
+	if t := c.Task; t != nil {
+		base.Task, base.Node, base.Slot = t.ID, t.Node, t.Slot
+	}
+	for _, u := range c.labels.Unknown {
+		base.Warnings = append(base.Warnings, "unknown label "+u+" ignored")
+	}
+	mems, why := memberships(cfg, sels, configured, declared, c)
+	if len(mems) == 0 {
+		e := base
+		e.Service, e.Reason = c.labels.Service, why
+		return []Explanation{e}, nil
+	}
+	var specs []serviceSpec
+	explain := make([]Explanation, 0, len(mems))
+	for _, m := range mems {
+		e := base
+		e.Service = m.service
+		spec, reason := routeOne(c, m, r, cfg.labelPrefix())
+		e.Network, e.Address = spec.Network, spec.Address
+		if reason == "" {
+			e.Routed = true
+			e.Reason = spec.Drain
+			specs = append(specs, serviceSpec{m.service, spec})
+		} else {
+			e.Reason = reason
+		}
+		explain = append(explain, e)
+	}
+	return explain, specs
+}
+
+// byName orders records by container name, then ID: the order of every
+// list the provider publishes.
+func byName(a, b *ctr) int {
+	return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.ID, b.ID))
 }
 
 // memberships lists the services a container is a replica of, or says why
@@ -160,13 +187,13 @@ func routeOne(c *ctr, m membership, r reach, prefix string) (backends.Spec, stri
 // declareServices finds the services declared by tierlb.listen labels. The
 // oldest replica's labels win; disagreeing replicas are reported on the
 // declaration and as warnings on their own explanations.
-func declareServices(cfg Config, configured map[string]bool, ctrs []*ctr) ([]LabelService, map[string][]string) {
+func declareServices(cfg Config, configured map[string]bool, ctrs iter.Seq[*ctr]) ([]LabelService, map[string][]string) {
 	warnings := map[string][]string{}
 	if !cfg.LabelServices {
 		return nil, warnings
 	}
 	groups := map[string][]*ctr{}
-	for _, c := range ctrs {
+	for c := range ctrs {
 		l := c.labels
 		if c.labelErr != nil || l.Enable < 0 || l.Service == "" || l.Listen == "" {
 			continue

@@ -38,6 +38,12 @@ type ctr struct {
 	Stopping bool
 	// Task is set when the record stands for a Swarm task (see task.go).
 	Task *taskInfo
+	// FromList is set when the record was built from the container list
+	// rather than an inspect: StartedAt and StopSignal are unknown.
+	FromList bool
+	// StopAt is the engine's time (UnixNano) of the kill or stop event that
+	// set Stopping, to tell whether a later inspect shows the same run.
+	StopAt int64
 
 	labels   labels // parsed once; labels never change on a container
 	labelErr error
@@ -99,6 +105,81 @@ func fromInspect(r container.InspectResponse, prefix string) (c *ctr, ok bool) {
 	}
 	c.labels, c.labelErr = parseLabels(prefix, c.Labels)
 	return c, true
+}
+
+// fromSummary builds a record from the container list, which says all that
+// routing needs but the start time, the stop signal and the exposed ports
+// (an API 1.41 list shows published ports only); ok is false when the
+// container is not running.
+func fromSummary(s container.Summary, prefix string) (c *ctr, ok bool) {
+	if s.State != container.StateRunning && s.State != container.StatePaused {
+		return nil, false
+	}
+	c = &ctr{
+		ID:       s.ID,
+		Created:  time.Unix(s.Created, 0),
+		Labels:   s.Labels,
+		Paused:   s.State == container.StatePaused,
+		Health:   listHealth(s),
+		FromList: true,
+	}
+	for _, n := range s.Names { // "/name", and "/other/alias" for each legacy link
+		if n = strings.TrimPrefix(n, "/"); !strings.Contains(n, "/") {
+			c.Name = n
+			break
+		}
+	}
+	if s.NetworkSettings != nil {
+		for name, ep := range s.NetworkSettings.Networks {
+			if ep == nil {
+				continue
+			}
+			e := endpoint{Network: name, NetworkID: ep.NetworkID, IP: ep.IPAddress}
+			if !e.IP.IsValid() {
+				e.IP = ep.GlobalIPv6Address
+			}
+			c.Endpoints = append(c.Endpoints, e)
+		}
+		sortEndpoints(c.Endpoints)
+	}
+	c.labels, c.labelErr = parseLabels(prefix, c.Labels)
+	return c, true
+}
+
+// listHealth reads a listed container's health: its Health field (API
+// 1.52), else the "(healthy)" its Status ends with.
+func listHealth(s container.Summary) string {
+	if s.Health != nil && s.Health.Status != "" {
+		return string(s.Health.Status)
+	}
+	switch {
+	case strings.HasSuffix(s.Status, "(healthy)"):
+		return string(container.Healthy)
+	case strings.HasSuffix(s.Status, "(unhealthy)"):
+		return string(container.Unhealthy)
+	case strings.HasSuffix(s.Status, "(health: starting)"):
+		return string(container.Starting)
+	}
+	return string(container.NoHealthcheck)
+}
+
+// sameFacts says whether a list-built record says what rec says about
+// everything routing reads that can change while a container runs, so that
+// rec (and its cached route) can stay.
+func sameFacts(rec, listed *ctr) bool {
+	return rec.Name == listed.Name && rec.Paused == listed.Paused && rec.Health == listed.Health &&
+		slices.Equal(rec.Endpoints, listed.Endpoints)
+}
+
+// sameRun says whether an inspected record is the run of the container
+// that old, stopping, stood for: the same start, or (old from the list)
+// a start before the stop began. A restart since clears the stop.
+func sameRun(old, fresh *ctr) bool {
+	if !old.FromList {
+		return old.StartedAt == fresh.StartedAt
+	}
+	started, err := time.Parse(time.RFC3339Nano, fresh.StartedAt)
+	return err == nil && old.StopAt > 0 && started.UnixNano() < old.StopAt
 }
 
 func sortEndpoints(eps []endpoint) {

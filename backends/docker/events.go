@@ -120,6 +120,8 @@ func (p *Provider) applyEvents(ctx context.Context, msgs []events.Message) error
 	sels := p.selectors()
 	dirty := map[string]bool{}
 	stopping := map[string]bool{} // kills seen for containers not yet recorded
+	changed := map[string]bool{}  // records the batch may have changed
+	killed := map[string]string{} // kills whose signal only an inspect can judge
 	selfDirty := false
 	sw := swarmChange{tasks: map[string]bool{}}
 	now := time.Now()
@@ -144,7 +146,7 @@ func (p *Provider) applyEvents(ctx context.Context, msgs []events.Message) error
 			case cid != "" && p.me != nil && cid == p.me.ID:
 				selfDirty = true
 			case p.ctrs[cid] != nil:
-				dirty[cid] = true
+				dirty[cid], changed[cid] = true, true
 			default:
 				continue // not ours; a starting container's own start event follows
 			}
@@ -162,6 +164,7 @@ func (p *Provider) applyEvents(ctx context.Context, msgs []events.Message) error
 		if c == nil && !dirty[id] && !p.candidate(attrs, sels) {
 			continue
 		}
+		changed[id] = true
 		action := string(m.Action)
 		typ, status, _ := strings.Cut(action, ":")
 		p.metrics.event(typ)
@@ -169,15 +172,22 @@ func (p *Provider) applyEvents(ctx context.Context, msgs []events.Message) error
 		switch typ {
 		case "start":
 			if c != nil {
-				c.Stopping = false
+				c.Stopping, c.StopAt = false, 0
 			}
 			delete(stopping, id)
+			delete(killed, id)
 			dirty[id] = true
 		case "kill", "stop":
 			if typ == "kill" && !terminating(attrs["signal"], c) {
+				if c != nil && c.FromList {
+					killed[id] = attrs["signal"] // its STOPSIGNAL is unknown: asked below
+				}
 				continue // e.g. SIGHUP for a reload: the container goes on
 			}
 			if c != nil {
+				if !c.Stopping {
+					c.StopAt = m.TimeNano
+				}
 				c.Stopping = true
 			} else if dirty[id] {
 				stopping[id] = true
@@ -218,6 +228,20 @@ func (p *Provider) applyEvents(ctx context.Context, msgs []events.Message) error
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
+	if len(ids) > 0 && !selfDirty && !sw.any() {
+		// What the events said outright (a stop begun, a pause, a
+		// removal) goes out before the inspects: a replica being stopped
+		// must not wait for other containers' round trips to drain.
+		known := make(map[string]bool, len(changed))
+		for id := range changed {
+			if !dirty[id] {
+				known[id] = true
+			}
+		}
+		if len(known) > 0 {
+			p.publishChanged(known)
+		}
+	}
 	fresh, err := p.inspectAll(ctx, ids)
 	if err != nil {
 		return err
@@ -228,10 +252,53 @@ func (p *Provider) applyEvents(ctx context.Context, msgs []events.Message) error
 			delete(p.ctrs, id)
 			continue
 		}
-		c.Stopping = stopping[id] || (old != nil && old.StartedAt == c.StartedAt && old.Stopping)
+		switch {
+		case stopping[id]:
+			c.Stopping = true
+		case old != nil && old.Stopping && sameRun(old, c):
+			c.Stopping, c.StopAt = true, old.StopAt
+		}
 		p.ctrs[id] = c
 	}
-	p.publish()
+	if err := p.judgeKills(ctx, killed); err != nil {
+		return err
+	}
+	if selfDirty || sw.any() {
+		changed = nil // the proxy's networks or Swarm tasks changed: look at everything
+	}
+	p.publishChanged(changed)
+	return nil
+}
+
+// judgeKills completes list-built records that got a kill with a signal
+// that only their STOPSIGNAL can say stops them, and drains those it does.
+// The record stays (the batch's other facts are on it); the inspect only
+// adds what the list did not say.
+func (p *Provider) judgeKills(ctx context.Context, killed map[string]string) error {
+	var ids []string
+	for id := range killed {
+		if c := p.ctrs[id]; c != nil && c.FromList {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	slices.Sort(ids)
+	fresh, err := p.inspectAll(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		c, f := p.ctrs[id], fresh[id]
+		if f == nil {
+			continue // gone already: its die event removes it
+		}
+		c.StopSignal, c.StartedAt, c.FromList = f.StopSignal, f.StartedAt, false
+		if terminating(killed[id], c) && !c.Stopping {
+			c.Stopping, c.StopAt = true, time.Now().UnixNano()
+		}
+	}
 	return nil
 }
 

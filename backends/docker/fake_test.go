@@ -72,9 +72,37 @@ func (f *fakeClient) ContainerList(_ context.Context, opts client.ContainerListO
 				continue
 			}
 		}
-		out = append(out, container.Summary{ID: c.ID, Labels: c.Config.Labels})
+		out = append(out, summaryOf(c))
 	}
 	return client.ContainerListResult{Items: out}, nil
+}
+
+// summaryOf lists a container as the daemon does: what inspect says, but
+// for the start time and the stop signal, with health in the status.
+func summaryOf(c container.InspectResponse) container.Summary {
+	s := container.Summary{ID: c.ID, Names: []string{c.Name, "/linker" + c.Name}, Labels: c.Config.Labels,
+		State: container.StateRunning, Status: "Up 2 minutes"}
+	if created, err := time.Parse(time.RFC3339Nano, c.Created); err == nil {
+		s.Created = created.Unix()
+	}
+	if c.State.Paused {
+		s.State, s.Status = container.StatePaused, "Up 2 minutes (Paused)"
+	}
+	if h := c.State.Health; h != nil {
+		switch h.Status {
+		case container.Starting:
+			s.Status += " (health: starting)"
+		default:
+			s.Status += " (" + string(h.Status) + ")"
+		}
+	}
+	for p := range c.Config.ExposedPorts {
+		s.Ports = append(s.Ports, container.PortSummary{PrivatePort: p.Num(), Type: string(p.Proto())})
+	}
+	if c.NetworkSettings != nil {
+		s.NetworkSettings = &container.NetworkSettingsSummary{Networks: c.NetworkSettings.Networks}
+	}
+	return s
 }
 
 func (f *fakeClient) ContainerInspect(_ context.Context, id string, _ client.ContainerInspectOptions) (client.ContainerInspectResult, error) {

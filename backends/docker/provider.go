@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"slices"
 	"sync"
@@ -41,8 +42,15 @@ type Provider struct {
 	bridges   map[string]bool // bridge network IDs and names (on the host)
 	published map[string][]backends.Spec
 	declared  []LabelService
-	synced    bool // published at least once
-	sw        swarmState
+	declGen   int // counts changes of declared
+	// declNew and declWarnings are declareServices' last result, computed
+	// with the selectors of generation declSels.
+	declNew      []LabelService
+	declWarnings map[string][]string
+	declSels     int
+	routes       routes // its byRef is written under mu: Explain reads it
+	synced       bool   // published at least once
+	sw           swarmState
 	// lastEvent is the engine's time of the last event applied (UnixNano).
 	// A new subscription asks for the events since then, so a container
 	// stopped while the stream was down is still drained at its stop.
@@ -52,9 +60,9 @@ type Provider struct {
 
 	mu       sync.Mutex // guards the fields below
 	sels     []ServiceSelector
+	selsGen  int // counts SetServices calls
 	ready    bool
 	notReady string
-	explain  []Explanation
 	health   map[string]string // container ID → Docker health status
 }
 
@@ -120,12 +128,9 @@ func (p *Provider) Ready() (bool, string) {
 // per container and service, sorted by container name.
 func (p *Provider) Explain() []Explanation {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	out := slices.Clone(p.explain)
-	for i := range out {
-		out[i].Warnings = slices.Clone(out[i].Warnings)
-	}
-	return out
+	list := slices.Collect(maps.Values(p.routes.byRef))
+	p.mu.Unlock()
+	return explanations(list)
 }
 
 // SetServices replaces the configured service selectors (config reload);
@@ -133,6 +138,7 @@ func (p *Provider) Explain() []Explanation {
 func (p *Provider) SetServices(services []ServiceSelector) {
 	p.mu.Lock()
 	p.sels = cloneSelectors(services)
+	p.selsGen++
 	p.mu.Unlock()
 	select {
 	case p.reload <- struct{}{}:
@@ -141,9 +147,16 @@ func (p *Provider) SetServices(services []ServiceSelector) {
 }
 
 func (p *Provider) selectors() []ServiceSelector {
+	sels, _ := p.selectorsGen()
+	return sels
+}
+
+// selectorsGen returns the selectors and how many times they were set, so
+// that a publish knows whether its cached routes still apply.
+func (p *Provider) selectorsGen() ([]ServiceSelector, int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.sels
+	return p.sels, p.selsGen
 }
 
 // ContainerHealth returns a container's Docker health status ("healthy",

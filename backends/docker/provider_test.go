@@ -286,7 +286,7 @@ func TestLogDrains(t *testing.T) {
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
 			buf.Reset()
-			p.logDrains("app", st.old, st.next)
+			p.logChanges("app", st.old, st.next)
 			if got := buf.String(); got != st.want {
 				t.Errorf("logged %q, want %q", got, st.want)
 			}
@@ -311,5 +311,34 @@ func TestProviderResubscribesSinceLastEvent(t *testing.T) {
 	want := fmt.Sprintf("%d.000000123", ev.TimeNano/1e9)
 	if sinces[0] != "" || sinces[len(sinces)-1] != want {
 		t.Fatalf("subscriptions asked since %q, want the first from now and the next since %s", sinces, want)
+	}
+}
+
+// TestLogChangesAtDebug: at debug level, after the first sync, every
+// backend added and removed is logged once, after the sink has it: what
+// the scale harness times each event's change by.
+func TestLogChangesAtDebug(t *testing.T) {
+	var buf bytes.Buffer
+	p := &Provider{synced: true, log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{
+		Level: slog.LevelDebug,
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))}
+	a, b := backends.Spec{ID: "a", Address: "a:80"}, backends.Spec{ID: "b", Address: "b:80"}
+	p.logChanges("app", []backends.Spec{a}, []backends.Spec{b})
+	want := `level=DEBUG msg="backend added" service=app backend=b address=b:80` + "\n" +
+		`level=DEBUG msg="backend removed" service=app backend=a` + "\n"
+	if got := buf.String(); got != want {
+		t.Fatalf("logged %q, want %q", got, want)
+	}
+	buf.Reset()
+	p.synced = false // the first sync says how many, not each one
+	p.logChanges("app", nil, []backends.Spec{a, b})
+	if got := buf.String(); got != "" {
+		t.Fatalf("first sync logged %q", got)
 	}
 }

@@ -1,82 +1,313 @@
 package docker
 
 import (
+	"cmp"
+	"context"
+	"fmt"
+	"iter"
+	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/tierlb/tierlb/backends"
 )
 
-// publish computes the view and hands the sink what changed: declarations
-// first, so a label-declared service exists before its backends arrive.
-func (p *Provider) publish() {
-	all := slices.Collect(maps.Values(p.ctrs))
-	all = slices.AppendSeq(all, maps.Values(p.sw.tasks))
-	r := reach{me: p.me, prefix: p.cfg.labelPrefix(), restrict: p.cfg.Networks, bridges: p.bridges}
-	v := buildView(p.cfg, p.selectors(), r, all)
+// routes is the view the provider last published, kept per record, so
+// that a publish after a few events recomputes only the records those
+// events touched and hands the sink only the services they belong to: with
+// 10,000 containers, a full rebuild per event burst would cost more than
+// the events themselves. Every record's part is routeContainer's result,
+// the same function buildView applies to all of them at once.
+type routes struct {
+	// key names the selectors, declarations and own networks the routes
+	// were computed with; when it changes, every route is recomputed.
+	key     string
+	byRef   map[string]*route
+	members map[string]map[string]*route // service → ref → route with a backend in it
+	// unrouted counts the records routed in no service.
+	unrouted int
+	epoch    uint64
+}
 
-	if !p.synced || !slices.EqualFunc(v.decls, p.declared, equalDecl) {
-		p.sink.DeclareServices(v.decls)
-		p.declared = v.decls
+// route is one record's part of the view. It is never changed once made,
+// but for epoch.
+type route struct {
+	c        *ctr
+	name, id string
+	// The record's mutable facts the route was computed with.
+	stopping, paused bool
+	health           string
+	warnings         []string
+
+	explain []Explanation
+	specs   []serviceSpec
+	epoch   uint64 // the last publish that saw the record
+}
+
+func (rt *route) routed() bool { return len(rt.specs) > 0 }
+
+// current says whether the route still describes the record. Swarm tasks
+// change in place in more ways than containers do, so theirs are always
+// recomputed.
+func (rt *route) current(c *ctr, warnings []string) bool {
+	return rt.c == c && c.Task == nil && rt.stopping == c.Stopping && rt.paused == c.Paused &&
+		rt.health == c.Health && slices.Equal(rt.warnings, warnings)
+}
+
+// publish computes the view from every record and hands the sink what
+// changed; see publishChanged.
+func (p *Provider) publish() { p.publishChanged(nil) }
+
+// publishChanged computes the view and hands the sink what changed:
+// declarations first, so a label-declared service exists before its
+// backends arrive. changed names the records (by ref) that may have changed
+// since the last publish; nil means any may have, and every record is
+// looked at.
+func (p *Provider) publishChanged(changed map[string]bool) {
+	sels, selsGen := p.selectorsGen()
+	configured := make(map[string]bool, len(sels))
+	for _, s := range sels {
+		configured[s.Name] = true
 	}
-	for _, name := range slices.Sorted(maps.Keys(v.specs)) {
-		specs := v.specs[name]
-		if old, ok := p.published[name]; p.synced && ok && slices.Equal(old, specs) {
+	// Declarations depend on the records with a listen label alone: a
+	// batch that touched none of them leaves them as they were.
+	if changed == nil || !p.synced || selsGen != p.declSels || p.touchesListen(changed) {
+		p.declNew, p.declWarnings = declareServices(p.cfg, configured, p.records())
+		p.declSels = selsGen
+	}
+	decls, warnings := p.declNew, p.declWarnings
+	if !p.synced || !slices.EqualFunc(decls, p.declared, equalDecl) {
+		p.sink.DeclareServices(decls)
+		p.declared = decls
+		p.declGen++
+	}
+	declared := make(map[string]LabelService, len(decls))
+	for _, d := range decls {
+		declared[d.Name] = d
+	}
+	r := reach{me: p.me, prefix: p.cfg.labelPrefix(), restrict: p.cfg.Networks, bridges: p.bridges}
+
+	rs := &p.routes
+	full := !p.synced || changed == nil
+	affected := map[string]bool{}
+	refresh := func(c *ctr) {
+		ref, w := c.ref(), warnings[c.ref()]
+		old := rs.byRef[ref]
+		if old != nil && old.current(c, w) {
+			old.epoch = rs.epoch
+			return
+		}
+		if old != nil {
+			rs.drop(ref, old, affected)
+		}
+		ex, specs := routeContainer(p.cfg, sels, configured, declared, r, w, c)
+		rs.add(ref, &route{c: c, name: c.Name, id: c.ID, stopping: c.Stopping, paused: c.Paused, health: c.Health,
+			warnings: w, explain: ex, specs: specs, epoch: rs.epoch}, affected)
+		if c.ID != "" {
+			p.health[c.ID] = c.Health
+		}
+	}
+	// Explain and ContainerHealth read the routes and health from other
+	// goroutines.
+	p.mu.Lock()
+	if p.health == nil {
+		p.health = map[string]string{}
+	}
+	if key := fmt.Sprintf("%d|%d|%s", selsGen, p.declGen, r.key()); key != rs.key || rs.byRef == nil {
+		*rs = routes{key: key, byRef: map[string]*route{}, members: map[string]map[string]*route{}, epoch: rs.epoch}
+		full = true
+	}
+	if full {
+		rs.epoch++
+		for c := range p.records() {
+			refresh(c)
+		}
+		for ref, rt := range rs.byRef {
+			if rt.epoch != rs.epoch {
+				rs.drop(ref, rt, affected)
+				if rt.id != "" && p.ctrs[rt.id] == nil {
+					delete(p.health, rt.id)
+				}
+			}
+		}
+	} else {
+		for ref := range changed {
+			if c := p.ctrs[ref]; c != nil {
+				refresh(c)
+			} else if rt := rs.byRef[ref]; rt != nil {
+				rs.drop(ref, rt, affected)
+				delete(p.health, rt.id)
+			}
+		}
+	}
+	unrouted := rs.unrouted
+	p.mu.Unlock()
+
+	names := make([]string, 0, len(configured)+len(declared))
+	names = slices.AppendSeq(names, maps.Keys(configured))
+	names = slices.AppendSeq(names, maps.Keys(declared))
+	slices.Sort(names)
+	names = slices.Compact(names)
+	published := make(map[string][]backends.Spec, len(names))
+	for _, name := range names {
+		old, ok := p.published[name]
+		if !full && ok && !affected[name] {
+			published[name] = old
+			continue
+		}
+		specs := rs.specs(name)
+		published[name] = specs
+		if p.synced && ok && slices.Equal(old, specs) {
 			continue
 		}
 		p.sink.UpdateBackends(name, specs)
 		p.log.Debug("backends updated", "service", name, "count", len(specs))
-		p.logDrains(name, p.published[name], specs)
+		p.logChanges(name, old, specs)
 	}
-	p.published = v.specs
+	p.published = published
 	p.synced = true
-
-	health := make(map[string]string, len(p.ctrs)+len(p.sw.tasks))
-	for id, c := range p.ctrs {
-		health[id] = c.Health
-	}
-	for _, t := range p.sw.tasks {
-		if t.ID != "" {
-			health[t.ID] = t.Health
-		}
-	}
-	unrouted := map[string]bool{}
-	routed := map[string]bool{}
-	for _, e := range v.explain { // by name: a task not started yet has no container ID
-		if e.Routed {
-			routed[e.Name] = true
-		} else {
-			unrouted[e.Name] = true
-		}
-	}
-	n := 0
-	for id := range unrouted {
-		if !routed[id] {
-			n++
-		}
-	}
-	p.metrics.setUnrouted(n)
-	p.mu.Lock()
-	p.explain = v.explain
-	p.health = health
-	p.mu.Unlock()
+	p.metrics.setUnrouted(unrouted)
 }
 
-// logDrains logs, once each, the replicas that a publish took out of or put
-// back into rotation (stop, pause, unpause). It runs after the sink has the
-// new specs, so a "backend draining" line means no new connection goes there.
-func (p *Provider) logDrains(service string, old, specs []backends.Spec) {
+// touchesListen says whether a changed record carries a listen label, now
+// or in its last route.
+func (p *Provider) touchesListen(changed map[string]bool) bool {
+	for ref := range changed {
+		if c := p.ctrs[ref]; c != nil && c.labels.Listen != "" {
+			return true
+		}
+		if rt := p.routes.byRef[ref]; rt != nil && rt.c.labels.Listen != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// records yields every record: containers, then Swarm tasks.
+func (p *Provider) records() iter.Seq[*ctr] {
+	return func(yield func(*ctr) bool) {
+		for _, c := range p.ctrs {
+			if !yield(c) {
+				return
+			}
+		}
+		for _, c := range p.sw.tasks {
+			if !yield(c) {
+				return
+			}
+		}
+	}
+}
+
+func (rs *routes) add(ref string, rt *route, affected map[string]bool) {
+	rs.byRef[ref] = rt
+	for _, s := range rt.specs {
+		m := rs.members[s.service]
+		if m == nil {
+			m = map[string]*route{}
+			rs.members[s.service] = m
+		}
+		m[ref] = rt
+		affected[s.service] = true
+	}
+	if !rt.routed() {
+		rs.unrouted++
+	}
+}
+
+func (rs *routes) drop(ref string, rt *route, affected map[string]bool) {
+	delete(rs.byRef, ref)
+	for _, s := range rt.specs {
+		delete(rs.members[s.service], ref)
+		affected[s.service] = true
+	}
+	if !rt.routed() {
+		rs.unrouted--
+	}
+}
+
+// specs lists a service's backends in buildView's order: by container
+// name, then ID.
+func (rs *routes) specs(service string) []backends.Spec {
+	m := rs.members[service]
+	if len(m) == 0 {
+		return nil
+	}
+	rts := slices.SortedFunc(maps.Values(m), func(a, b *route) int {
+		return cmp.Or(strings.Compare(a.name, b.name), strings.Compare(a.id, b.id))
+	})
+	out := make([]backends.Spec, 0, len(rts))
+	for _, rt := range rts {
+		for _, s := range rt.specs {
+			if s.service == service {
+				out = append(out, s.spec)
+			}
+		}
+	}
+	return out
+}
+
+// explanations flattens the routes' explanations in buildView's order.
+func explanations(rts []*route) []Explanation {
+	rts = slices.Clone(rts)
+	slices.SortFunc(rts, func(a, b *route) int {
+		return cmp.Or(strings.Compare(a.name, b.name), strings.Compare(a.id, b.id))
+	})
+	var out []Explanation
+	for _, rt := range rts {
+		for _, e := range rt.explain {
+			e.Warnings = slices.Clone(e.Warnings)
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// key names everything reachable depends on, so that a change to the
+// proxy's own networks recomputes every route.
+func (r reach) key() string {
+	var b strings.Builder
+	if r.me != nil {
+		fmt.Fprintf(&b, "%s|%t|%s", r.me.ID, r.me.OnHost, r.me.Task)
+		for _, e := range r.me.Networks {
+			fmt.Fprintf(&b, "|%s=%s", e.Network, e.NetworkID)
+		}
+		if r.me.OnHost {
+			for _, k := range slices.Sorted(maps.Keys(r.bridges)) {
+				b.WriteString("|b=" + k)
+			}
+		}
+	}
+	return b.String()
+}
+
+// logChanges logs, once each, the replicas that a publish took out of or
+// put back into rotation (stop, pause, unpause), and at debug level the
+// ones it added or removed. It runs after the sink has the new specs, so a
+// "backend draining" line means no new connection goes there.
+func (p *Provider) logChanges(service string, old, specs []backends.Spec) {
 	was := make(map[string]string, len(old))
 	for _, sp := range old {
 		was[sp.ID] = sp.Drain
 	}
+	debug := p.synced && p.log.Enabled(context.Background(), slog.LevelDebug)
 	for _, sp := range specs {
 		before, known := was[sp.ID]
+		if !known && debug {
+			p.log.Debug("backend added", "service", service, "backend", sp.ID, "address", sp.Address)
+		}
 		switch {
 		case sp.Drain != "" && before == "":
 			p.log.Info("backend draining", "service", service, "backend", sp.ID, "reason", sp.Drain)
 		case sp.Drain == "" && known && before != "":
 			p.log.Info("backend back in rotation", "service", service, "backend", sp.ID, "was", before)
+		}
+		delete(was, sp.ID)
+	}
+	if debug {
+		for id := range was {
+			p.log.Debug("backend removed", "service", service, "backend", id)
 		}
 	}
 }

@@ -39,13 +39,36 @@ func (p *Provider) relist(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list containers: %w", err)
 	}
+	// The list says what routing needs: a container is inspected only when
+	// it says too little: a label-declared service's replica (the oldest,
+	// to the nanosecond, declares it), a stopping one (restarted since?), or
+	// one without a port label (its exposed ports are not in the list). A
+	// record the list confirms is kept as it is.
 	var ids []string
+	listed := make(map[string]*ctr, len(list.Items))
 	for _, s := range list.Items {
 		if p.sw.on && s.Labels[taskIDLabel] != "" {
 			continue // a Swarm task: found through the Swarm API, on every node
 		}
-		if p.candidate(s.Labels, sels) {
+		if !p.candidate(s.Labels, sels) {
+			continue
+		}
+		if s.State == "" { // a list that leaves the state out says too little
 			ids = append(ids, s.ID)
+			continue
+		}
+		c, running := fromSummary(s, p.cfg.labelPrefix())
+		old := p.ctrs[s.ID]
+		switch {
+		case !running:
+		case old != nil && old.Stopping, c.labels.Listen != "":
+			ids = append(ids, s.ID)
+		case old != nil && sameFacts(old, c):
+			listed[s.ID] = old
+		case c.labels.Port == 0:
+			ids = append(ids, s.ID)
+		default:
+			listed[s.ID] = c
 		}
 	}
 	fresh, err := p.inspectAll(ctx, ids)
@@ -53,11 +76,12 @@ func (p *Provider) relist(ctx context.Context) error {
 		return err
 	}
 	for id, c := range fresh {
-		if old := p.ctrs[id]; old != nil && old.StartedAt == c.StartedAt {
-			c.Stopping = old.Stopping
+		if old := p.ctrs[id]; old != nil && old.Stopping && sameRun(old, c) {
+			c.Stopping, c.StopAt = true, old.StopAt
 		}
+		listed[id] = c
 	}
-	p.ctrs = fresh
+	p.ctrs = listed
 	if p.sw.on {
 		if err := p.relistSwarm(ctx); err != nil {
 			return err

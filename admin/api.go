@@ -3,14 +3,26 @@ package admin
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 
 	"github.com/tierlb/tierlb/backends"
 )
 
-// services answers GET /api/v1/services: a JSON array of ServiceStatus.
+// services answers GET /api/v1/services: a JSON array of ServiceStatus,
+// filtered by ?service=, ?state= and ?backend=.
 func (s *Server) services(w http.ResponseWriter, r *http.Request) {
-	s.writeJSON(w, http.StatusOK, snapshot(s.opts.Services))
+	f, err := parseFilter(r.URL.Query(), paramService, paramState, paramBackend)
+	if err != nil {
+		s.writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	list, _, err := snapshot(s.opts.Services, s.history, f, 0, math.MaxInt)
+	if err != nil {
+		s.writeError(w, http.StatusNotFound, err)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, list)
 }
 
 // explain answers GET /api/v1/explain: a JSON array of Explanation.

@@ -1,6 +1,10 @@
 package admin
 
 import (
+	"cmp"
+	"slices"
+	"strings"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tierlb/tierlb/backends"
@@ -75,10 +79,30 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			s.add(b)
 		}
 	}
+	// The registry sorts each family's series by their label values, in
+	// label-name order: backend, then reason or direction, then service.
+	// Sent in that order already, the sort of a 10,000-backend scrape
+	// costs a pass instead of a tenth of the scrape.
+	slices.SortFunc(samples, func(a, b *sample) int {
+		return cmp.Or(strings.Compare(a.backend, b.backend), strings.Compare(a.service, b.service))
+	})
 	for _, s := range samples {
 		c.send(ch, s)
 	}
 }
+
+// reasonOrder lists the indexes of backends.DialErrorReasons by name, the
+// order the registry sorts them in.
+var reasonOrder = func() []int {
+	idx := make([]int, len(backends.DialErrorReasons))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int {
+		return strings.Compare(backends.DialErrorReasons[a], backends.DialErrorReasons[b])
+	})
+	return idx
+}()
 
 func (s *sample) add(b *backends.Backend) {
 	s.total += b.Total()
@@ -97,8 +121,8 @@ func (s *sample) add(b *backends.Backend) {
 func (c *Collector) send(ch chan<- prometheus.Metric, s *sample) {
 	metric(ch, c.conns, prometheus.CounterValue, float64(s.total), s.service, s.backend)
 	metric(ch, c.active, prometheus.GaugeValue, float64(s.active), s.service, s.backend)
-	for i, n := range s.errs {
-		metric(ch, c.connectErrors, prometheus.CounterValue, float64(n), s.service, s.backend, backends.DialErrorReasons[i])
+	for _, i := range reasonOrder {
+		metric(ch, c.connectErrors, prometheus.CounterValue, float64(s.errs[i]), s.service, s.backend, backends.DialErrorReasons[i])
 	}
 	metric(ch, c.bytes, prometheus.CounterValue, float64(s.toBackend), s.service, s.backend, "to_backend")
 	metric(ch, c.bytes, prometheus.CounterValue, float64(s.toClient), s.service, s.backend, "to_client")

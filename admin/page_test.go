@@ -71,8 +71,11 @@ func TestStatusPageContent(t *testing.T) {
 	page := rec.Body.String()
 	for _, want := range []string{
 		`<meta http-equiv="refresh" content="5">`,
-		`listen 0.0.0.0:8080 · balance roundrobin · 0 of 2 backends up`,
-		`data-backend="&lt;b&gt;web-1&lt;/b&gt;" data-state="down"`, // names are escaped
+		`<td><a href="/?service=app">app</a></td>` + "\n<td>0.0.0.0:8080</td>\n<td>roundrobin</td>\n" + `<td class="num">2</td>`,
+		`<td class="num"><span class="zero">0</span></td><td class="num"><a class="count count-down" href="/?service=app&amp;state=down">1</a></td><td class="num"><a class="count count-draining" href="/?service=app&amp;state=draining">1</a></td><td class="num"><span class="zero">0</span></td>`,
+		`2 backends: <a class="count count-up" href="/?state=up">0 up</a> <a class="count count-down" href="/?state=down">1 down</a>`,
+		`data-service="app" data-backend="&lt;b&gt;web-1&lt;/b&gt;" data-state="down"`, // names are escaped
+		`<title>no samples yet</title>`,
 		`<span class="state state-down">down</span>`,
 		`<td class="reason">3 checks failed: connection refused</td>`,
 		`<span class="state state-draining">draining</span>`,

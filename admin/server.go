@@ -33,6 +33,12 @@ type Options struct {
 	Gatherer prometheus.Gatherer
 	// Services lists the running services; nil means none.
 	Services Services
+	// Rejections, when set, is gathered at each history sample for the
+	// services' refused connections and dropped datagrams, which count in
+	// their errors/s. cmd/ passes the data path's own registry, not the
+	// one with every backend's series, whose gathering costs a scrape.
+	// nil counts failed dials only.
+	Rejections prometheus.Gatherer
 	// Explain lists the containers discovery has seen; nil serves [].
 	Explain func() []Explanation
 	// Ready answers /readyz: false with the reason while starting or
@@ -60,6 +66,7 @@ type Server struct {
 	log      *slog.Logger
 	gatherer prometheus.Gatherer
 	handler  http.Handler
+	history  *History
 
 	token atomic.Pointer[string] // Options.Token, then SetToken's
 
@@ -79,6 +86,7 @@ func New(opts Options) *Server {
 		reg.MustRegister(NewCollector(opts.Services))
 		s.gatherer = reg
 	}
+	s.history = newHistory(opts.Services, opts.Rejections, s.log)
 	s.handler = s.routes()
 	return s
 }
@@ -164,11 +172,21 @@ func (s *Server) Close() error {
 
 // Run serves until ctx is done, then shuts down: in-flight requests get
 // shutdownGrace, then their connections are closed. It returns nil after a
-// shutdown caused by ctx.
+// shutdown caused by ctx. The rates' history is sampled while it runs.
 func (s *Server) Run(ctx context.Context) error {
 	if err := s.Listen(); err != nil {
 		return err
 	}
+	hctx, stopHistory := context.WithCancel(ctx)
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		s.history.Run(hctx)
+	}()
+	defer func() {
+		stopHistory()
+		<-sampled
+	}()
 	s.mu.Lock()
 	ln := s.ln
 	s.mu.Unlock()

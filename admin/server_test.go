@@ -137,6 +137,13 @@ func TestRunStopsWithoutLeaks(t *testing.T) {
 	func() {
 		f := start(t, Options{})
 		defer f.stop(t)
+		// The history's sampler runs with the server: its baseline is
+		// taken at the start.
+		testkit.Eventually(t, 10*time.Second, "the history's first sample", func() bool {
+			f.srv.history.mu.RLock()
+			defer f.srv.history.mu.RUnlock()
+			return f.srv.history.n == 1
+		})
 		for range 3 {
 			for _, p := range []string{"/metrics", "/", "/api/v1/services"} {
 				if code, _, _ := f.do(t, "GET", p, nil); code != 200 {

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/tierlb/tierlb/backends"
@@ -8,12 +9,21 @@ import (
 
 // ServiceStatus is one element of GET /api/v1/services.
 type ServiceStatus struct {
-	Name     string          `json:"name"`
-	Listen   string          `json:"listen"`
-	Protocol string          `json:"protocol"` // tcp or udp
-	SNI      []string        `json:"sni,omitempty"`
-	Balance  string          `json:"balance"`
+	Name     string   `json:"name"`
+	Listen   string   `json:"listen"`
+	Protocol string   `json:"protocol"` // tcp or udp
+	SNI      []string `json:"sni,omitempty"`
+	Balance  string   `json:"balance"`
+	// Backends are the service's backends the request's filter selects.
 	Backends []BackendStatus `json:"backends"`
+	// States counts every backend of the service by state (up, down,
+	// draining, maint; all four always present), whatever the filter.
+	States map[string]int `json:"states"`
+	// ActiveConnections sums the open connections of every backend.
+	ActiveConnections int64 `json:"active_connections"`
+	// Rates are over the latest history sample; null until tierlb has
+	// taken two.
+	Rates *Rates `json:"rates"`
 }
 
 // BackendStatus is one backend of a ServiceStatus, read from the Backend's
@@ -48,6 +58,9 @@ type BackendStatus struct {
 	// LastCheck is the latest health probe; null before the first one or
 	// when the service has no active health check.
 	LastCheck *CheckResult `json:"last_check"`
+	// Rates are over the latest history sample; null until tierlb has
+	// taken two.
+	Rates *Rates `json:"rates"`
 }
 
 // CheckResult is one health probe's outcome.
@@ -58,30 +71,67 @@ type CheckResult struct {
 	At     time.Time `json:"at"`
 }
 
-// snapshot reads every service and backend once. The slices are never nil so
-// the JSON shows [] rather than null.
-func snapshot(s Services) []ServiceStatus {
+// snapshot reads the services and backends f selects. Every selected
+// service is listed with its state counts and rates; of the backends
+// selected across them, in order, only those at positions [from, to) are
+// built (the status page's page), and matched says how many there are. The
+// slices are never nil so the JSON shows [] rather than null. A service the
+// filter names that does not exist is an error.
+func snapshot(s Services, h *History, f filter, from, to int) (out []ServiceStatus, matched int, err error) {
 	infos := list(s)
-	out := make([]ServiceStatus, 0, len(infos))
+	out = make([]ServiceStatus, 0, len(infos))
 	for _, info := range infos {
-		svc := ServiceStatus{Name: info.Name, Listen: info.Listen, Protocol: info.Protocol, SNI: info.SNI, Backends: []BackendStatus{}}
+		if !f.selectsService(info.Name) {
+			continue
+		}
+		svc := ServiceStatus{
+			Name: info.Name, Listen: info.Listen, Protocol: info.Protocol, SNI: info.SNI, Backends: []BackendStatus{},
+			States: map[string]int{}, Rates: h.serviceRates(info.Name),
+		}
+		for _, st := range allStates {
+			svc.States[st.String()] = 0
+		}
 		if svc.Protocol == "" {
 			svc.Protocol = "tcp"
 		}
 		if info.Set != nil {
 			svc.Balance = string(info.Set.Policy())
 			for _, b := range info.Set.Backends() {
-				svc.Backends = append(svc.Backends, backendStatus(b))
+				st, reason := b.State()
+				svc.States[st.String()]++
+				svc.ActiveConnections += b.Active()
+				if !f.selectsBackend(b.ID(), b.Address(), st) {
+					continue
+				}
+				if matched >= from && matched < to {
+					bs := backendStatusIn(b, st, reason)
+					bs.Rates = h.backendRates(info.Name, bs.ID)
+					svc.Backends = append(svc.Backends, bs)
+				}
+				matched++
 			}
 		}
 		out = append(out, svc)
 	}
-	return out
+	if f.service != "" && len(out) == 0 {
+		return nil, 0, fmt.Errorf("service %q not found", f.service)
+	}
+	return out, matched, nil
 }
 
+// allStates are the backend states, in the order the page shows them.
+var allStates = [...]backends.State{backends.StateUp, backends.StateDown, backends.StateDraining, backends.StateMaint}
+
+// backendStatus reads b now, for an action's answer.
 func backendStatus(b *backends.Backend) BackendStatus {
-	sp := b.Spec()
 	st, reason := b.State()
+	return backendStatusIn(b, st, reason)
+}
+
+// backendStatusIn reads b's counters; st and reason are its state, read once
+// by the caller.
+func backendStatusIn(b *backends.Backend, st backends.State, reason string) BackendStatus {
+	sp := b.Spec()
 	toBackend, toClient := b.Bytes()
 	errs := b.ConnectErrors()
 	bs := BackendStatus{

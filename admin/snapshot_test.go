@@ -42,7 +42,7 @@ func TestServicesJSONShape(t *testing.T) {
 	if len(raw) != 1 {
 		t.Fatalf("%d services, want 1", len(raw))
 	}
-	if got := slices.Sorted(maps.Keys(raw[0])); !slices.Equal(got, []string{"backends", "balance", "listen", "name", "protocol"}) {
+	if got := slices.Sorted(maps.Keys(raw[0])); !slices.Equal(got, []string{"active_connections", "backends", "balance", "listen", "name", "protocol", "rates", "states"}) {
 		t.Errorf("service keys %v", got)
 	}
 	if raw[0]["protocol"] != "tcp" {
@@ -50,7 +50,7 @@ func TestServicesJSONShape(t *testing.T) {
 	}
 	bs := raw[0]["backends"].([]any)
 	wantKeys := []string{"active_connections", "address", "bytes_to_backend", "bytes_to_client", "connect_errors",
-		"container", "id", "last_check", "network", "priority", "reason", "state", "total_connections", "weight"}
+		"container", "id", "last_check", "network", "priority", "rates", "reason", "state", "total_connections", "weight"}
 	if got := slices.Sorted(maps.Keys(bs[0].(map[string]any))); !slices.Equal(got, wantKeys) {
 		t.Errorf("backend keys %v, want %v", got, wantKeys)
 	}
@@ -62,6 +62,12 @@ func TestServicesJSONShape(t *testing.T) {
 	got := svcs[0]
 	if got.Name != "app" || got.Listen != "0.0.0.0:8080" || got.Balance != "roundrobin" || len(got.Backends) != 2 {
 		t.Fatalf("service %+v", got)
+	}
+	if want := map[string]int{"up": 1, "down": 0, "draining": 0, "maint": 1}; !maps.Equal(got.States, want) || got.ActiveConnections != 2 {
+		t.Errorf("states %v active %d, want %v and 2", got.States, got.ActiveConnections, want)
+	}
+	if got.Rates != nil {
+		t.Errorf("rates %+v before any history sample, want null", got.Rates)
 	}
 	b := got.Backends[0]
 	lc := b.LastCheck

@@ -46,6 +46,10 @@ type conn struct {
 	rst      bool      // close both sides with an RST
 	counted  bool      // holds a place in the service's per-client counts
 	up, down direction // client → backend, backend → client
+
+	// unflushed: bytes moved since the loop last added them to the
+	// backend's counters; the connection is in the loop's list to flush.
+	unflushed bool
 }
 
 // direction is one direction's state. Bytes wait in a pending buffer or a

@@ -35,7 +35,8 @@
 //   - dial.go: the failover order, non-blocking connects, name lookups,
 //     the PROXY header sent to the backend.
 //   - conn.go: the connection and its two directions; pump.go: moving
-//     bytes; pipe.go: the pipes bursts are spliced through.
+//     bytes; pipe.go: the pipes bursts are spliced through; counters.go:
+//     the bytes passed on to the backend's counters while they move.
 //   - timer.go: connect, header, idle and half-close deadlines.
 //   - end.go: how a connection ends: reasons, closing, counters, the
 //     access log line.
@@ -82,7 +83,8 @@
 // through a pipe lent while bytes are in flight (zero_copy: off never
 // splices). An idle connection is its two sockets and a ~250-byte struct,
 // with no goroutine and no net.Conn. Bytes are counted from the syscalls'
-// return values.
+// return values, and reach the backend's counters within flushEvery
+// (counters.go).
 //
 // # Connection semantics
 //

@@ -37,6 +37,11 @@ type loop struct {
 	free   freeLists
 	paused []*acceptor // listeners backing off after an accept error
 
+	// unflushed are the connections whose bytes the backend's counters
+	// do not have yet, flushed at flushAt (counters.go).
+	unflushed []*conn
+	flushAt   int64
+
 	// load is how many connections the loop holds or has been handed;
 	// other loops read it to place new connections.
 	load atomic.Int32
@@ -100,6 +105,9 @@ func (l *loop) Ready(ev *unix.EpollEvent) {
 func (l *loop) Tick() {
 	l.runAgain()
 	l.expire()
+	if len(l.unflushed) > 0 && l.el.Now >= l.flushAt {
+		l.flushCounters()
+	}
 }
 
 // Deadline is the loop clock of the next deadline.
@@ -107,7 +115,11 @@ func (l *loop) Deadline() int64 {
 	if len(l.again) > 0 {
 		return 0
 	}
-	return l.nextDeadline()
+	next := l.nextDeadline()
+	if len(l.unflushed) > 0 && (next < 0 || l.flushAt < next) {
+		next = l.flushAt
+	}
+	return next
 }
 
 // Stop ends every connection as the loop leaves; the process is stopping

@@ -15,10 +15,6 @@ const (
 	// bulkMin: a burst shorter than this goes back from splicing to
 	// reading; a read that fills bufSize starts splicing.
 	bulkMin = 32 << 10
-	// countEvery is how many bytes a direction moves before adding them
-	// to the backend's counters, so long connections show up in metrics
-	// without an atomic add per message.
-	countEvery = 1 << 20
 	// pumpBudget is how many bytes one direction moves per wakeup before
 	// the other connections of the loop get their turn.
 	pumpBudget = 256 << 10
@@ -189,7 +185,7 @@ func (l *loop) recvIn(c *conn, d *direction, src, dst int, up bool) (int, bool) 
 			return 0, false
 		default:
 			off += w
-			l.count(c, d, w, up)
+			l.count(c, d, w)
 			continue
 		}
 		break
@@ -259,7 +255,7 @@ func (l *loop) writePending(c *conn, d *direction, dst int, up bool) bool {
 			return false
 		}
 		d.inPipe -= int32(n)
-		l.count(c, d, n, up)
+		l.count(c, d, n)
 	}
 	for d.off < d.end {
 		n, err := sysSend(dst, d.pend[d.off:d.end], 0)
@@ -276,7 +272,7 @@ func (l *loop) writePending(c *conn, d *direction, dst int, up bool) bool {
 			return false
 		}
 		d.off += int32(n)
-		l.count(c, d, n, up)
+		l.count(c, d, n)
 	}
 	if d.pend != nil {
 		l.putBuf(d.pend)
@@ -285,17 +281,13 @@ func (l *loop) writePending(c *conn, d *direction, dst int, up bool) bool {
 	return true
 }
 
-// count adds n written bytes, exactly as the syscalls returned them, and
-// adds them to the backend's counters every countEvery bytes.
-func (l *loop) count(c *conn, d *direction, n int, up bool) {
+// count adds n written bytes, exactly as the syscalls returned them. The
+// backend's counters get them at the loop's next flush (counters.go), so
+// a message costs no atomic add.
+func (l *loop) count(c *conn, d *direction, n int) {
 	d.n += int64(n)
-	if delta := d.n - d.counted; delta >= countEvery {
-		d.counted = d.n
-		if up {
-			c.b.AddBytes(delta, 0)
-		} else {
-			c.b.AddBytes(0, delta)
-		}
+	if !c.unflushed {
+		l.markUnflushed(c)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"time"
 
@@ -37,17 +38,39 @@ type tableCommand[T any] struct {
 	name, synopsis, about string
 	path                  string // of the admin API
 	what                  string // the list, for an error: "a services list"
-	print                 func(c *adminCLI, list []T)
+	// flags, when set, adds the command's own flags; the function it
+	// returns, called after parsing, gives the API query they ask for (or
+	// a usage error) and the filter to apply to the answer as well, so
+	// an older tierlb that ignores the query still prints what was asked.
+	flags func(fs *pflag.FlagSet) func() (url.Values, func([]T) []T, error)
+	print func(c *adminCLI, list []T)
 }
 
 // runTable is the whole of a table command: flags, fetch, then the table
 // or the JSON.
 func runTable[T any](c *adminCLI, cmd tableCommand[T], args []string) int {
-	base, asJSON, code, done := c.parseAdminFlags(cmd.name, cmd.synopsis, cmd.about, args)
+	var finish func() (url.Values, func([]T) []T, error)
+	var extra func(fs *pflag.FlagSet)
+	if cmd.flags != nil {
+		extra = func(fs *pflag.FlagSet) { finish = cmd.flags(fs) }
+	}
+	base, asJSON, code, done := c.parseAdminFlags(cmd.name, cmd.synopsis, cmd.about, args, extra)
 	if done {
 		return code
 	}
-	body, err := adminClient{base: base, http: c.client}.get(cmd.path)
+	path, keep := cmd.path, func(l []T) []T { return l }
+	if finish != nil {
+		q, k, err := finish()
+		if err != nil {
+			fmt.Fprintf(c.stderr, "tierlb %s: %v\n", cmd.name, err)
+			return exitConfig
+		}
+		if len(q) > 0 {
+			path += "?" + q.Encode()
+		}
+		keep = k
+	}
+	body, err := adminClient{base: base, http: c.client}.get(path)
 	if err != nil {
 		fmt.Fprintln(c.stderr, err)
 		return exitRuntime
@@ -61,17 +84,20 @@ func runTable[T any](c *adminCLI, cmd tableCommand[T], args []string) int {
 		fmt.Fprintf(c.stderr, "tierlb %s: the admin API at %s sent %s that does not decode: %v\n", cmd.name, base, cmd.what, err)
 		return exitRuntime
 	}
-	cmd.print(c, list)
+	cmd.print(c, keep(list))
 	return exitOK
 }
 
-// parseAdminFlags parses --admin and --json. done reports that the command
-// should return code now (help, or a usage error).
-func (c *adminCLI) parseAdminFlags(name, synopsis, about string, args []string) (base string, asJSON bool, code int, done bool) {
+// parseAdminFlags parses --admin, --json and what extra adds. done reports
+// that the command should return code now (help, or a usage error).
+func (c *adminCLI) parseAdminFlags(name, synopsis, about string, args []string, extra func(*pflag.FlagSet)) (base string, asJSON bool, code int, done bool) {
 	fs := pflag.NewFlagSet("tierlb "+name, pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	raw := fs.String("admin", "", "admin API URL or host:port; env TIERLB_ADMIN_LISTEN, default "+defaultAdminURL)
 	fs.BoolVar(&asJSON, "json", false, "print the admin API's JSON as is")
+	if extra != nil {
+		extra(fs)
+	}
 	usage := func(w io.Writer) {
 		fmt.Fprintf(w, "Usage: %s\n\n%s\n\nFlags:\n%s", synopsis, about, fs.FlagUsages())
 	}

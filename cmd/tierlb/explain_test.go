@@ -62,10 +62,25 @@ func TestStatusAndExplainAgainstAdminServer(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("status: exit %d: %s", code, errOut)
 	}
-	for _, want := range []string{"app      127.0.0.1:9000  roundrobin  1         0",
-		"app      web-1    127.0.0.1:8001  down   3       0     0       1      2.0 KiB     4.0 KiB    0       -           connection refused"} {
+	for _, want := range []string{"app      127.0.0.1:9000  roundrobin  1         0   1     0         0      0       -       -             -            -",
+		"app      web-1    127.0.0.1:8001  down   3       0     0       1      2.0 KiB     4.0 KiB    0       -       -             -            -      -           connection refused"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+	// The filters reach the API, which answers for them.
+	for _, tt := range []struct {
+		args       []string
+		code       int
+		out, error string
+	}{
+		{[]string{"--state", "down", "--backend", "WEB"}, exitOK, "app      web-1    127.0.0.1:8001  down", ""},
+		{[]string{"--state", "up"}, exitOK, "no backend matches the filter", ""},
+		{[]string{"--service", "db"}, exitRuntime, "", `answered 404 Not Found for /api/v1/services?service=db: service "db" not found`},
+	} {
+		code, out, errOut := runAdminCLI(t, "status", false, env, tt.args...)
+		if code != tt.code || !strings.Contains(out, tt.out) || !strings.Contains(errOut, tt.error) {
+			t.Errorf("status %v: exit %d\n%s%s\nwant exit %d with %q, stderr %q", tt.args, code, out, errOut, tt.code, tt.out, tt.error)
 		}
 	}
 	code, out, errOut = runAdminCLI(t, "explain", false, env)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -95,6 +96,7 @@ func TestStatusGolden(t *testing.T) {
 		{"status-empty", "empty.json", false},
 		{"status-no-backends", "services-no-backends.json", false},
 		{"status-swarm", "services-swarm.json", false},
+		{"status-rates", "services-rates.json", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -104,6 +106,72 @@ func TestStatusGolden(t *testing.T) {
 				t.Fatalf("exit %d, stderr %q", code, errOut)
 			}
 			checkGolden(t, tt.name, out)
+		})
+	}
+}
+
+// TestStatusFilterFlags: the filter flags become the API's query, and the
+// answer is filtered as the API would, so an older tierlb that ignores the
+// query still gives what was asked.
+func TestStatusFilterFlags(t *testing.T) {
+	body, err := os.ReadFile(filepath.Join("testdata", "admin", "services-rates.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	queries := make(chan string, 1)
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		queries <- r.URL.RawQuery
+		w.Write(body)
+	}))
+	t.Cleanup(api.Close)
+	tests := []struct {
+		name     string
+		args     []string
+		query    string
+		code     int
+		backends []string // the backend rows, by id
+		stdout   string
+		stderr   string
+	}{
+		{name: "none", query: "", backends: []string{"shop-web-1", "shop-web-2", "shop-web-3", "10.0.0.9:8080"}},
+		{name: "service", args: []string{"--service", "app"}, query: "service=app", backends: []string{"shop-web-1", "shop-web-2", "shop-web-3", "10.0.0.9:8080"}},
+		{name: "other service", args: []string{"--service", "db"}, query: "service=db", stdout: "no backends"},
+		{name: "state", args: []string{"--state", "down,draining"}, query: "state=down%2Cdraining", backends: []string{"shop-web-2", "shop-web-3"}},
+		{name: "backend", args: []string{"--backend", "WEB-1"}, query: "backend=WEB-1", backends: []string{"shop-web-1"}},
+		{name: "backend by address", args: []string{"--backend", "10.0.0."}, query: "backend=10.0.0.", backends: []string{"10.0.0.9:8080"}},
+		{name: "nothing matches", args: []string{"--state", "up", "--backend", "web-2"}, query: "backend=web-2&state=up", stdout: "no backend matches the filter"},
+		{name: "bad state", args: []string{"--state", "sick"}, code: exitConfig, stderr: `tierlb status: --state: unknown state "sick" (want up, down, draining or maint`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := runAdminCLI(t, "status", false, nil, append([]string{"--admin", api.URL}, tt.args...)...)
+			if code != tt.code || !strings.Contains(out, tt.stdout) || !strings.Contains(errOut, tt.stderr) {
+				t.Fatalf("exit %d\n%s%s\nwant exit %d with %q, stderr %q", code, out, errOut, tt.code, tt.stdout, tt.stderr)
+			}
+			if tt.code != exitOK {
+				return
+			}
+			if q := <-queries; q != tt.query {
+				t.Errorf("query %q, want %q", q, tt.query)
+			}
+			var rows []string
+			lines := strings.Split(out, "\n")
+			for i, l := range lines {
+				if strings.HasPrefix(l, "SERVICE  BACKEND") {
+					for _, r := range lines[i+1:] {
+						if f := strings.Fields(r); len(f) > 1 {
+							rows = append(rows, f[1])
+						}
+					}
+				}
+			}
+			if !slices.Equal(rows, tt.backends) {
+				t.Errorf("backend rows %v, want %v:\n%s", rows, tt.backends, out)
+			}
+			// The services table keeps every count, whatever the filter.
+			if tt.code == exitOK && !strings.Contains(out, "4         1   1     1         1      15") && tt.name != "other service" {
+				t.Errorf("the services table lost its counts:\n%s", out)
+			}
 		})
 	}
 }

@@ -21,11 +21,13 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 func (c *adminCLI) status(args []string) int {
 	return runTable(c, tableCommand[admin.ServiceStatus]{
 		name:     "status",
-		synopsis: "tierlb status [--admin URL] [--json]",
-		about:    "Print every service and backend: state and why, weights, connections, bytes, last check.",
-		path:     "/api/v1/services",
-		what:     "a services list",
-		print:    (*adminCLI).printStatus,
+		synopsis: "tierlb status [--admin URL] [--json] [--service NAME] [--state STATE[,STATE]] [--backend TEXT]",
+		about: "Print every service and backend: state and why, weights, connections, bytes, last check, and the rates\n" +
+			"over the last 10 s (connections, bytes each way, errors: failed dials, and a service's refused connections).",
+		path:  "/api/v1/services",
+		what:  "a services list",
+		flags: statusFlags,
+		print: (*adminCLI).printStatus,
 	}, args)
 }
 
@@ -61,30 +63,34 @@ func (c *adminCLI) printStatus(services []admin.ServiceStatus) {
 		}
 		return dash(strings.Join(s.SNI, ",")) + "\t"
 	}
+	sniHeader := ""
 	if withSNI {
-		fmt.Fprintln(tw, "SERVICE\tLISTEN\tSNI\tBALANCE\tBACKENDS\tUP")
-	} else {
-		fmt.Fprintln(tw, "SERVICE\tLISTEN\tBALANCE\tBACKENDS\tUP")
+		sniHeader = "SNI\t"
 	}
-	total := 0
+	fmt.Fprintf(tw, "SERVICE\tLISTEN\t%sBALANCE\tBACKENDS\tUP\tDOWN\tDRAINING\tMAINT\tACTIVE\tCONN/S\tTO BACKEND/S\tTO CLIENT/S\tERR/S\n", sniHeader)
+	listed, total := 0, 0
 	for _, s := range services {
-		up := 0
-		for _, b := range s.Backends {
-			if b.State == "up" {
-				up++
-			}
+		listed += len(s.Backends)
+		n := 0
+		for _, v := range s.States {
+			n += v
 		}
-		total += len(s.Backends)
+		total += n
 		listen := dash(s.Listen)
 		if s.Protocol == "udp" {
 			listen += "/udp" // Docker's notation for a UDP port
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s%s\t%d\t%d\n", s.Name, listen, sniCol(s), dash(s.Balance), len(s.Backends), up)
+		fmt.Fprintf(tw, "%s\t%s\t%s%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", s.Name, listen, sniCol(s), dash(s.Balance), n,
+			s.States["up"], s.States["down"], s.States["draining"], s.States["maint"], s.ActiveConnections, rateCells(s.Rates))
 	}
 	tw.Flush()
 	fmt.Fprintln(c.stdout)
-	if total == 0 {
+	switch {
+	case total == 0:
 		fmt.Fprintln(c.stdout, "no backends")
+		return
+	case listed == 0:
+		fmt.Fprintln(c.stdout, "no backend matches the filter")
 		return
 	}
 	// Swarm tasks add a NODE column; without them the table is unchanged.
@@ -104,7 +110,7 @@ func (c *adminCLI) printStatus(services []admin.ServiceStatus) {
 	if swarmTasks {
 		nodeHeader = "NODE\t"
 	}
-	fmt.Fprintf(tw, "SERVICE\tBACKEND\t%sADDRESS\t%s\tWEIGHT\tPRIO\tACTIVE\tTOTAL\tTO BACKEND\tTO CLIENT\tERRORS\tLAST CHECK\tREASON\n",
+	fmt.Fprintf(tw, "SERVICE\tBACKEND\t%sADDRESS\t%s\tWEIGHT\tPRIO\tACTIVE\tTOTAL\tTO BACKEND\tTO CLIENT\tERRORS\tCONN/S\tTO BACKEND/S\tTO CLIENT/S\tERR/S\tLAST CHECK\tREASON\n",
 		nodeHeader, c.paint("", "STATE"))
 	for _, s := range services {
 		for _, b := range s.Backends {
@@ -116,13 +122,24 @@ func (c *adminCLI) printStatus(services []admin.ServiceStatus) {
 			if lc := b.LastCheck; lc != nil {
 				check = lc.Result + " " + admin.FormatAge(c.now().Sub(lc.At))
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%d\t%s\t%s\n",
+			fmt.Fprintf(tw, "%s\t%s\t%s%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%d\t%s\t%s\t%s\n",
 				s.Name, b.ID, node(b), dash(b.Address), c.paint(b.State, b.State), b.Weight, b.Priority,
 				b.ActiveConnections, b.TotalConnections, admin.FormatBytes(b.BytesToBackend), admin.FormatBytes(b.BytesToClient),
-				errs, check, b.Reason)
+				errs, rateCells(b.Rates), check, b.Reason)
 		}
 	}
 	tw.Flush()
+}
+
+// rateCells are the four rate columns, "-" each before tierlb has two
+// samples (or from a tierlb without rates). The unit is in the header.
+func rateCells(r *admin.Rates) string {
+	if r == nil {
+		return "-\t-\t-\t-"
+	}
+	perSecond := func(s string) string { return strings.TrimSuffix(s, "/s") }
+	return perSecond(admin.FormatRate(r.ConnsPerS)) + "\t" + perSecond(admin.FormatByteRate(r.BytesPerS.ToBackend)) + "\t" +
+		perSecond(admin.FormatByteRate(r.BytesPerS.ToClient)) + "\t" + perSecond(admin.FormatRate(r.ErrorsPerS))
 }
 
 // printExplain writes one line per container; the reason comes last since it

@@ -79,13 +79,16 @@ func TestIdleTimeout(t *testing.T) {
 	for _, mode := range copyModes {
 		t.Run(mode.name, func(t *testing.T) {
 			be := startBackend(t, echo)
-			idle := 300 * time.Millisecond
+			// Traffic every idle/5: a busy machine must stall this
+			// goroutine for 800 ms before the proxy rightly sees a
+			// second of silence mid-test.
+			idle := time.Second
 			s, al := loggedService(t, Config{ZeroCopy: mode.zeroCopy, Timeouts: Timeouts{Idle: idle}}, staticSet(t, be.addr()))
 			c := dial(t, s)
 			var t0 time.Time
-			for i := range 8 { // 800 ms of traffic, well past one idle period
+			for i := range 8 { // 1.4 s of traffic, well past one idle period
 				if i > 0 {
-					time.Sleep(idle / 3)
+					time.Sleep(idle / 5)
 				}
 				// Taken before the round trip: the proxy stamps its last
 				// traffic after this, so the silence measured from t0 is

@@ -146,7 +146,7 @@ func TestTierlbLoopSetting(t *testing.T) {
 
 func TestLoopsFlagInHelp(t *testing.T) {
 	without := "Flags:\n  -c, --config string   config file\n      --log-level string   debug\n"
-	with := without + "      --loops int              event loops per service; 0 = one per core (engine.loops)\n"
+	with := without + "      --loops int              event loops of the whole process, shared by every service; 0 = one per core (engine.loops)\n"
 	if loopsFlagRE.MatchString(without) {
 		t.Error("found --loops in help without it")
 	}

@@ -56,7 +56,7 @@ func newConfigFlags(command, synopsis string) *configFlags {
 	bind("docker.enabled", "docker")
 	fs.Duration("watch-config", 0, "reload when the config file changes, polling this often; 0 = SIGHUP only (config_watch)")
 	bind("config_watch", "watch-config")
-	fs.Int("loops", 0, "event loops per service, 0 = one per core; read at start (engine.loops)")
+	fs.Int("loops", 0, "event loops of the whole process, shared by every service; 0 = one per core; read at start (engine.loops)")
 	bind("engine.loops", "loops")
 	fs.String("handover-socket", "", "unix socket to take the listening sockets from a running tierlb, and to hand them to the next (handover.socket)")
 	bind("handover.socket", "handover-socket")

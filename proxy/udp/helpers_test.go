@@ -95,6 +95,13 @@ type accessLog struct {
 	discard bool // count memory without the lines kept here
 }
 
+// discardLines stops keeping lines; the loops may be writing already.
+func (a *accessLog) discardLines() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.discard = true
+}
+
 func (a *accessLog) Write(p []byte) (int, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()

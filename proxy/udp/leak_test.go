@@ -44,7 +44,7 @@ func TestNoGrowthAfterManySessions(t *testing.T) {
 	a := startBackend(t, "udp4", "127.0.0.1:0", "a", false)
 	b := startBackend(t, "udp4", "127.0.0.1:0", "b", false)
 	h := serve(t, Config{Responses: 1}, newSet(t, backends.RoundRobin, a, b), 2)
-	h.log.discard = true
+	h.log.discardLines()
 	conns := make([]*udpClient, clients)
 	for i := range conns {
 		conns[i] = &udpClient{c: dial(t, h.addr()), buf: make([]byte, 256)}

@@ -326,6 +326,8 @@ func TestSessionTimeout(t *testing.T) {
 	h := serve(t, Config{SessionTimeout: 100 * time.Millisecond}, newSet(t, backends.RoundRobin, a), 1)
 	ask(t, dial(t, h.addr()), "hello")
 	testkit.Eventually(t, 5*time.Second, "the session to time out", func() bool { return h.svc.Active() == 0 })
+	// The session leaves the count before its line is written.
+	testkit.Eventually(t, 5*time.Second, "the session's access log line", func() bool { return len(h.log.lines(t)) > 0 })
 	lines := h.log.lines(t)
 	if len(lines) != 1 || lines[0]["end"] != EndIdleTimeout || lines[0]["backend"] != "a" ||
 		lines[0]["bytes_to_backend"] != float64(5) || lines[0]["bytes_to_client"] != float64(7) {

@@ -4,6 +4,7 @@ package evloop
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -41,6 +42,29 @@ func NewSet(n int, log *slog.Logger) (*Set, error) {
 		s.loops = append(s.loops, l)
 	}
 	return s, nil
+}
+
+// Hold acquires set for a service. A nil set means the service runs loops
+// of its own: Hold makes a set of n and runs it until its one holder
+// releases it. It returns the set now held.
+func Hold(set *Set, n int, log *slog.Logger) (*Set, error) {
+	own := set == nil
+	if own {
+		var err error
+		if set, err = NewSet(n, log); err != nil {
+			return nil, err
+		}
+	}
+	if !set.Acquire() {
+		return nil, errors.New("the event loops have stopped")
+	}
+	if own {
+		// Stops as soon as the service lets go of it.
+		ended, cancel := context.WithCancel(context.Background())
+		cancel()
+		go set.Run(ended)
+	}
+	return set, nil
 }
 
 // Loops returns the set's loops, in a fixed order.

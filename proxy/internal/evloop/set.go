@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 )
 
@@ -78,8 +79,12 @@ func (s *Set) Len() int { return len(s.loops) }
 // returns nil once they have closed their descriptors.
 func (s *Set) Run(ctx context.Context) error {
 	defer close(s.done)
+	procs := int32(runtime.GOMAXPROCS(0))
+	running.Add(int32(len(s.loops)))
+	defer running.Add(-int32(len(s.loops)))
 	var wg sync.WaitGroup
 	for _, l := range s.loops {
+		l.procs = procs
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

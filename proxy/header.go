@@ -51,6 +51,30 @@ func (l *loop) startHeader(c *conn) {
 	l.schedule(c, l.el.Now+int64(c.cfg.Timeouts.proxyHeader()))
 }
 
+// readPending appends what the client has sent to c.up.pend, for a
+// PROXY header or a ClientHello read whole before the backend dial. more
+// is false when nothing is left to read now (the edge is drained); err is
+// the read's error, or io.ErrUnexpectedEOF if the client closed.
+func readPending(c *conn) (more bool, err error) {
+	d := &c.up
+	for {
+		n, err := sysRead(int(c.cfd), d.pend[d.end:])
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			d.readable = false
+			return false, nil
+		case err != nil:
+			return false, os.NewSyscallError("read", err)
+		case n == 0:
+			return false, io.ErrUnexpectedEOF
+		}
+		d.end += int32(n)
+		return true, nil
+	}
+}
+
 // readHeader reads what the client sent so far and, once the header is
 // whole, checks it and starts the backend dial.
 func (l *loop) readHeader(c *conn) {
@@ -59,21 +83,12 @@ func (l *loop) readHeader(c *conn) {
 		d.pend = l.getBuf()
 	}
 	for {
-		n, err := sysRead(int(c.cfd), d.pend[d.end:])
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err == unix.EAGAIN:
-			d.readable = false
+		if more, err := readPending(c); err != nil {
+			l.headerFailed(c, err)
 			return
-		case err != nil:
-			l.headerFailed(c, os.NewSyscallError("read", err))
-			return
-		case n == 0:
-			l.headerFailed(c, io.ErrUnexpectedEOF)
+		} else if !more {
 			return
 		}
-		d.end += int32(n)
 		hlen := headerLength(d.pend[:d.end])
 		switch {
 		case hlen > maxHeaderSize:

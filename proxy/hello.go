@@ -4,10 +4,7 @@ package proxy
 
 import (
 	"fmt"
-	"io"
 	"os"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/tierlb/tierlb/proxy/sni"
 )
@@ -51,21 +48,12 @@ func (l *loop) readHello(c *conn) {
 			l.notHello(c, sni.ErrTooLarge)
 			return
 		}
-		m, err := sysRead(int(c.cfd), d.pend[d.end:])
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err == unix.EAGAIN:
-			d.readable = false
+		if more, err := readPending(c); err != nil {
+			l.helloFailed(c, err)
 			return
-		case err != nil:
-			l.helloFailed(c, os.NewSyscallError("read", err))
-			return
-		case m == 0:
-			l.helloFailed(c, io.ErrUnexpectedEOF)
+		} else if !more {
 			return
 		}
-		d.end += int32(m)
 	}
 }
 

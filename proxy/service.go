@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
 	"github.com/tierlb/tierlb/backends"
 	"github.com/tierlb/tierlb/internal/listenaddr"
+	"github.com/tierlb/tierlb/proxy/internal/evloop"
 )
 
 // Options are a Service's collaborators and the process-wide choices cmd/
@@ -93,7 +95,6 @@ type Service struct {
 
 	mu        sync.Mutex
 	set       *Loops      // Options.Loops, a set of its own, or a Front's when fed
-	own       bool        // set is the service's own: nil Options.Loops
 	held      bool        // the service holds set (Acquire)
 	lns       []*listener // bound by Listen
 	accepting bool        // lns are registered in the loops
@@ -266,26 +267,14 @@ func (s *Service) hold(set *Loops) error {
 		}
 		return nil
 	}
-	switch {
-	case set != nil:
-		s.set = set
-	case s.set == nil:
-		own, err := NewLoops(0, s.log)
-		if err != nil {
-			return err
-		}
-		s.set, s.own = own, true
+	if set == nil {
+		set = s.set
 	}
-	if !s.set.Acquire() {
-		return errors.New("the event loops have stopped")
+	held, err := evloop.Hold(set, runtime.GOMAXPROCS(0), s.log)
+	if err != nil {
+		return err
 	}
-	s.held = true
-	if s.own {
-		// Stops as soon as the service lets go of it.
-		ended, cancel := context.WithCancel(context.Background())
-		cancel()
-		go s.set.Run(ended)
-	}
+	s.set, s.held = held, true
 	return nil
 }
 

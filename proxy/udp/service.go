@@ -39,7 +39,6 @@ type Service struct {
 
 	mu        sync.Mutex
 	set       *evloop.Set // Options.Loops, or a set of its own
-	own       bool        // set is the service's own: nil Options.Loops
 	held      bool        // the service holds set (Acquire)
 	lns       []*listener // bound by Listen
 	served    bool        // lns are registered in the loops
@@ -218,23 +217,11 @@ func (s *Service) hold() error {
 	if s.held {
 		return nil
 	}
-	if s.set == nil {
-		own, err := evloop.NewSet(1, s.log)
-		if err != nil {
-			return err
-		}
-		s.set, s.own = own, true
+	held, err := evloop.Hold(s.set, 1, s.log)
+	if err != nil {
+		return err
 	}
-	if !s.set.Acquire() {
-		return errors.New("the event loops have stopped")
-	}
-	s.held = true
-	if s.own {
-		// Stops as soon as the service lets go of it.
-		ended, cancel := context.WithCancel(context.Background())
-		cancel()
-		go s.set.Run(ended)
-	}
+	s.set, s.held = held, true
 	return nil
 }
 

@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -74,6 +75,11 @@ type Loop struct {
 	Now     int64
 	yieldAt int64
 
+	// procs is GOMAXPROCS when the loop started: with more Ps than the
+	// loops running in the process, a loop may keep its P while it waits
+	// (run says why).
+	procs int32
+
 	events   [maxEvents]unix.EpollEvent
 	ev       unix.EpollEvent // epoll_ctl's argument
 	handlers []Handler       // by descriptor
@@ -89,6 +95,9 @@ type attached struct {
 	key any
 	d   Driver
 }
+
+// running counts the loops running in the process, of every Set.
+var running atomic.Int32
 
 // genReserved tags the loop's own eventfd; generations skip it.
 const genReserved = ^uint32(0)
@@ -193,10 +202,20 @@ func (l *Loop) Call(fn func()) bool {
 // locked to its thread: the scheduler preempts a loop that stays busy for
 // 10 ms, and a locked goroutine would pay two futex handoffs to get its
 // thread back.
+//
+// Between two yields a loop with a spare P beside it waits in a raw
+// epoll_wait, still holding its P, as long as the wait ends before the
+// next yield is due: a goroutine in a system call that blocks has its P
+// taken by sysmon, which keeps sysmon polling every 20µs while loops come
+// and go (7% of the CPU of a run of short TLS connections), and the loop
+// then pays to get a P back on every wakeup. A loop that finds nothing
+// before its yield is due yields and sleeps in the ordinary, scheduler-
+// aware wait. Without a spare P the raw wait would keep other goroutines
+// off the CPU, so every wait is the ordinary one.
 func (l *Loop) run() {
 	defer l.stop()
 	for !l.stopping {
-		n, err := unix.EpollWait(l.epfd, l.events[:], l.waitMillis())
+		n, err := l.wait()
 		l.Now = l.Clock()
 		if err != nil {
 			if err == unix.EINTR {
@@ -226,6 +245,30 @@ func (l *Loop) run() {
 			runtime.Gosched()
 		}
 	}
+}
+
+// wait waits for events until the drivers' next deadline (see run).
+func (l *Loop) wait() (int, error) {
+	timeout := l.waitMillis()
+	if timeout == 0 || l.procs <= running.Load() {
+		return unix.EpollWait(l.epfd, l.events[:], timeout)
+	}
+	// Until the next yield at most, rounded down: the raw wait must end
+	// before sysmon would preempt the loop.
+	raw := int((l.yieldAt - l.Clock()) / int64(time.Millisecond))
+	if raw <= 0 {
+		return unix.EpollWait(l.epfd, l.events[:], timeout)
+	}
+	if timeout > 0 && timeout <= raw {
+		return rawEpollWait(l.epfd, l.events[:], timeout)
+	}
+	if n, err := rawEpollWait(l.epfd, l.events[:], raw); n != 0 || err != nil {
+		return n, err
+	}
+	// Idle until the yield: let the scheduler have the P, then sleep.
+	runtime.Gosched()
+	l.yieldAt = l.Clock() + int64(yieldEvery)
+	return unix.EpollWait(l.epfd, l.events[:], l.waitMillis())
 }
 
 func (l *Loop) requests() {

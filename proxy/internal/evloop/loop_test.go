@@ -4,6 +4,7 @@ package evloop
 
 import (
 	"context"
+	"runtime"
 	"testing"
 	"time"
 
@@ -117,5 +118,65 @@ func TestSetStopsAfterLastHolder(t *testing.T) {
 	<-done
 	if set.Acquire() {
 		t.Error("Acquire succeeded on a stopped set")
+	}
+}
+
+// TestRawWaitLetsTheRuntimeRun: a loop with a spare P waits in a raw
+// epoll_wait holding its P; the rest of the program must still run beside
+// it, stop-the-world collections must still stop it (a signal ends the
+// wait), and its events must still be served, busy or idle.
+func TestRawWaitLetsTheRuntimeRun(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	set, cancel, done := runSet(t, 1)
+	l := set.Loops()[0]
+	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(efd)
+	r := &recorder{ready: make(chan int, 1)}
+	var addErr error
+	l.Call(func() { addErr = l.Add(efd, unix.EPOLLIN|unix.EPOLLET, l.NextGen(), r) })
+	if addErr != nil {
+		t.Fatal(addErr)
+	}
+	one := []byte{1, 0, 0, 0, 0, 0, 0, 0}
+	deadline := time.After(30 * time.Second)
+	for i := range 200 {
+		if i%2 == 0 {
+			// Idle stretches: the loop is in its raw wait or past it.
+			time.Sleep(time.Duration(i%13) * time.Millisecond)
+		}
+		if _, err := unix.Write(efd, one); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-r.ready:
+		case <-deadline:
+			t.Fatalf("event %d not served", i)
+		}
+		if i%20 == 0 {
+			runtime.GC() // stops the world: the loop's P included
+		}
+	}
+	// A goroutine that needs the other P runs meanwhile.
+	spun := make(chan struct{})
+	go func() {
+		for range 1000 {
+			runtime.Gosched()
+		}
+		close(spun)
+	}()
+	select {
+	case <-spun:
+	case <-deadline:
+		t.Fatal("a goroutine beside the loop did not run")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := running.Load(); n != 0 {
+		t.Fatalf("%d loops still counted as running", n)
 	}
 }

@@ -4,8 +4,10 @@ package evloop
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 )
 
@@ -43,6 +45,29 @@ func NewSet(n int, log *slog.Logger) (*Set, error) {
 	return s, nil
 }
 
+// Hold acquires set for a service. A nil set means the service runs loops
+// of its own: Hold makes a set of n and runs it until its one holder
+// releases it. It returns the set now held.
+func Hold(set *Set, n int, log *slog.Logger) (*Set, error) {
+	own := set == nil
+	if own {
+		var err error
+		if set, err = NewSet(n, log); err != nil {
+			return nil, err
+		}
+	}
+	if !set.Acquire() {
+		return nil, errors.New("the event loops have stopped")
+	}
+	if own {
+		// Stops as soon as the service lets go of it.
+		ended, cancel := context.WithCancel(context.Background())
+		cancel()
+		go set.Run(ended)
+	}
+	return set, nil
+}
+
 // Loops returns the set's loops, in a fixed order.
 func (s *Set) Loops() []*Loop { return s.loops }
 
@@ -54,8 +79,12 @@ func (s *Set) Len() int { return len(s.loops) }
 // returns nil once they have closed their descriptors.
 func (s *Set) Run(ctx context.Context) error {
 	defer close(s.done)
+	procs := int32(runtime.GOMAXPROCS(0))
+	running.Add(int32(len(s.loops)))
+	defer running.Add(-int32(len(s.loops)))
 	var wg sync.WaitGroup
 	for _, l := range s.loops {
+		l.procs = procs
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -71,3 +71,17 @@ func PutPort(p *uint16, port uint16) {
 	b := (*[2]byte)(unsafe.Pointer(p))
 	b[0], b[1] = byte(port>>8), byte(port)
 }
+
+// rawEpollWait is epoll_wait (epoll_pwait with no signal mask, as every
+// architecture has it) without the scheduler hooks: the goroutine keeps
+// its P while it waits. Only for a wait bounded well under sysmon's 10 ms
+// preemption (Loop.wait); a signal (a preemption request, the GC's)
+// ends it early with EINTR.
+func rawEpollWait(epfd int, events []unix.EpollEvent, msec int) (int, error) {
+	r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(unsafe.SliceData(events))),
+		uintptr(len(events)), uintptr(msec), 0, 0)
+	if e != 0 {
+		return 0, Errno(e)
+	}
+	return int(r), nil
+}

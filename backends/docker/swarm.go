@@ -167,10 +167,21 @@ func (p *Provider) pollTasks(ctx context.Context, serviceIDs []string, all bool)
 		return nil
 	}
 	slices.Sort(serviceIDs)
-	f := make(client.Filters).Add("desired-state", "running").Add("service", serviceIDs...)
-	lctx, cancel := context.WithTimeout(ctx, apiTimeout)
-	res, err := p.cli.TaskList(lctx, client.TaskListOptions{Filters: f})
-	cancel()
+	res, err := p.listTasks(ctx, serviceIDs)
+	if cerrdefs.IsNotFound(err) {
+		// The manager resolves every service of the filter first and fails
+		// the whole list when one is gone: a service removed since the
+		// last service list, whose event is still on its way. Relist the
+		// services (forgetting that one's tasks) and poll those left.
+		if err := p.listServices(ctx); err != nil {
+			return err
+		}
+		serviceIDs = slices.DeleteFunc(serviceIDs, func(id string) bool { _, ok := p.sw.services[id]; return !ok })
+		if len(serviceIDs) == 0 {
+			return nil
+		}
+		res, err = p.listTasks(ctx, serviceIDs)
+	}
 	if err != nil {
 		return fmt.Errorf("list swarm tasks: %w", err)
 	}
@@ -213,6 +224,14 @@ func (p *Provider) pollTasks(ctx context.Context, serviceIDs []string, all bool)
 	}
 	maps.Copy(p.sw.tasks, fresh)
 	return nil
+}
+
+// listTasks lists the tasks Swarm wants running of the given services.
+func (p *Provider) listTasks(ctx context.Context, serviceIDs []string) (client.TaskListResult, error) {
+	f := make(client.Filters).Add("desired-state", "running").Add("service", serviceIDs...)
+	lctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
+	return p.cli.TaskList(lctx, client.TaskListOptions{Filters: f})
 }
 
 // taskRecord builds a task's record, keeping what a local container event

@@ -92,6 +92,11 @@ func (f *fakeClient) TaskList(_ context.Context, opts client.TaskListOptions) (c
 	}
 	f.swarm.calls["tasks"]++
 	f.swarm.taskFilters = opts.Filters
+	for id := range opts.Filters["service"] {
+		if _, ok := f.swarm.services[id]; !ok { // as the manager: every service named must exist
+			return client.TaskListResult{}, cerrdefs.ErrNotFound.WithMessage("service " + id + " not found")
+		}
+	}
 	var out []swarm.Task
 	for _, id := range slices.Sorted(maps.Keys(f.swarm.tasks)) {
 		t := f.swarm.tasks[id]

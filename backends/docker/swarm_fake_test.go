@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -104,6 +105,9 @@ func (f *fakeClient) TaskList(_ context.Context, opts client.TaskListOptions) (c
 			continue
 		}
 		if want := opts.Filters["desired-state"]; len(want) > 0 && !want[string(t.DesiredState)] {
+			continue
+		}
+		if want := opts.Filters["id"]; len(want) > 0 && !slices.ContainsFunc(slices.Collect(maps.Keys(want)), func(p string) bool { return strings.HasPrefix(t.ID, p) }) {
 			continue
 		}
 		out = append(out, t)

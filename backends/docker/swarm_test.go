@@ -439,3 +439,29 @@ func TestSwarmServiceGoneBeforeItsEvent(t *testing.T) {
 		t.Errorf("backends = %s, want %s", got, want)
 	}
 }
+
+// TestSwarmLeavingTasksReadInOneList: tasks that leave the list together
+// (a node drained, a service scaled down by many) are read again with one
+// list filtered by their IDs, not an inspect each.
+func TestSwarmLeavingTasksReadInOneList(t *testing.T) {
+	f, sink, _ := swarmSetup(t, Config{SwarmPoll: time.Hour})
+	f.editSwarm(func(s *fakeSwarm) {
+		for _, id := range []string{"t1", "t2"} {
+			tk := s.tasks[id]
+			tk.DesiredState = swarm.TaskStateShutdown
+			s.tasks[id] = tk
+		}
+	})
+	lists := f.swarmCalls()["tasks"]
+	f.send(t, events.Message{Type: events.ServiceEventType, Action: "update",
+		Actor: events.Actor{ID: "sweb", Attributes: map[string]string{"name": "shop_web", "replicas.old": "2", "replicas.new": "0"}}})
+	testkit.Eventually(t, 2*time.Second, "both tasks to drain", func() bool {
+		return strings.Count(swarmSummary(sink, "web"), "(task desired state is shutdown)") == 2
+	})
+	if n := f.swarmCalls()["task"]; n != 0 {
+		t.Errorf("%d task inspects, want none (one list by ID)", n)
+	}
+	if n := f.swarmCalls()["tasks"] - lists; n != 2 {
+		t.Errorf("%d task lists, want 2: the service's, then the two leaving tasks' by ID", n)
+	}
+}

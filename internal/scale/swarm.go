@@ -123,7 +123,7 @@ func (h *harness) swarmPoll() time.Duration { return cmp.Or(h.p.SwarmPoll, time.
 func (h *harness) planChurn() (*plan, error) {
 	p, e := h.p, h.engine
 	if p.Services < 2 || p.Containers < 2*p.Services {
-		return nil, fmt.Errorf("churn needs 2 services or more and 2 tasks per service")
+		return nil, fmt.Errorf("scale: a churn (ChurnRate) needs Services of 2 or more and Containers of 2 per service or more, got %d over %d", p.Containers, p.Services)
 	}
 	gap := cmp.Or(p.StepGap, defaultStepGap)
 	live := p.Services - 1 // the last one is removed at the end

@@ -3,7 +3,9 @@
 // over S services, times how long every backend takes to be routed, checks
 // real connections through a sample of services, plays an event storm and
 // times each change it causes, and reads tierlb's RSS, CPU and the Engine
-// API requests it made. The scale test and `go run ./bench/scale` drive it.
+// API requests it made. In Swarm mode (Params.Swarm, see swarm.go) the
+// backends are Swarm tasks and a churn of Swarm operations replaces the
+// storm. The scale tests and `go run ./bench/scale` drive it.
 //
 //	f, err := scale.Run(ctx, scale.Params{Binary: bin, Containers: 10000, Services: 100,
 //		StormRate: 1000, StormFor: 10 * time.Second})

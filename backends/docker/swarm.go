@@ -157,7 +157,7 @@ func (p *Provider) listNodes(ctx context.Context) error {
 // pollTasks relists the tasks of the given services that Swarm wants
 // running: one filtered list, however many services. A task known before
 // that is no longer in it has had its desired state changed: it is read
-// once more on its own, and stays (draining) until it has stopped. Only
+// once more (see readTasks), and stays (draining) until it has stopped. Only
 // the regular polls (all true) read again a task already known to be
 // leaving: a draining task's end is no hurry, and during a rolling update
 // the hot polls would otherwise read every stopping task ten times a
@@ -167,10 +167,21 @@ func (p *Provider) pollTasks(ctx context.Context, serviceIDs []string, all bool)
 		return nil
 	}
 	slices.Sort(serviceIDs)
-	f := make(client.Filters).Add("desired-state", "running").Add("service", serviceIDs...)
-	lctx, cancel := context.WithTimeout(ctx, apiTimeout)
-	res, err := p.cli.TaskList(lctx, client.TaskListOptions{Filters: f})
-	cancel()
+	res, err := p.listTasks(ctx, serviceIDs)
+	if cerrdefs.IsNotFound(err) {
+		// The manager resolves every service of the filter first and fails
+		// the whole list when one is gone: a service removed since the
+		// last service list, whose event is still on its way. Relist the
+		// services (forgetting that one's tasks) and poll those left.
+		if err := p.listServices(ctx); err != nil {
+			return err
+		}
+		serviceIDs = slices.DeleteFunc(serviceIDs, func(id string) bool { _, ok := p.sw.services[id]; return !ok })
+		if len(serviceIDs) == 0 {
+			return nil
+		}
+		res, err = p.listTasks(ctx, serviceIDs)
+	}
 	if err != nil {
 		return fmt.Errorf("list swarm tasks: %w", err)
 	}
@@ -184,6 +195,7 @@ func (p *Provider) pollTasks(ctx context.Context, serviceIDs []string, all bool)
 			fresh[t.ID] = c
 		}
 	}
+	var left []string // known before, no longer in the list
 	for _, id := range slices.Sorted(maps.Keys(p.sw.tasks)) {
 		old := p.sw.tasks[id]
 		if !polled[old.Task.ServiceID] || fresh[id] != nil {
@@ -193,17 +205,15 @@ func (p *Provider) pollTasks(ctx context.Context, serviceIDs []string, all bool)
 			fresh[id] = old
 			continue
 		}
-		ictx, cancel := context.WithTimeout(ctx, apiTimeout)
-		r, err := p.cli.TaskInspect(ictx, id, client.TaskInspectOptions{})
-		cancel()
-		switch {
-		case cerrdefs.IsNotFound(err):
-			continue
-		case err != nil:
-			return fmt.Errorf("inspect swarm task %s: %w", id, err)
-		}
-		if c := p.taskRecord(r.Task); c != nil {
-			fresh[id] = c
+		left = append(left, id)
+	}
+	tasks, err := p.readTasks(ctx, left)
+	if err != nil {
+		return err
+	}
+	for _, t := range tasks {
+		if c := p.taskRecord(t); c != nil {
+			fresh[t.ID] = c
 		}
 	}
 	for id, t := range p.sw.tasks {
@@ -213,6 +223,52 @@ func (p *Provider) pollTasks(ctx context.Context, serviceIDs []string, all bool)
 	}
 	maps.Copy(p.sw.tasks, fresh)
 	return nil
+}
+
+// tasksPerRead bounds the IDs one task list asks for (25 characters
+// each in the URL).
+const tasksPerRead = 200
+
+// readTasks reads the given tasks again, leaving out those the manager
+// has forgotten: one inspect for a single task, else one list filtered by
+// their IDs per tasksPerRead. A node drained with 500 tasks on it costs
+// three requests, not 500 in a row before anything is published.
+func (p *Provider) readTasks(ctx context.Context, ids []string) ([]swarm.Task, error) {
+	if len(ids) == 1 {
+		ictx, cancel := context.WithTimeout(ctx, apiTimeout)
+		r, err := p.cli.TaskInspect(ictx, ids[0], client.TaskInspectOptions{})
+		cancel()
+		switch {
+		case cerrdefs.IsNotFound(err):
+			return nil, nil
+		case err != nil:
+			return nil, fmt.Errorf("inspect swarm task %s: %w", ids[0], err)
+		}
+		return []swarm.Task{r.Task}, nil
+	}
+	var out []swarm.Task
+	for chunk := range slices.Chunk(ids, tasksPerRead) {
+		lctx, cancel := context.WithTimeout(ctx, apiTimeout)
+		res, err := p.cli.TaskList(lctx, client.TaskListOptions{Filters: make(client.Filters).Add("id", chunk...)})
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("list %d swarm tasks by ID: %w", len(chunk), err)
+		}
+		for _, t := range res.Items {
+			if slices.Contains(chunk, t.ID) { // the filter matches ID prefixes
+				out = append(out, t)
+			}
+		}
+	}
+	return out, nil
+}
+
+// listTasks lists the tasks Swarm wants running of the given services.
+func (p *Provider) listTasks(ctx context.Context, serviceIDs []string) (client.TaskListResult, error) {
+	f := make(client.Filters).Add("desired-state", "running").Add("service", serviceIDs...)
+	lctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
+	return p.cli.TaskList(lctx, client.TaskListOptions{Filters: f})
 }
 
 // taskRecord builds a task's record, keeping what a local container event

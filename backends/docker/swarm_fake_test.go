@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -92,6 +93,11 @@ func (f *fakeClient) TaskList(_ context.Context, opts client.TaskListOptions) (c
 	}
 	f.swarm.calls["tasks"]++
 	f.swarm.taskFilters = opts.Filters
+	for id := range opts.Filters["service"] {
+		if _, ok := f.swarm.services[id]; !ok { // as the manager: every service named must exist
+			return client.TaskListResult{}, cerrdefs.ErrNotFound.WithMessage("service " + id + " not found")
+		}
+	}
 	var out []swarm.Task
 	for _, id := range slices.Sorted(maps.Keys(f.swarm.tasks)) {
 		t := f.swarm.tasks[id]
@@ -99,6 +105,9 @@ func (f *fakeClient) TaskList(_ context.Context, opts client.TaskListOptions) (c
 			continue
 		}
 		if want := opts.Filters["desired-state"]; len(want) > 0 && !want[string(t.DesiredState)] {
+			continue
+		}
+		if want := opts.Filters["id"]; len(want) > 0 && !slices.ContainsFunc(slices.Collect(maps.Keys(want)), func(p string) bool { return strings.HasPrefix(t.ID, p) }) {
 			continue
 		}
 		out = append(out, t)
@@ -198,7 +207,8 @@ func slotName(service string, slot int, task string) string {
 
 // TestFakeSwarmFiltersLikeTheEngine holds the fake to what the provider
 // relies on from a manager: TaskList applies the service and desired-state
-// filters, and TaskInspect of a gone task is a not-found error. A fake
+// filters and fails on a service that does not exist, and TaskInspect of a
+// gone task is a not-found error. A fake
 // that ignored them would let the Swarm tests pass over wrong filters.
 func TestFakeSwarmFiltersLikeTheEngine(t *testing.T) {
 	f := newFakeClient().withSwarm()
@@ -206,8 +216,9 @@ func TestFakeSwarmFiltersLikeTheEngine(t *testing.T) {
 		s.tasks["t1"] = swarm.Task{ID: "t1", ServiceID: "web", DesiredState: swarm.TaskStateRunning}
 		s.tasks["t2"] = swarm.Task{ID: "t2", ServiceID: "web", DesiredState: swarm.TaskStateShutdown}
 		s.tasks["t3"] = swarm.Task{ID: "t3", ServiceID: "db", DesiredState: swarm.TaskStateRunning}
+		s.services["web"], s.services["db"] = swarm.Service{ID: "web"}, swarm.Service{ID: "db"}
 	})
-	ids := func(opts client.TaskListOptions) []string {
+	ids := func(t *testing.T, opts client.TaskListOptions) []string {
 		res, err := f.TaskList(t.Context(), opts)
 		if err != nil {
 			t.Fatal(err)
@@ -229,10 +240,13 @@ func TestFakeSwarmFiltersLikeTheEngine(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := ids(client.TaskListOptions{Filters: tt.filters}); !slices.Equal(got, tt.want) {
+			if got := ids(t, client.TaskListOptions{Filters: tt.filters}); !slices.Equal(got, tt.want) {
 				t.Errorf("tasks %v, want %v", got, tt.want)
 			}
 		})
+	}
+	if _, err := f.TaskList(t.Context(), client.TaskListOptions{Filters: make(client.Filters).Add("service", "web", "gone")}); !cerrdefs.IsNotFound(err) {
+		t.Errorf("list naming a gone service: %v, want a not-found error", err)
 	}
 	if _, err := f.TaskInspect(t.Context(), "gone", client.TaskInspectOptions{}); !cerrdefs.IsNotFound(err) {
 		t.Errorf("inspect of a gone task: %v, want a not-found error", err)

@@ -410,3 +410,58 @@ func TestSwarmLeavingTaskInspectedOnce(t *testing.T) {
 		t.Errorf("the leaving task was inspected %d times during hot polls, want once", n)
 	}
 }
+
+// TestSwarmServiceGoneBeforeItsEvent: a poll that names a service removed
+// since the last service list fails on the manager (it resolves every
+// service of the filter); the provider relists the services and goes on,
+// without ending its session.
+func TestSwarmServiceGoneBeforeItsEvent(t *testing.T) {
+	f, sink, _ := swarmSetup(t, Config{SwarmPoll: 20 * time.Millisecond})
+	infos := f.swarmCalls()["info"]
+	f.editSwarm(func(s *fakeSwarm) { // no event for either: both are seen by polling
+		delete(s.services, "sweb")
+		for id, tk := range s.tasks {
+			if tk.ServiceID == "sweb" {
+				delete(s.tasks, id)
+			}
+		}
+		s.services["sapp"] = fakeService("sapp", "shop_app", map[string]string{"tierlb.service": "web", "tierlb.port": "8080"}, nil)
+		s.tasks["t9"] = fakeTask{id: "t9", service: "sapp", node: "n3", slot: 1, nets: map[string]string{"front": "10.9.0.9"}, created: t0}.task()
+	})
+	want := "shop_app.1.t9@node-3=10.9.0.9:8080"
+	testkit.Eventually(t, 5*time.Second, "the new service's task alone", func() bool { return swarmSummary(sink, "web") == want })
+	lists := f.swarmCalls()["tasks"]
+	testkit.Eventually(t, 5*time.Second, "three more polls", func() bool { return f.swarmCalls()["tasks"] >= lists+3 })
+	if n := f.swarmCalls()["info"]; n != infos {
+		t.Errorf("the session was restarted (%d engine infos, want %d)", n, infos)
+	}
+	if got := swarmSummary(sink, "web"); got != want {
+		t.Errorf("backends = %s, want %s", got, want)
+	}
+}
+
+// TestSwarmLeavingTasksReadInOneList: tasks that leave the list together
+// (a node drained, a service scaled down by many) are read again with one
+// list filtered by their IDs, not an inspect each.
+func TestSwarmLeavingTasksReadInOneList(t *testing.T) {
+	f, sink, _ := swarmSetup(t, Config{SwarmPoll: time.Hour})
+	f.editSwarm(func(s *fakeSwarm) {
+		for _, id := range []string{"t1", "t2"} {
+			tk := s.tasks[id]
+			tk.DesiredState = swarm.TaskStateShutdown
+			s.tasks[id] = tk
+		}
+	})
+	lists := f.swarmCalls()["tasks"]
+	f.send(t, events.Message{Type: events.ServiceEventType, Action: "update",
+		Actor: events.Actor{ID: "sweb", Attributes: map[string]string{"name": "shop_web", "replicas.old": "2", "replicas.new": "0"}}})
+	testkit.Eventually(t, 2*time.Second, "both tasks to drain", func() bool {
+		return strings.Count(swarmSummary(sink, "web"), "(task desired state is shutdown)") == 2
+	})
+	if n := f.swarmCalls()["task"]; n != 0 {
+		t.Errorf("%d task inspects, want none (one list by ID)", n)
+	}
+	if n := f.swarmCalls()["tasks"] - lists; n != 2 {
+		t.Errorf("%d task lists, want 2: the service's, then the two leaving tasks' by ID", n)
+	}
+}

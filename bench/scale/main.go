@@ -5,6 +5,12 @@
 //	go run ./bench/scale                                  # K = 0, 1,000 and 10,000 over 100 services
 //	go run ./bench/scale -k 10000 -rounds 3               # one K, three rounds
 //	go run ./bench/scale -k 10000 -storm 0 -health tcp    # what tcp checks cost at rest
+//	go run ./bench/scale -swarm -k 10000 -rest 5s -cpu-for 10s   # Swarm tasks, a churn, the polls at rest
+//
+// With -swarm the K backends are the tasks of S Swarm services on -nodes
+// nodes of a fake manager, and instead of the storm a churn of Swarm
+// operations (scale up/down, rolling update steps, a node drain, a service
+// removal) is played at -churn operations/s for -storm-for.
 //
 // Each run builds on a fresh tierlb process: time from exec to every
 // backend routed, RSS once routed, an event storm (container events/s for
@@ -43,17 +49,28 @@ func main() {
 		cpuFor   = flag.Duration("cpu-for", 0, "measure tierlb's CPU at rest for this long, last (e.g. the cost of tcp checks)")
 		profile  = flag.String("profile", "", "write tierlb's CPU profile of the storm to this file (last run's)")
 		heap     = flag.String("heap-profile", "", "write tierlb's heap profile once routed to this file (last run's)")
+		sw       = swarmFlags{}
 	)
+	flag.BoolVar(&sw.on, "swarm", false, "discover Swarm tasks instead of containers")
+	flag.IntVar(&sw.nodes, "nodes", 20, "Swarm nodes (-swarm)")
+	flag.IntVar(&sw.churn, "churn", 20, "Swarm operations per second (-swarm; 0: none)")
+	flag.DurationVar(&sw.poll, "swarm-poll", time.Second, "tierlb's docker.swarm_poll (-swarm)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, *ks, *services, *rate, *stormFor, *rest, *health, *rounds, *cpuFor, *profile, *heap); err != nil {
+	if err := run(ctx, *ks, *services, *rate, *stormFor, *rest, *health, *rounds, *cpuFor, *profile, *heap, sw); err != nil {
 		fmt.Fprintln(os.Stderr, "scale:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, ks string, services, rate int, stormFor, rest time.Duration, health string, rounds int, cpuFor time.Duration, profile, heap string) error {
+type swarmFlags struct {
+	on           bool
+	nodes, churn int
+	poll         time.Duration
+}
+
+func run(ctx context.Context, ks string, services, rate int, stormFor, rest time.Duration, health string, rounds int, cpuFor time.Duration, profile, heap string, sw swarmFlags) error {
 	bin, remove, err := testkit.BuildBinary("./cmd/tierlb")
 	if err != nil {
 		return err
@@ -68,7 +85,10 @@ func run(ctx context.Context, ks string, services, rate int, stormFor, rest time
 			p := scale.Params{Binary: bin, Containers: k, Services: services, Health: health, Samples: 10,
 				StormRate: rate, StormFor: stormFor, RestFor: rest, CPUFor: cpuFor, Profile: profile, HeapProfile: heap,
 				Progress: func(s string) { fmt.Fprintf(os.Stderr, "  [k=%d round %d] %s\n", k, r+1, s) }}
-			if k == 0 {
+			if sw.on {
+				p.Swarm, p.Nodes, p.SwarmPoll, p.StormRate = true, sw.nodes, sw.poll, 0
+				p.ChurnRate, p.ChurnFor, p.RoutedWithin = sw.churn, stormFor, 5*time.Minute
+			} else if k == 0 {
 				p.StormRate = 0
 			} else if rate > 0 {
 				// Enough stopped containers for the storm's starts.
@@ -91,7 +111,7 @@ func report(f *scale.Figures) {
 		fmt.Printf(" (%.0f B per backend over all)", float64(f.RSS)/float64(f.Containers))
 	}
 	fmt.Println()
-	fmt.Printf("  requests at start: %s\n", requests(f.StartRequests))
+	fmt.Printf("  requests at start: %s (%.1f MB of responses)\n", requests(f.StartRequests), float64(sum64(f.StartBytes))/1e6)
 	if s := f.Storm; s != nil {
 		fmt.Printf("  storm: %d container events in %s (%.0f/s), %d changes: lag p50 %s p90 %s p99 %s max %s, %d over 100ms, %d missed; CPU %s (%.0f%% of a core); %d events dropped\n",
 			s.Events, s.For.Round(time.Millisecond), float64(s.Events)/s.For.Seconds(), s.Changes,
@@ -100,8 +120,24 @@ func report(f *scale.Figures) {
 			s.Over(100*time.Millisecond), len(s.Missed), s.CPU, 100*s.CPU.Seconds()/s.For.Seconds(), s.Dropped)
 		fmt.Printf("  requests in the storm: %s (%.2f per event)\n", requests(s.Requests), float64(sum(s.Requests))/float64(max(1, s.Events)))
 	}
+	if s := f.Churn; s != nil {
+		fmt.Printf("  churn: %d Swarm operations in %s, %d service/node events, %d changes: lag p50 %s p90 %s p99 %s max %s, %d over 100ms, %d missed; CPU %s (%.0f%% of a core over the churn)\n",
+			s.Ops, s.For.Round(time.Millisecond), s.Events, s.Changes,
+			s.Quantile(0.5).Round(time.Millisecond), s.Quantile(0.9).Round(time.Millisecond),
+			s.Quantile(0.99).Round(time.Millisecond), s.Quantile(1).Round(time.Millisecond),
+			s.Over(100*time.Millisecond), len(s.Missed), s.CPU, 100*s.CPU.Seconds()/s.For.Seconds())
+		for _, kind := range []string{"added", "draining", "removed"} {
+			fmt.Printf("    %-8s %5d: p50 %s p99 %s max %s\n", kind, len(s.ByKind[kind]), s.KindQuantile(kind, 0.5).Round(time.Millisecond),
+				s.KindQuantile(kind, 0.99).Round(time.Millisecond), s.KindQuantile(kind, 1).Round(time.Millisecond))
+		}
+		fmt.Printf("  requests in the churn (and until its changes were applied): %s\n", requests(s.Requests))
+	}
 	if f.RestFor > 0 {
 		fmt.Printf("  requests at rest over %s: %s\n", f.RestFor, requests(f.RestRequests))
+		if n := f.RestRequests["GET /tasks"]; n > 0 {
+			fmt.Printf("  task lists at rest: %.2f/s, %.1f MB each (%.0f B per task)\n", float64(n)/f.RestFor.Seconds(),
+				float64(f.RestBytes["GET /tasks"])/float64(n)/1e6, float64(f.RestBytes["GET /tasks"])/float64(n)/float64(max(1, f.Containers)))
+		}
 	}
 	if f.RestCPUFor > 0 {
 		fmt.Printf("  CPU at rest over %s: %s (%.1f%% of a core)\n", f.RestCPUFor, f.RestCPU, 100*f.RestCPU.Seconds()/f.RestCPUFor.Seconds())
@@ -124,6 +160,14 @@ func requests(m map[string]int) string {
 
 func sum(m map[string]int) int {
 	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+func sum64(m map[string]int64) int64 {
+	var n int64
 	for _, v := range m {
 		n += v
 	}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
-	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/api/types/system"
 )
 
@@ -43,9 +42,15 @@ func (e *Engine) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 	endpoint, id := route(r.Method, path)
 	e.count(r.Method, endpoint)
+	cw := &countingWriter{ResponseWriter: w}
+	defer func() { e.countBytes(r.Method, endpoint, cw.n) }()
+	w = cw
 	switch endpoint {
 	case "/_ping":
 		w.Header().Set("Swarm", "inactive")
+		if e.opts.Swarm {
+			w.Header().Set("Swarm", "active/manager")
+		}
 		w.Header().Set("Cache-Control", "no-cache, no-store, must-revalidate")
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if r.Method == http.MethodGet {
@@ -65,6 +70,10 @@ func (e *Engine) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/events":
 		e.serveEvents(w, r)
 	case "/services", "/tasks", "/nodes", "/services/{id}", "/tasks/{id}", "/nodes/{id}":
+		if e.opts.Swarm {
+			e.serveSwarm(w, r, endpoint, id)
+			return
+		}
 		writeError(w, http.StatusServiceUnavailable, `This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node to swarm and try again.`)
 	default:
 		writeError(w, http.StatusNotFound, "page not found")
@@ -99,13 +108,38 @@ func (e *Engine) count(method, endpoint string) {
 	e.mu.Unlock()
 }
 
+func (e *Engine) countBytes(method, endpoint string, n int64) {
+	e.mu.Lock()
+	e.bytes[method+" "+endpoint] += n
+	e.mu.Unlock()
+}
+
+// countingWriter counts a response's body bytes; it flushes, for the
+// event stream.
+type countingWriter struct {
+	http.ResponseWriter
+	n int64
+}
+
+func (w *countingWriter) Write(b []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(b)
+	w.n += int64(n)
+	return n, err
+}
+
+func (w *countingWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
 func (e *Engine) info() system.Info {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	in := system.Info{ID: "FAKE:ENGINE", Name: "fakeengine", ServerVersion: engineVersion, OSType: "linux",
 		OperatingSystem: "fakeengine", Architecture: runtime.GOARCH, Driver: "overlay2", NCPU: runtime.NumCPU(),
 		SystemTime: time.Now().Format(time.RFC3339Nano), LoggingDriver: "json-file", CgroupDriver: "systemd",
-		CgroupVersion: "2", Swarm: swarm.Info{LocalNodeState: swarm.LocalNodeStateInactive}}
+		CgroupVersion: "2", Swarm: e.swarmInfo()}
 	for _, c := range e.ctrs {
 		in.Containers++
 		if c.Running {
@@ -202,6 +236,9 @@ func (e *Engine) serveNetworks(w http.ResponseWriter, r *http.Request) {
 		{Network: network.Network{Name: NetworkName, ID: networkID, Scope: "local", Driver: "bridge"}},
 		{Network: network.Network{Name: "host", ID: strings.Repeat("0", 63) + "1", Scope: "local", Driver: "host"}},
 		{Network: network.Network{Name: "none", ID: strings.Repeat("0", 63) + "2", Scope: "local", Driver: "null"}},
+	}
+	if e.opts.Swarm {
+		nets = append(nets, network.Summary{Network: network.Network{Name: OverlayName, ID: overlayID, Scope: "swarm", Driver: "overlay", Attachable: true}})
 	}
 	out := []network.Summary{}
 	for _, n := range nets {

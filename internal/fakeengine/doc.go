@@ -20,6 +20,19 @@
 //	e.Start(c.ID, false)                   // network connect, start (true: and restart)
 //	e.Requests()                           // {"GET /containers/json": 1, ...}
 //
-// Swarm is not simulated: the engine is not a Swarm manager, and the Swarm
-// endpoints answer 503 as a daemon outside Swarm mode does.
+// With Options.Swarm the engine is also an active Swarm manager (as Docker
+// 20.10 reports one) of Options.Nodes nodes: it serves services, tasks and
+// nodes with the daemon's filters, and emits scope=swarm service and node
+// events. Tasks get loopback addresses as containers do, on the overlay
+// fakeoverlay, which a local container joins with ConnectOverlay:
+//
+//	s, tasks, err := e.CreateService("web", 3, map[string]string{"tierlb.service": "web"})
+//	e.ScaleService("web", 2)               // update event; slot 3 desired shutdown
+//	e.ReplaceTask(tasks[0].ID)             // a rolling update's step (no event)
+//	e.EndTask(tasks[0].ID)                 // its container exited (no event)
+//	e.DrainNode("node-2")                  // node update event; its tasks move
+//	e.RemoveService("web")                 // remove event; the tasks are forgotten
+//
+// Without it the Swarm endpoints answer 503 as a daemon outside Swarm mode
+// does.
 package fakeengine

@@ -34,6 +34,10 @@ type Options struct {
 	// Port is the port every container exposes (its tierlb.port label is
 	// the caller's business); 0 exposes none.
 	Port int
+	// Swarm makes the engine an active Swarm manager (see swarm.go) with
+	// Nodes nodes (1 when 0): node-1 is the manager, the rest workers.
+	Swarm bool
+	Nodes int
 }
 
 // Container is the engine's record of one container. The engine owns it:
@@ -49,6 +53,8 @@ type Container struct {
 	StartedAt  time.Time
 	FinishedAt time.Time
 	ExitCode   int
+	// Overlay is set once ConnectOverlay attached it to the Swarm overlay.
+	Overlay bool
 }
 
 // Engine is a Docker engine in memory; see the package doc.
@@ -61,6 +67,18 @@ type Engine struct {
 	order    []string          // IDs in creation order, for stable lists
 	nextIP   uint32
 	requests map[string]int
+	bytes    map[string]int64 // response bytes by endpoint
+	created  time.Time
+
+	// Swarm: see swarm.go.
+	nodes     []*Node
+	services  map[string]*Service
+	svcOrder  []string
+	tasks     map[string]*Task
+	taskOrder []string
+	taskSeq   int
+	placed    int
+	version   uint64
 
 	pub pubsub
 
@@ -75,6 +93,11 @@ func New(opts Options) *Engine {
 		ctrs:     map[string]*Container{},
 		byName:   map[string]string{},
 		requests: map[string]int{},
+		bytes:    map[string]int64{},
+		created:  time.Now().UTC(),
+	}
+	if opts.Swarm {
+		e.initSwarm()
 	}
 	e.pub.init()
 	e.srv = &http.Server{Handler: http.HandlerFunc(e.serveHTTP), ReadHeaderTimeout: 10 * time.Second}
@@ -116,6 +139,18 @@ func (e *Engine) Requests() map[string]int {
 	defer e.mu.Unlock()
 	out := make(map[string]int, len(e.requests))
 	for k, v := range e.requests {
+		out[k] = v
+	}
+	return out
+}
+
+// ResponseBytes returns how many bytes of response bodies each endpoint
+// sent, keyed as Requests.
+func (e *Engine) ResponseBytes() map[string]int64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make(map[string]int64, len(e.bytes))
+	for k, v := range e.bytes {
 		out[k] = v
 	}
 	return out

@@ -83,7 +83,7 @@ func (a filterArgs) anyOf(key string, got ...string) bool {
 type eventFilter struct{ args filterArgs }
 
 func newEventFilter(a filterArgs) (eventFilter, error) {
-	if err := a.only("type", "event", "label", "container", "network", "scope"); err != nil {
+	if err := a.only("type", "event", "label", "container", "network", "scope", "service", "node"); err != nil {
 		return eventFilter{}, err
 	}
 	return eventFilter{args: a}, nil
@@ -106,6 +106,11 @@ func (f eventFilter) match(m events.Message) bool {
 			id, name = m.Actor.Attributes["container"], ""
 		}
 		if !slices.ContainsFunc(a["container"], func(v string) bool { return v == name || (v != "" && strings.HasPrefix(id, v)) }) {
+			return false
+		}
+	}
+	for _, k := range []string{"service", "node"} {
+		if _, ok := a[k]; ok && (string(m.Type) != k || !a.anyOf(k, m.Actor.ID, m.Actor.Attributes["name"])) {
 			return false
 		}
 	}

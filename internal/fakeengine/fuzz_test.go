@@ -1,6 +1,10 @@
 package fakeengine
 
 import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -85,6 +89,75 @@ func TestActionMatches(t *testing.T) {
 	for _, tt := range tests {
 		if got := actionMatches(tt.filter, tt.action); got != tt.want {
 			t.Errorf("actionMatches(%q, %q) = %t", tt.filter, tt.action, got)
+		}
+	}
+}
+
+// FuzzSwarmFilters feeds any filters to the Swarm lists: each answers 200
+// with a JSON array, 400 naming what was wrong, or 404 for a service or
+// node that does not exist, as the daemon does.
+func FuzzSwarmFilters(f *testing.F) {
+	for _, s := range []string{"", `{"service":{"web":true},"desired-state":{"running":true}}`, `{"desired-state":["nope"]}`,
+		`{"id":{"a":true}}`, `{"mode":{"global":true}}`, `{"role":{"manager":true}}`, `{"node":{"node-2":true}}`, `{"name":["web.1"]}`, `{"label":{"tier=front":true}}`} {
+		f.Add("/tasks", s)
+		f.Add("/services", s)
+		f.Add("/nodes", s)
+	}
+	e := New(Options{Swarm: true, Nodes: 3})
+	if _, _, err := e.CreateService("web", 3, map[string]string{"tier": "front"}); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, path, filters string) {
+		if path != "/tasks" && path != "/services" && path != "/nodes" {
+			return
+		}
+		rec := httptest.NewRecorder()
+		e.serveHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1.41"+path+"?filters="+url.QueryEscape(filters), nil))
+		var body any
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+			t.Fatalf("%s %q: %d with a body that is not JSON: %q", path, filters, rec.Code, rec.Body)
+		}
+		switch rec.Code {
+		case http.StatusOK:
+			if _, ok := body.([]any); !ok {
+				t.Fatalf("%s %q: 200 with %T, want an array", path, filters, body)
+			}
+		case http.StatusBadRequest, http.StatusNotFound:
+			if m, _ := body.(map[string]any)["message"].(string); m == "" {
+				t.Fatalf("%s %q: %d without a message", path, filters, rec.Code)
+			}
+		default:
+			t.Fatalf("%s %q: status %d", path, filters, rec.Code)
+		}
+	})
+}
+
+func TestKnownTaskState(t *testing.T) {
+	tests := []struct {
+		in   string
+		want bool
+	}{
+		{"running", true}, {"shutdown", true}, {"accepted", true}, {"RUNNING", true}, {"remove", true},
+		{"", false}, {"asleep", false}, {"run", false},
+	}
+	for _, tt := range tests {
+		if got := knownTaskState(tt.in); got != tt.want {
+			t.Errorf("knownTaskState(%q) = %t, want %t", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestPrefixOf(t *testing.T) {
+	a := filterArgs{"id": {"ab", "cd"}}
+	tests := []struct {
+		key, got string
+		want     bool
+	}{
+		{"id", "abc", true}, {"id", "cde", true}, {"id", "xab", false}, {"id", "a", false}, {"name", "anything", true},
+	}
+	for _, tt := range tests {
+		if got := a.prefixOf(tt.key, tt.got); got != tt.want {
+			t.Errorf("prefixOf(%q, %q) = %t, want %t", tt.key, tt.got, got, tt.want)
 		}
 	}
 }

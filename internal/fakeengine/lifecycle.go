@@ -137,3 +137,20 @@ func networkEvent(c *Container, action events.Action) events.Message {
 			"container": c.ID, "name": NetworkName, "type": "bridge",
 		}}}
 }
+
+// ConnectOverlay attaches a container to the Swarm overlay, as
+// `docker network connect fakeoverlay` (or a stack) does, and emits the
+// network's connect event.
+func (e *Engine) ConnectOverlay(ref string) error {
+	e.mu.Lock()
+	c := e.lookup(ref)
+	if c == nil || !e.opts.Swarm {
+		e.mu.Unlock()
+		return fmt.Errorf("fake engine: no such container %s, or no Swarm", ref)
+	}
+	c.Overlay = true
+	e.mu.Unlock()
+	e.emit(events.Message{Type: events.NetworkEventType, Action: events.ActionConnect, Scope: "local",
+		Actor: events.Actor{ID: overlayID, Attributes: map[string]string{"container": c.ID, "name": OverlayName, "type": "overlay"}}})
+	return nil
+}

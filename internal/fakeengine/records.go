@@ -29,9 +29,7 @@ func (e *Engine) summary(c *Container) container.Summary {
 		Ports:  []container.PortSummary{},
 	}
 	s.HostConfig.NetworkMode = NetworkName
-	s.NetworkSettings = &container.NetworkSettingsSummary{Networks: map[string]*network.EndpointSettings{
-		NetworkName: e.endpoint(c),
-	}}
+	s.NetworkSettings = &container.NetworkSettingsSummary{Networks: e.endpoints(c)}
 	if c.Running {
 		s.State, s.Status = container.StateRunning, "Up "+ago(c.StartedAt)
 	}
@@ -64,9 +62,24 @@ func (e *Engine) inspect(c *Container) container.InspectResponse {
 		Mounts: []container.MountPoint{},
 		Config: cfg,
 		NetworkSettings: &container.NetworkSettings{SandboxID: c.ID, SandboxKey: "/var/run/docker/netns/" + c.ID[:12],
-			Networks: map[string]*network.EndpointSettings{NetworkName: e.endpoint(c)}},
+			Networks: e.endpoints(c)},
 	}
 	return res
+}
+
+// endpoints are the container's networks: the bridge, and the overlay
+// once connected to it (at the same address: one listener answers both).
+func (e *Engine) endpoints(c *Container) map[string]*network.EndpointSettings {
+	eps := map[string]*network.EndpointSettings{NetworkName: e.endpoint(c)}
+	if c.Overlay {
+		ep := e.endpoint(c)
+		ep.NetworkID = overlayID
+		if ep.EndpointID != "" {
+			ep.EndpointID = "0v" + c.ID[2:]
+		}
+		eps[OverlayName] = ep
+	}
+	return eps
 }
 
 // endpoint is the container's place on the network: an address while it

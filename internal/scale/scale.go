@@ -3,7 +3,9 @@
 // over S services, times how long every backend takes to be routed, checks
 // real connections through a sample of services, plays an event storm and
 // times each change it causes, and reads tierlb's RSS, CPU and the Engine
-// API requests it made. The scale test and `go run ./bench/scale` drive it.
+// API requests it made. In Swarm mode (Params.Swarm, see swarm.go) the
+// backends are Swarm tasks and a churn of Swarm operations replaces the
+// storm. The scale tests and `go run ./bench/scale` drive it.
 //
 //	f, err := scale.Run(ctx, scale.Params{Binary: bin, Containers: 10000, Services: 100,
 //		StormRate: 1000, StormFor: 10 * time.Second})
@@ -67,6 +69,15 @@ type Params struct {
 	// HeapProfile, if set, is a file that receives tierlb's heap profile
 	// once routed (admin.pprof is turned on for it).
 	HeapProfile string
+	// Swarm runs the tasks of Swarm services instead of containers (see
+	// swarm.go): Containers tasks over Services services on Nodes nodes,
+	// tierlb polling them every SwarmPoll (its default, 1s, when 0).
+	// ChurnRate Swarm operations per second are played for ChurnFor.
+	Swarm     bool
+	Nodes     int
+	SwarmPoll time.Duration
+	ChurnRate int
+	ChurnFor  time.Duration
 	// Progress, if set, receives a line at each stage.
 	Progress func(string)
 }
@@ -86,7 +97,12 @@ type Figures struct {
 	HeapInuse int64
 	// StartRequests are the Engine API requests up to Routed.
 	StartRequests map[string]int
+	StartBytes    map[string]int64 // response bytes by endpoint up to Routed
 	Storm         *Storm
+	// Churn is the Swarm operations' (Swarm mode).
+	Churn *Storm
+	// RestBytes are the response bytes during RestFor.
+	RestBytes map[string]int64
 	// RestRequests are the requests during RestFor, without events.
 	RestRequests map[string]int
 	RestFor      time.Duration
@@ -98,7 +114,8 @@ type Figures struct {
 
 // Storm is what an event storm measured.
 type Storm struct {
-	Events   int           // container events emitted
+	Events   int           // container events emitted (Swarm: service and node events)
+	Ops      int           // Swarm operations played
 	For      time.Duration // from the first event to the last
 	Changes  int           // routing changes expected (kill, die, start)
 	Lags     []time.Duration
@@ -106,6 +123,17 @@ type Storm struct {
 	CPU      time.Duration
 	Requests map[string]int
 	Dropped  int64 // events the engine dropped because tierlb read too slowly
+	// ByKind are the lags by change: added, draining, removed (sorted).
+	ByKind map[string][]time.Duration
+}
+
+// KindQuantile is Quantile over one kind of change.
+func (s *Storm) KindQuantile(kind string, q float64) time.Duration {
+	l := s.ByKind[kind]
+	if len(l) == 0 {
+		return 0
+	}
+	return l[min(len(l)-1, int(q*float64(len(l))))]
 }
 
 // Quantile returns the q-quantile of the lags (0 when there are none).
@@ -137,6 +165,8 @@ type harness struct {
 	running []string // IDs running at start
 	stopped []string
 	byIP    map[string]string // container IP → service
+	want    map[string]int    // Swarm: tasks per service at start
+	lags    *lags
 }
 
 func (h *harness) labels(svc int) map[string]string {
@@ -197,48 +227,33 @@ func (h *harness) measure(ctx context.Context, g *errgroup.Group) (*Figures, err
 	}
 	h.loop = loop
 	g.Go(func() error { return loop.Serve(ctx) })
-	h.engine = fakeengine.New(fakeengine.Options{Port: loop.Port()})
+	h.engine = fakeengine.New(fakeengine.Options{Port: loop.Port(), Swarm: p.Swarm, Nodes: p.Nodes})
 	host, err := h.engine.Listen(filepath.Join(h.dir, "docker.sock"))
 	if err != nil {
 		return nil, err
 	}
 	g.Go(func() error { return h.engine.Serve(ctx) })
 
-	self, err := h.engine.Run("tierlb", nil)
+	selfID, err := h.setup()
 	if err != nil {
 		return nil, err
 	}
-	for i := range p.Containers + p.Stopped {
-		svc := i % p.Services
-		c, err := h.engine.Run(fmt.Sprintf("svc%d-%d", svc, i/p.Services), h.labels(svc))
-		if err != nil {
-			return nil, err
-		}
-		h.byIP[c.IP.String()] = fmt.Sprintf("svc%d", svc)
-		if i < p.Containers {
-			h.running = append(h.running, c.ID)
-			continue
-		}
-		if err := h.engine.BeginStop(c.ID); err != nil {
-			return nil, err
-		}
-		if err := h.engine.FinishStop(c.ID); err != nil {
-			return nil, err
-		}
-		h.stopped = append(h.stopped, c.ID)
-	}
-	h.progress("fake engine: %d running containers over %d services, %d stopped", p.Containers, p.Services, p.Stopped)
 
 	cfg := filepath.Join(h.dir, "tierlb.yaml")
 	if err := os.WriteFile(cfg, []byte(h.config(host)), 0o600); err != nil {
 		return nil, err
 	}
 	lags := newLags()
-	h.engine.OnEmit(lags.emitted(labelPrefix + ".service"))
-	before := h.engine.Requests()
+	h.lags = lags
+	if p.Swarm {
+		h.engine.OnEmit(lags.countSwarmEvents)
+	} else {
+		h.engine.OnEmit(lags.emitted(labelPrefix + ".service"))
+	}
+	before, beforeBytes := h.engine.Requests(), h.engine.ResponseBytes()
 
 	start := time.Now()
-	proc, err := startTierlb(p.Binary, cfg, tierlbEnv(self.ID))
+	proc, err := startTierlb(p.Binary, cfg, tierlbEnv(selfID))
 	if err != nil {
 		return nil, err
 	}
@@ -265,6 +280,7 @@ func (h *harness) measure(ctx context.Context, g *errgroup.Group) (*Figures, err
 		return nil, err
 	}
 	f.StartRequests = diff(h.engine.Requests(), before)
+	f.StartBytes = diffBytes(h.engine.ResponseBytes(), beforeBytes)
 	h.progress("routed %d backends in %s (%s of CPU)", p.Containers, f.Routed.Round(time.Millisecond), f.RoutedCPU)
 	if err := h.check(proc); err != nil {
 		return nil, err
@@ -282,15 +298,25 @@ func (h *harness) measure(ctx context.Context, g *errgroup.Group) (*Figures, err
 		return nil, err
 	}
 
-	if p.StormRate > 0 && p.StormFor > 0 {
+	if p.StormRate > 0 && p.StormFor > 0 && !p.Swarm {
 		if f.Storm, err = h.storm(ctx, proc, lags); err != nil {
 			return nil, err
 		}
 	}
+	if p.Swarm && p.ChurnRate > 0 && p.ChurnFor > 0 {
+		if f.Churn, err = h.churn(ctx, proc, lags); err != nil {
+			return nil, err
+		}
+		if err := h.settled(proc); err != nil {
+			return nil, err
+		}
+		time.Sleep(hotWindow + time.Second) // the churned services cool down: the rest window sees the regular polls alone
+	}
 	if p.RestFor > 0 {
-		before := h.engine.Requests()
+		before, beforeBytes := h.engine.Requests(), h.engine.ResponseBytes()
 		time.Sleep(p.RestFor)
 		f.RestRequests, f.RestFor = diff(h.engine.Requests(), before), p.RestFor
+		f.RestBytes = diffBytes(h.engine.ResponseBytes(), beforeBytes)
 	}
 	if p.CPUFor > 0 {
 		c0, err := proc.cpu()
@@ -306,6 +332,40 @@ func (h *harness) measure(ctx context.Context, g *errgroup.Group) (*Figures, err
 	}
 	f.Warnings = proc.warnings()
 	return f, nil
+}
+
+// setup fills the engine: containers (running, then stopped), or Swarm
+// services; it returns tierlb's own container's ID.
+func (h *harness) setup() (string, error) {
+	p := h.p
+	if p.Swarm {
+		return h.setupSwarm()
+	}
+	self, err := h.engine.Run("tierlb", nil)
+	if err != nil {
+		return "", err
+	}
+	for i := range p.Containers + p.Stopped {
+		svc := i % p.Services
+		c, err := h.engine.Run(fmt.Sprintf("svc%d-%d", svc, i/p.Services), h.labels(svc))
+		if err != nil {
+			return "", err
+		}
+		h.byIP[c.IP.String()] = fmt.Sprintf("svc%d", svc)
+		if i < p.Containers {
+			h.running = append(h.running, c.ID)
+			continue
+		}
+		if err := h.engine.BeginStop(c.ID); err != nil {
+			return "", err
+		}
+		if err := h.engine.FinishStop(c.ID); err != nil {
+			return "", err
+		}
+		h.stopped = append(h.stopped, c.ID)
+	}
+	h.progress("fake engine: %d running containers over %d services, %d stopped", p.Containers, p.Services, p.Stopped)
+	return self.ID, nil
 }
 
 // storm plays the storm and waits for its changes to settle.
@@ -389,6 +449,9 @@ func (h *harness) fetch(proc *tierlb, path, file string, within time.Duration) e
 }
 
 func (h *harness) perService() map[string]int {
+	if h.p.Swarm {
+		return maps.Clone(h.want)
+	}
 	want := map[string]int{}
 	for i := range h.p.Services {
 		want[fmt.Sprintf("svc%d", i)] = 0
@@ -403,7 +466,11 @@ func (h *harness) perService() map[string]int {
 func (h *harness) config(host string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "admin:\n  listen: 127.0.0.1:0\n  pprof: %t\nlog:\n  level: debug\n  format: json\n  access: false\n", h.p.Profile != "" || h.p.HeapProfile != "")
-	fmt.Fprintf(&b, "docker:\n  enabled: \"true\"\n  host: %s\nservices:\n", host)
+	fmt.Fprintf(&b, "docker:\n  enabled: \"true\"\n  host: %s\n", host)
+	if h.p.Swarm {
+		fmt.Fprintf(&b, "  swarm: \"true\"\n  swarm_poll: %s\n", h.swarmPoll())
+	}
+	b.WriteString("services:\n")
 	for i := range h.p.Services {
 		fmt.Fprintf(&b, "  - name: svc%d\n    listen: 127.0.0.1:0\n    backends:\n      docker:\n        service: svc%d\n", i, i)
 		fmt.Fprintf(&b, "    health:\n      type: %s\n", h.p.Health)
@@ -422,6 +489,17 @@ func tierlbEnv(self string) []string {
 		env = append(env, kv)
 	}
 	return append(env, "TIERLB_CONTAINER_ID="+self)
+}
+
+func diffBytes(after, before map[string]int64) map[string]int64 {
+	out := maps.Clone(after)
+	for k, v := range before {
+		out[k] -= v
+		if out[k] == 0 {
+			delete(out, k)
+		}
+	}
+	return out
 }
 
 func diff(after, before map[string]int) map[string]int {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -221,4 +222,21 @@ func (l *lags) result() (all []time.Duration, missed []string) {
 	slices.Sort(all)
 	slices.Sort(missed)
 	return all, missed
+}
+
+// byKind splits the lags of the changes seen by kind, each sorted.
+func (l *lags) byKind() map[string][]time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[string][]time.Duration{}
+	for k, at := range l.expected {
+		if seen, ok := l.seen[k]; ok {
+			kind, _, _ := strings.Cut(k, "|")
+			out[kind] = append(out[kind], max(0, seen.Sub(at)))
+		}
+	}
+	for _, v := range out {
+		slices.Sort(v)
+	}
+	return out
 }

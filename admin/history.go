@@ -55,6 +55,11 @@ type rateSeries struct {
 
 type backendKey struct{ service, id string }
 
+// quietBackend stands for the series of a backend that has counted nothing
+// yet: every rate zero, no ring. Most backends of a large setup serve no
+// connection for long stretches, and this costs a sixth of a series.
+type quietBackend struct{ born, seen uint64 }
+
 // History samples the counters of every service and backend once per
 // HistoryInterval and keeps their recent rates. Its methods are safe for
 // concurrent use; Run (or a test calling sample) is the only writer.
@@ -68,8 +73,9 @@ type History struct {
 	at        time.Time // of the latest sample
 	window    time.Duration
 	byService map[string]*rateSeries
-	rejected  map[string]uint64 // per service, at the latest sample
-	byBackend map[backendKey]*rateSeries
+	rejected  map[string]uint64           // per service, at the latest sample
+	byBackend map[backendKey]*rateSeries  // backends that have counted something
+	quiet     map[backendKey]quietBackend // and the ones that have not
 }
 
 // newHistory returns an empty history over services. rejections, when not
@@ -81,6 +87,7 @@ func newHistory(services Services, rejections prometheus.Gatherer, log *slog.Log
 	return &History{
 		services: services, rejections: rejections, log: log,
 		byService: map[string]*rateSeries{}, rejected: map[string]uint64{}, byBackend: map[backendKey]*rateSeries{},
+		quiet: map[backendKey]quietBackend{},
 	}
 }
 
@@ -128,11 +135,29 @@ func (h *History) sample(now time.Time) {
 			continue
 		}
 		for _, b := range info.Set.Backends() {
-			s := touch(h.byBackend, backendKey{info.Name, b.ID()}, h.n)
+			k := backendKey{info.Name, b.ID()}
+			s := h.byBackend[k]
+			if s == nil && h.stillQuiet(k, b) {
+				continue
+			}
+			if s == nil {
+				s = touch(h.byBackend, k, h.n)
+				if q, ok := h.quiet[k]; ok {
+					// Its counters were zero at the previous sample, as a
+					// series kept all along would have read them.
+					s.born = q.born
+					delete(h.quiet, k)
+				}
+			}
 			if s.seen != h.n {
 				s.seen, s.cur = h.n, counters{}
 			}
 			addCounters(&s.cur, b)
+		}
+	}
+	for k, q := range h.quiet {
+		if q.seen != h.n {
+			delete(h.quiet, k)
 		}
 	}
 	for k, s := range h.byBackend {
@@ -166,6 +191,24 @@ func (h *History) sample(now time.Time) {
 			s.record(h.n, s.cur, dt)
 		}
 	}
+}
+
+// stillQuiet says whether backend b (key k, without a series) has counted
+// nothing so far, and if so marks it seen in this sample. Its rates are
+// zero, so its share of its service's is nothing.
+func (h *History) stillQuiet(k backendKey, b *backends.Backend) bool {
+	var c counters
+	addCounters(&c, b)
+	if c != (counters{}) {
+		return false
+	}
+	q, ok := h.quiet[k]
+	if !ok {
+		q.born = h.n
+	}
+	q.seen = h.n
+	h.quiet[k] = q
+	return true
 }
 
 // touch returns m's series for k, creating it as born in sample n.

@@ -150,8 +150,8 @@ func TestHistoryRingBound(t *testing.T) {
 	if s := h.byBackend[backendKey{"app", "10.0.0.1:80"}]; len(s.ring) != HistorySlots {
 		t.Errorf("ring of %d slots, want %d", len(s.ring), HistorySlots)
 	}
-	if s := h.byBackend[backendKey{"app", "10.0.0.2:80"}]; s.ring != nil {
-		t.Error("an idle backend holds a ring")
+	if _, ok := h.quiet[backendKey{"app", "10.0.0.2:80"}]; !ok || h.byBackend[backendKey{"app", "10.0.0.2:80"}] != nil {
+		t.Error("a backend that never counted anything holds a series")
 	}
 	idle, ok := h.backendTrend("app", "10.0.0.2:80")
 	if !ok || idle.first != 0 || idle.points != [HistorySlots][numRates]float32{} {
@@ -198,9 +198,13 @@ func TestHistoryMemory(t *testing.T) {
 	perBusy := float64(busy-before) / 10_000
 	t.Logf("history of 10,000 backends: %.0f bytes each while idle, %.0f with traffic", perIdle, perBusy)
 	// The ring is 90 samples of 4 bfloat16; the rest is the series and
+	// its map entry. A backend that never counted anything holds only
 	// its map entry.
 	if perBusy > 1200 {
 		t.Errorf("%.0f bytes per busy backend, want at most 1200", perBusy)
+	}
+	if perIdle > 120 {
+		t.Errorf("%.0f bytes per idle backend, want at most 120", perIdle)
 	}
 	runtime.KeepAlive(h)
 }

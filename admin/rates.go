@@ -48,7 +48,21 @@ func (h *History) backendRates(service, id string) *Rates {
 	}
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	return h.ratesLocked(h.byBackend[backendKey{service, id}])
+	var quiet rateSeries
+	return h.ratesLocked(h.backendLocked(backendKey{service, id}, &quiet))
+}
+
+// backendLocked returns the backend's series; for one that has counted
+// nothing yet, quiet, filled in as the series it stands for.
+func (h *History) backendLocked(k backendKey, quiet *rateSeries) *rateSeries {
+	if s := h.byBackend[k]; s != nil {
+		return s
+	}
+	if q, ok := h.quiet[k]; ok {
+		*quiet = rateSeries{born: q.born, seen: q.seen}
+		return quiet
+	}
+	return nil
 }
 
 func (h *History) ratesLocked(s *rateSeries) *Rates {
@@ -80,7 +94,8 @@ func (h *History) backendTrend(service, id string) (trend, bool) {
 	}
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	return h.trendLocked(h.byBackend[backendKey{service, id}])
+	var quiet rateSeries
+	return h.trendLocked(h.backendLocked(backendKey{service, id}, &quiet))
 }
 
 func (h *History) trendLocked(s *rateSeries) (trend, bool) {

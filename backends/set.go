@@ -24,6 +24,11 @@ type SetOptions struct {
 // PendingCheck is the reason a backend held by HoldUntilChecked is down.
 const PendingCheck = "waiting for the first health check"
 
+// backendKey identifies a backend across updates: a struct rather than one
+// joined string, so that a lookup allocates nothing and the set keeps no
+// string per backend of its own.
+type backendKey struct{ id, address string }
+
 // Set owns the backends of one service and publishes their Pool snapshots.
 type Set struct {
 	name   string
@@ -32,9 +37,9 @@ type Set struct {
 	clock  func() time.Time // nil: time.Now; tests inject a fake
 
 	mu       sync.Mutex
-	byKey    map[string]*Backend // key: ID + " " + Address
-	sorted   []*Backend          // every backend, by ID then Address
-	changed  chan struct{}       // closed and replaced when membership changes
+	byKey    map[backendKey]*Backend
+	sorted   []*Backend    // every backend, by ID then Address
+	changed  chan struct{} // closed and replaced when membership changes
 	timer    *time.Timer
 	timerAt  time.Time
 	timerGen uint64 // tells a fired timer whether it is still the pending one
@@ -49,7 +54,7 @@ func NewSet(service string, policy Policy, opts SetOptions) *Set {
 }
 
 func newSet(service string, policy Policy, opts SetOptions, clock func() time.Time) *Set {
-	s := &Set{name: service, policy: policy, opts: opts, clock: clock, byKey: map[string]*Backend{}, changed: make(chan struct{})}
+	s := &Set{name: service, policy: policy, opts: opts, clock: clock, byKey: map[backendKey]*Backend{}, changed: make(chan struct{})}
 	s.mu.Lock()
 	s.pool.Store(s.buildLocked(s.now()))
 	s.mu.Unlock()
@@ -136,21 +141,24 @@ func (s *Set) Update(specs []Spec) {
 	defer s.mu.Unlock()
 	now := s.now()
 	ramp := s.pool.Load().Len() > 0
-	next := make(map[string]*Backend, len(specs))
+	next := make(map[backendKey]*Backend, len(specs))
 	added := false
-	for _, sp := range specs {
-		k := sp.ID + " " + sp.Address
+	for i := range specs {
+		sp := &specs[i]
+		k := backendKey{sp.ID, sp.Address}
 		if _, dup := next[k]; dup {
 			continue
 		}
 		b, ok := s.byKey[k]
 		switch {
 		case !ok:
-			b = newBackend(s, sp, now, ramp)
+			b = newBackend(s, *sp, now, ramp)
 			added = true
-		case *b.spec.Load() != sp:
-			// The build below re-derives the state from the new spec.
-			b.spec.Store(&sp)
+		case *b.spec.Load() != *sp:
+			// The build below re-derives the state from the new spec. The
+			// copy is the backend's own: specs stays the caller's.
+			c := *sp
+			b.spec.Store(&c)
 		}
 		next[k] = b
 	}
@@ -242,6 +250,11 @@ func (s *Set) buildLocked(now time.Time) *Pool {
 		if !found || sn.spec.Priority < best {
 			best, found = sn.spec.Priority, true
 		}
+	}
+	if len(snaps) > 0 {
+		// Sized for all: usually every backend is up, and growing by
+		// appends would keep up to twice the room in every snapshot.
+		p.members, p.weights = make([]*Backend, 0, len(snaps)), make([]int, 0, len(snaps))
 	}
 	for _, sn := range snaps {
 		if sn.state != StateUp || sn.spec.Weight <= 0 || sn.spec.Priority != best {

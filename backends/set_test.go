@@ -137,6 +137,31 @@ func TestStates(t *testing.T) {
 	}
 }
 
+// A backend's DownContext is made when first asked for: one asked for only
+// after the backend went down is already ended, one asked for while up ends
+// when it goes down, and a recovery hands out a live one.
+func TestDownContextMadeLate(t *testing.T) {
+	s := newTestSet(t, RoundRobin, SetOptions{}, nil)
+	s.Update(testSpecs(1))
+	b := s.Backend("b00")
+	b.SetHealth(false, "connection refused")
+	if b.DownContext().Err() == nil {
+		t.Fatal("DownContext first asked for while down is live")
+	}
+	b.SetHealth(true, "ok")
+	up := b.DownContext()
+	if up.Err() != nil {
+		t.Fatal("DownContext after recovery has ended")
+	}
+	if b.DownContext() != up {
+		t.Fatal("DownContext asked for twice while up made two contexts")
+	}
+	b.SetHealth(false, "timeout")
+	if up.Err() == nil {
+		t.Fatal("DownContext taken while up did not end when the backend went down")
+	}
+}
+
 // Ejections end on the set's own timer, even when a slow start ramp that
 // ends before them held the timer when they began (the ejection's end used to
 // be dropped, leaving the backend down for good), and when health recovered

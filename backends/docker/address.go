@@ -115,7 +115,7 @@ func findNetwork(c *ctr, name string) (endpoint, bool) {
 			return e, true
 		}
 	}
-	if proj := c.Labels["com.docker.compose.project"]; proj != "" {
+	if proj, _ := c.Labels.get("com.docker.compose.project"); proj != "" {
 		for _, e := range c.Endpoints {
 			if e.Network == proj+"_"+name {
 				return e, true

@@ -117,7 +117,7 @@ func memberships(cfg Config, sels []ServiceSelector, configured map[string]bool,
 	}
 	var mems []membership
 	for _, s := range sels {
-		if s.matches(l.Service, c.Labels) {
+		if s.matches(l.Service, c.Labels.get) {
 			mems = append(mems, membership{service: s.Name, port: s.Port, dockerHealth: s.DockerHealth})
 		}
 	}

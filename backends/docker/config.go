@@ -86,7 +86,7 @@ type ServiceSelector struct {
 
 // matches reports whether a container with these labels (and tierlb.service
 // value svc) is a replica of the service.
-func (s ServiceSelector) matches(svc string, all map[string]string) bool {
+func (s ServiceSelector) matches(svc string, label func(string) (string, bool)) bool {
 	if s.StaticOnly {
 		return false
 	}
@@ -98,7 +98,7 @@ func (s ServiceSelector) matches(svc string, all map[string]string) bool {
 		return false
 	}
 	for k, v := range s.Selector {
-		if got, ok := all[k]; !ok || got != v {
+		if got, ok := label(k); !ok || got != v {
 			return false
 		}
 	}
@@ -117,7 +117,8 @@ func cloneSelectors(in []ServiceSelector) []ServiceSelector {
 // Sink receives what the provider finds. Calls come from Run's goroutine,
 // one at a time.
 type Sink interface {
-	// UpdateBackends hands a service its full list of Docker backends.
+	// UpdateBackends hands a service its full list of Docker backends. The
+	// sink may keep specs: the provider never changes a slice it handed over.
 	UpdateBackends(service string, specs []backends.Spec)
 	// DeclareServices hands the full list of services declared by labels,
 	// sorted by name, whenever it changes. A name that the config already

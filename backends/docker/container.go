@@ -24,7 +24,7 @@ type ctr struct {
 	Name      string
 	Created   time.Time
 	StartedAt string // a new value means the container was restarted
-	Labels    map[string]string
+	Labels    labelSet
 	Endpoints []endpoint // sorted by network name: never map order
 	Exposed   []int      // exposed TCP ports, ascending
 	// StopSignal is the container's configured stop signal ("" = SIGTERM).
@@ -80,7 +80,7 @@ func fromInspect(r container.InspectResponse, prefix string) (c *ctr, ok bool) {
 		c.Health = string(r.State.Health.Status)
 	}
 	if r.Config != nil {
-		c.Labels = r.Config.Labels
+		c.Labels = newLabelSet(r.Config.Labels)
 		c.StopSignal = r.Config.StopSignal
 		for p := range r.Config.ExposedPorts {
 			if p.Proto() == "tcp" {
@@ -95,7 +95,7 @@ func fromInspect(r container.InspectResponse, prefix string) (c *ctr, ok bool) {
 			if ep == nil {
 				continue
 			}
-			e := endpoint{Network: name, NetworkID: ep.NetworkID, IP: ep.IPAddress}
+			e := endpoint{Network: intern(name), NetworkID: intern(ep.NetworkID), IP: ep.IPAddress}
 			if !e.IP.IsValid() {
 				e.IP = ep.GlobalIPv6Address
 			}
@@ -103,7 +103,11 @@ func fromInspect(r container.InspectResponse, prefix string) (c *ctr, ok bool) {
 		}
 		sortEndpoints(c.Endpoints)
 	}
-	c.labels, c.labelErr = parseLabels(prefix, c.Labels)
+	if r.Config != nil {
+		c.labels, c.labelErr = parseLabels(prefix, r.Config.Labels)
+	} else {
+		c.labels, c.labelErr = parseLabels(prefix, nil)
+	}
 	return c, true
 }
 
@@ -118,7 +122,7 @@ func fromSummary(s container.Summary, prefix string) (c *ctr, ok bool) {
 	c = &ctr{
 		ID:       s.ID,
 		Created:  time.Unix(s.Created, 0),
-		Labels:   s.Labels,
+		Labels:   newLabelSet(s.Labels),
 		Paused:   s.State == container.StatePaused,
 		Health:   listHealth(s),
 		FromList: true,
@@ -134,7 +138,7 @@ func fromSummary(s container.Summary, prefix string) (c *ctr, ok bool) {
 			if ep == nil {
 				continue
 			}
-			e := endpoint{Network: name, NetworkID: ep.NetworkID, IP: ep.IPAddress}
+			e := endpoint{Network: intern(name), NetworkID: intern(ep.NetworkID), IP: ep.IPAddress}
 			if !e.IP.IsValid() {
 				e.IP = ep.GlobalIPv6Address
 			}
@@ -142,7 +146,7 @@ func fromSummary(s container.Summary, prefix string) (c *ctr, ok bool) {
 		}
 		sortEndpoints(c.Endpoints)
 	}
-	c.labels, c.labelErr = parseLabels(prefix, c.Labels)
+	c.labels, c.labelErr = parseLabels(prefix, s.Labels)
 	return c, true
 }
 

@@ -63,7 +63,9 @@ type Provider struct {
 	selsGen  int // counts SetServices calls
 	ready    bool
 	notReady string
-	health   map[string]string // container ID → Docker health status
+	// health maps a Swarm task's container ID to its Docker health status;
+	// a plain container's is its route's (routes are keyed by container ID).
+	health map[string]string
 }
 
 // New makes a provider; nothing talks to the engine until Run.
@@ -167,6 +169,9 @@ func (p *Provider) selectorsGen() ([]ServiceSelector, int) {
 func (p *Provider) ContainerHealth(ctx context.Context, containerID string) (string, error) {
 	p.mu.Lock()
 	st, ok := p.health[containerID]
+	if rt := p.routes.byRef[containerID]; !ok && rt != nil {
+		st, ok = rt.health, true
+	}
 	p.mu.Unlock()
 	if ok {
 		return st, nil

@@ -40,9 +40,49 @@ type route struct {
 	health           string
 	warnings         []string
 
+	// explain is nil when it says no more than specs do (see plainExplain):
+	// so it is for nearly every replica, and 10,000 of them need not keep
+	// their explanations twice.
 	explain []Explanation
 	specs   []serviceSpec
 	epoch   uint64 // the last publish that saw the record
+}
+
+// explanations returns the record's explanations: its own, or the ones its
+// specs imply.
+func (rt *route) explanations() []Explanation {
+	if rt.explain != nil {
+		return rt.explain
+	}
+	return plainExplain(rt.id, rt.name, rt.specs)
+}
+
+// plainExplain is what routeContainer says of a container (not a task)
+// routed in every service it is a replica of, without warnings.
+func plainExplain(id, name string, specs []serviceSpec) []Explanation {
+	out := make([]Explanation, len(specs))
+	for i, s := range specs {
+		out[i] = Explanation{Container: id, Name: name, Service: s.service, Network: s.spec.Network,
+			Address: s.spec.Address, Routed: true, Reason: s.spec.Drain}
+	}
+	return out
+}
+
+// implied says whether ex is what plainExplain makes of specs.
+// TestPublishAgreesWithBuildView holds the two together.
+func implied(c *ctr, ex []Explanation, specs []serviceSpec) bool {
+	if c.Task != nil || len(ex) != len(specs) {
+		return false
+	}
+	for i, e := range ex {
+		s := specs[i]
+		if e.Container != c.ID || e.Name != c.Name || e.Task != "" || e.Node != "" || e.Slot != 0 ||
+			e.Service != s.service || e.Network != s.spec.Network || e.Address != s.spec.Address ||
+			!e.Routed || e.Reason != s.spec.Drain || len(e.Warnings) > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func (rt *route) routed() bool { return len(rt.specs) > 0 }
@@ -102,9 +142,12 @@ func (p *Provider) publishChanged(changed map[string]bool) {
 			rs.drop(ref, old, affected)
 		}
 		ex, specs := routeContainer(p.cfg, sels, configured, declared, r, w, c)
+		if implied(c, ex, specs) {
+			ex = nil
+		}
 		rs.add(ref, &route{c: c, name: c.Name, id: c.ID, stopping: c.Stopping, paused: c.Paused, health: c.Health,
 			warnings: w, explain: ex, specs: specs, epoch: rs.epoch}, affected)
-		if c.ID != "" {
+		if c.Task != nil && c.ID != "" {
 			p.health[c.ID] = c.Health
 		}
 	}
@@ -256,7 +299,7 @@ func explanations(rts []*route) []Explanation {
 	})
 	var out []Explanation
 	for _, rt := range rts {
-		for _, e := range rt.explain {
+		for _, e := range rt.explanations() {
 			e.Warnings = slices.Clone(e.Warnings)
 			out = append(out, e)
 		}

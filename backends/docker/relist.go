@@ -144,7 +144,7 @@ func (p *Provider) candidate(all map[string]string, sels []ServiceSelector) bool
 	}
 	svc := all[prefix+"service"]
 	for _, s := range sels {
-		if len(s.Selector) > 0 && s.matches(svc, all) {
+		if len(s.Selector) > 0 && s.matches(svc, mapLabels(all)) {
 			return true
 		}
 	}

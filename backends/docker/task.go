@@ -73,7 +73,7 @@ func fromTask(t swarm.Task, svc swarm.Service, labels map[string]string, nodes m
 		Name:      taskName(name, t),
 		Created:   t.CreatedAt,
 		StartedAt: t.ID, // one task is one run of one container
-		Labels:    labels,
+		Labels:    newLabelSet(labels),
 		Health:    string(container.NoHealthcheck),
 		Task: &taskInfo{
 			ID: t.ID, ServiceID: t.ServiceID, Service: name, NodeID: t.NodeID, Slot: t.Slot,
@@ -98,7 +98,7 @@ func fromTask(t swarm.Task, svc swarm.Service, labels map[string]string, nodes m
 		if a.Network.Spec.Ingress {
 			continue // the routing mesh's network: tierlb replaces it
 		}
-		e := endpoint{Network: a.Network.Spec.Name, NetworkID: a.Network.ID}
+		e := endpoint{Network: intern(a.Network.Spec.Name), NetworkID: intern(a.Network.ID)}
 		for _, pfx := range a.Addresses {
 			if ip := pfx.Addr(); ip.Is4() || !e.IP.IsValid() {
 				e.IP = ip
@@ -110,7 +110,7 @@ func fromTask(t swarm.Task, svc swarm.Service, labels map[string]string, nodes m
 		c.Endpoints = append(c.Endpoints, e)
 	}
 	sortEndpoints(c.Endpoints)
-	c.labels, c.labelErr = parseLabels(prefix, c.Labels)
+	c.labels, c.labelErr = parseLabels(prefix, labels)
 
 	ti := c.Task
 	if n, known := nodes[t.NodeID]; known {

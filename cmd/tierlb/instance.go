@@ -223,7 +223,7 @@ func (in *instance) reconfigure(cfg config.ServiceConfig, accessLog bool) error 
 func (in *instance) updateDocker(specs []backends.Spec) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	in.docker = slices.Clone(specs)
+	in.docker = specs // the provider never changes it (docker.Sink)
 	in.set.Update(in.specsLocked())
 }
 

@@ -393,7 +393,7 @@ func (s *supervisor) Services() []admin.ServiceInfo {
 func (s *supervisor) UpdateBackends(service string, specs []backends.Spec) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.discovered[service] = slices.Clone(specs)
+	s.discovered[service] = specs // the provider never changes it (docker.Sink)
 	if in, ok := s.instances[service]; ok {
 		in.updateDocker(specs)
 	}

@@ -1,7 +1,6 @@
 package docker
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -91,16 +90,13 @@ type taskBody interface {
 	TaskListBody(ctx context.Context, f client.Filters) (io.ReadCloser, error)
 }
 
-// newTaskBody picks how task lists are read: by HTTP for the SDK's client
-// (see httpTasks), through the client's own TaskList for any other.
+// newTaskBody reads task lists by HTTP (see httpTasks), unless the
+// client answers them itself (an engine in memory).
 func newTaskBody(cli client.APIClient) taskBody {
-	switch c := cli.(type) {
-	case taskBody:
-		return c
-	case *client.Client:
-		return newHTTPTasks(c)
+	if tb, ok := cli.(taskBody); ok {
+		return tb
 	}
-	return sdkTasks{cli}
+	return newHTTPTasks(cli)
 }
 
 // httpTasks issues GET /tasks itself over the SDK client's connection (its
@@ -108,12 +104,12 @@ func newTaskBody(cli client.APIClient) taskBody {
 // negotiated API version, because the SDK decodes every field of every
 // task; everything else goes through the SDK.
 type httpTasks struct {
-	cli  *client.Client
+	cli  client.APIClient
 	hc   *http.Client
 	host string // the Host header, as the SDK sends it
 }
 
-func newHTTPTasks(cli *client.Client) *httpTasks {
+func newHTTPTasks(cli client.APIClient) *httpTasks {
 	dial := cli.Dialer()
 	host := client.DummyHost
 	if u, err := client.ParseHostURL(cli.DaemonHost()); err == nil && u.Scheme == "tcp" {
@@ -175,22 +171,6 @@ type classed struct{ err, class error }
 
 func (c classed) Error() string   { return c.err.Error() }
 func (c classed) Unwrap() []error { return []error{c.err, c.class} }
-
-// sdkTasks serves a client other than the SDK's own (one a caller
-// injected) through its TaskList.
-type sdkTasks struct{ cli client.APIClient }
-
-func (s sdkTasks) TaskListBody(ctx context.Context, f client.Filters) (io.ReadCloser, error) {
-	res, err := s.cli.TaskList(ctx, client.TaskListOptions{Filters: f})
-	if err != nil {
-		return nil, err
-	}
-	b, err := json.Marshal(res.Items)
-	if err != nil {
-		return nil, fmt.Errorf("encode task list: %w", err)
-	}
-	return io.NopCloser(bytes.NewReader(b)), nil
-}
 
 // rowOf trims a task the SDK decoded whole (an inspect's).
 func rowOf(t swarm.Task) (*taskRow, error) {

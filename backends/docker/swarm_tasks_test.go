@@ -55,10 +55,11 @@ func swarmEngine(tb testing.TB, tasks, services int) (*fakeengine.Engine, *clien
 	return e, cli
 }
 
-// taskListJSON is the engine's answer to GET /tasks, as tierlb reads it.
+// taskListJSON is the engine's answer to GET /tasks, as tierlb reads it
+// through a client that wraps the SDK's, as cmd/tierlb's does.
 func taskListJSON(tb testing.TB, cli *client.Client, f client.Filters) []byte {
 	tb.Helper()
-	body, err := newTaskBody(cli).TaskListBody(tb.Context(), f)
+	body, err := newTaskBody(struct{ client.APIClient }{cli}).TaskListBody(tb.Context(), f)
 	if err != nil {
 		tb.Fatal(err)
 	}

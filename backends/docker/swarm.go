@@ -3,6 +3,7 @@ package docker
 import (
 	"context"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"strings"
@@ -302,7 +303,14 @@ func (p *Provider) taskList(ctx context.Context, f client.Filters, visit func(*t
 		return err
 	}
 	defer body.Close()
-	return decodeTasks(body, visit)
+	if err := decodeTasks(body, visit); err != nil {
+		return err
+	}
+	// Read to the end, should the chunked body's last chunk come after
+	// the array's end: a body closed unread closes its connection, and
+	// over TLS a poll would cost a handshake.
+	_, err = io.Copy(io.Discard, io.LimitReader(body, 64<<10))
+	return err
 }
 
 // taskRecord builds a task's record, keeping what a local container event

@@ -112,7 +112,7 @@ type httpTasks struct {
 func newHTTPTasks(cli client.APIClient) *httpTasks {
 	dial := cli.Dialer()
 	host := client.DummyHost
-	if u, err := client.ParseHostURL(cli.DaemonHost()); err == nil && u.Scheme == "tcp" {
+	if u, err := client.ParseHostURL(cli.DaemonHost()); err == nil && u.Scheme != "unix" && u.Scheme != "npipe" {
 		host = u.Host
 	}
 	tr := &http.Transport{
@@ -132,7 +132,10 @@ func (h *httpTasks) TaskListBody(ctx context.Context, f client.Filters) (io.Read
 		}
 		q.Set("filters", string(b))
 	}
-	path := "/v" + strings.TrimPrefix(h.cli.ClientVersion(), "v") + "/tasks"
+	path := "/tasks"
+	if v := h.cli.ClientVersion(); v != "" {
+		path = "/v" + strings.TrimPrefix(v, "v") + path
+	}
 	u := url.URL{Scheme: "http", Host: h.host, Path: path, RawQuery: q.Encode()}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {

@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http/httptrace"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -193,4 +195,24 @@ func BenchmarkTaskList(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestTaskListsReuseTheConnection: polls share one connection (over TLS,
+// no handshake per poll).
+func TestTaskListsReuseTheConnection(t *testing.T) {
+	_, cli := swarmEngine(t, 20, 2)
+	p := &Provider{cli: struct{ client.APIClient }{cli}}
+	var reused []bool
+	ctx := httptrace.WithClientTrace(t.Context(), &httptrace.ClientTrace{
+		GotConn: func(i httptrace.GotConnInfo) { reused = append(reused, i.Reused) },
+	})
+	for range 3 {
+		n := 0
+		if err := p.taskList(ctx, nil, func(*taskRow) { n++ }); err != nil || n != 20 {
+			t.Fatalf("%d tasks, %v; want 20", n, err)
+		}
+	}
+	if !slices.Equal(reused, []bool{false, true, true}) {
+		t.Errorf("connections reused: %v, want [false true true]", reused)
+	}
 }

@@ -263,8 +263,8 @@ func (p *Provider) applyEvents(ctx context.Context, msgs []events.Message) error
 	if err := p.judgeKills(ctx, killed); err != nil {
 		return err
 	}
-	if selfDirty || sw.any() {
-		changed = nil // the proxy's networks or Swarm tasks changed: look at everything
+	if selfDirty {
+		changed = nil // the proxy's networks changed: look at everything
 	}
 	p.publishChanged(changed)
 	return nil

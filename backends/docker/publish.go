@@ -105,6 +105,7 @@ func (p *Provider) publish() { p.publishChanged(nil) }
 // since the last publish; nil means any may have, and every record is
 // looked at.
 func (p *Provider) publishChanged(changed map[string]bool) {
+	changed = p.withSwarmChanges(changed)
 	sels, selsGen := p.selectorsGen()
 	configured := make(map[string]bool, len(sels))
 	for _, s := range sels {
@@ -176,7 +177,7 @@ func (p *Provider) publishChanged(changed map[string]bool) {
 		}
 	} else {
 		for ref := range changed {
-			if c := p.ctrs[ref]; c != nil {
+			if c := p.record(ref); c != nil {
 				refresh(c)
 			} else if rt := rs.byRef[ref]; rt != nil {
 				rs.drop(ref, rt, affected)
@@ -217,7 +218,7 @@ func (p *Provider) publishChanged(changed map[string]bool) {
 // or in its last route.
 func (p *Provider) touchesListen(changed map[string]bool) bool {
 	for ref := range changed {
-		if c := p.ctrs[ref]; c != nil && c.labels.Listen != "" {
+		if c := p.record(ref); c != nil && c.labels.Listen != "" {
 			return true
 		}
 		if rt := p.routes.byRef[ref]; rt != nil && rt.c.labels.Listen != "" {

@@ -120,13 +120,13 @@ func (p *Provider) session(ctx context.Context) (synced bool, err error) {
 			if err := p.pollTasks(ctx, slices.Collect(maps.Keys(p.sw.services)), true); err != nil {
 				return true, fmt.Errorf("swarm task poll: %w", err)
 			}
-			p.publish()
+			p.publishSwarm()
 		case now := <-hot:
 			if ids := p.hotServices(now); len(ids) > 0 {
 				if err := p.pollTasks(ctx, ids, false); err != nil {
 					return true, fmt.Errorf("swarm task poll: %w", err)
 				}
-				p.publish()
+				p.publishSwarm()
 			}
 		case <-resubscribe:
 			resubscribe = nil

@@ -3,6 +3,7 @@ package docker
 import (
 	"context"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"strings"
@@ -47,7 +48,24 @@ type swarmState struct {
 	// foreignID is the proxy's container ID when the engine does not know
 	// it: tierlb runs on a worker and talks to a manager.
 	foreignID string
+	// changed names the tasks (by ref) whose record was replaced or
+	// removed since the last publish, so that a publish after a poll
+	// recomputes those alone (see publishChanged).
+	changed map[string]bool
+	// body reads task lists; made on first use, kept for its connections.
+	body taskBody
 }
+
+// touch notes that the record of task id changed.
+func (s *swarmState) touch(id string) {
+	if s.changed == nil {
+		s.changed = map[string]bool{}
+	}
+	s.changed[taskRef(id)] = true
+}
+
+// taskRef is the ref (see ctr.ref) of task id's record.
+func taskRef(id string) string { return "task:" + id }
 
 // detectSwarm decides whether this session discovers Swarm tasks:
 // docker.swarm false never, auto when the engine is a manager, true
@@ -92,7 +110,7 @@ func (p *Provider) detectSwarm(ctx context.Context) (bool, error) {
 	if !manager {
 		p.sw = swarmState{}
 	} else if !p.sw.on {
-		p.sw = swarmState{on: true, tasks: map[string]*ctr{}, hot: map[string]time.Time{}}
+		p.sw = swarmState{on: true, tasks: map[string]*ctr{}, hot: map[string]time.Time{}, body: p.sw.body}
 	}
 	return manager, nil
 }
@@ -135,6 +153,7 @@ func (p *Provider) listServices(ctx context.Context) error {
 	for id, t := range p.sw.tasks {
 		if _, ok := p.sw.services[t.Task.ServiceID]; !ok {
 			delete(p.sw.tasks, id)
+			p.sw.touch(id)
 		}
 	}
 	return nil
@@ -161,13 +180,19 @@ func (p *Provider) listNodes(ctx context.Context) error {
 // the regular polls (all true) read again a task already known to be
 // leaving: a draining task's end is no hurry, and during a rolling update
 // the hot polls would otherwise read every stopping task ten times a
-// second.
+// second. The tasks whose record changed are noted for the next publish.
 func (p *Provider) pollTasks(ctx context.Context, serviceIDs []string, all bool) error {
 	if len(serviceIDs) == 0 {
 		return nil
 	}
 	slices.Sort(serviceIDs)
-	res, err := p.listTasks(ctx, serviceIDs)
+	fresh := map[string]*ctr{}
+	keep := func(t *taskRow) {
+		if c := p.taskRecord(t); c != nil {
+			fresh[t.ID] = c
+		}
+	}
+	err := p.listTasks(ctx, serviceIDs, keep)
 	if cerrdefs.IsNotFound(err) {
 		// The manager resolves every service of the filter first and fails
 		// the whole list when one is gone: a service removed since the
@@ -180,7 +205,8 @@ func (p *Provider) pollTasks(ctx context.Context, serviceIDs []string, all bool)
 		if len(serviceIDs) == 0 {
 			return nil
 		}
-		res, err = p.listTasks(ctx, serviceIDs)
+		clear(fresh)
+		err = p.listTasks(ctx, serviceIDs, keep)
 	}
 	if err != nil {
 		return fmt.Errorf("list swarm tasks: %w", err)
@@ -188,12 +214,6 @@ func (p *Provider) pollTasks(ctx context.Context, serviceIDs []string, all bool)
 	polled := make(map[string]bool, len(serviceIDs))
 	for _, id := range serviceIDs {
 		polled[id] = true
-	}
-	fresh := map[string]*ctr{}
-	for _, t := range res.Items {
-		if c := p.taskRecord(t); c != nil {
-			fresh[t.ID] = c
-		}
 	}
 	var left []string // known before, no longer in the list
 	for _, id := range slices.Sorted(maps.Keys(p.sw.tasks)) {
@@ -207,21 +227,21 @@ func (p *Provider) pollTasks(ctx context.Context, serviceIDs []string, all bool)
 		}
 		left = append(left, id)
 	}
-	tasks, err := p.readTasks(ctx, left)
-	if err != nil {
+	if err := p.readTasks(ctx, left, keep); err != nil {
 		return err
 	}
-	for _, t := range tasks {
-		if c := p.taskRecord(t); c != nil {
-			fresh[t.ID] = c
-		}
-	}
 	for id, t := range p.sw.tasks {
-		if polled[t.Task.ServiceID] {
+		if polled[t.Task.ServiceID] && fresh[id] == nil {
 			delete(p.sw.tasks, id)
+			p.sw.touch(id)
 		}
 	}
-	maps.Copy(p.sw.tasks, fresh)
+	for id, c := range fresh {
+		if p.sw.tasks[id] != c {
+			p.sw.tasks[id] = c
+			p.sw.touch(id)
+		}
+	}
 	return nil
 }
 
@@ -233,60 +253,102 @@ const tasksPerRead = 200
 // has forgotten: one inspect for a single task, else one list filtered by
 // their IDs per tasksPerRead. A node drained with 500 tasks on it costs
 // three requests, not 500 in a row before anything is published.
-func (p *Provider) readTasks(ctx context.Context, ids []string) ([]swarm.Task, error) {
+func (p *Provider) readTasks(ctx context.Context, ids []string, visit func(*taskRow)) error {
 	if len(ids) == 1 {
 		ictx, cancel := context.WithTimeout(ctx, apiTimeout)
 		r, err := p.cli.TaskInspect(ictx, ids[0], client.TaskInspectOptions{})
 		cancel()
 		switch {
 		case cerrdefs.IsNotFound(err):
-			return nil, nil
+			return nil
 		case err != nil:
-			return nil, fmt.Errorf("inspect swarm task %s: %w", ids[0], err)
+			return fmt.Errorf("inspect swarm task %s: %w", ids[0], err)
 		}
-		return []swarm.Task{r.Task}, nil
-	}
-	var out []swarm.Task
-	for chunk := range slices.Chunk(ids, tasksPerRead) {
-		lctx, cancel := context.WithTimeout(ctx, apiTimeout)
-		res, err := p.cli.TaskList(lctx, client.TaskListOptions{Filters: make(client.Filters).Add("id", chunk...)})
-		cancel()
+		t, err := rowOf(r.Task)
 		if err != nil {
-			return nil, fmt.Errorf("list %d swarm tasks by ID: %w", len(chunk), err)
+			return fmt.Errorf("inspect swarm task %s: %w", ids[0], err)
 		}
-		for _, t := range res.Items {
+		visit(t)
+		return nil
+	}
+	for chunk := range slices.Chunk(ids, tasksPerRead) {
+		err := p.taskList(ctx, make(client.Filters).Add("id", chunk...), func(t *taskRow) {
 			if slices.Contains(chunk, t.ID) { // the filter matches ID prefixes
-				out = append(out, t)
+				visit(t)
 			}
+		})
+		if err != nil {
+			return fmt.Errorf("list %d swarm tasks by ID: %w", len(chunk), err)
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // listTasks lists the tasks Swarm wants running of the given services.
-func (p *Provider) listTasks(ctx context.Context, serviceIDs []string) (client.TaskListResult, error) {
+func (p *Provider) listTasks(ctx context.Context, serviceIDs []string, visit func(*taskRow)) error {
 	f := make(client.Filters).Add("desired-state", "running").Add("service", serviceIDs...)
+	return p.taskList(ctx, f, visit)
+}
+
+// taskList reads a filtered task list, decoding only what tierlb uses
+// (see taskRow).
+func (p *Provider) taskList(ctx context.Context, f client.Filters, visit func(*taskRow)) error {
+	if p.sw.body == nil {
+		p.sw.body = newTaskBody(p.cli)
+	}
 	lctx, cancel := context.WithTimeout(ctx, apiTimeout)
 	defer cancel()
-	return p.cli.TaskList(lctx, client.TaskListOptions{Filters: f})
+	body, err := p.sw.body.TaskListBody(lctx, f)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	if err := decodeTasks(body, visit); err != nil {
+		return err
+	}
+	// Read to the end, should the chunked body's last chunk come after
+	// the array's end: a body closed unread closes its connection, and
+	// over TLS a poll would cost a handshake.
+	_, err = io.Copy(io.Discard, io.LimitReader(body, 64<<10))
+	return err
 }
 
 // taskRecord builds a task's record, keeping what a local container event
 // said about it (a stop begun); nil when the task is finished or its
-// service is not selected.
-func (p *Provider) taskRecord(t swarm.Task) *ctr {
+// service is not selected. The record known is kept when neither the
+// task, nor its service, nor its node has changed since it was built.
+func (p *Provider) taskRecord(t *taskRow) *ctr {
 	svc, ok := p.sw.services[t.ServiceID]
 	if !ok {
 		return nil
+	}
+	old := p.sw.tasks[t.ID]
+	if old != nil && p.reusable(old.Task, t, svc) {
+		return old
 	}
 	c, ok := fromTask(t, svc, p.sw.labels[t.ServiceID], p.sw.nodes, p.cfg.labelPrefix())
 	if !ok {
 		return nil
 	}
-	if old := p.sw.tasks[t.ID]; old != nil {
+	if old != nil {
 		c.Stopping = old.Stopping
 	}
 	return c
+}
+
+// reusable says whether a record still describes the task: every input
+// of fromTask but the configuration comes from the task, its service and
+// its node, and the Swarm store bumps an object's version on every change.
+// An engine that gives no versions (0) gets every record rebuilt.
+func (p *Provider) reusable(ti *taskInfo, t *taskRow, svc swarm.Service) bool {
+	if t.Version.Index == 0 || svc.Version.Index == 0 || ti.Version != t.Version.Index || ti.ServiceVersion != svc.Version.Index {
+		return false
+	}
+	n, known := p.sw.nodes[t.NodeID]
+	if !known {
+		return ti.NodeVersion == 0
+	}
+	return n.Version.Index != 0 && ti.NodeVersion == n.Version.Index
 }
 
 // swarmChange is what a batch of events asks the Swarm side to reread.
@@ -345,6 +407,7 @@ func (p *Provider) taskContainerEvent(m events.Message, ch *swarmChange, now tim
 		}
 		if t := p.sw.tasks[taskID]; t != nil {
 			t.Stopping = true
+			p.sw.touch(taskID)
 		}
 	}
 	ch.tasks[svcID] = true
@@ -404,29 +467,29 @@ func (p *Provider) selfFromTask(ctx context.Context) error {
 	if id == "" {
 		return nil
 	}
-	lctx, cancel := context.WithTimeout(ctx, apiTimeout)
-	res, err := p.cli.TaskList(lctx, client.TaskListOptions{Filters: make(client.Filters).Add("desired-state", "running")})
-	cancel()
-	if err != nil {
-		return fmt.Errorf("list swarm tasks to find the proxy's own: %w", err)
-	}
-	for _, t := range res.Items {
+	var me *self
+	err := p.taskList(ctx, make(client.Filters).Add("desired-state", "running"), func(t *taskRow) {
 		cs := t.Status.ContainerStatus
-		if cs == nil || cs.ContainerID != id {
-			continue
+		if me != nil || cs == nil || cs.ContainerID != id {
+			return
 		}
-		me := &self{Task: t.ID}
+		me = &self{Task: t.ID}
 		for _, a := range t.NetworksAttachments {
 			if !a.Network.Spec.Ingress {
 				me.Networks = append(me.Networks, endpoint{Network: a.Network.Spec.Name, NetworkID: a.Network.ID})
 			}
 		}
-		sortEndpoints(me.Networks)
-		if p.me == nil || p.me.String() != me.String() {
-			p.log.Info("docker discovery runs " + me.String())
-		}
-		p.me = me
+	})
+	if err != nil {
+		return fmt.Errorf("list swarm tasks to find the proxy's own: %w", err)
+	}
+	if me == nil {
 		return nil
 	}
+	sortEndpoints(me.Networks)
+	if p.me == nil || p.me.String() != me.String() {
+		p.log.Info("docker discovery runs " + me.String())
+	}
+	p.me = me
 	return nil
 }

@@ -63,7 +63,7 @@ func TestSwarmFigures(t *testing.T) {
 			}
 			return false
 		})
-		name := taskName("web", added)
+		name := taskName("web", &taskRow{ID: added.ID, Slot: added.Slot, NodeID: added.NodeID})
 		testkit.Eventually(t, 30*time.Second, "4 backends", func() bool { return len(lb.backendsOf("web")) == 4 })
 		// The access log read at the end must hold a connection to it.
 		testkit.Eventually(t, 30*time.Second, "a connection routed to "+name, func() bool {
@@ -78,7 +78,7 @@ func TestSwarmFigures(t *testing.T) {
 		testkit.Eventually(t, 30*time.Second, "a task's desired state to leave running", func() bool {
 			for _, tk := range tasksOf(t, mgr) {
 				if tk.DesiredState != swarm.TaskStateRunning && tk.Status.State == swarm.TaskStateRunning {
-					gone = sample{name: taskName("web", tk), change: tk.UpdatedAt}
+					gone = sample{name: taskName("web", &taskRow{ID: tk.ID, Slot: tk.Slot, NodeID: tk.NodeID}), change: tk.UpdatedAt}
 					return true
 				}
 			}

@@ -342,19 +342,26 @@ func TestFromTaskHealthAndState(t *testing.T) {
 	tk := fakeTask{id: "t", service: "s", node: "gone", slot: 2, nets: map[string]string{"a": "10.0.0.2"}}.task()
 	tk.Spec.ContainerSpec.Healthcheck = healthcheck("CMD", "/probe")
 	tk.Status.State = swarm.TaskStatePreparing
-	c, ok := fromTask(tk, svc, serviceLabels(svc), nil, "tierlb")
+	row := func(tk swarm.Task) *taskRow {
+		r, err := rowOf(tk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	c, ok := fromTask(row(tk), svc, serviceLabels(svc), nil, "tierlb")
 	if !ok || c.Health != "healthy" || c.Task.Wait != "task state is preparing, not running" || c.Task.Node != "gone" {
 		t.Fatalf("record = %+v task %+v", c, c.Task)
 	}
 	tk.Status.State = swarm.TaskStateFailed
-	if _, ok := fromTask(tk, svc, nil, nil, "tierlb"); ok {
+	if _, ok := fromTask(row(tk), svc, nil, nil, "tierlb"); ok {
 		t.Error("a failed task has a record")
 	}
-	if got := slotName("web", 2, "t"); got != taskName("web", tk) {
-		t.Errorf("taskName = %s, want %s", taskName("web", tk), got)
+	if got := slotName("web", 2, "t"); got != taskName("web", row(tk)) {
+		t.Errorf("taskName = %s, want %s", taskName("web", row(tk)), got)
 	}
 	tk.Slot = 0
-	if got := taskName("web", tk); got != "web.gone.t" {
+	if got := taskName("web", row(tk)); got != "web.gone.t" {
 		t.Errorf("global task name = %s", got)
 	}
 	if !slices.Equal(c.Exposed, nil) {

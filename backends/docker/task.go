@@ -27,6 +27,9 @@ type taskInfo struct {
 	// Leaving is set once the desired state has left running: Swarm never
 	// sets it back, so only the task's end remains to be seen.
 	Leaving bool
+	// The Swarm store's versions of the task, its service and its node
+	// the record was built from (0: unknown); see reusable.
+	Version, ServiceVersion, NodeVersion uint64
 }
 
 // serviceLabels are the labels tierlb reads for a service's tasks: the
@@ -43,7 +46,7 @@ func serviceLabels(svc swarm.Service) map[string]string {
 
 // taskName is the name Docker gives the task's container: SERVICE.SLOT.TASK
 // for a replica, SERVICE.NODE.TASK for a global service's task.
-func taskName(service string, t swarm.Task) string {
+func taskName(service string, t *taskRow) string {
 	if t.Slot > 0 {
 		return service + "." + strconv.Itoa(t.Slot) + "." + t.ID
 	}
@@ -64,7 +67,7 @@ func taskPast(s swarm.TaskState) bool {
 // fromTask builds the record of one task of svc; ok is false when the task
 // is finished (nothing to route or explain). Labels are the service's (see
 // serviceLabels). A task without a running container has Wait set.
-func fromTask(t swarm.Task, svc swarm.Service, labels map[string]string, nodes map[string]swarm.Node, prefix string) (c *ctr, ok bool) {
+func fromTask(t *taskRow, svc swarm.Service, labels map[string]string, nodes map[string]swarm.Node, prefix string) (c *ctr, ok bool) {
 	if taskPast(t.Status.State) {
 		return nil, false
 	}
@@ -77,6 +80,7 @@ func fromTask(t swarm.Task, svc swarm.Service, labels map[string]string, nodes m
 		Health:    string(container.NoHealthcheck),
 		Task: &taskInfo{
 			ID: t.ID, ServiceID: t.ServiceID, Service: name, NodeID: t.NodeID, Slot: t.Slot,
+			Version: t.Version.Index, ServiceVersion: svc.Version.Index,
 		},
 	}
 	if cs := t.Status.ContainerStatus; cs != nil {
@@ -84,7 +88,7 @@ func fromTask(t swarm.Task, svc swarm.Service, labels map[string]string, nodes m
 	}
 	// Swarm holds a task with a HEALTHCHECK in "starting" until the check
 	// passes and fails it when the check fails, so running means healthy.
-	if cs := t.Spec.ContainerSpec; cs != nil && cs.Healthcheck != nil && !noHealthcheck(cs.Healthcheck) {
+	if cs := t.Spec.ContainerSpec; cs != nil && cs.Healthcheck != nil && !noHealthcheck(cs.Healthcheck.Test) {
 		c.Health = string(container.Healthy)
 	}
 	if es := svc.Spec.EndpointSpec; es != nil {
@@ -114,7 +118,7 @@ func fromTask(t swarm.Task, svc swarm.Service, labels map[string]string, nodes m
 
 	ti := c.Task
 	if n, known := nodes[t.NodeID]; known {
-		ti.Node = n.Description.Hostname
+		ti.Node, ti.NodeVersion = n.Description.Hostname, n.Version.Index
 		switch {
 		case n.Status.State != swarm.NodeStateReady:
 			ti.Drain = fmt.Sprintf("node %s is %s", ti.Node, n.Status.State)
@@ -138,6 +142,6 @@ func fromTask(t swarm.Task, svc swarm.Service, labels map[string]string, nodes m
 	return c, true
 }
 
-func noHealthcheck(h *container.HealthConfig) bool {
-	return len(h.Test) > 0 && h.Test[0] == "NONE"
+func noHealthcheck(test []string) bool {
+	return len(test) > 0 && test[0] == "NONE"
 }

@@ -4,7 +4,6 @@ package health
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -20,11 +19,16 @@ import (
 // costs its few syscalls and no goroutine, timer, channel or allocation.
 //
 // The loop does not sleep in epoll_wait itself: its epoll set is a file in
-// Go's poller, readable while a probe socket (or the wake-up eventfd) is
-// ready, with a read deadline at the next due time. Checks are sparse
+// Go's poller, readable while a probe socket, the wake-up eventfd or the
+// timerfd armed at the next due time is ready. Checks are sparse
 // (one every few milliseconds), and a goroutine that sleeps in a system
 // call that long has its P taken away by the runtime's monitor, which then
-// polls every 20µs: that cost more than the probes. Checkers that are not wire probes (docker, send-expect,
+// polls every 20µs: that cost more than the probes. The due time is a
+// timerfd in the set rather than a read deadline on it: a deadline's
+// timer readies the goroutine from the timer code, which wakes a second
+// thread to look for work, where an fd made ready is run by the thread
+// that polled it; and with no Go timer pending the runtime's monitor
+// thread sleeps through the loop's wake-ups. Checkers that are not wire probes (docker, send-expect,
 // a backend named by host name) run on a goroutine of their own per probe
 // and hand their result back through the inbox; they are the slow kinds
 // anyway (an API call, a reply to wait for).
@@ -32,6 +36,10 @@ import (
 // Everything but the inbox is owned by the loop's goroutine.
 type checkLoop struct {
 	epfd, evfd int
+	tfd        int       // timerfd: wakes the loop at the next due time
+	armed      time.Time // tfd's expiry; zero when disarmed
+	fired      bool      // tfd expired and was not armed since: it stays readable
+	clock      monoClock
 	ep         *os.File // epfd in Go's poller
 	queue      schedule
 	owners     []*prober // by descriptor of a wire probe in flight
@@ -70,19 +78,67 @@ func newCheckLoop() (*checkLoop, error) {
 		unix.Close(epfd)
 		return nil, fmt.Errorf("health checks: eventfd: %w", err)
 	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(evfd)}
-	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &ev); err != nil {
+	tfd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
+	if err != nil {
 		unix.Close(epfd)
 		unix.Close(evfd)
-		return nil, fmt.Errorf("health checks: epoll_ctl: %w", err)
+		return nil, fmt.Errorf("health checks: timerfd_create: %w", err)
+	}
+	fail := func(what string, err error) (*checkLoop, error) {
+		unix.Close(epfd)
+		unix.Close(evfd)
+		unix.Close(tfd)
+		return nil, fmt.Errorf("health checks: %s: %w", what, err)
+	}
+	for _, fd := range []int{evfd, tfd} {
+		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
+		if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+			return fail("epoll_ctl", err)
+		}
 	}
 	// Non-blocking, so that os.NewFile puts it in Go's poller.
 	if err := unix.SetNonblock(epfd, true); err != nil {
-		unix.Close(epfd)
-		unix.Close(evfd)
-		return nil, fmt.Errorf("health checks: epoll fd: %w", err)
+		return fail("epoll fd", err)
 	}
-	return &checkLoop{epfd: epfd, evfd: evfd, ep: os.NewFile(uintptr(epfd), "health check epoll")}, nil
+	clock, err := newMonoClock()
+	if err != nil {
+		return fail("clock_gettime", err)
+	}
+	return &checkLoop{epfd: epfd, evfd: evfd, tfd: tfd, clock: clock, ep: os.NewFile(uintptr(epfd), "health check epoll")}, nil
+}
+
+// monoClock turns a time.Time into CLOCK_MONOTONIC nanoseconds, the clock
+// of Go's monotonic readings, for the timerfd.
+type monoClock struct {
+	base time.Time
+	mono int64
+}
+
+func newMonoClock() (monoClock, error) {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return monoClock{}, err
+	}
+	return monoClock{base: time.Now(), mono: ts.Nano()}, nil
+}
+
+func (c monoClock) at(t time.Time) int64 { return max(c.mono+int64(t.Sub(c.base)), 1) }
+
+// arm sets the timerfd to expire at due (never when due is zero), unless
+// it is set so already. Setting it also clears an expiry not yet read.
+func (l *checkLoop) arm(due time.Time) error {
+	if !l.fired && due.Equal(l.armed) {
+		return nil
+	}
+	var spec unix.ItimerSpec // zero: disarm
+	if !due.IsZero() {
+		spec.Value = unix.NsecToTimespec(l.clock.at(due))
+	}
+	if err := unix.TimerfdSettime(l.tfd, unix.TFD_TIMER_ABSTIME, &spec, nil); err != nil {
+		return fmt.Errorf("health checks: timerfd_settime: %w", err)
+	}
+	l.armed, l.fired = due, false
+	return nil
 }
 
 // post hands cmd to the loop; after the loop has ended it is dropped.
@@ -142,8 +198,10 @@ func (l *checkLoop) run(ctx context.Context) error {
 		if !due.IsZero() && !due.After(now) {
 			poll(uintptr(l.epfd)) // something is due already: look at the sockets without waiting
 		} else {
-			l.ep.SetReadDeadline(due)
-			if err := rc.Read(poll); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			if err := l.arm(due); err != nil {
+				return err
+			}
+			if err := rc.Read(poll); err != nil {
 				return fmt.Errorf("health checks: wait: %w", err)
 			}
 		}
@@ -154,9 +212,13 @@ func (l *checkLoop) run(ctx context.Context) error {
 		}
 		for i := range n {
 			fd := int(l.events[i].Fd)
-			if fd == l.evfd {
+			switch fd {
+			case l.evfd:
 				var buf [8]byte
 				unix.Read(l.evfd, buf[:])
+				continue
+			case l.tfd:
+				l.fired = true // re-armed, which clears it, before the next wait
 				continue
 			}
 			if fd < len(l.owners) && l.owners[fd] != nil {
@@ -364,4 +426,5 @@ func (l *checkLoop) close() {
 	l.aside.Wait()
 	l.ep.Close()
 	unix.Close(l.evfd)
+	unix.Close(l.tfd)
 }

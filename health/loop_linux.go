@@ -12,8 +12,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// checkLoop runs every probe of a monitor on one goroutine, as HAProxy runs
-// its checks as tasks of its threads: a schedule of probers by due time,
+// checkLoop runs every probe of the process's monitors on one goroutine, as
+// HAProxy runs its checks as tasks of its threads: a schedule of probers by due time,
 // and an epoll set on which tcp and http probes wait for their sockets.
 // It sleeps until the next probe is due or a socket is ready, so a probe
 // costs its few syscalls and no goroutine, timer, channel or allocation.
@@ -56,9 +56,10 @@ type checkLoop struct {
 
 // loopCmd is a request to the loop from another goroutine.
 type loopCmd struct {
-	op  uint8
-	p   *prober
-	err error // cmdResult
+	op   uint8
+	p    *prober
+	err  error         // cmdResult
+	done chan struct{} // cmdSync
 }
 
 const (
@@ -66,6 +67,7 @@ const (
 	cmdRemove                // stop probing p, dropping a probe in flight
 	cmdProbeNow              // probe p at once, or again once its probe ends
 	cmdResult                // p's goroutine probe ended with err
+	cmdSync                  // close done: the requests before it are applied
 )
 
 func newCheckLoop() (*checkLoop, error) {
@@ -141,15 +143,17 @@ func (l *checkLoop) arm(due time.Time) error {
 	return nil
 }
 
-// post hands cmd to the loop; after the loop has ended it is dropped.
-func (l *checkLoop) post(cmd loopCmd) {
+// post hands cmd to the loop; after the loop has ended it is dropped and
+// post returns false.
+func (l *checkLoop) post(cmd loopCmd) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
-		return
+		return false
 	}
 	l.inbox = append(l.inbox, cmd)
 	l.signalLocked()
+	return true
 }
 
 func (l *checkLoop) wake() {
@@ -262,6 +266,8 @@ func (l *checkLoop) takeInbox(now time.Time) {
 				break // stopped mid-probe: not the backend's fault, not counted
 			}
 			l.finish(p, c.err, now)
+		case cmdSync:
+			close(c.done)
 		}
 		cmds[i] = loopCmd{}
 	}
@@ -296,6 +302,9 @@ func (l *checkLoop) start(p *prober, now time.Time) {
 		ctx, cancel := context.WithTimeout(l.ctx, p.cfg.Timeout)
 		p.cancel = cancel
 		l.aside.Add(1)
+		if p.aside != nil {
+			p.aside.Add(1)
+		}
 		go l.probeAside(ctx, p)
 		return
 	}
@@ -408,6 +417,9 @@ const maxGridTick = 100 * time.Millisecond
 // probeAside runs a checker that is not a wire probe, on its own goroutine.
 func (l *checkLoop) probeAside(ctx context.Context, p *prober) {
 	defer l.aside.Done()
+	if p.aside != nil {
+		defer p.aside.Done()
+	}
 	err := checkSpec(ctx, p.checker, p.b.Spec())
 	l.post(loopCmd{op: cmdResult, p: p, err: err})
 }

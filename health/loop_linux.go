@@ -136,7 +136,7 @@ func (l *checkLoop) arm(due time.Time) error {
 	if !due.IsZero() {
 		spec.Value = unix.NsecToTimespec(l.clock.at(due))
 	}
-	if err := unix.TimerfdSettime(l.tfd, unix.TFD_TIMER_ABSTIME, &spec, nil); err != nil {
+	if err := rawTimerfdSettime(l.tfd, unix.TFD_TIMER_ABSTIME, &spec); err != nil {
 		return fmt.Errorf("health checks: timerfd_settime: %w", err)
 	}
 	l.armed, l.fired = due, false
@@ -187,7 +187,7 @@ func (l *checkLoop) run(ctx context.Context) error {
 	var n int
 	var werr error
 	poll := func(fd uintptr) bool {
-		n, werr = unix.EpollWait(int(fd), l.events[:], 0)
+		n, werr = rawEpollWait(int(fd), l.events[:])
 		return n > 0 || werr != nil && werr != unix.EINTR
 	}
 	now := time.Now()
@@ -317,7 +317,7 @@ func (l *checkLoop) start(p *prober, now time.Time) {
 	// Edge-triggered for both directions: one registration serves the
 	// connect, the request and the reply, and closing the socket removes it.
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(fd)}
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+	if err := rawEpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		perr := p.wire.fail("epoll_ctl", err)
 		p.wire.end()
 		l.finish(p, perr, now)

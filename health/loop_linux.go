@@ -314,9 +314,16 @@ func (l *checkLoop) start(p *prober, now time.Time) {
 		return
 	}
 	fd := p.wire.fd
-	// Edge-triggered for both directions: one registration serves the
-	// connect, the request and the reply, and closing the socket removes it.
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(fd)}
+	// Edge-triggered: one registration serves the connect, the request
+	// and the reply, and closing the socket removes it. A probe that only
+	// waits for the reply (the connect and the request done at once, as
+	// on loopback) asks for no EPOLLOUT, which a writable socket would
+	// report at once for nothing.
+	events := uint32(unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET)
+	if p.wire.stage != stageReading {
+		events |= unix.EPOLLOUT
+	}
+	ev := unix.EpollEvent{Events: events, Fd: int32(fd)}
 	if err := rawEpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		perr := p.wire.fail("epoll_ctl", err)
 		p.wire.end()

@@ -142,7 +142,10 @@ func (w *wireProbe) advance() (done bool, err error) {
 				return true, w.fail("write", err)
 			}
 			if w.sent += n; w.sent == len(w.req) {
+				// The reply cannot be there yet: the backend has to run
+				// first. Wait for it rather than read in vain.
 				w.stage = stageReading
+				return false, nil
 			}
 		case stageReading:
 			n, err := sockRead(w.fd, w.head[w.n:])

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -97,16 +98,12 @@ func (p *proxyProc) stop() {
 
 func startProxy(name, tierlb, dir string, s setup, pprof bool) (*proxyProc, error) {
 	listen := make([]int, 0, s.services())
-	taken := map[int]bool{}
 	for len(listen) < s.services() {
 		p, err := freePort()
 		if err != nil {
 			return nil, err
 		}
-		if !taken[p] { // a port closed at once may come back
-			taken[p] = true
-			listen = append(listen, p)
-		}
+		listen = append(listen, p)
 	}
 	log, err := os.Create(filepath.Join(dir, name+".log"))
 	if err != nil {
@@ -116,10 +113,8 @@ func startProxy(name, tierlb, dir string, s setup, pprof bool) (*proxyProc, erro
 	p := &proxyProc{log: log.Name()}
 	switch name {
 	case "tierlb":
-		for p.adminPort == 0 || taken[p.adminPort] {
-			if p.adminPort, err = freePort(); err != nil {
-				return nil, err
-			}
+		if p.adminPort, err = freePort(); err != nil {
+			return nil, err
 		}
 		cfg := filepath.Join(dir, "tierlb.yaml")
 		if err := os.WriteFile(cfg, []byte(tierlbConfig(s, p.adminPort, listen, pprof)), 0o644); err != nil {
@@ -264,11 +259,30 @@ func waitTCP(addr string, within time.Duration) error {
 // freePort returns a port free on proxyIP. The proxies listen on
 // 127.11.0.1 rather than 127.0.0.1 so that the TIME_WAITs other programs
 // leave on 127.0.0.1's ports never make a bind fail.
+//
+// A port is handed out once per bench run: a port closed at once may come
+// back from the kernel, to this proxy or to one starting beside it.
 func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.11.0.1:0")
-	if err != nil {
-		return 0, err
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	if handedOut.ports == nil {
+		handedOut.ports = map[int]bool{}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	for {
+		ln, err := net.Listen("tcp", "127.11.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		p := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if !handedOut.ports[p] {
+			handedOut.ports[p] = true
+			return p, nil
+		}
+	}
+}
+
+var handedOut struct {
+	sync.Mutex
+	ports map[int]bool
 }

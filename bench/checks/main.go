@@ -1,23 +1,26 @@
 // Command checks measures what active health checks cost tierlb and
-// HAProxy: the same N loopback backends checked every 2 s by each proxy in
-// turn, with no traffic, and the proxy's CPU (utime+stime from /proc) over
-// a steady window divided by the checks the backends saw in it.
+// HAProxy: N loopback backends checked every 2 s by each proxy, side by
+// side, with no traffic, and each proxy's CPU (utime+stime from /proc) over
+// the same steady window divided by the checks its backends saw in it.
 //
 //	go run ./bench/checks                          # tcp and http, 200 and 10,000 backends, 2 rounds
 //	go run ./bench/checks -n 200 -checks tcp -rounds 1 -window 10s
 //	go run ./bench/checks -proxies tierlb -pprof /tmp/checks.prof
+//	go run ./bench/checks -together=false           # one proxy after the other
 //
-// One listener on 0.0.0.0:PORT in this process serves every backend
-// address (127.10.x.y): it accepts, answers an http check's request with
-// 200, and counts each accepted connection into 100 ms buckets, which gives
-// the spread (the busiest bucket against the mean). Runs alternate the
-// proxies each round so neither always runs after the other; each proxy
-// starts fresh, settles for -warmup (its first checks of every backend at
-// once are not the steady state), then is measured for -window. HAProxy
-// runs with nbthread 1 and `check inter` at the same interval; tierlb with
-// its defaults (checks are not tied to engine.loops). Every child is
-// stopped through its PID; all traffic is on 127.0.0.0/8 and bounded by
-// the number of backends and the interval.
+// Each proxy has its own backends: one listener on 0.0.0.0:PORT in this
+// process serves every backend address (127.10.x.y) on that port: it
+// accepts and answers an http check's request with 200. The SYNs that
+// reach the port are counted every 25 ms, which gives the checks and their
+// spread (the busiest 100 ms against the mean). Both proxies start fresh
+// together, settle for -warmup (their first checks of every backend at
+// once are not the steady state), then are measured over the same -window:
+// on a shared machine, load that changes between two windows moves the
+// ratio more than the proxies differ. HAProxy runs with nbthread 1 and
+// `check inter` at the same interval; tierlb with its defaults (checks are
+// not tied to engine.loops). Every child is stopped through its PID; all
+// traffic is on 127.0.0.0/8 and bounded by the number of backends and the
+// interval.
 package main
 
 import (

@@ -12,26 +12,30 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// checkLoop runs every probe of the process's monitors on one goroutine, as
-// HAProxy runs its checks as tasks of its threads: a schedule of probers by due time,
-// and an epoll set on which tcp and http probes wait for their sockets.
-// It sleeps until the next probe is due or a socket is ready, so a probe
-// costs its few syscalls and no goroutine, timer, channel or allocation.
+// checkLoop runs every probe of the process's monitors on one goroutine,
+// as HAProxy runs its checks as tasks of its threads: a schedule of
+// probers by due time, and an epoll set on which tcp and http probes wait
+// for their sockets. It sleeps until the next probe is due or a socket is
+// ready, so a probe costs its few syscalls and no goroutine, timer,
+// channel or allocation.
 //
 // The loop does not sleep in epoll_wait itself: its epoll set is a file in
 // Go's poller, readable while a probe socket, the wake-up eventfd or the
-// timerfd armed at the next due time is ready. Checks are sparse
-// (one every few milliseconds), and a goroutine that sleeps in a system
-// call that long has its P taken away by the runtime's monitor, which then
+// timerfd armed at the next due time is ready. Checks are sparse (one
+// every few milliseconds), and a goroutine that sleeps in a system call
+// that long has its P taken away by the runtime's monitor, which then
 // polls every 20µs: that cost more than the probes. The due time is a
-// timerfd in the set rather than a read deadline on it: a deadline's
-// timer readies the goroutine from the timer code, which wakes a second
-// thread to look for work, where an fd made ready is run by the thread
-// that polled it; and with no Go timer pending the runtime's monitor
-// thread sleeps through the loop's wake-ups. Checkers that are not wire probes (docker, send-expect,
-// a backend named by host name) run on a goroutine of their own per probe
-// and hand their result back through the inbox; they are the slow kinds
-// anyway (an API call, a reply to wait for).
+// timerfd in the set rather than a read deadline on it: a deadline's timer
+// readies the goroutine from the timer code, which wakes a second thread
+// to look for work, where an fd made ready is run by the thread that
+// polled it; and with no Go timer pending the runtime's monitor thread
+// sleeps through the loop's wake-ups (rawsys_linux.go says why the loop's
+// system calls are raw for the same reason).
+//
+// Checkers that are not wire probes (docker, send-expect, a backend named
+// by host name) run on a goroutine of their own per probe and hand their
+// result back through the inbox; they are the slow kinds anyway (an API
+// call, a reply to wait for).
 //
 // Everything but the inbox is owned by the loop's goroutine.
 type checkLoop struct {

@@ -1,7 +1,8 @@
 // Command checks measures what active health checks cost tierlb and
 // HAProxy: N loopback backends checked every 2 s by each proxy, side by
-// side, with no traffic, and each proxy's CPU (utime+stime from /proc) over
-// the same steady window divided by the checks its backends saw in it.
+// side, with no traffic, and each proxy's CPU (its threads' run time from
+// /proc/PID/task/*/schedstat) over the same steady window divided by the
+// checks its backends saw in it.
 //
 //	go run ./bench/checks                          # tcp and http, 200 and 10,000 backends, 2 rounds
 //	go run ./bench/checks -n 200 -checks tcp -rounds 1 -window 10s
@@ -198,7 +199,7 @@ func run() error {
 		when = "side by side in the same windows, each with its own backends' port"
 	}
 	fmt.Fprintf(&b, "N loopback backends (127.10.x.y, one listener in the bench serves them all), %d per service, checked every\n"+
-		"%s, no traffic. CPU is the proxy's utime+stime over a %s window after %s of warm-up; checks are the\n"+
+		"%s, no traffic. CPU is the run time of the proxy's threads (schedstat) over a %s window after %s of warm-up; checks are the\n"+
 		"SYNs the backends' port received in the window (HAProxy's tcp checks never complete the handshake). Spread: the busiest 100 ms of the window against the mean\n"+
 		"(1.0 is perfectly even). HAProxy %s, nbthread 1, `check inter %s`; http: `option httpchk GET /healthz`,\n"+
 		"`http-check expect status 200`. The proxies ran %s. Medians of %d rounds (min–max); the last column\n"+
@@ -270,7 +271,7 @@ func measure(o options, proxy string, s setup, srv *backendServer, syns *synCoun
 	if _, err := syns.take(); err != nil {
 		return r, err
 	}
-	t0, err := cpuTicks(pid)
+	t0, err := cpuTime(pid)
 	if err != nil {
 		return r, err
 	}
@@ -297,7 +298,7 @@ func measure(o options, proxy string, s setup, srv *backendServer, syns *synCoun
 		}
 	}
 	tick.Stop()
-	t1, err := cpuTicks(pid)
+	t1, err := cpuTime(pid)
 	if err != nil {
 		return r, err
 	}
@@ -321,7 +322,7 @@ func measure(o options, proxy string, s setup, srv *backendServer, syns *synCoun
 	if r.checks == 0 {
 		return r, fmt.Errorf("no check reached the backends in the window; its log ends:\n%s", p.logTail())
 	}
-	r.cpuPer = float64(t1-t0) / clkTck / float64(r.checks)
+	r.cpuPer = (t1 - t0).Seconds() / float64(r.checks)
 	return r, nil
 }
 

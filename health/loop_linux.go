@@ -121,11 +121,15 @@ type monoClock struct {
 }
 
 func newMonoClock() (monoClock, error) {
+	// The Go reading first: the pair then maps a time to an instant a
+	// little late, never early, and a timerfd that expired before the
+	// loop's clock says the probe is due would wake the loop for nothing.
+	base := time.Now()
 	var ts unix.Timespec
 	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
 		return monoClock{}, err
 	}
-	return monoClock{base: time.Now(), mono: ts.Nano()}, nil
+	return monoClock{base: base, mono: ts.Nano()}, nil
 }
 
 func (c monoClock) at(t time.Time) int64 { return max(c.mono+int64(t.Sub(c.base)), 1) }

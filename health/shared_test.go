@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/tierlb/tierlb/internal/testkit"
 )
 
@@ -135,5 +137,48 @@ func TestMonitorStopsMidProbe(t *testing.T) {
 	})
 	if loopOf(other) == nil {
 		t.Fatal("the other monitor stopped")
+	}
+}
+
+// TestLoopTimer: the loop's timerfd expires no earlier than the due time by
+// the loop's clock, and arming it again (or disarming it) clears an expiry.
+func TestLoopTimer(t *testing.T) {
+	l, err := newCheckLoop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.close)
+	ready := func(msec int) bool {
+		t.Helper()
+		var evs [4]unix.EpollEvent
+		n, err := unix.EpollWait(l.epfd, evs[:], msec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs[:n] {
+			if int(ev.Fd) == l.tfd {
+				return true
+			}
+		}
+		return false
+	}
+	for range 20 {
+		due := time.Now().Add(2 * time.Millisecond)
+		if err := l.arm(due); err != nil {
+			t.Fatal(err)
+		}
+		if !ready(5000) {
+			t.Fatal("timerfd did not expire within 5s")
+		}
+		if now := time.Now(); now.Before(due) {
+			t.Fatalf("timerfd expired %v before the due time", due.Sub(now))
+		}
+		l.fired = true
+		if err := l.arm(time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		if ready(0) {
+			t.Fatal("disarmed timerfd still readable")
+		}
 	}
 }

@@ -19,8 +19,8 @@
 // under on_backend_down: close); its first probe still decides. A backend
 // has one prober, which runs one probe at a time.
 //
-// A monitor runs all its probes on one check loop (loop_linux.go): a heap
-// of probers by due time, and tcp and http probes as raw non-blocking
+// Every running monitor's probes run on the process's one check loop
+// (loop_linux.go, shared_linux.go): a heap of probers by due time, and tcp and http probes as raw non-blocking
 // sockets (wire_linux.go) waited for in one epoll set, so a probe costs no
 // goroutine, timer or allocation. After its first probe a backend waits a
 // random part of the interval, then the interval ±15%, so probes of

@@ -4,7 +4,6 @@ package health
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -13,25 +12,38 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// checkLoop runs every probe of a monitor on one goroutine, as HAProxy runs
-// its checks as tasks of its threads: a schedule of probers by due time,
-// and an epoll set on which tcp and http probes wait for their sockets.
-// It sleeps until the next probe is due or a socket is ready, so a probe
-// costs its few syscalls and no goroutine, timer, channel or allocation.
+// checkLoop runs every probe of the process's monitors on one goroutine,
+// as HAProxy runs its checks as tasks of its threads: a schedule of
+// probers by due time, and an epoll set on which tcp and http probes wait
+// for their sockets. It sleeps until the next probe is due or a socket is
+// ready, so a probe costs its few syscalls and no goroutine, timer,
+// channel or allocation.
 //
 // The loop does not sleep in epoll_wait itself: its epoll set is a file in
-// Go's poller, readable while a probe socket (or the wake-up eventfd) is
-// ready, with a read deadline at the next due time. Checks are sparse
-// (one every few milliseconds), and a goroutine that sleeps in a system
-// call that long has its P taken away by the runtime's monitor, which then
-// polls every 20µs: that cost more than the probes. Checkers that are not wire probes (docker, send-expect,
-// a backend named by host name) run on a goroutine of their own per probe
-// and hand their result back through the inbox; they are the slow kinds
-// anyway (an API call, a reply to wait for).
+// Go's poller, readable while a probe socket, the wake-up eventfd or the
+// timerfd armed at the next due time is ready. Checks are sparse (one
+// every few milliseconds), and a goroutine that sleeps in a system call
+// that long has its P taken away by the runtime's monitor, which then
+// polls every 20µs: that cost more than the probes. The due time is a
+// timerfd in the set rather than a read deadline on it: a deadline's timer
+// readies the goroutine from the timer code, which wakes a second thread
+// to look for work, where an fd made ready is run by the thread that
+// polled it; and with no Go timer pending the runtime's monitor thread
+// sleeps through the loop's wake-ups (rawsys_linux.go says why the loop's
+// system calls are raw for the same reason).
+//
+// Checkers that are not wire probes (docker, send-expect, a backend named
+// by host name) run on a goroutine of their own per probe and hand their
+// result back through the inbox; they are the slow kinds anyway (an API
+// call, a reply to wait for).
 //
 // Everything but the inbox is owned by the loop's goroutine.
 type checkLoop struct {
 	epfd, evfd int
+	tfd        int       // timerfd: wakes the loop at the next due time
+	armed      time.Time // tfd's expiry; zero when disarmed
+	fired      bool      // tfd expired and was not armed since: it stays readable
+	clock      monoClock
 	ep         *os.File // epfd in Go's poller
 	queue      schedule
 	owners     []*prober // by descriptor of a wire probe in flight
@@ -48,9 +60,10 @@ type checkLoop struct {
 
 // loopCmd is a request to the loop from another goroutine.
 type loopCmd struct {
-	op  uint8
-	p   *prober
-	err error // cmdResult
+	op   uint8
+	p    *prober
+	err  error         // cmdResult
+	done chan struct{} // cmdSync
 }
 
 const (
@@ -58,6 +71,7 @@ const (
 	cmdRemove                // stop probing p, dropping a probe in flight
 	cmdProbeNow              // probe p at once, or again once its probe ends
 	cmdResult                // p's goroutine probe ended with err
+	cmdSync                  // close done: the requests before it are applied
 )
 
 func newCheckLoop() (*checkLoop, error) {
@@ -70,30 +84,84 @@ func newCheckLoop() (*checkLoop, error) {
 		unix.Close(epfd)
 		return nil, fmt.Errorf("health checks: eventfd: %w", err)
 	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(evfd)}
-	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &ev); err != nil {
+	tfd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
+	if err != nil {
 		unix.Close(epfd)
 		unix.Close(evfd)
-		return nil, fmt.Errorf("health checks: epoll_ctl: %w", err)
+		return nil, fmt.Errorf("health checks: timerfd_create: %w", err)
+	}
+	fail := func(what string, err error) (*checkLoop, error) {
+		unix.Close(epfd)
+		unix.Close(evfd)
+		unix.Close(tfd)
+		return nil, fmt.Errorf("health checks: %s: %w", what, err)
+	}
+	for _, fd := range []int{evfd, tfd} {
+		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
+		if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+			return fail("epoll_ctl", err)
+		}
 	}
 	// Non-blocking, so that os.NewFile puts it in Go's poller.
 	if err := unix.SetNonblock(epfd, true); err != nil {
-		unix.Close(epfd)
-		unix.Close(evfd)
-		return nil, fmt.Errorf("health checks: epoll fd: %w", err)
+		return fail("epoll fd", err)
 	}
-	return &checkLoop{epfd: epfd, evfd: evfd, ep: os.NewFile(uintptr(epfd), "health check epoll")}, nil
+	clock, err := newMonoClock()
+	if err != nil {
+		return fail("clock_gettime", err)
+	}
+	return &checkLoop{epfd: epfd, evfd: evfd, tfd: tfd, clock: clock, ep: os.NewFile(uintptr(epfd), "health check epoll")}, nil
 }
 
-// post hands cmd to the loop; after the loop has ended it is dropped.
-func (l *checkLoop) post(cmd loopCmd) {
+// monoClock turns a time.Time into CLOCK_MONOTONIC nanoseconds, the clock
+// of Go's monotonic readings, for the timerfd.
+type monoClock struct {
+	base time.Time
+	mono int64
+}
+
+func newMonoClock() (monoClock, error) {
+	// The Go reading first: the pair then maps a time to an instant a
+	// little late, never early, and a timerfd that expired before the
+	// loop's clock says the probe is due would wake the loop for nothing.
+	base := time.Now()
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return monoClock{}, err
+	}
+	return monoClock{base: base, mono: ts.Nano()}, nil
+}
+
+func (c monoClock) at(t time.Time) int64 { return max(c.mono+int64(t.Sub(c.base)), 1) }
+
+// arm sets the timerfd to expire at due (never when due is zero), unless
+// it is set so already. Setting it also clears an expiry not yet read.
+func (l *checkLoop) arm(due time.Time) error {
+	if !l.fired && due.Equal(l.armed) {
+		return nil
+	}
+	var spec unix.ItimerSpec // zero: disarm
+	if !due.IsZero() {
+		spec.Value = unix.NsecToTimespec(l.clock.at(due))
+	}
+	if err := rawTimerfdSettime(l.tfd, unix.TFD_TIMER_ABSTIME, &spec); err != nil {
+		return fmt.Errorf("health checks: timerfd_settime: %w", err)
+	}
+	l.armed, l.fired = due, false
+	return nil
+}
+
+// post hands cmd to the loop; after the loop has ended it is dropped and
+// post returns false.
+func (l *checkLoop) post(cmd loopCmd) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
-		return
+		return false
 	}
 	l.inbox = append(l.inbox, cmd)
 	l.signalLocked()
+	return true
 }
 
 func (l *checkLoop) wake() {
@@ -127,7 +195,7 @@ func (l *checkLoop) run(ctx context.Context) error {
 	var n int
 	var werr error
 	poll := func(fd uintptr) bool {
-		n, werr = unix.EpollWait(int(fd), l.events[:], 0)
+		n, werr = rawEpollWait(int(fd), l.events[:])
 		return n > 0 || werr != nil && werr != unix.EINTR
 	}
 	now := time.Now()
@@ -142,8 +210,10 @@ func (l *checkLoop) run(ctx context.Context) error {
 		if !due.IsZero() && !due.After(now) {
 			poll(uintptr(l.epfd)) // something is due already: look at the sockets without waiting
 		} else {
-			l.ep.SetReadDeadline(due)
-			if err := rc.Read(poll); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			if err := l.arm(due); err != nil {
+				return err
+			}
+			if err := rc.Read(poll); err != nil {
 				return fmt.Errorf("health checks: wait: %w", err)
 			}
 		}
@@ -154,9 +224,13 @@ func (l *checkLoop) run(ctx context.Context) error {
 		}
 		for i := range n {
 			fd := int(l.events[i].Fd)
-			if fd == l.evfd {
+			switch fd {
+			case l.evfd:
 				var buf [8]byte
 				unix.Read(l.evfd, buf[:])
+				continue
+			case l.tfd:
+				l.fired = true // re-armed, which clears it, before the next wait
 				continue
 			}
 			if fd < len(l.owners) && l.owners[fd] != nil {
@@ -200,6 +274,8 @@ func (l *checkLoop) takeInbox(now time.Time) {
 				break // stopped mid-probe: not the backend's fault, not counted
 			}
 			l.finish(p, c.err, now)
+		case cmdSync:
+			close(c.done)
 		}
 		cmds[i] = loopCmd{}
 	}
@@ -234,6 +310,9 @@ func (l *checkLoop) start(p *prober, now time.Time) {
 		ctx, cancel := context.WithTimeout(l.ctx, p.cfg.Timeout)
 		p.cancel = cancel
 		l.aside.Add(1)
+		if p.aside != nil {
+			p.aside.Add(1)
+		}
 		go l.probeAside(ctx, p)
 		return
 	}
@@ -243,10 +322,17 @@ func (l *checkLoop) start(p *prober, now time.Time) {
 		return
 	}
 	fd := p.wire.fd
-	// Edge-triggered for both directions: one registration serves the
-	// connect, the request and the reply, and closing the socket removes it.
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(fd)}
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+	// Edge-triggered: one registration serves the connect, the request
+	// and the reply, and closing the socket removes it. A probe that only
+	// waits for the reply (the connect and the request done at once, as
+	// on loopback) asks for no EPOLLOUT, which a writable socket would
+	// report at once for nothing.
+	events := uint32(unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET)
+	if p.wire.stage != stageReading {
+		events |= unix.EPOLLOUT
+	}
+	ev := unix.EpollEvent{Events: events, Fd: int32(fd)}
+	if err := rawEpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		perr := p.wire.fail("epoll_ctl", err)
 		p.wire.end()
 		l.finish(p, perr, now)
@@ -346,6 +432,9 @@ const maxGridTick = 100 * time.Millisecond
 // probeAside runs a checker that is not a wire probe, on its own goroutine.
 func (l *checkLoop) probeAside(ctx context.Context, p *prober) {
 	defer l.aside.Done()
+	if p.aside != nil {
+		defer p.aside.Done()
+	}
 	err := checkSpec(ctx, p.checker, p.b.Spec())
 	l.post(loopCmd{op: cmdResult, p: p, err: err})
 }
@@ -364,4 +453,5 @@ func (l *checkLoop) close() {
 	l.aside.Wait()
 	l.ep.Close()
 	unix.Close(l.evfd)
+	unix.Close(l.tfd)
 }

@@ -37,7 +37,8 @@ type Monitor struct {
 	cfg     Config // validated, with defaults
 	checker Checker
 	running bool
-	loop    *checkLoop // while running
+	loop    *checkLoop     // the shared loop, while running
+	aside   sync.WaitGroup // goroutine probes of this monitor's probers
 	probers map[*backends.Backend]*prober
 	known   map[*backends.Backend]bool // members at the last reconcile
 	series  map[string]bool            // backend IDs exported in Metrics
@@ -81,26 +82,29 @@ func (m *Monitor) Config() Config {
 }
 
 // Run probes the set's backends until ctx ends, then stops every prober and
-// returns nil. A monitor runs once at a time.
+// returns nil. A monitor runs once at a time. Its probes run on the
+// process's one check loop, shared with every other running monitor.
 func (m *Monitor) Run(ctx context.Context) error {
 	m.mu.Lock()
 	if m.running {
 		m.mu.Unlock()
 		return fmt.Errorf("health monitor of service %s: already running", m.set.Name())
 	}
-	loop, err := newCheckLoop()
+	sl, err := acquireLoop()
 	if err != nil {
 		m.mu.Unlock()
 		return fmt.Errorf("health monitor of service %s: %w", m.set.Name(), err)
 	}
-	m.running, m.loop = true, loop
+	m.running, m.loop = true, sl.loop
 	m.mu.Unlock()
-	ctx, cancel := context.WithCancel(ctx)
-	loopErr := make(chan error, 1)
-	go func() { loopErr <- loop.run(ctx) }()
 	defer func() {
-		cancel()
-		<-loopErr // a probe in flight is dropped, a goroutine probe awaited
+		// Once the loop has applied the removals no probe of ours starts
+		// again; those of other checkers still running are cancelled and
+		// awaited, so nothing of this monitor outlives Run.
+		m.stopProbers()
+		sl.sync()
+		m.aside.Wait()
+		releaseLoop(sl)
 		m.shutdown()
 	}()
 	// A Reconfigure before Run is already in m.cfg: no restart needed.
@@ -116,12 +120,9 @@ func (m *Monitor) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case err := <-loopErr:
-			loopErr <- err // for the deferred wait
-			if err == nil {
-				return nil // ctx ended
-			}
-			return fmt.Errorf("health monitor of service %s: %w", m.set.Name(), err)
+		case <-sl.done:
+			// Only a broken epoll set ends the loop on its own.
+			return fmt.Errorf("health monitor of service %s: %w", m.set.Name(), sl.err)
 		case <-changed:
 		case <-m.reload:
 			// Probers hold their config; restart them all with the new one.
@@ -201,6 +202,7 @@ func (m *Monitor) reconcile() {
 		for _, b := range members {
 			if m.probers[b] == nil {
 				p := newProber(b, m.cfg, m.checker, m.log, m.metrics.series(b.Service(), b.ID()), m.rand)
+				p.aside = &m.aside
 				m.loop.post(loopCmd{op: cmdAdd, p: p})
 				m.probers[b] = p
 			}
@@ -242,10 +244,9 @@ func (m *Monitor) stopProbers() {
 	}
 }
 
-// shutdown ends Run once the loop has ended: probers go and so do the
-// service's series.
+// shutdown ends Run once its probers are off the loop: the service's
+// series go.
 func (m *Monitor) shutdown() {
-	m.stopProbers()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.syncSeriesLocked()

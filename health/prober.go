@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/tierlb/tierlb/backends"
@@ -20,7 +21,7 @@ const pendingReason = backends.PendingCheck
 // probers started together drift apart instead of probing in lock step.
 const jitterFraction = 0.15
 
-// prober checks one backend on its monitor's check loop, which runs one
+// prober checks one backend on the process's check loop, which runs one
 // probe of it at a time.
 type prober struct {
 	b       *backends.Backend
@@ -29,7 +30,8 @@ type prober struct {
 	wire    *wireProbe // tcp and http: the probe the loop runs itself; nil for other checkers
 	log     *slog.Logger
 	series  checkSeries
-	rand    func() float64 // in [0, 1)
+	rand    func() float64  // in [0, 1)
+	aside   *sync.WaitGroup // the monitor's goroutine probes in flight; nil counts none
 
 	// Owned by the loop.
 	index   int       // in the loop's schedule; -1 when not queued

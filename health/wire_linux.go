@@ -11,8 +11,8 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
-	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -29,10 +29,11 @@ import (
 // 10,000 backends checked every 2 s that would hold 300,000 of tierlb's
 // local ports. HAProxy closes its checks the same way.
 type wireProbe struct {
-	sa   unix.Sockaddr // the backend, parsed once
-	addr string        // for messages
-	req  []byte        // http: the request; nil for a tcp check
-	http *HTTPChecker  // http: what to expect
+	sa     *rawSockaddr // the backend, laid out once
+	family int
+	addr   string       // for messages
+	req    []byte       // http: the request; nil for a tcp check
+	http   *HTTPChecker // http: what to expect
 
 	linger unix.Linger // {1, 0}: close with a reset; here so that setsockopt's pointer does not allocate
 	fd     int
@@ -62,19 +63,19 @@ func newWireProbe(addr, ip string, h *HTTPChecker) (*wireProbe, bool) {
 		return nil, false
 	}
 	w := &wireProbe{addr: addr, fd: -1, linger: unix.Linger{Onoff: 1, Linger: 0}}
-	if ap.Addr().Unmap().Is4() {
-		w.sa = &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().Unmap().As4()}
-	} else {
-		sa := &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
+	w.family = unix.AF_INET
+	var zone uint32
+	if !ap.Addr().Unmap().Is4() {
+		w.family = unix.AF_INET6
 		if z := ap.Addr().Zone(); z != "" {
 			ifi, err := net.InterfaceByName(z)
 			if err != nil {
 				return nil, false
 			}
-			sa.ZoneId = uint32(ifi.Index)
+			zone = uint32(ifi.Index)
 		}
-		w.sa = sa
 	}
+	w.sa = newRawSockaddr(ap, zone)
 	if h != nil {
 		w.http = h
 		host := h.Host
@@ -90,26 +91,23 @@ func newWireProbe(addr, ip string, h *HTTPChecker) (*wireProbe, bool) {
 // begin opens the socket and starts the connect. A probe that ended at
 // once (a local error, or a refusal the kernel knew at once) returns done.
 func (w *wireProbe) begin() (done bool, err error) {
-	family := unix.AF_INET
-	if _, ok := w.sa.(*unix.SockaddrInet6); ok {
-		family = unix.AF_INET6
-	}
-	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	fd, err := rawSocket(w.family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 	if err != nil {
 		return true, w.fail("socket", err)
 	}
 	w.fd, w.stage, w.sent, w.n = fd, stageConnecting, 0, 0
-	if err := unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &w.linger); err != nil {
+	if err := rawSetsockopt(fd, unix.SOL_SOCKET, unix.SO_LINGER, unsafe.Pointer(&w.linger), unix.SizeofLinger); err != nil {
 		return true, w.fail("setsockopt", err)
 	}
 	// With delayed ACKs from the start, the handshake's last ACK waits for
 	// data: an http check's request carries it, and a tcp check resets
 	// the connection before it is ever sent, so the backend's kernel
 	// answers the check alone and its application never accepts it.
-	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_QUICKACK, 0); err != nil {
+	off := int32(0)
+	if err := rawSetsockopt(fd, unix.IPPROTO_TCP, unix.TCP_QUICKACK, unsafe.Pointer(&off), 4); err != nil {
 		return true, w.fail("setsockopt", err)
 	}
-	if err := unix.Connect(fd, w.sa); err != nil && err != unix.EINPROGRESS {
+	if err := rawConnect(fd, w.sa); err != nil && err != unix.EINPROGRESS {
 		return true, w.fail("connect", err)
 	}
 	return w.advance()
@@ -124,7 +122,7 @@ func (w *wireProbe) advance() (done bool, err error) {
 			// A second connect reports how the first went, as HAProxy does
 			// it: EISCONN once established. On loopback and most bridges
 			// the handshake is over by now and no wait is needed.
-			switch err := unix.Connect(w.fd, w.sa); err {
+			switch err := rawConnect(w.fd, w.sa); err {
 			case unix.EISCONN, nil:
 			case unix.EALREADY, unix.EINPROGRESS:
 				return false, nil
@@ -136,9 +134,7 @@ func (w *wireProbe) advance() (done bool, err error) {
 			}
 			w.stage = stageSending
 		case stageSending:
-			// package syscall's Write and Read, as package net uses: under
-			// the race detector they order a write before the peer's read.
-			n, err := syscall.Write(w.fd, w.req[w.sent:])
+			n, err := sockWrite(w.fd, w.req[w.sent:])
 			if err == unix.EAGAIN {
 				return false, nil
 			}
@@ -146,10 +142,13 @@ func (w *wireProbe) advance() (done bool, err error) {
 				return true, w.fail("write", err)
 			}
 			if w.sent += n; w.sent == len(w.req) {
+				// The reply cannot be there yet: the backend has to run
+				// first. Wait for it rather than read in vain.
 				w.stage = stageReading
+				return false, nil
 			}
 		case stageReading:
-			n, err := syscall.Read(w.fd, w.head[w.n:])
+			n, err := sockRead(w.fd, w.head[w.n:])
 			switch {
 			case err == unix.EAGAIN:
 				return false, nil
@@ -195,7 +194,7 @@ func (w *wireProbe) status() error {
 // end closes the socket, with a reset (SO_LINGER 0).
 func (w *wireProbe) end() {
 	if w.fd >= 0 {
-		unix.Close(w.fd)
+		rawClose(w.fd)
 		w.fd = -1
 	}
 	w.stage = stageIdle

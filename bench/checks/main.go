@@ -1,23 +1,27 @@
 // Command checks measures what active health checks cost tierlb and
-// HAProxy: the same N loopback backends checked every 2 s by each proxy in
-// turn, with no traffic, and the proxy's CPU (utime+stime from /proc) over
-// a steady window divided by the checks the backends saw in it.
+// HAProxy: N loopback backends checked every 2 s by each proxy, side by
+// side, with no traffic, and each proxy's CPU (its threads' run time from
+// /proc/PID/task/*/schedstat) over the same steady window divided by the
+// checks its backends saw in it.
 //
 //	go run ./bench/checks                          # tcp and http, 200 and 10,000 backends, 2 rounds
 //	go run ./bench/checks -n 200 -checks tcp -rounds 1 -window 10s
 //	go run ./bench/checks -proxies tierlb -pprof /tmp/checks.prof
+//	go run ./bench/checks -together=false           # one proxy after the other
 //
-// One listener on 0.0.0.0:PORT in this process serves every backend
-// address (127.10.x.y): it accepts, answers an http check's request with
-// 200, and counts each accepted connection into 100 ms buckets, which gives
-// the spread (the busiest bucket against the mean). Runs alternate the
-// proxies each round so neither always runs after the other; each proxy
-// starts fresh, settles for -warmup (its first checks of every backend at
-// once are not the steady state), then is measured for -window. HAProxy
-// runs with nbthread 1 and `check inter` at the same interval; tierlb with
-// its defaults (checks are not tied to engine.loops). Every child is
-// stopped through its PID; all traffic is on 127.0.0.0/8 and bounded by
-// the number of backends and the interval.
+// Each proxy has its own backends: one listener on 0.0.0.0:PORT in this
+// process serves every backend address (127.10.x.y) on that port: it
+// accepts and answers an http check's request with 200. The SYNs that
+// reach the port are counted every 25 ms, which gives the checks and their
+// spread (the busiest 100 ms against the mean). Both proxies start fresh
+// together, settle for -warmup (their first checks of every backend at
+// once are not the steady state), then are measured over the same -window:
+// on a shared machine, load that changes between two windows moves the
+// ratio more than the proxies differ. HAProxy runs with nbthread 1 and
+// `check inter` at the same interval; tierlb with its defaults (checks are
+// not tied to engine.loops). Every child is stopped through its PID; all
+// traffic is on 127.0.0.0/8 and bounded by the number of backends and the
+// interval.
 package main
 
 import (
@@ -30,6 +34,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -50,6 +55,7 @@ type options struct {
 	window     time.Duration
 	interval   time.Duration
 	perService int
+	together   bool
 	tierlb     string
 	pprof      string
 	out        string
@@ -65,6 +71,7 @@ func run() error {
 	flag.DurationVar(&o.window, "window", 20*time.Second, "measured steady state")
 	flag.DurationVar(&o.interval, "interval", 2*time.Second, "check interval")
 	flag.IntVar(&o.perService, "per-service", 100, "backends per service (HAProxy: servers per listen section)")
+	flag.BoolVar(&o.together, "together", true, "measure the proxies side by side in the same window (each with its own backends' port); false: one after the other")
 	flag.StringVar(&o.tierlb, "tierlb", "", "tierlb binary (default: build ./cmd/tierlb)")
 	flag.StringVar(&o.pprof, "pprof", "", "save tierlb's CPU profile over each window to this path (suffixed per run)")
 	flag.StringVar(&o.out, "out", "bench/results/checks.md", "results file (markdown); \"\" prints only")
@@ -114,42 +121,70 @@ func run() error {
 			return fmt.Errorf("build tierlb: %v\n%s", err, out)
 		}
 	}
-	srv, err := startBackendServer()
-	if err != nil {
-		return err
+	// Each proxy has its own backends' port and SYN counter, so that both
+	// can be measured in the same window: on a shared machine, load that
+	// changes between two windows moves a ratio more than the proxies do.
+	srvs := map[string]*backendServer{}
+	synss := map[string]*synCounter{}
+	for _, proxy := range o.proxies {
+		srv, err := startBackendServer()
+		if err != nil {
+			return err
+		}
+		defer srv.close()
+		syns, err := newSynCounter(srv.port())
+		if err != nil {
+			return err
+		}
+		defer syns.close()
+		srvs[proxy], synss[proxy] = srv, syns
 	}
-	defer srv.close()
-	syns, err := newSynCounter(srv.port())
-	if err != nil {
-		return err
-	}
-	defer syns.close()
 
 	type key struct {
 		proxy, check string
 		n            int
 	}
 	results := map[key][]result{}
+	ratios := map[key][]float64{} // tierlb ÷ HAProxy in the same window, under key proxy "tierlb"
 	for _, check := range o.checks {
 		for _, n := range o.ns {
-			s := setup{check: check, backends: n, perService: o.perService, interval: o.interval, port: srv.port()}
 			for round := range o.rounds {
 				order := slices.Clone(o.proxies)
 				if round%2 == 1 {
 					slices.Reverse(order)
 				}
-				for _, proxy := range order {
+				rs := make([]result, len(order))
+				errs := make([]error, len(order))
+				var wg sync.WaitGroup
+				for i, proxy := range order {
+					s := setup{check: check, backends: n, perService: o.perService, interval: o.interval, port: srvs[proxy].port()}
 					prof := ""
 					if o.pprof != "" && proxy == "tierlb" {
 						prof = fmt.Sprintf("%s.%s-%d-%d", o.pprof, check, n, round+1)
 					}
-					r, err := measure(o, proxy, s, srv, syns, tmp, prof)
-					if err != nil {
-						return fmt.Errorf("%s %s n=%d: %w", proxy, check, n, err)
+					one := func() {
+						rs[i], errs[i] = measure(o, proxy, s, srvs[proxy], synss[proxy], tmp, prof)
 					}
-					fmt.Printf("%-7s %-4s n=%-5d round %d: %6.1f µs CPU per check, %6d checks (accepted %6d, metric %6.0f), busiest 100 ms at %.0f/s vs mean %.0f/s, TIME_WAITs made %d\n",
-						proxy, check, n, round+1, r.cpuPer*1e6, r.checks, r.accepted, r.metric, r.peak, r.mean, r.timeWait)
+					if o.together {
+						wg.Go(one)
+					} else {
+						one()
+					}
+				}
+				wg.Wait()
+				for i, proxy := range order {
+					if errs[i] != nil {
+						return fmt.Errorf("%s %s n=%d: %w", proxy, check, n, errs[i])
+					}
+					r := rs[i]
+					fmt.Printf("%-7s %-4s n=%-5d round %d: %6.1f µs CPU per check, %6d checks (accepted %6d, metric %6.0f), busiest 100 ms at %.0f/s vs mean %.0f/s, TIME_WAITs made %d, load %s\n",
+						proxy, check, n, round+1, r.cpuPer*1e6, r.checks, r.accepted, r.metric, r.peak, r.mean, r.timeWait, loadavg())
 					results[key{proxy, check, n}] = append(results[key{proxy, check, n}], r)
+				}
+				if i, j := slices.Index(order, "tierlb"), slices.Index(order, "haproxy"); o.together && i >= 0 && j >= 0 {
+					ratio := rs[i].cpuPer / rs[j].cpuPer
+					fmt.Printf("        tierlb ÷ haproxy in the same window: %.2f\n", ratio)
+					ratios[key{"tierlb", check, n}] = append(ratios[key{"tierlb", check, n}], ratio)
 				}
 			}
 		}
@@ -157,24 +192,33 @@ func run() error {
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Health checks: CPU per check, tierlb and HAProxy\n\n")
-	fmt.Fprintf(&b, "`go run ./bench/checks -rounds %d -window %s -warmup %s`, %s, %d cores, load average at the end %s.\n\n",
-		o.rounds, o.window, o.warmup, time.Now().UTC().Format("2006-01-02 15:04 MST"), numCPU(), loadavg())
+	fmt.Fprintf(&b, "`go run ./bench/checks -rounds %d -window %s -warmup %s -together=%t`, %s, %d cores, load average at the end %s.\n\n",
+		o.rounds, o.window, o.warmup, o.together, time.Now().UTC().Format("2006-01-02 15:04 MST"), numCPU(), loadavg())
+	when := "in turn, interleaved"
+	if o.together {
+		when = "side by side in the same windows, each with its own backends' port"
+	}
 	fmt.Fprintf(&b, "N loopback backends (127.10.x.y, one listener in the bench serves them all), %d per service, checked every\n"+
-		"%s, no traffic. CPU is the proxy's utime+stime over a %s window after %s of warm-up; checks are the\n"+
+		"%s, no traffic. CPU is the run time of the proxy's threads (schedstat) over a %s window after %s of warm-up; checks are the\n"+
 		"SYNs the backends' port received in the window (HAProxy's tcp checks never complete the handshake). Spread: the busiest 100 ms of the window against the mean\n"+
 		"(1.0 is perfectly even). HAProxy %s, nbthread 1, `check inter %s`; http: `option httpchk GET /healthz`,\n"+
-		"`http-check expect status 200`. Medians of %d rounds (min–max). The machine is shared with other work.\n\n",
-		o.perService, o.interval, o.window, o.warmup, haproxyVersion(), o.interval, o.rounds)
-	fmt.Fprintf(&b, "| check | backends | proxy | µs CPU per check | checks in window | busiest 100 ms / mean | TIME_WAITs made |\n|---|---|---|---|---|---|---|\n")
+		"`http-check expect status 200`. The proxies ran %s. Medians of %d rounds (min–max); the last column\n"+
+		"is tierlb's CPU per check over HAProxy's in the same window. The machine is shared with other work.\n\n",
+		o.perService, o.interval, o.window, o.warmup, haproxyVersion(), o.interval, when, o.rounds)
+	fmt.Fprintf(&b, "| check | backends | proxy | µs CPU per check | checks in window | busiest 100 ms / mean | TIME_WAITs made | tierlb ÷ HAProxy |\n|---|---|---|---|---|---|---|---|\n")
 	for _, check := range o.checks {
 		for _, n := range o.ns {
 			for _, proxy := range o.proxies {
 				rs := results[key{proxy, check, n}]
-				fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s |\n", check, n, proxy,
+				ratio := "-"
+				if rt := ratios[key{proxy, check, n}]; len(rt) > 0 {
+					ratio = spread(rt, func(r float64) float64 { return r }, "%.2f")
+				}
+				fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %s |\n", check, n, proxy,
 					spread(rs, func(r result) float64 { return r.cpuPer * 1e6 }, "%.1f"),
 					spread(rs, func(r result) float64 { return float64(r.checks) }, "%.0f"),
 					spread(rs, func(r result) float64 { return r.peak / r.mean }, "%.2f"),
-					spread(rs, func(r result) float64 { return float64(r.timeWait) }, "%.0f"))
+					spread(rs, func(r result) float64 { return float64(r.timeWait) }, "%.0f"), ratio)
 			}
 		}
 	}
@@ -227,7 +271,7 @@ func measure(o options, proxy string, s setup, srv *backendServer, syns *synCoun
 	if _, err := syns.take(); err != nil {
 		return r, err
 	}
-	t0, err := cpuTicks(pid)
+	t0, err := cpuTime(pid)
 	if err != nil {
 		return r, err
 	}
@@ -254,7 +298,7 @@ func measure(o options, proxy string, s setup, srv *backendServer, syns *synCoun
 		}
 	}
 	tick.Stop()
-	t1, err := cpuTicks(pid)
+	t1, err := cpuTime(pid)
 	if err != nil {
 		return r, err
 	}
@@ -278,12 +322,12 @@ func measure(o options, proxy string, s setup, srv *backendServer, syns *synCoun
 	if r.checks == 0 {
 		return r, fmt.Errorf("no check reached the backends in the window; its log ends:\n%s", p.logTail())
 	}
-	r.cpuPer = float64(t1-t0) / clkTck / float64(r.checks)
+	r.cpuPer = (t1 - t0).Seconds() / float64(r.checks)
 	return r, nil
 }
 
 // spread formats the median and the range of f over rs.
-func spread(rs []result, f func(result) float64, format string) string {
+func spread[T any](rs []T, f func(T) float64, format string) string {
 	if len(rs) == 0 {
 		return "-"
 	}

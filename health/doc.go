@@ -4,7 +4,8 @@
 // failing. Decisions go to the backends themselves (SetHealth, Eject), from
 // which the Set builds the pools the data path reads.
 //
-//	m, err := health.NewMonitor(set, svc.Health, health.Options{Logger: log, Metrics: hm, Docker: health.DockerInspect{Client: cli}})
+//	checks := health.NewChecks() // one per process: every monitor's probes on one loop
+//	m, err := health.NewMonitor(set, svc.Health, health.Options{Logger: log, Metrics: hm, Docker: health.DockerInspect{Client: cli}, Checks: checks})
 //	if err != nil { ... } // every problem, keys named as in SPEC.md
 //	observer := m.Passive()  // the proxy's DialObserver: dial outcomes feed the passive checks
 //	g.Go(func() error { return m.Run(ctx) })
@@ -19,8 +20,8 @@
 // under on_backend_down: close); its first probe still decides. A backend
 // has one prober, which runs one probe at a time.
 //
-// Every running monitor's probes run on the process's one check loop
-// (loop_linux.go, shared_linux.go): a heap of probers by due time, and tcp and http probes as raw non-blocking
+// The probes of every running monitor given the same Checks run on one
+// check loop (loop_linux.go, shared_linux.go): a heap of probers by due time, and tcp and http probes as raw non-blocking
 // sockets (wire_linux.go) waited for in one epoll set, so a probe costs no
 // goroutine, timer or allocation. After its first probe a backend waits a
 // random part of the interval, then the interval ±15%, so probes of

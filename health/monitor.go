@@ -19,6 +19,10 @@ type Options struct {
 	Metrics *Metrics
 	// Docker answers docker checks; required for type docker only.
 	Docker ContainerHealth
+	// Checks is the process's check loop, shared by its monitors (cmd/
+	// gives every monitor the same). Nil: the monitor runs a loop of its
+	// own.
+	Checks *Checks
 }
 
 // Monitor runs the active health checks of one service: one prober per
@@ -37,7 +41,8 @@ type Monitor struct {
 	cfg     Config // validated, with defaults
 	checker Checker
 	running bool
-	loop    *checkLoop     // the shared loop, while running
+	checks  *Checks        // where the loop comes from
+	loop    *checkLoop     // the check loop, while running
 	aside   sync.WaitGroup // goroutine probes of this monitor's probers
 	probers map[*backends.Backend]*prober
 	known   map[*backends.Backend]bool // members at the last reconcile
@@ -55,6 +60,7 @@ func NewMonitor(set *backends.Set, cfg Config, opts Options) (*Monitor, error) {
 		log:     opts.Logger,
 		metrics: opts.Metrics,
 		docker:  opts.Docker,
+		checks:  opts.Checks,
 		rand:    rand.Float64,
 		reload:  make(chan struct{}, 1),
 		cfg:     cfg.WithDefaults(),
@@ -65,6 +71,9 @@ func NewMonitor(set *backends.Set, cfg Config, opts Options) (*Monitor, error) {
 	}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
+	}
+	if m.checks == nil {
+		m.checks = NewChecks()
 	}
 	m.passive = NewPassive(m.cfg.Passive, PassiveOptions{Logger: m.log, OnEject: m.ProbeNow})
 	return m, nil
@@ -83,14 +92,14 @@ func (m *Monitor) Config() Config {
 
 // Run probes the set's backends until ctx ends, then stops every prober and
 // returns nil. A monitor runs once at a time. Its probes run on the
-// process's one check loop, shared with every other running monitor.
+// check loop of Options.Checks, shared with the other monitors given it.
 func (m *Monitor) Run(ctx context.Context) error {
 	m.mu.Lock()
 	if m.running {
 		m.mu.Unlock()
 		return fmt.Errorf("health monitor of service %s: already running", m.set.Name())
 	}
-	sl, err := acquireLoop()
+	sl, err := m.checks.acquire()
 	if err != nil {
 		m.mu.Unlock()
 		return fmt.Errorf("health monitor of service %s: %w", m.set.Name(), err)
@@ -104,7 +113,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 		m.stopProbers()
 		sl.sync()
 		m.aside.Wait()
-		releaseLoop(sl)
+		m.checks.release(sl)
 		m.shutdown()
 	}()
 	// A Reconfigure before Run is already in m.cfg: no restart needed.

@@ -7,33 +7,36 @@ import (
 	"sync"
 )
 
-// The process runs one check loop for every monitor, as HAProxy runs the
-// checks of all its backends as tasks of the same threads: with a loop per
-// service, a hundred services whose probes fall on the same grid point
-// woke a hundred goroutines, each on a thread of its own, where one wake-up
-// serves them all. The loop starts with the first running monitor and ends
-// with the last, so a process without health checks runs none and a
-// library user has nothing to wire.
-var shared struct {
+// Checks is a process's check loop, shared by every monitor given it
+// (Options.Checks), as HAProxy runs the checks of all its backends as tasks
+// of the same threads: with a loop per service, a hundred services whose
+// probes fall on the same grid point woke a hundred goroutines, each on a
+// thread of its own, where one wake-up serves them all. The loop starts
+// with the first running monitor and ends with the last, so a process
+// without health checks runs none and nothing else stops it.
+type Checks struct {
 	mu  sync.Mutex
 	cur *sharedLoop // the loop new monitors join; nil when none runs
 }
 
+// NewChecks returns a process's check loop, not running yet.
+func NewChecks() *Checks { return &Checks{} }
+
 // sharedLoop is one check loop and the monitors that use it.
 type sharedLoop struct {
 	loop   *checkLoop
-	users  int // guarded by shared.mu
+	users  int // guarded by Checks.mu
 	cancel context.CancelFunc
 	done   chan struct{} // closed when run has returned
 	err    error         // run's error; read once done is closed
 }
 
-// acquireLoop returns the running shared loop, starting one if none runs
-// or the last one failed. Each acquireLoop is paired with a releaseLoop.
-func acquireLoop() (*sharedLoop, error) {
-	shared.mu.Lock()
-	defer shared.mu.Unlock()
-	if s := shared.cur; s != nil {
+// acquire returns the running loop, starting one if none runs or the last
+// one failed. Each acquire is paired with a release.
+func (c *Checks) acquire() (*sharedLoop, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s := c.cur; s != nil {
 		select {
 		case <-s.done: // failed: its users see it and leave
 		default:
@@ -51,20 +54,20 @@ func acquireLoop() (*sharedLoop, error) {
 		s.err = loop.run(ctx)
 		close(s.done)
 	}()
-	shared.cur = s
+	c.cur = s
 	return s, nil
 }
 
-// releaseLoop ends a monitor's use of s; the last user stops the loop and
+// release ends a monitor's use of s; the last user stops the loop and
 // waits until its sockets are closed and its goroutine probes have ended.
-func releaseLoop(s *sharedLoop) {
-	shared.mu.Lock()
+func (c *Checks) release(s *sharedLoop) {
+	c.mu.Lock()
 	s.users--
 	last := s.users == 0
-	if last && shared.cur == s {
-		shared.cur = nil
+	if last && c.cur == s {
+		c.cur = nil
 	}
-	shared.mu.Unlock()
+	c.mu.Unlock()
 	if last {
 		s.cancel()
 		<-s.done

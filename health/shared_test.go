@@ -50,8 +50,9 @@ func TestMonitorsShareOneLoop(t *testing.T) {
 	var ms [2]*Monitor
 	var chks [2]*countingChecker
 	var stops [2]func()
+	checks := NewChecks()
 	for i := range ms {
-		m, err := NewMonitor(newSet(t, srv.addr()), Config{Type: TypeTCP, Interval: 10 * time.Millisecond}, Options{})
+		m, err := NewMonitor(newSet(t, srv.addr()), Config{Type: TypeTCP, Interval: 10 * time.Millisecond}, Options{Checks: checks})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -76,9 +77,9 @@ func TestMonitorsShareOneLoop(t *testing.T) {
 	}
 
 	stops[1]()
-	shared.mu.Lock()
-	cur := shared.cur
-	shared.mu.Unlock()
+	checks.mu.Lock()
+	cur := checks.cur
+	checks.mu.Unlock()
 	if cur != nil {
 		t.Fatal("the shared loop still runs with no monitor")
 	}
@@ -89,7 +90,8 @@ func TestMonitorsShareOneLoop(t *testing.T) {
 // from it, and leaves no socket of a wire probe open.
 func TestMonitorStopsMidProbe(t *testing.T) {
 	noLeaks(t)
-	other, err := NewMonitor(newSet(t, startTCP(t, blackhole).addr()), Config{Type: TypeTCP, Interval: 10 * time.Millisecond}, Options{})
+	checks := NewChecks()
+	other, err := NewMonitor(newSet(t, startTCP(t, blackhole).addr()), Config{Type: TypeTCP, Interval: 10 * time.Millisecond}, Options{Checks: checks})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +102,7 @@ func TestMonitorStopsMidProbe(t *testing.T) {
 
 	t.Run("goroutine probe", func(t *testing.T) {
 		set := newSet(t, startTCP(t, blackhole).addr())
-		m, err := NewMonitor(set, Config{Type: TypeTCP, Interval: 10 * time.Millisecond, Timeout: time.Hour}, Options{})
+		m, err := NewMonitor(set, Config{Type: TypeTCP, Interval: 10 * time.Millisecond, Timeout: time.Hour}, Options{Checks: checks})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -124,7 +126,7 @@ func TestMonitorStopsMidProbe(t *testing.T) {
 	t.Run("wire probe", func(t *testing.T) {
 		silent := startTCP(t, blackhole)
 		before := openFDs(t)
-		m, err := NewMonitor(newSet(t, silent.addr(), silent.addr(), silent.addr()), Config{Type: TypeHTTP, Interval: 10 * time.Millisecond, Timeout: time.Hour}, Options{})
+		m, err := NewMonitor(newSet(t, silent.addr(), silent.addr(), silent.addr()), Config{Type: TypeHTTP, Interval: 10 * time.Millisecond, Timeout: time.Hour}, Options{Checks: checks})
 		if err != nil {
 			t.Fatal(err)
 		}

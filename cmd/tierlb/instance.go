@@ -30,6 +30,9 @@ type deps struct {
 	// Loops are the process's event loops, shared by every service
 	// (proxy.Options.Loops, udp.Options.Loops).
 	Loops *proxy.Loops
+	// Checks is the process's health check loop, shared by every
+	// service's monitor.
+	Checks *health.Checks
 }
 
 // healthConfig is a service's health settings as its monitor really runs
@@ -77,7 +80,7 @@ func newInstance(cfg config.ServiceConfig, accessLog bool, discovered []backends
 	}
 	hc := d.healthConfig(&cfg)
 	in.set = backends.NewSet(cfg.Name, policy, cfg.SetOptions(hc.Type))
-	if in.monitor, err = health.NewMonitor(in.set, hc, health.Options{Logger: d.Log, Metrics: d.HealthMetrics, Docker: d.Docker}); err != nil {
+	if in.monitor, err = health.NewMonitor(in.set, hc, health.Options{Logger: d.Log, Metrics: d.HealthMetrics, Docker: d.Docker, Checks: d.Checks}); err != nil {
 		in.set.Close()
 		return nil, fmt.Errorf("service %s: %w", cfg.Name, err)
 	}

@@ -102,7 +102,7 @@ func serve(ctx context.Context, l loaded, log *slog.Logger, level *slog.LevelVar
 			_ = evloops.Run(stopped)
 		}
 	}()
-	sup := newSupervisor(deps{Log: log, AccessLog: accessLogger(log), ProxyMetrics: pm, UDPMetrics: um, HealthMetrics: hm, Loops: evloops}, ready)
+	sup := newSupervisor(deps{Log: log, AccessLog: accessLogger(log), ProxyMetrics: pm, UDPMetrics: um, HealthMetrics: hm, Loops: evloops, Checks: health.NewChecks()}, ready)
 	disc, watch, err := newDockerProvider(cfg, sup, env, log, reg)
 	if err != nil {
 		return err

@@ -81,24 +81,26 @@ func (m *Monitor) Config() Config {
 }
 
 // Run probes the set's backends until ctx ends, then stops every prober and
-// returns nil. A monitor runs once at a time. The check loop (a goroutine
-// and an epoll descriptor) is made when the config first asks for checks:
-// a service with type none, the default for static backends, needs none.
+// returns nil. A monitor runs once at a time.
 func (m *Monitor) Run(ctx context.Context) error {
 	m.mu.Lock()
 	if m.running {
 		m.mu.Unlock()
 		return fmt.Errorf("health monitor of service %s: already running", m.set.Name())
 	}
-	m.running = true
+	loop, err := newCheckLoop()
+	if err != nil {
+		m.mu.Unlock()
+		return fmt.Errorf("health monitor of service %s: %w", m.set.Name(), err)
+	}
+	m.running, m.loop = true, loop
 	m.mu.Unlock()
 	ctx, cancel := context.WithCancel(ctx)
-	var loopErr chan error // nil, and never ready, until the loop runs
+	loopErr := make(chan error, 1)
+	go func() { loopErr <- loop.run(ctx) }()
 	defer func() {
 		cancel()
-		if loopErr != nil {
-			<-loopErr // a probe in flight is dropped, a goroutine probe awaited
-		}
+		<-loopErr // a probe in flight is dropped, a goroutine probe awaited
 		m.shutdown()
 	}()
 	// A Reconfigure before Run is already in m.cfg: no restart needed.
@@ -110,17 +112,6 @@ func (m *Monitor) Run(ctx context.Context) error {
 	for {
 		// Read the channel before listing, so a change in between is seen.
 		changed := m.set.Changed()
-		if loopErr == nil && m.Config().Type != TypeNone {
-			loop, err := newCheckLoop()
-			if err != nil {
-				return fmt.Errorf("health monitor of service %s: %w", m.set.Name(), err)
-			}
-			m.mu.Lock()
-			m.loop = loop
-			m.mu.Unlock()
-			loopErr = make(chan error, 1)
-			go func() { loopErr <- loop.run(ctx) }()
-		}
 		m.reconcile()
 		select {
 		case <-ctx.Done():
@@ -206,7 +197,7 @@ func (m *Monitor) reconcile() {
 					"address", b.Address(), "reason", "health checks disabled")
 			}
 		}
-	} else if m.loop != nil { // else Run makes it on the reload that asked for checks
+	} else {
 		for _, b := range members {
 			if m.probers[b] == nil {
 				p := newProber(b, m.cfg, m.checker, m.log, m.metrics.series(b.Service(), b.ID()), m.rand)

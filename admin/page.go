@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tierlb/tierlb/backends"
@@ -15,14 +16,17 @@ import (
 //go:embed page.html.tmpl
 var pageSource string
 
-// pageTemplate is parsed once; a template error is a build-time bug that the
-// tests catch, so New never fails at run time.
-var pageTemplate = template.Must(template.New("page").Funcs(template.FuncMap{
-	"bytes":    FormatBytes,
-	"rate":     FormatRate,
-	"byteRate": FormatByteRate,
-	"join":     strings.Join,
-}).Parse(pageSource))
+// pageTemplate is parsed at the first page request, not at start: a
+// process whose page nobody opens keeps no parse tree. A template error is
+// a build-time bug that the tests catch, so it never fails at run time.
+var pageTemplate = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("page").Funcs(template.FuncMap{
+		"bytes":    FormatBytes,
+		"rate":     FormatRate,
+		"byteRate": FormatByteRate,
+		"join":     strings.Join,
+	}).Parse(pageSource))
+})
 
 // What one page shows at most, so it stays small and quick with 10,000
 // backends: their status is a page of PageSize rows at a time, the rest a
@@ -106,7 +110,7 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request) {
 	// Render to a buffer first so a template error becomes a clean 500
 	// instead of half a page.
 	var buf bytes.Buffer
-	if err := pageTemplate.Execute(&buf, data); err != nil {
+	if err := pageTemplate().Execute(&buf, data); err != nil {
 		s.log.Error("admin: render status page", "err", err)
 		http.Error(w, "render status page: "+err.Error(), http.StatusInternalServerError)
 		return

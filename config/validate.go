@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"net/url"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -79,7 +78,20 @@ func (d *DockerConfig) LabelServicesPossible() bool {
 	return d.Enabled != "false" && d.LabelServices
 }
 
-var labelPrefixRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$`)
+// isLabelPrefix matches ^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$ without a
+// regexp held for the life of the process.
+func isLabelPrefix(s string) bool {
+	lowerOrDigit := func(c byte) bool { return 'a' <= c && c <= 'z' || '0' <= c && c <= '9' }
+	if len(s) == 0 || !lowerOrDigit(s[0]) || !lowerOrDigit(s[len(s)-1]) {
+		return false
+	}
+	for i := 1; i < len(s)-1; i++ {
+		if c := s[i]; !lowerOrDigit(c) && c != '.' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
 
 func validateDocker(d *DockerConfig, p *problems) {
 	oneOf(p, "docker.enabled", d.Enabled, "auto", "true", "false")
@@ -92,7 +104,7 @@ func validateDocker(d *DockerConfig, p *problems) {
 			p.add("docker.host", "%q: scheme %q is not one of unix, tcp, http, https, ssh, npipe", d.Host, u.Scheme)
 		}
 	}
-	if !labelPrefixRE.MatchString(d.LabelPrefix) {
+	if !isLabelPrefix(d.LabelPrefix) {
 		p.add("docker.label_prefix", "%q is not a label prefix (lower-case letters, digits, '.' and '-')", d.LabelPrefix)
 	}
 	for i, n := range d.Networks {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"regexp"
 	"strings"
 
 	"github.com/tierlb/tierlb/backends"
@@ -12,16 +11,32 @@ import (
 	"github.com/tierlb/tierlb/proxy/sni"
 )
 
-// serviceNameRE keeps names usable as metric label values and URL path
-// segments (/api/v1/services/{service}).
-var serviceNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
+// isServiceName keeps names usable as metric label values and URL path
+// segments (/api/v1/services/{service}): ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$.
+// A loop rather than a regexp compiled at init, whose bounded repetition
+// alone holds ~20 kB for the life of the process.
+func isServiceName(s string) bool {
+	if len(s) == 0 || len(s) > 63 || !isAlnum(s[0]) {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if c := s[i]; !isAlnum(c) && c != '_' && c != '.' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+func isAlnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
 
 // validateService checks one services[] entry; path is "services[i]".
 func validateService(s *ServiceConfig, path string, dockerOn bool, p *problems) {
 	switch {
 	case s.Name == "":
 		p.add(path+".name", "missing (every service needs a name)")
-	case !serviceNameRE.MatchString(s.Name):
+	case !isServiceName(s.Name):
 		p.add(path+".name", "%q is not a service name (letters, digits, '_', '.', '-'; at most 63)", s.Name)
 	}
 	if s.Listen == "" {

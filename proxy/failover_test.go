@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/sys/unix"
 
 	"github.com/tierlb/tierlb/backends"
@@ -145,7 +144,7 @@ func TestAllBackendsFail(t *testing.T) {
 		t.Fatalf("client read ended with %v, want a reset", err)
 	}
 	testkit.Eventually(t, time.Second, "rejection counted", func() bool {
-		return testutil.ToFloat64(m.rejected.WithLabelValues("nb", RejectNoBackend)) == 1
+		return m.rejectedCount("nb", RejectNoBackend) == 1
 	})
 	var errs uint64
 	for _, b := range set.Backends() {

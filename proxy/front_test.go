@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/tierlb/tierlb/internal/testkit"
 )
@@ -112,7 +111,7 @@ func startSNIPort(t testing.TB, front Config, routes map[string]*tlsBackend, nam
 func (p *sniPort) addr() string { return p.front.Addr().String() }
 
 func (p *sniPort) rejected(reason string) float64 {
-	return testutil.ToFloat64(p.m.rejected.WithLabelValues("front", reason))
+	return p.m.rejectedCount("front", reason)
 }
 
 // tlsThrough connects through the port with server name sni, trusting
@@ -169,7 +168,7 @@ func TestFrontRoutesByServerName(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"app", "wild", "eu", "default"} {
-		if n := testutil.ToFloat64(p.m.accepted.WithLabelValues(name)); n == 0 {
+		if n := p.m.acceptedCount(name); n == 0 {
 			t.Errorf("service %s counted no accepted connection", name)
 		}
 	}
@@ -368,7 +367,7 @@ func TestFrontComposesWithPROXYHeaders(t *testing.T) {
 		t.Error("a client outside allow got through")
 	}
 	testkit.Eventually(t, 10*time.Second, "not_allowed counted for app", func() bool {
-		return testutil.ToFloat64(m.rejected.WithLabelValues("app", RejectNotAllowed)) == 1
+		return m.rejectedCount("app", RejectNotAllowed) == 1
 	})
 }
 

@@ -35,7 +35,7 @@ func metricsService(t *testing.T, cfg Config, pools Pools) (*Service, *Metrics) 
 }
 
 func rejected(m *Metrics, reason string) float64 {
-	return testutil.ToFloat64(m.rejected.WithLabelValues("lim", reason))
+	return m.rejectedCount("lim", reason)
 }
 
 // TestMaxConns: the connection over the limit is closed at once and
@@ -58,7 +58,7 @@ func TestMaxConns(t *testing.T) {
 	open[0].Close()
 	testkit.Eventually(t, 5*time.Second, "a slot frees", func() bool { return s.Active() == 1 })
 	roundTrip(t, dial(t, s), "y")
-	if got := testutil.ToFloat64(m.accepted.WithLabelValues("lim")); got != 4 {
+	if got := m.acceptedCount("lim"); got != 4 {
 		t.Errorf("accepted = %v, want 4", got)
 	}
 }
@@ -103,7 +103,7 @@ func TestRejectReasonsAtZero(t *testing.T) {
 	if _, err := NewService(Config{Name: "zero"}, staticSet(t), Options{Metrics: m}); err != nil {
 		t.Fatal(err)
 	}
-	if n := testutil.CollectAndCount(m.rejected, "tierlb_connections_rejected_total"); n != len(rejectReasons()) {
+	if n := testutil.CollectAndCount(m, "tierlb_connections_rejected_total"); n != len(rejectReasons()) {
 		t.Errorf("rejected series = %d, want %d", n, len(rejectReasons()))
 	}
 	// A second NewMetrics on the same registry reuses the collectors.
@@ -111,7 +111,7 @@ func TestRejectReasonsAtZero(t *testing.T) {
 	if err != nil {
 		t.Fatalf("second NewMetrics: %v", err)
 	}
-	if m2.rejected != m.rejected {
+	if m2 != m {
 		t.Error("second NewMetrics did not reuse the registered collector")
 	}
 }

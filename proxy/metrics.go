@@ -3,6 +3,9 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -33,122 +36,165 @@ const (
 	RejectNoClientData = "no_client_data"
 )
 
+// numRejectReasons is the length of rejectReasons.
+const numRejectReasons = 9
+
 // rejectReasons lists every reason, exported at zero for each service.
-func rejectReasons() [9]string {
+func rejectReasons() [numRejectReasons]string {
 	return [...]string{RejectMaxConns, RejectNotAllowed, RejectNoBackend, RejectDraining, RejectNoSNIRoute,
 		RejectNotTLS, RejectLocalError, RejectMaxConnsPerClient, RejectNoClientData}
 }
 
+// rejectIndex is reason's index in rejectReasons, or -1.
+func rejectIndex(reason string) int {
+	switch reason {
+	case RejectMaxConns:
+		return 0
+	case RejectNotAllowed:
+		return 1
+	case RejectNoBackend:
+		return 2
+	case RejectDraining:
+		return 3
+	case RejectNoSNIRoute:
+		return 4
+	case RejectNotTLS:
+		return 5
+	case RejectLocalError:
+		return 6
+	case RejectMaxConnsPerClient:
+		return 7
+	case RejectNoClientData:
+		return 8
+	}
+	return -1
+}
+
+// Histogram buckets. Connect: 100µs to ~10s, a loopback or same-host dial
+// is well under a millisecond, a dead backend costs the whole connect
+// timeout. Connection: 1ms to 1h, from one request on a fresh connection to
+// the default idle timeout.
+var (
+	connectBuckets = [...]float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+	connBuckets    = [...]float64{0.001, 0.005, 0.025, 0.1, 0.5, 1, 5, 30, 120, 600, 3600}
+)
+
 // Metrics are the data path's per-service Prometheus series. Per-backend
 // series are not here: a collector reads them from the backends' own atomics.
-// One Metrics serves every Service of a process and survives reloads; a nil
-// *Metrics records nothing.
+// Likewise a service's series are plain atomics in its serviceMetrics, read
+// at scrape time: a Prometheus child per series (16 a service) costs
+// several kilobytes a service that hundreds of services notice. One Metrics
+// serves every Service of a process and survives reloads; a nil *Metrics
+// records nothing.
 type Metrics struct {
-	accepted        *prometheus.CounterVec
-	rejected        *prometheus.CounterVec
-	connectDuration *prometheus.HistogramVec
-	connDuration    *prometheus.HistogramVec
-	localErrors     *prometheus.CounterVec
+	accepted, rejected, localErrors *prometheus.Desc
+	connectDuration, connDuration   *prometheus.Desc
+
+	mu       sync.Mutex
+	services map[string]*serviceMetrics
 }
 
-// NewMetrics creates the data-path metrics and registers them on reg. Metrics
-// that are already registered (a second call with the same registry) are
-// reused, so a reload does not fail.
+// NewMetrics creates the data-path metrics and registers them on reg. A
+// second call with the same registry returns the Metrics already
+// registered, so a reload does not fail.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	svc := []string{"service"}
 	m := &Metrics{
-		accepted: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tierlb_connections_accepted_total",
-			Help: "Client connections accepted by a service's listener, refused ones included.",
-		}, []string{"service"}),
-		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tierlb_connections_rejected_total",
-			Help: "Accepted client connections closed at once, by reason.",
-		}, []string{"service", "reason"}),
-		// 100µs to ~10s: a loopback or same-host dial is well under a
-		// millisecond, a dead backend costs the whole connect timeout.
-		connectDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "tierlb_backend_connect_duration_seconds",
-			Help:    "Time to establish a successful backend connection.",
-			Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
-		}, []string{"service"}),
-		// 1ms to 1h: from one request on a fresh connection to the default
-		// idle timeout.
-		connDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "tierlb_connection_duration_seconds",
-			Help:    "Lifetime of proxied connections, from accept to close.",
-			Buckets: []float64{0.001, 0.005, 0.025, 0.1, 0.5, 1, 5, 30, 120, 600, 3600},
-		}, []string{"service"}),
-		localErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tierlb_local_errors_total",
-			Help: "Backend dials that failed for want of local resources (descriptors, memory, local ports): tierlb's trouble, never counted against a backend.",
-		}, []string{"service", "errno"}),
+		accepted: prometheus.NewDesc("tierlb_connections_accepted_total",
+			"Client connections accepted by a service's listener, refused ones included.", svc, nil),
+		rejected: prometheus.NewDesc("tierlb_connections_rejected_total",
+			"Accepted client connections closed at once, by reason.", []string{"service", "reason"}, nil),
+		connectDuration: prometheus.NewDesc("tierlb_backend_connect_duration_seconds",
+			"Time to establish a successful backend connection.", svc, nil),
+		connDuration: prometheus.NewDesc("tierlb_connection_duration_seconds",
+			"Lifetime of proxied connections, from accept to close.", svc, nil),
+		localErrors: prometheus.NewDesc("tierlb_local_errors_total",
+			"Backend dials that failed for want of local resources (descriptors, memory, local ports): tierlb's trouble, never counted against a backend.",
+			[]string{"service", "errno"}, nil),
+		services: map[string]*serviceMetrics{},
 	}
-	var err error
-	m.accepted, err = register(reg, m.accepted)
-	if err != nil {
-		return nil, err
-	}
-	if m.rejected, err = register(reg, m.rejected); err != nil {
-		return nil, err
-	}
-	if m.connectDuration, err = register(reg, m.connectDuration); err != nil {
-		return nil, err
-	}
-	if m.connDuration, err = register(reg, m.connDuration); err != nil {
-		return nil, err
-	}
-	if m.localErrors, err = register(reg, m.localErrors); err != nil {
-		return nil, err
-	}
-	return m, nil
-}
-
-// register registers c, or returns the collector of the same description
-// that is already registered.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
 	if reg == nil {
-		return c, nil
+		return m, nil
 	}
-	err := reg.Register(c)
+	err := reg.Register(m)
 	if err == nil {
-		return c, nil
+		return m, nil
 	}
 	var are prometheus.AlreadyRegisteredError
 	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
+		if existing, ok := are.ExistingCollector.(*Metrics); ok {
 			return existing, nil
 		}
 	}
-	return c, fmt.Errorf("register data-path metrics: %w", err)
+	return nil, fmt.Errorf("register data-path metrics: %w", err)
 }
 
-// serviceMetrics are one service's series, resolved once so the hot path
-// does no label lookups. A nil *serviceMetrics records nothing.
+// Describe sends the descriptors of every data-path series.
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
+	ch <- m.accepted
+	ch <- m.rejected
+	ch <- m.connectDuration
+	ch <- m.connDuration
+	ch <- m.localErrors
+}
+
+// Collect reads every service's counters.
+func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
+	m.mu.Lock()
+	services := make([]*serviceMetrics, 0, len(m.services))
+	for _, sm := range m.services {
+		services = append(services, sm)
+	}
+	m.mu.Unlock()
+	var buf [len(connectBuckets) + 1]uint64
+	for _, sm := range services {
+		counter(ch, m.accepted, sm.accepted.Load(), sm.name)
+		for i, r := range rejectReasons() {
+			counter(ch, m.rejected, sm.rejected[i].Load(), sm.name, r)
+		}
+		for i, e := range backends.LocalDialErrors {
+			counter(ch, m.localErrors, sm.localErrors[i].Load(), sm.name, e)
+		}
+		sm.connectDuration.collect(ch, m.connectDuration, connectBuckets[:], buf[:], sm.name)
+		sm.connDuration.collect(ch, m.connDuration, connBuckets[:], buf[:], sm.name)
+	}
+}
+
+// counter sends one counter sample; a label value Prometheus refuses
+// becomes an invalid metric, which the scrape reports, instead of a panic.
+func counter(ch chan<- prometheus.Metric, d *prometheus.Desc, v uint64, labels ...string) {
+	sample, err := prometheus.NewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	if err != nil {
+		sample = prometheus.NewInvalidMetric(d, err)
+	}
+	ch <- sample
+}
+
+// serviceMetrics are one service's series. Every Service of that name (a
+// reloaded one, or one draining beside its successor) shares them, so
+// counts go on across reloads. A nil *serviceMetrics records nothing.
 type serviceMetrics struct {
-	accepted        prometheus.Counter
-	rejected        map[string]prometheus.Counter
-	connectDuration prometheus.Observer
-	connDuration    prometheus.Observer
-	localErrors     [len(backends.LocalDialErrors)]prometheus.Counter
+	name            string
+	accepted        atomic.Uint64
+	rejected        [numRejectReasons]atomic.Uint64
+	localErrors     [len(backends.LocalDialErrors)]atomic.Uint64
+	connectDuration histogram
+	connDuration    histogram
 }
 
-// initService resolves the service's series and exports every rejection
-// reason at zero, so rates and alerts work before the first refusal.
+// initService returns the service's series, creating them (every
+// rejection reason at zero, so rates and alerts work before the first
+// refusal) unless a Service of that name already has them.
 func (m *Metrics) initService(name string) *serviceMetrics {
 	if m == nil {
 		return nil
 	}
-	sm := &serviceMetrics{
-		accepted:        m.accepted.WithLabelValues(name),
-		rejected:        make(map[string]prometheus.Counter, len(rejectReasons())),
-		connectDuration: m.connectDuration.WithLabelValues(name),
-		connDuration:    m.connDuration.WithLabelValues(name),
-	}
-	for _, r := range rejectReasons() {
-		sm.rejected[r] = m.rejected.WithLabelValues(name, r)
-	}
-	for i, e := range backends.LocalDialErrors {
-		sm.localErrors[i] = m.localErrors.WithLabelValues(name, e)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	sm := m.services[name]
+	if sm == nil {
+		sm = &serviceMetrics{name: name}
+		m.services[name] = sm
 	}
 	return sm
 }
@@ -161,43 +207,88 @@ func (m *Metrics) ForgetService(name string) {
 	if m == nil {
 		return
 	}
-	m.accepted.DeleteLabelValues(name)
-	m.connectDuration.DeleteLabelValues(name)
-	m.connDuration.DeleteLabelValues(name)
-	for _, r := range rejectReasons() {
-		m.rejected.DeleteLabelValues(name, r)
-	}
-	for _, e := range backends.LocalDialErrors {
-		m.localErrors.DeleteLabelValues(name, e)
-	}
+	m.mu.Lock()
+	delete(m.services, name)
+	m.mu.Unlock()
 }
 
 func (sm *serviceMetrics) connAccepted() {
 	if sm != nil {
-		sm.accepted.Inc()
+		sm.accepted.Add(1)
 	}
 }
 
 func (sm *serviceMetrics) connRejected(reason string) {
-	if sm != nil {
-		sm.rejected[reason].Inc()
+	if sm == nil {
+		return
+	}
+	if i := rejectIndex(reason); i >= 0 {
+		sm.rejected[i].Add(1)
 	}
 }
 
 func (sm *serviceMetrics) dialed(seconds float64) {
 	if sm != nil {
-		sm.connectDuration.Observe(seconds)
+		sm.connectDuration.observe(connectBuckets[:], seconds)
 	}
 }
 
 func (sm *serviceMetrics) connClosed(seconds float64) {
 	if sm != nil {
-		sm.connDuration.Observe(seconds)
+		sm.connDuration.observe(connBuckets[:], seconds)
 	}
 }
 
 func (sm *serviceMetrics) localError(i int) {
 	if sm != nil {
-		sm.localErrors[i].Inc()
+		sm.localErrors[i].Add(1)
 	}
+}
+
+// histogram is a Prometheus histogram as plain atomics: a count per bucket
+// (the one after the last bound for values above every bound) and the sum.
+// The total count is the buckets' sum, so a scrape never sees more in a
+// bucket than in the whole. It has room for the longer bucket list.
+type histogram struct {
+	counts  [len(connectBuckets) + 1]atomic.Uint64
+	sumBits atomic.Uint64 // float64 bits
+}
+
+// observe counts v in the first bucket whose upper bound is at least v,
+// as prometheus.Histogram does.
+func (h *histogram) observe(bounds []float64, v float64) {
+	i := 0
+	for i < len(bounds) && v > bounds[i] {
+		i++
+	}
+	h.counts[i].Add(1)
+	for {
+		old := h.sumBits.Load()
+		if h.sumBits.CompareAndSwap(old, math.Float64bits(math.Float64frombits(old)+v)) {
+			return
+		}
+	}
+}
+
+// collect sends the histogram with cumulative bucket counts; buf holds at
+// least len(bounds)+1 counts.
+func (h *histogram) collect(ch chan<- prometheus.Metric, d *prometheus.Desc, bounds []float64, buf []uint64, labels ...string) {
+	buf = buf[:len(bounds)+1]
+	var count uint64
+	for i := range buf {
+		buf[i] = h.counts[i].Load()
+		count += buf[i]
+	}
+	sum := math.Float64frombits(h.sumBits.Load())
+	buckets := make(map[float64]uint64, len(bounds))
+	var cum uint64
+	for i, ub := range bounds {
+		cum += buf[i]
+		buckets[ub] = cum
+	}
+	sample, err := prometheus.NewConstHistogram(d, count, sum, buckets, labels...)
+	if err != nil {
+		sample = prometheus.NewInvalidMetric(d, err)
+	}
+	ch <- sample
 }

@@ -220,21 +220,46 @@ func (s *Service) Reconfigure(cfg Config) {
 // connections go on until Shutdown. Accept errors such as EMFILE are
 // retried with backoff, never returned.
 func (s *Service) Serve(ctx context.Context) error {
-	if err := s.Listen(); err != nil {
+	stop, err := s.start(ctx)
+	if err != nil {
 		return err
 	}
-	stop := context.AfterFunc(ctx, s.closeListener)
 	defer stop()
+	<-s.served
+	return nil
+}
+
+// Start is Serve without the wait: it registers the listener and returns
+// (once the loops run), and Done is closed when Serve would return, or at
+// once if Start fails. A process with hundreds of services need not park
+// a goroutine (and its stack) for each.
+func (s *Service) Start(ctx context.Context) error {
+	if _, err := s.start(ctx); err != nil {
+		s.closeListener()
+		return err
+	}
+	return nil
+}
+
+func (s *Service) start(ctx context.Context) (stop func() bool, err error) {
+	if err := s.Listen(); err != nil {
+		return nil, err
+	}
+	stop = context.AfterFunc(ctx, s.closeListener)
 	if !s.fed {
 		// A fed service's connections arrive through a Front, in the
 		// Front's loops.
 		if err := s.startAccepting(); err != nil {
-			return err
+			stop()
+			return nil, err
 		}
 	}
-	<-s.served
-	return nil
+	return stop, nil
 }
+
+// Done is closed once the service no longer accepts: its listener closed
+// (ctx of Serve or Start done, or Shutdown) or taken out by StopAccepting.
+func (s *Service) Done() <-chan struct{} { return s.served }
 
 // startAccepting registers the listeners in the loops.
 func (s *Service) startAccepting() error {

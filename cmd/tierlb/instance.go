@@ -62,7 +62,7 @@ type instance struct {
 	monDone chan struct{}
 
 	stopServe context.CancelFunc
-	served    chan struct{}
+	served    <-chan struct{}
 }
 
 // newInstance builds a service from a validated config and the backends
@@ -119,7 +119,7 @@ func (in *instance) serving() bool { return in.stopServe != nil }
 // serve runs the accept loop in the background.
 func (in *instance) serve(fatal func(error)) {
 	ctx, cancel := context.WithCancel(context.Background())
-	in.stopServe, in.served = cancel, make(chan struct{})
+	in.stopServe = cancel
 	listen := in.cfg.Listen
 	if la, err := config.ParseListenAddr(listen); err == nil && !la.IsRange() {
 		// The port the kernel picked for port 0; a range is logged whole.
@@ -128,12 +128,32 @@ func (in *instance) serve(fatal func(error)) {
 		}
 	}
 	in.log.Info("serving", "listen", listen, "protocol", in.cfg.Protocol, "sni", in.cfg.SNI, "backends", len(in.static), "balance", in.cfg.Balance)
+	if st, ok := in.svc.(starter); ok {
+		in.served = st.Done()
+		go func() { // it waits for the loops to run, then ends
+			if err := st.Start(ctx); err != nil {
+				fatal(fmt.Errorf("service %s: %w", in.cfg.Name, err))
+			}
+		}()
+		return
+	}
+	served := make(chan struct{})
+	in.served = served
 	go func() {
-		defer close(in.served)
+		defer close(served)
 		if err := in.svc.Serve(ctx); err != nil {
 			fatal(fmt.Errorf("service %s: %w", in.cfg.Name, err))
 		}
 	}()
+}
+
+// starter is a data path that can serve without a goroutine parked for
+// its life (proxy.Service): Start registers its listener in the loops and
+// returns, Done is closed when Serve would return or Start failed.
+// Hundreds of idle services then hold no goroutine and stack each.
+type starter interface {
+	Start(ctx context.Context) error
+	Done() <-chan struct{}
 }
 
 // startMonitor starts the health monitor once.

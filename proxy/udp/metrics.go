@@ -44,13 +44,15 @@ var dropReasons = [numDropReasons]string{DropMaxSessions, DropNoBackend, DropSen
 // the backend does and vanish with it, as tierlb_backend_* do; bytes go to
 // the backends' own counters, which tierlb_backend_bytes_total exports.
 // One Metrics survives reloads; a nil *Metrics records nothing.
+//
+// The drop counters are atomics in each service's serviceMetrics too, read
+// at scrape time: a Prometheus child per series costs kilobytes a service.
 type Metrics struct {
-	dropped *prometheus.CounterVec
-
-	active, total, datagrams *prometheus.Desc
+	dropped, active, total, datagrams *prometheus.Desc
 
 	mu       sync.Mutex
-	services []*Service // running or draining, in start order
+	services []*Service                 // running or draining, in start order
+	drops    map[string]*serviceMetrics // by service name
 }
 
 // NewMetrics creates the UDP metrics and registers them on reg. A second
@@ -59,10 +61,8 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	sb := []string{"service", "backend"}
 	m := &Metrics{
-		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tierlb_udp_dropped_total",
-			Help: "Client datagrams dropped by a UDP service, by reason.",
-		}, []string{"service", "reason"}),
+		dropped: prometheus.NewDesc("tierlb_udp_dropped_total",
+			"Client datagrams dropped by a UDP service, by reason.", []string{"service", "reason"}, nil),
 		active: prometheus.NewDesc("tierlb_udp_sessions_active",
 			"UDP sessions open to the backend now.", sb, nil),
 		total: prometheus.NewDesc("tierlb_udp_sessions_total",
@@ -70,6 +70,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		datagrams: prometheus.NewDesc("tierlb_udp_datagrams_total",
 			"Datagrams proxied through the backend's sessions, by direction (to_backend, to_client).",
 			append(sb, "direction"), nil),
+		drops: map[string]*serviceMetrics{},
 	}
 	if reg == nil {
 		return m, nil
@@ -89,7 +90,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 
 // Describe sends the descriptors of every UDP series.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
-	m.dropped.Describe(ch)
+	ch <- m.dropped
 	ch <- m.active
 	ch <- m.total
 	ch <- m.datagrams
@@ -100,10 +101,18 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 // addresses, or a service draining beside its successor) are summed,
 // because Prometheus rejects duplicate label sets.
 func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
-	m.dropped.Collect(ch)
 	m.mu.Lock()
 	services := slices.Clone(m.services)
+	drops := make([]*serviceMetrics, 0, len(m.drops))
+	for _, sm := range m.drops {
+		drops = append(drops, sm)
+	}
 	m.mu.Unlock()
+	for _, sm := range drops {
+		for i, r := range dropReasons {
+			metric(ch, m.dropped, prometheus.CounterValue, float64(sm.dropped[i].Load()), sm.name, r)
+		}
+	}
 	type key struct{ service, backend string }
 	var order []key
 	sums := map[key]*statsSample{}
@@ -138,19 +147,25 @@ func metric(ch chan<- prometheus.Metric, d *prometheus.Desc, t prometheus.ValueT
 	ch <- sample
 }
 
-// serviceMetrics are one service's drop counters, resolved once.
+// serviceMetrics are one service's drop counters, shared by every Service
+// of that name so that counts go on across reloads.
 type serviceMetrics struct {
-	dropped [numDropReasons]prometheus.Counter
+	name    string
+	dropped [numDropReasons]atomic.Uint64
 }
 
-// initService resolves a service's drop counters and exports them at zero.
+// initService returns a service's drop counters, exported at zero from
+// now on.
 func (m *Metrics) initService(name string) *serviceMetrics {
 	if m == nil {
 		return nil
 	}
-	sm := &serviceMetrics{}
-	for i, r := range dropReasons {
-		sm.dropped[i] = m.dropped.WithLabelValues(name, r)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	sm := m.drops[name]
+	if sm == nil {
+		sm = &serviceMetrics{name: name}
+		m.drops[name] = sm
 	}
 	return sm
 }
@@ -185,14 +200,14 @@ func (m *Metrics) ForgetService(name string) {
 	if m == nil {
 		return
 	}
-	for _, r := range dropReasons {
-		m.dropped.DeleteLabelValues(name, r)
-	}
+	m.mu.Lock()
+	delete(m.drops, name)
+	m.mu.Unlock()
 }
 
 func (sm *serviceMetrics) drop(r dropReason, n int) {
 	if sm != nil && n > 0 {
-		sm.dropped[r].Add(float64(n))
+		sm.dropped[r].Add(uint64(n))
 	}
 }
 

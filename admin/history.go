@@ -7,8 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/tierlb/tierlb/backends"
 )
 
@@ -65,7 +63,7 @@ type quietBackend struct{ born, seen uint64 }
 // concurrent use; Run (or a test calling sample) is the only writer.
 type History struct {
 	services   Services
-	rejections prometheus.Gatherer
+	rejections Rejections
 	log        *slog.Logger
 
 	mu        sync.RWMutex
@@ -78,12 +76,15 @@ type History struct {
 	quiet     map[backendKey]quietBackend // and the ones that have not
 }
 
+// Rejections adds to out, per service name, the connections the service
+// refused (tierlb_connections_rejected_total) and the datagrams it dropped
+// (tierlb_udp_dropped_total) since it started, every reason: the data
+// path's counters read directly, as a sample must not cost a scrape.
+type Rejections func(out map[string]uint64)
+
 // newHistory returns an empty history over services. rejections, when not
-// nil, is gathered at each sample for the services' refused connections
-// (tierlb_connections_rejected_total) and dropped datagrams
-// (tierlb_udp_dropped_total), which count as a service's errors: cmd/ passes
-// the data path's own registry, so a sample never gathers per-backend series.
-func newHistory(services Services, rejections prometheus.Gatherer, log *slog.Logger) *History {
+// nil, is read at each sample; a service's rejections count as its errors.
+func newHistory(services Services, rejections Rejections, log *slog.Logger) *History {
 	return &History{
 		services: services, rejections: rejections, log: log,
 		byService: map[string]*rateSeries{}, rejected: map[string]uint64{}, byBackend: map[backendKey]*rateSeries{},
@@ -275,27 +276,8 @@ func (s *rateSeries) record(n uint64, d counters, dt float64) {
 // each service.
 func (h *History) gatherRejections() map[string]uint64 {
 	out := map[string]uint64{}
-	if h.rejections == nil {
-		return out
-	}
-	mfs, err := h.rejections.Gather()
-	if err != nil && h.log != nil {
-		// Gather returns what it could read along with the error.
-		h.log.Debug("admin history: gather rejections", "err", err)
-	}
-	for _, mf := range mfs {
-		switch mf.GetName() {
-		case "tierlb_connections_rejected_total", "tierlb_udp_dropped_total":
-		default:
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "service" {
-					out[l.GetValue()] += uint64(m.GetCounter().GetValue())
-				}
-			}
-		}
+	if h.rejections != nil {
+		h.rejections(out)
 	}
 	return out
 }

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/tierlb/tierlb/backends"
 )
 
@@ -19,11 +17,17 @@ func at(k int) time.Time { return t0.Add(time.Duration(k) * HistoryInterval) }
 
 func TestHistoryRates(t *testing.T) {
 	set := newTestSet(t, "app", "10.0.0.1:80", "10.0.0.2:80")
-	rejected := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tierlb_connections_rejected_total", Help: "h"}, []string{"service", "reason"})
-	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tierlb_udp_dropped_total", Help: "h"}, []string{"service", "reason"})
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(rejected, dropped)
-	h := newHistory(ServiceList{{Name: "app", Set: set}}, reg, nil)
+	// Since start, per service: the data path's counters (TCP refusals,
+	// UDP drops) as cmd/ hands them over.
+	rejected, dropped := map[string]uint64{}, map[string]uint64{}
+	read := func(out map[string]uint64) {
+		for _, counts := range []map[string]uint64{rejected, dropped} {
+			for name, n := range counts {
+				out[name] += n
+			}
+		}
+	}
+	h := newHistory(ServiceList{{Name: "app", Set: set}}, read, nil)
 	b1, b2 := set.Backend("10.0.0.1:80"), set.Backend("10.0.0.2:80")
 
 	// Counters from before the first sample are the baseline, not a rate.
@@ -40,9 +44,9 @@ func TestHistoryRates(t *testing.T) {
 	b1.AddBytes(10_000, 40_000)
 	b2.CountConnectError(backends.DialRefused)
 	b2.CountConnectError(backends.DialTimeout)
-	rejected.WithLabelValues("app", "max_conns").Add(3)
-	dropped.WithLabelValues("app", "no_backend").Add(5)
-	rejected.WithLabelValues("other", "max_conns").Add(100) // another service's
+	rejected["app"] += 3
+	dropped["app"] += 5
+	rejected["other"] += 100 // another service's
 	h.sample(at(1))
 
 	check := func(name string, got *Rates, want Rates) {

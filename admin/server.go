@@ -33,12 +33,10 @@ type Options struct {
 	Gatherer prometheus.Gatherer
 	// Services lists the running services; nil means none.
 	Services Services
-	// Rejections, when set, is gathered at each history sample for the
+	// Rejections, when set, is read at each history sample for the
 	// services' refused connections and dropped datagrams, which count in
-	// their errors/s. cmd/ passes the data path's own registry, not the
-	// one with every backend's series, whose gathering costs a scrape.
-	// nil counts failed dials only.
-	Rejections prometheus.Gatherer
+	// their errors/s. nil counts failed dials only.
+	Rejections Rejections
 	// Explain lists the containers discovery has seen; nil serves [].
 	Explain func() []Explanation
 	// Ready answers /readyz: false with the reason while starting or

@@ -160,6 +160,21 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// Rejected adds each service's refused connections, every reason, to out
+// (admin.Rejections).
+func (m *Metrics) Rejected(out map[string]uint64) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for name, sm := range m.services {
+		for i := range sm.rejected {
+			out[name] += sm.rejected[i].Load()
+		}
+	}
+}
+
 // counter sends one counter sample; a label value Prometheus refuses
 // becomes an invalid metric, which the scrape reports, instead of a panic.
 func counter(ch chan<- prometheus.Metric, d *prometheus.Desc, v uint64, labels ...string) {

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"maps"
 	"runtime"
 	"strings"
 	"testing"
@@ -170,7 +171,16 @@ func TestMetricsExposition(t *testing.T) {
 		t.Error("a forgotten service is still exported")
 	}
 
+	// What the status page's history reads: every reason summed, per
+	// service, added to what is there.
+	rejected := map[string]uint64{"web": 10}
+	m.Rejected(rejected)
+	if want := (map[string]uint64{"web": 12, "db": 1, "idle": 0}); !maps.Equal(rejected, want) {
+		t.Errorf("Rejected gave %v, want %v", rejected, want)
+	}
+
 	var none *Metrics
+	none.Rejected(rejected)
 	sm := none.initService("x")
 	sm.connAccepted()
 	sm.connRejected(RejectDraining)

@@ -66,15 +66,11 @@ func serve(ctx context.Context, l loaded, log *slog.Logger, level *slog.LevelVar
 	if err != nil {
 		return err
 	}
-	// The data path's per-service series are also on a registry of their
-	// own, which the status page's history gathers for rejections every
-	// 10 s without gathering every backend's series.
-	dataReg := prometheus.NewRegistry()
-	pm, err := proxy.NewMetrics(registerOnBoth{reg, dataReg})
+	pm, err := proxy.NewMetrics(reg)
 	if err != nil {
 		return fmt.Errorf("proxy metrics: %w", err)
 	}
-	um, err := udp.NewMetrics(registerOnBoth{reg, dataReg})
+	um, err := udp.NewMetrics(reg)
 	if err != nil {
 		return fmt.Errorf("udp metrics: %w", err)
 	}
@@ -141,7 +137,7 @@ func serve(ctx context.Context, l loaded, log *slog.Logger, level *slog.LevelVar
 	if cfg.Admin.Listen != "" {
 		adm = admin.New(admin.Options{
 			Listen: cfg.Admin.Listen, Token: cfg.Admin.Token, Pprof: cfg.Admin.Pprof,
-			Gatherer: reg, Rejections: dataReg,
+			Gatherer: reg, Rejections: func(out map[string]uint64) { pm.Rejected(out); um.Dropped(out) },
 			Services: sup, Ready: ready.Ready, Explain: explain, Logger: log,
 		})
 		ln, err := inh.admin(cfg.Admin.Listen)
@@ -219,36 +215,6 @@ func runComponents(ctx context.Context, comps []component) error {
 		})
 	}
 	return g.Wait()
-}
-
-// registerOnBoth registers each collector on two registries, so /metrics
-// gathers one registry (prometheus.Gatherers would check and sort every
-// series a second time) and the other gathers a few collectors alone.
-type registerOnBoth [2]*prometheus.Registry
-
-func (r registerOnBoth) Register(c prometheus.Collector) error {
-	if err := r[0].Register(c); err != nil {
-		return err
-	}
-	if err := r[1].Register(c); err != nil {
-		r[0].Unregister(c)
-		return err
-	}
-	return nil
-}
-
-func (r registerOnBoth) MustRegister(cs ...prometheus.Collector) {
-	for _, c := range cs {
-		if err := r.Register(c); err != nil {
-			panic(err)
-		}
-	}
-}
-
-func (r registerOnBoth) Unregister(c prometheus.Collector) bool {
-	ok := r[0].Unregister(c)
-	r[1].Unregister(c)
-	return ok
 }
 
 // newRegistry makes the process's Prometheus registry, with the Go and

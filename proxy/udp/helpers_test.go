@@ -132,6 +132,7 @@ func (a *accessLog) lines(t testing.TB) []map[string]any {
 // harness is a running service with its registry and access log.
 type harness struct {
 	svc *Service
+	m   *Metrics
 	reg *prometheus.Registry
 	log *accessLog
 }
@@ -170,6 +171,7 @@ func serve(t testing.TB, cfg Config, pools Pools, loops int) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.m = m
 	opts := Options{
 		AccessLog: slog.New(slog.NewJSONHandler(h.log, nil)),
 		Metrics:   m,

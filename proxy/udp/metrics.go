@@ -193,6 +193,21 @@ func (m *Metrics) removeService(s *Service) {
 	}
 }
 
+// Dropped adds each service's dropped datagrams, every reason, to out
+// (admin.Rejections).
+func (m *Metrics) Dropped(out map[string]uint64) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for name, sm := range m.drops {
+		for i := range sm.dropped {
+			out[name] += sm.dropped[i].Load()
+		}
+	}
+}
+
 // ForgetService deletes a service's drop counters once it is gone for good
 // (removed and drained), so that the series of label-declared services
 // that come and go do not pile up.

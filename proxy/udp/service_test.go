@@ -282,6 +282,12 @@ func TestMaxSessionsDropsCounted(t *testing.T) {
 			}
 		}
 		testkit.Eventually(t, 5*time.Second, "three drops", func() bool { return dropped(t, h, DropMaxSessions) == 3 })
+		// What the status page's history reads: every reason, per service.
+		drops := map[string]uint64{}
+		h.m.Dropped(drops)
+		if drops["dns"] != 3 || len(drops) != 1 {
+			t.Fatalf("Dropped gave %v, want dns: 3", drops)
+		}
 		if n := h.svc.Active(); n != 2 {
 			t.Fatalf("active sessions %d, want 2", n)
 		}

@@ -280,7 +280,7 @@ func (h *harness) measure(ctx context.Context, g *errgroup.Group) (*Figures, err
 		return nil, err
 	}
 	f.StartRequests = diff(h.engine.Requests(), before)
-	f.StartBytes = diffBytes(h.engine.ResponseBytes(), beforeBytes)
+	f.StartBytes = diff(h.engine.ResponseBytes(), beforeBytes)
 	h.progress("routed %d backends in %s (%s of CPU)", p.Containers, f.Routed.Round(time.Millisecond), f.RoutedCPU)
 	if err := h.check(proc); err != nil {
 		return nil, err
@@ -316,7 +316,7 @@ func (h *harness) measure(ctx context.Context, g *errgroup.Group) (*Figures, err
 		before, beforeBytes := h.engine.Requests(), h.engine.ResponseBytes()
 		time.Sleep(p.RestFor)
 		f.RestRequests, f.RestFor = diff(h.engine.Requests(), before), p.RestFor
-		f.RestBytes = diffBytes(h.engine.ResponseBytes(), beforeBytes)
+		f.RestBytes = diff(h.engine.ResponseBytes(), beforeBytes)
 	}
 	if p.CPUFor > 0 {
 		c0, err := proc.cpu()
@@ -375,28 +375,43 @@ func (h *harness) storm(ctx context.Context, proc *tierlb, lags *lags) (*Storm, 
 		return nil, err
 	}
 	h.progress("storm: %d operations at %d container events/s for %s", pl.ops, h.p.StormRate, h.p.StormFor)
-	before := h.engine.Requests()
 	dropped := h.engine.Dropped()
+	// Every change is awaited, up to 5s: one still pending after that is
+	// reported as missed.
+	s, err := h.playMeasured(ctx, proc, lags, pl, h.p.StormFor, 5*time.Second, "storm")
+	if err != nil {
+		return nil, err
+	}
+	s.Dropped = h.engine.Dropped() - dropped
+	h.progress("storm: %d events, %d changes, lag p50 %s p99 %s max %s, %d missed, CPU %s",
+		s.Events, s.Changes, s.Quantile(0.5), s.Quantile(0.99), s.Quantile(1), len(s.Missed), s.CPU)
+	return s, nil
+}
+
+// playMeasured plays pl (a storm or a churn, d long) with the lags recorded,
+// waits up to wait for every change to reach tierlb, and returns what it
+// cost: tierlb's CPU, the Engine API requests, each change's lag. With
+// Params.Profile it profiles tierlb's CPU meanwhile.
+func (h *harness) playMeasured(ctx context.Context, proc *tierlb, lags *lags, pl *plan, d, wait time.Duration, what string) (*Storm, error) {
+	before := h.engine.Requests()
 	cpu0, err := proc.cpu()
 	if err != nil {
 		return nil, err
 	}
 	profiled := make(chan error, 1)
 	if h.p.Profile != "" {
-		go func() { profiled <- h.profile(proc, h.p.StormFor) }()
+		go func() { profiled <- h.profile(proc, d) }()
 	} else {
 		profiled <- nil
 	}
 	lags.setOn(true)
 	t0 := time.Now()
 	if err := pl.play(ctx); err != nil {
-		return nil, fmt.Errorf("storm: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	s := &Storm{For: time.Since(t0)}
+	s := &Storm{For: time.Since(t0), Ops: pl.ops}
 	lags.setOn(false)
-	// Every change is awaited, up to 5s: one still pending after that is
-	// reported as missed.
-	_ = proc.waitFor(5*time.Second, "every change applied", func() bool { return lags.pending() == 0 })
+	_ = proc.waitFor(wait, "every change applied", func() bool { return lags.pending() == 0 })
 	cpu1, err := proc.cpu()
 	if err != nil {
 		return nil, err
@@ -406,14 +421,12 @@ func (h *harness) storm(ctx context.Context, proc *tierlb, lags *lags) (*Storm, 
 		return nil, err
 	}
 	s.Requests = diff(h.engine.Requests(), before)
-	s.Dropped = h.engine.Dropped() - dropped
 	s.Lags, s.Missed = lags.result()
+	s.ByKind = lags.byKind()
 	s.Changes = len(s.Lags) + len(s.Missed)
 	lags.mu.Lock()
 	s.Events = lags.events
 	lags.mu.Unlock()
-	h.progress("storm: %d events, %d changes, lag p50 %s p99 %s max %s, %d missed, CPU %s",
-		s.Events, s.Changes, s.Quantile(0.5), s.Quantile(0.99), s.Quantile(1), len(s.Missed), s.CPU)
 	return s, nil
 }
 
@@ -491,18 +504,9 @@ func tierlbEnv(self string) []string {
 	return append(env, "TIERLB_CONTAINER_ID="+self)
 }
 
-func diffBytes(after, before map[string]int64) map[string]int64 {
-	out := maps.Clone(after)
-	for k, v := range before {
-		out[k] -= v
-		if out[k] == 0 {
-			delete(out, k)
-		}
-	}
-	return out
-}
-
-func diff(after, before map[string]int) map[string]int {
+// diff is after less before, key by key, without the keys that did not
+// move.
+func diff[V int | int64](after, before map[string]V) map[string]V {
 	out := maps.Clone(after)
 	for k, v := range before {
 		out[k] -= v

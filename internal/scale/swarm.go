@@ -74,43 +74,12 @@ func (h *harness) churn(ctx context.Context, proc *tierlb, lags *lags) (*Storm, 
 		return nil, err
 	}
 	h.progress("churn: %d Swarm operations at %d/s for %s", pl.ops, h.p.ChurnRate, h.p.ChurnFor)
-	before := h.engine.Requests()
-	cpu0, err := proc.cpu()
-	if err != nil {
-		return nil, err
-	}
-	profiled := make(chan error, 1)
-	if h.p.Profile != "" {
-		go func() { profiled <- h.profile(proc, h.p.ChurnFor) }()
-	} else {
-		profiled <- nil
-	}
-	lags.setOn(true)
-	t0 := time.Now()
-	if err := pl.play(ctx); err != nil {
-		return nil, fmt.Errorf("churn: %w", err)
-	}
-	s := &Storm{For: time.Since(t0), Ops: pl.ops}
-	lags.setOn(false)
 	// A task that left is removed at the next regular poll: the wait
 	// allows a few of them.
-	wait := max(15*time.Second, 5*h.swarmPoll())
-	_ = proc.waitFor(wait, "every Swarm change applied", func() bool { return lags.pending() == 0 })
-	cpu1, err := proc.cpu()
+	s, err := h.playMeasured(ctx, proc, lags, pl, h.p.ChurnFor, max(15*time.Second, 5*h.swarmPoll()), "churn")
 	if err != nil {
 		return nil, err
 	}
-	s.CPU = cpu1 - cpu0
-	if err := <-profiled; err != nil {
-		return nil, err
-	}
-	s.Requests = diff(h.engine.Requests(), before)
-	s.Lags, s.Missed = lags.result()
-	s.ByKind = lags.byKind()
-	s.Changes = len(s.Lags) + len(s.Missed)
-	lags.mu.Lock()
-	s.Events = lags.events
-	lags.mu.Unlock()
 	h.progress("churn: %d operations, %d Swarm events, %d changes: lag p50 %s p99 %s max %s, %d missed, CPU %s",
 		s.Ops, s.Events, s.Changes, s.Quantile(0.5), s.Quantile(0.99), s.Quantile(1), len(s.Missed), s.CPU)
 	return s, nil

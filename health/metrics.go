@@ -1,10 +1,9 @@
 package health
 
 import (
-	"errors"
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tierlb/tierlb/internal/promreg"
 )
 
 // Metrics holds the health check metrics. A nil *Metrics records nothing, so
@@ -21,16 +20,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		Name: "tierlb_health_checks_total",
 		Help: "Active health check probes by result.",
 	}, []string{"service", "backend", "result"})
-	if err := reg.Register(checks); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if !errors.As(err, &are) {
-			return nil, fmt.Errorf("register tierlb_health_checks_total: %w", err)
-		}
-		existing, ok := are.ExistingCollector.(*prometheus.CounterVec)
-		if !ok {
-			return nil, fmt.Errorf("register tierlb_health_checks_total: %w", err)
-		}
-		checks = existing
+	checks, err := promreg.Register(reg, checks, "tierlb_health_checks_total")
+	if err != nil {
+		return nil, err
 	}
 	return &Metrics{checks: checks}, nil
 }

@@ -1,8 +1,6 @@
 package proxy
 
 import (
-	"errors"
-	"fmt"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -10,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tierlb/tierlb/backends"
+	"github.com/tierlb/tierlb/internal/promreg"
 )
 
 // Rejection reasons, the values of the reason label of
@@ -116,17 +115,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	err := reg.Register(m)
-	if err == nil {
-		return m, nil
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(*Metrics); ok {
-			return existing, nil
-		}
-	}
-	return nil, fmt.Errorf("register data-path metrics: %w", err)
+	return promreg.Register(reg, m, "data-path metrics")
 }
 
 // Describe sends the descriptors of every data-path series.

@@ -1,11 +1,11 @@
 package docker
 
 import (
-	"errors"
-	"fmt"
 	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tierlb/tierlb/internal/promreg"
 )
 
 // eventTypes are the container and network actions the provider asks the
@@ -56,13 +56,13 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"provider"}),
 	}
 	var err error
-	if m.events, err = register(reg, m.events); err != nil {
+	if m.events, err = promreg.Register(reg, m.events, "discovery metrics"); err != nil {
 		return nil, err
 	}
-	if m.errors, err = register(reg, m.errors); err != nil {
+	if m.errors, err = promreg.Register(reg, m.errors, "discovery metrics"); err != nil {
 		return nil, err
 	}
-	if m.unrouted, err = register(reg, m.unrouted); err != nil {
+	if m.unrouted, err = promreg.Register(reg, m.unrouted, "discovery metrics"); err != nil {
 		return nil, err
 	}
 	for _, t := range countedTypes() {
@@ -71,19 +71,6 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m.errors.WithLabelValues("docker")
 	m.unrouted.WithLabelValues("docker")
 	return m, nil
-}
-
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, fmt.Errorf("register discovery metrics: %w", err)
-	}
-	return c, nil
 }
 
 func (m *Metrics) event(typ string) {

@@ -3,8 +3,6 @@
 package udp
 
 import (
-	"errors"
-	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -12,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tierlb/tierlb/backends"
+	"github.com/tierlb/tierlb/internal/promreg"
 )
 
 // Drop reasons, the values of the reason label of tierlb_udp_dropped_total.
@@ -75,17 +74,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	err := reg.Register(m)
-	if err == nil {
-		return m, nil
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(*Metrics); ok {
-			return existing, nil
-		}
-	}
-	return nil, fmt.Errorf("register UDP metrics: %w", err)
+	return promreg.Register(reg, m, "UDP metrics")
 }
 
 // Describe sends the descriptors of every UDP series.

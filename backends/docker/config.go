@@ -121,8 +121,11 @@ type Sink interface {
 	// sink may keep specs: the provider never changes a slice it handed over.
 	UpdateBackends(service string, specs []backends.Spec)
 	// DeclareServices hands the full list of services declared by labels,
-	// sorted by name, whenever it changes. A name that the config already
-	// has must be ignored by the sink (the config wins).
+	// sorted by name, whenever it changes, after the same publish's
+	// UpdateBackends: a newly declared service's backends have arrived
+	// already, so the sink keeps the backends of a service it does not run
+	// yet. A name that the config already has must be ignored by the sink
+	// (the config wins).
 	DeclareServices(decls []LabelService)
 }
 

@@ -228,6 +228,9 @@ type fakeSink struct {
 	specs   map[string][]backends.Spec
 	updates int
 	decls   []LabelService
+	// early lists services declared before their backends were handed
+	// over: they would serve a moment with none (Sink's contract).
+	early   []string
 	changed chan struct{}
 	// first times a container appeared, and appeared draining, in a spec
 	seen, drained map[string]time.Time
@@ -260,6 +263,11 @@ func (s *fakeSink) UpdateBackends(service string, specs []backends.Spec) {
 
 func (s *fakeSink) DeclareServices(decls []LabelService) {
 	s.mu.Lock()
+	for _, d := range decls {
+		if _, ok := s.specs[d.Name]; !ok {
+			s.early = append(s.early, d.Name)
+		}
+	}
 	s.decls = decls
 	s.mu.Unlock()
 }

@@ -100,8 +100,10 @@ func (rt *route) current(c *ctr, warnings []string) bool {
 func (p *Provider) publish() { p.publishChanged(nil) }
 
 // publishChanged computes the view and hands the sink what changed:
-// declarations first, so a label-declared service exists before its
-// backends arrive. changed names the records (by ref) that may have changed
+// backends first, then declarations, so that a label-declared service
+// starts with the backends that declared it (the sink keeps the backends
+// of a service it does not run yet) and never serves a moment with none.
+// changed names the records (by ref) that may have changed
 // since the last publish; nil means any may have, and every record is
 // looked at.
 func (p *Provider) publishChanged(changed map[string]bool) {
@@ -118,8 +120,8 @@ func (p *Provider) publishChanged(changed map[string]bool) {
 		p.declSels = selsGen
 	}
 	decls, warnings := p.declNew, p.declWarnings
-	if !p.synced || !slices.EqualFunc(decls, p.declared, equalDecl) {
-		p.sink.DeclareServices(decls)
+	declsChanged := !p.synced || !slices.EqualFunc(decls, p.declared, equalDecl)
+	if declsChanged {
 		p.declared = decls
 		p.declGen++
 	}
@@ -210,6 +212,9 @@ func (p *Provider) publishChanged(changed map[string]bool) {
 		p.logChanges(name, old, specs)
 	}
 	p.published = published
+	if declsChanged {
+		p.sink.DeclareServices(decls)
+	}
 	p.synced = true
 	p.metrics.setUnrouted(unrouted)
 }

@@ -108,6 +108,14 @@ func TestPublishAgreesWithBuildView(t *testing.T) {
 			return
 		}
 	}
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	if len(sink.early) > 0 {
+		t.Errorf("services declared before their backends were handed over: %v", sink.early)
+	}
+	if sink.decls == nil {
+		t.Error("no service was ever declared: the test does not cover declarations")
+	}
 }
 
 func rngDur(r *rand.Rand) time.Duration { return time.Duration(r.IntN(1000)) * time.Millisecond }

@@ -154,6 +154,9 @@ func TestLoopTimer(t *testing.T) {
 		t.Helper()
 		var evs [4]unix.EpollEvent
 		n, err := unix.EpollWait(l.epfd, evs[:], msec)
+		for err == unix.EINTR { // a signal, e.g. the runtime's preemption
+			n, err = unix.EpollWait(l.epfd, evs[:], msec)
+		}
 		if err != nil {
 			t.Fatal(err)
 		}

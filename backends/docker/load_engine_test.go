@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,11 +21,9 @@ import (
 
 // loadLoop is a client load through tierlb: new connections, each asking
 // one request (GET /name, Connection: close), the way the issue's
-// `wrk -H 'Connection: close'` did, paced by testkit, counting what fails
-// and how many are in flight.
+// `wrk -H 'Connection: close'` did, paced by testkit, counting what fails.
 type loadLoop struct {
 	*testkit.Load
-	inflight atomic.Int64
 }
 
 // startConnLoad runs workers against front until the test ends, for at most
@@ -36,8 +33,6 @@ func startConnLoad(t *testing.T, front string, workers int, maxDur time.Duration
 	l := &loadLoop{}
 	pace := testkit.Pace{Rate: testkit.SustainedRate, Count: int64(maxDur.Seconds()) * testkit.SustainedRate, Within: maxDur}
 	l.Load = testkit.StartLoad(t, workers, pace, func(context.Context) error {
-		l.inflight.Add(1)
-		defer l.inflight.Add(-1)
 		_, err := askClose(front)
 		return err
 	})

@@ -3,7 +3,6 @@ package docker
 import (
 	"context"
 	"fmt"
-	"io"
 	"maps"
 	"slices"
 	"strings"
@@ -52,8 +51,6 @@ type swarmState struct {
 	// removed since the last publish, so that a publish after a poll
 	// recomputes those alone (see publishChanged).
 	changed map[string]bool
-	// body reads task lists; made on first use, kept for its connections.
-	body taskBody
 }
 
 // touch notes that the record of task id changed.
@@ -110,7 +107,7 @@ func (p *Provider) detectSwarm(ctx context.Context) (bool, error) {
 	if !manager {
 		p.sw = swarmState{}
 	} else if !p.sw.on {
-		p.sw = swarmState{on: true, tasks: map[string]*ctr{}, hot: map[string]time.Time{}, body: p.sw.body}
+		p.sw = swarmState{on: true, tasks: map[string]*ctr{}, hot: map[string]time.Time{}}
 	}
 	return manager, nil
 }
@@ -293,24 +290,10 @@ func (p *Provider) listTasks(ctx context.Context, serviceIDs []string, visit fun
 // taskList reads a filtered task list, decoding only what tierlb uses
 // (see taskRow).
 func (p *Provider) taskList(ctx context.Context, f client.Filters, visit func(*taskRow)) error {
-	if p.sw.body == nil {
-		p.sw.body = newTaskBody(p.cli)
+	if p.list == nil {
+		p.list = newLister(p.cli)
 	}
-	lctx, cancel := context.WithTimeout(ctx, apiTimeout)
-	defer cancel()
-	body, err := p.sw.body.TaskListBody(lctx, f)
-	if err != nil {
-		return err
-	}
-	defer body.Close()
-	if err := decodeTasks(body, visit); err != nil {
-		return err
-	}
-	// Read to the end, should the chunked body's last chunk come after
-	// the array's end: a body closed unread closes its connection, and
-	// over TLS a poll would cost a handshake.
-	_, err = io.Copy(io.Discard, io.LimitReader(body, 64<<10))
-	return err
+	return streamList(ctx, p.list, "/tasks", f, "task", visit)
 }
 
 // taskRecord builds a task's record, keeping what a local container event

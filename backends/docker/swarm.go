@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -459,7 +460,7 @@ func (p *Provider) selfFromTask(ctx context.Context) error {
 		me = &self{Task: t.ID}
 		for _, a := range t.NetworksAttachments {
 			if !a.Network.Spec.Ingress {
-				me.Networks = append(me.Networks, endpoint{Network: a.Network.Spec.Name, NetworkID: a.Network.ID})
+				me.Networks = append(me.Networks, newEndpoint(a.Network.Spec.Name, a.Network.ID, netip.Addr{}))
 			}
 		}
 	})

@@ -41,21 +41,21 @@ type reach struct {
 // reachable says whether the proxy can dial the container's endpoint, and
 // why not when it cannot.
 func (r reach) reachable(e endpoint) (bool, string) {
-	if len(r.restrict) > 0 && !slices.Contains(r.restrict, e.Network) {
-		return false, fmt.Sprintf("network %s is not in docker.networks [%s]", e.Network, strings.Join(r.restrict, " "))
+	if len(r.restrict) > 0 && !slices.Contains(r.restrict, e.Network()) {
+		return false, fmt.Sprintf("network %s is not in docker.networks [%s]", e.Network(), strings.Join(r.restrict, " "))
 	}
 	if r.me.OnHost {
-		if r.bridges[e.NetworkID] || r.bridges[e.Network] {
+		if r.bridges[e.NetworkID()] || r.bridges[e.Network()] {
 			return true, ""
 		}
-		return false, fmt.Sprintf("network %s is not a bridge network, which tierlb on the host cannot reach", e.Network)
+		return false, fmt.Sprintf("network %s is not a bridge network, which tierlb on the host cannot reach", e.Network())
 	}
 	for _, own := range r.me.Networks {
-		if (e.NetworkID != "" && own.NetworkID == e.NetworkID) || (e.NetworkID == "" && own.Network == e.Network) {
+		if (e.NetworkID() != "" && own.NetworkID() == e.NetworkID()) || (e.NetworkID() == "" && own.Network() == e.Network()) {
 			return true, ""
 		}
 	}
-	return false, fmt.Sprintf("the proxy is not on network %s (proxy networks: %s)", e.Network, r.ownNames())
+	return false, fmt.Sprintf("the proxy is not on network %s (proxy networks: %s)", e.Network(), r.ownNames())
 }
 
 func (r reach) ownNames() string {
@@ -64,7 +64,7 @@ func (r reach) ownNames() string {
 	}
 	names := make([]string, len(r.me.Networks))
 	for i, e := range r.me.Networks {
-		names[i] = e.Network
+		names[i] = e.Network()
 	}
 	return strings.Join(names, " ")
 }
@@ -79,12 +79,12 @@ func chooseAddress(c *ctr, port int, r reach) (network, addr, reason string) {
 			return "", "", fmt.Sprintf("%s.network=%s but the container is not on that network (it is on %s)", r.prefix, want, networkNames(c.Endpoints))
 		}
 		if ok, why := r.reachable(e); !ok {
-			return e.Network, "", why
+			return e.Network(), "", why
 		}
 		if !e.IP.IsValid() {
-			return e.Network, "", fmt.Sprintf("the container has no IP address on network %s", e.Network)
+			return e.Network(), "", fmt.Sprintf("the container has no IP address on network %s", e.Network())
 		}
-		return e.Network, joinHostPort(e, port), ""
+		return e.Network(), joinHostPort(e, port), ""
 	}
 	var whys []string
 	for _, e := range c.Endpoints { // sorted by name
@@ -94,10 +94,10 @@ func chooseAddress(c *ctr, port int, r reach) (network, addr, reason string) {
 			continue
 		}
 		if !e.IP.IsValid() {
-			whys = append(whys, fmt.Sprintf("no IP address on network %s", e.Network))
+			whys = append(whys, fmt.Sprintf("no IP address on network %s", e.Network()))
 			continue
 		}
-		return e.Network, joinHostPort(e, port), ""
+		return e.Network(), joinHostPort(e, port), ""
 	}
 	if len(c.Endpoints) == 0 {
 		return "", "", "the container is on no network"
@@ -111,13 +111,13 @@ func chooseAddress(c *ctr, port int, r reach) (network, addr, reason string) {
 // "<project>_app" for a container of that project.
 func findNetwork(c *ctr, name string) (endpoint, bool) {
 	for _, e := range c.Endpoints {
-		if e.Network == name {
+		if e.Network() == name {
 			return e, true
 		}
 	}
 	if proj, _ := c.Labels.get("com.docker.compose.project"); proj != "" {
 		for _, e := range c.Endpoints {
-			if e.Network == proj+"_"+name {
+			if e.Network() == proj+"_"+name {
 				return e, true
 			}
 		}
@@ -131,7 +131,7 @@ func networkNames(eps []endpoint) string {
 	}
 	names := make([]string, len(eps))
 	for i, e := range eps {
-		names[i] = e.Network
+		names[i] = e.Network()
 	}
 	return strings.Join(names, " ")
 }

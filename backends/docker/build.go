@@ -162,6 +162,14 @@ func routeOne(c *ctr, m membership, r reach, prefix string) (backends.Spec, stri
 	if why != "" {
 		return backends.Spec{Network: network}, why
 	}
+	return specOf(c, c.Stopping, c.Paused, network, addr), ""
+}
+
+// specOf is a routed replica's Spec: its address on network, and the
+// record's facts (stopping and paused as given: a route's snapshot of
+// them). A route keeps only network and address and makes its specs again
+// with this, so both ways give the same Spec.
+func specOf(c *ctr, stopping, paused bool, network, addr string) backends.Spec {
 	s := backends.Spec{
 		ID:        c.Name,
 		Address:   addr,
@@ -174,14 +182,14 @@ func routeOne(c *ctr, m membership, r reach, prefix string) (backends.Spec, stri
 		s.Node, s.Slot = t.Node, t.Slot
 	}
 	switch {
-	case c.Stopping:
+	case stopping:
 		s.Drain = "container stopping"
-	case c.Paused:
+	case paused:
 		s.Drain = "container paused"
 	case c.Task != nil && c.Task.Drain != "":
 		s.Drain = c.Task.Drain
 	}
-	return s, ""
+	return s
 }
 
 // declareServices finds the services declared by tierlb.listen labels. The

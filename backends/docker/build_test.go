@@ -1,6 +1,7 @@
 package docker
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +19,7 @@ func record(t *testing.T, c fakeCtr) *ctr {
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
 func TestBuildViewAddressChoice(t *testing.T) {
-	proxy := &self{ID: "proxy", Networks: []endpoint{{Network: "app", NetworkID: "id-app"}, {Network: "db", NetworkID: "id-db"}}}
+	proxy := &self{ID: "proxy", Networks: []endpoint{newEndpoint("app", "id-app", netip.Addr{}), newEndpoint("db", "id-db", netip.Addr{})}}
 	svc := map[string]string{"tierlb.service": "app", "tierlb.port": "8080"}
 	with := func(extra map[string]string) map[string]string {
 		m := map[string]string{}
@@ -57,7 +58,7 @@ func TestBuildViewAddressChoice(t *testing.T) {
 		},
 		{
 			name: "label names a compose network without its project",
-			me:   &self{ID: "p", Networks: []endpoint{{Network: "shop_db", NetworkID: "id-shop_db"}}},
+			me:   &self{ID: "p", Networks: []endpoint{newEndpoint("shop_db", "id-shop_db", netip.Addr{})}},
 			c: fakeCtr{nets: map[string]string{"shop_db": "10.3.0.2"},
 				labels: with(map[string]string{"tierlb.network": "db", "com.docker.compose.project": "shop"})},
 			wantAddr: "10.3.0.2:8080", wantNet: "shop_db",
@@ -135,7 +136,7 @@ func TestBuildViewAddressChoice(t *testing.T) {
 }
 
 func TestBuildViewMembership(t *testing.T) {
-	me := &self{ID: "proxy", Networks: []endpoint{{Network: "app", NetworkID: "id-app"}}}
+	me := &self{ID: "proxy", Networks: []endpoint{newEndpoint("app", "id-app", netip.Addr{})}}
 	r := reach{me: me, prefix: "tierlb"}
 	net := map[string]string{"app": "10.2.0.2"}
 	compose := map[string]string{"com.docker.compose.service": "app", "com.docker.compose.project": "shop"}
@@ -238,7 +239,7 @@ func TestBuildViewMembership(t *testing.T) {
 }
 
 func TestDeclareServicesOldestWins(t *testing.T) {
-	r := reach{me: &self{ID: "p", Networks: []endpoint{{Network: "app", NetworkID: "id-app"}}}, prefix: "tierlb"}
+	r := reach{me: &self{ID: "p", Networks: []endpoint{newEndpoint("app", "id-app", netip.Addr{})}}, prefix: "tierlb"}
 	mk := func(id, name string, age time.Duration, balance string) *ctr {
 		return record(t, fakeCtr{id: id, name: name, created: t0.Add(-age), nets: map[string]string{"app": "10.0.0." + id[1:]},
 			labels: map[string]string{"tierlb.service": "x", "tierlb.listen": ":81", "tierlb.port": "80", "tierlb.balance": balance}})
@@ -271,7 +272,7 @@ func TestDeclareServicesOldestWins(t *testing.T) {
 }
 
 func TestDeclaredNameTakenByConfig(t *testing.T) {
-	r := reach{me: &self{ID: "p", Networks: []endpoint{{Network: "app", NetworkID: "id-app"}}}, prefix: "tierlb"}
+	r := reach{me: &self{ID: "p", Networks: []endpoint{newEndpoint("app", "id-app", netip.Addr{})}}, prefix: "tierlb"}
 	c := record(t, fakeCtr{id: "c1", name: "x-1", created: t0, nets: map[string]string{"app": "10.0.0.1"},
 		labels: map[string]string{"tierlb.service": "x", "tierlb.listen": ":81", "tierlb.port": "80"}})
 	v := buildView(Config{LabelServices: true}, []ServiceSelector{{Name: "x"}}, r, []*ctr{c})
@@ -286,7 +287,7 @@ func TestDeclaredNameTakenByConfig(t *testing.T) {
 // TestStaticOnlyServiceTakesNoContainers: a configured service without a
 // docker block owns its name, but labels cannot add a container to it.
 func TestStaticOnlyServiceTakesNoContainers(t *testing.T) {
-	r := reach{me: &self{ID: "p", Networks: []endpoint{{Network: "app", NetworkID: "id-app"}}}, prefix: "tierlb"}
+	r := reach{me: &self{ID: "p", Networks: []endpoint{newEndpoint("app", "id-app", netip.Addr{})}}, prefix: "tierlb"}
 	c := record(t, fakeCtr{id: "c1", name: "x-1", created: t0, nets: map[string]string{"app": "10.0.0.1"},
 		labels: map[string]string{"tierlb.service": "x", "tierlb.listen": ":81", "tierlb.port": "80"}})
 	v := buildView(Config{LabelServices: true, ExposedByDefault: true}, []ServiceSelector{{Name: "x", StaticOnly: true}}, r, []*ctr{c})

@@ -172,4 +172,9 @@ type Options struct {
 	// Client talks to the engine; nil builds one from Config.Host and the
 	// DOCKER_* environment.
 	Client client.APIClient
+	// OnList, if set, hears how each container list ended: nil when the
+	// engine answered it whole, else why not. The provider reads lists
+	// with its own requests over Client's connection, not through Client's
+	// ContainerList, so a wrapper of Client would not see them.
+	OnList func(err error)
 }

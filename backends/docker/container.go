@@ -6,15 +6,36 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unique"
 
 	"github.com/moby/moby/api/types/container"
 )
 
 // endpoint is one network a container is attached to.
 type endpoint struct {
-	Network   string // name, as the container's inspect output keys it
-	NetworkID string
-	IP        netip.Addr // IPv4 when there is one, else the global IPv6
+	net unique.Handle[netName] // one per network, shared by its containers
+	IP  netip.Addr             // IPv4 when there is one, else the global IPv6
+}
+
+// netName names a network: its name, as the container's inspect output
+// keys it, and its ID ("" when the engine does not say).
+type netName struct{ name, id string }
+
+func newEndpoint(network, networkID string, ip netip.Addr) endpoint {
+	return endpoint{net: unique.Make(netName{network, networkID}), IP: ip}
+}
+
+// Network is the name of the endpoint's network.
+func (e endpoint) Network() string { return e.netName().name }
+
+// NetworkID is the ID of the endpoint's network, "" when unknown.
+func (e endpoint) NetworkID() string { return e.netName().id }
+
+func (e endpoint) netName() netName {
+	if e.net == (unique.Handle[netName]{}) {
+		return netName{}
+	}
+	return e.net.Value()
 }
 
 // ctr is the provider's record of one running container: what inspect said,
@@ -22,7 +43,7 @@ type endpoint struct {
 type ctr struct {
 	ID        string
 	Name      string
-	Created   time.Time
+	Created   int64  // UnixNano; 0 when unknown
 	StartedAt string // a new value means the container was restarted
 	Labels    labelSet
 	Endpoints []endpoint // sorted by network name: never map order
@@ -75,7 +96,9 @@ func fromInspect(r container.InspectResponse, prefix string) (c *ctr, ok bool) {
 		Paused:    r.State.Paused,
 		Health:    string(container.NoHealthcheck),
 	}
-	c.Created, _ = time.Parse(time.RFC3339Nano, r.Created)
+	if t, err := time.Parse(time.RFC3339Nano, r.Created); err == nil {
+		c.Created = unixNano(t)
+	}
 	if r.State.Health != nil && r.State.Health.Status != "" {
 		c.Health = string(r.State.Health.Status)
 	}
@@ -95,11 +118,11 @@ func fromInspect(r container.InspectResponse, prefix string) (c *ctr, ok bool) {
 			if ep == nil {
 				continue
 			}
-			e := endpoint{Network: intern(name), NetworkID: intern(ep.NetworkID), IP: ep.IPAddress}
-			if !e.IP.IsValid() {
-				e.IP = ep.GlobalIPv6Address
+			ip := ep.IPAddress
+			if !ip.IsValid() {
+				ip = ep.GlobalIPv6Address
 			}
-			c.Endpoints = append(c.Endpoints, e)
+			c.Endpoints = append(c.Endpoints, newEndpoint(name, ep.NetworkID, ip))
 		}
 		sortEndpoints(c.Endpoints)
 	}
@@ -111,57 +134,79 @@ func fromInspect(r container.InspectResponse, prefix string) (c *ctr, ok bool) {
 	return c, true
 }
 
-// fromSummary builds a record from the container list, which says all that
+// containerRow is the part of a listed container (GET /containers/json)
+// tierlb reads. The rest of a row (ports, mounts, host config, every
+// endpoint's settings) is most of its 1 KB: decoding into this instead of
+// container.Summary leaves a list of 10,000 containers a few kilobytes of
+// garbage at a time rather than 60 MB.
+type containerRow struct {
+	ID              string `json:"Id"`
+	Names           []string
+	Created         int64 // Unix seconds
+	Labels          map[string]string
+	State           container.ContainerState
+	Status          string
+	Health          *struct{ Status container.HealthStatus } // API 1.52
+	NetworkSettings *struct {
+		Networks map[string]*struct {
+			NetworkID         string
+			IPAddress         netip.Addr
+			GlobalIPv6Address netip.Addr
+		}
+	}
+}
+
+// fromRow builds a record from the container list, which says all that
 // routing needs but the start time, the stop signal and the exposed ports
 // (an API 1.41 list shows published ports only); ok is false when the
 // container is not running.
-func fromSummary(s container.Summary, prefix string) (c *ctr, ok bool) {
-	if s.State != container.StateRunning && s.State != container.StatePaused {
+func fromRow(r *containerRow, prefix string) (c *ctr, ok bool) {
+	if r.State != container.StateRunning && r.State != container.StatePaused {
 		return nil, false
 	}
 	c = &ctr{
-		ID:       s.ID,
-		Created:  time.Unix(s.Created, 0),
-		Labels:   newLabelSet(s.Labels),
-		Paused:   s.State == container.StatePaused,
-		Health:   listHealth(s),
+		ID:       r.ID,
+		Created:  r.Created * int64(time.Second),
+		Labels:   newLabelSet(r.Labels),
+		Paused:   r.State == container.StatePaused,
+		Health:   listHealth(r),
 		FromList: true,
 	}
-	for _, n := range s.Names { // "/name", and "/other/alias" for each legacy link
+	for _, n := range r.Names { // "/name", and "/other/alias" for each legacy link
 		if n = strings.TrimPrefix(n, "/"); !strings.Contains(n, "/") {
 			c.Name = n
 			break
 		}
 	}
-	if s.NetworkSettings != nil {
-		for name, ep := range s.NetworkSettings.Networks {
+	if r.NetworkSettings != nil {
+		for name, ep := range r.NetworkSettings.Networks {
 			if ep == nil {
 				continue
 			}
-			e := endpoint{Network: intern(name), NetworkID: intern(ep.NetworkID), IP: ep.IPAddress}
-			if !e.IP.IsValid() {
-				e.IP = ep.GlobalIPv6Address
+			ip := ep.IPAddress
+			if !ip.IsValid() {
+				ip = ep.GlobalIPv6Address
 			}
-			c.Endpoints = append(c.Endpoints, e)
+			c.Endpoints = append(c.Endpoints, newEndpoint(name, ep.NetworkID, ip))
 		}
 		sortEndpoints(c.Endpoints)
 	}
-	c.labels, c.labelErr = parseLabels(prefix, s.Labels)
+	c.labels, c.labelErr = parseLabels(prefix, r.Labels)
 	return c, true
 }
 
 // listHealth reads a listed container's health: its Health field (API
 // 1.52), else the "(healthy)" its Status ends with.
-func listHealth(s container.Summary) string {
-	if s.Health != nil && s.Health.Status != "" {
-		return string(s.Health.Status)
+func listHealth(r *containerRow) string {
+	if r.Health != nil && r.Health.Status != "" {
+		return string(r.Health.Status)
 	}
 	switch {
-	case strings.HasSuffix(s.Status, "(healthy)"):
+	case strings.HasSuffix(r.Status, "(healthy)"):
 		return string(container.Healthy)
-	case strings.HasSuffix(s.Status, "(unhealthy)"):
+	case strings.HasSuffix(r.Status, "(unhealthy)"):
 		return string(container.Unhealthy)
-	case strings.HasSuffix(s.Status, "(health: starting)"):
+	case strings.HasSuffix(r.Status, "(health: starting)"):
 		return string(container.Starting)
 	}
 	return string(container.NoHealthcheck)
@@ -188,12 +233,21 @@ func sameRun(old, fresh *ctr) bool {
 
 func sortEndpoints(eps []endpoint) {
 	slices.SortFunc(eps, func(a, b endpoint) int {
-		return cmp.Or(strings.Compare(a.Network, b.Network), strings.Compare(a.NetworkID, b.NetworkID))
+		return cmp.Or(strings.Compare(a.Network(), b.Network()), strings.Compare(a.NetworkID(), b.NetworkID()))
 	})
 }
 
 // older orders containers oldest first, by ID on a tie, so the winner among
 // disagreeing replicas never depends on list order.
 func older(a, b *ctr) int {
-	return cmp.Or(a.Created.Compare(b.Created), strings.Compare(a.ref(), b.ref()))
+	return cmp.Or(cmp.Compare(a.Created, b.Created), strings.Compare(a.ref(), b.ref()))
+}
+
+// unixNano is t in UnixNano, 0 for the zero time (which UnixNano leaves
+// undefined).
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
 }

@@ -1,8 +1,11 @@
 package docker
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"maps"
@@ -75,6 +78,33 @@ func (f *fakeClient) ContainerList(_ context.Context, opts client.ContainerListO
 		out = append(out, summaryOf(c))
 	}
 	return client.ContainerListResult{Items: out}, nil
+}
+
+// ListBody answers as the engine's list endpoints do: ContainerList's
+// containers or TaskList's tasks in JSON.
+func (f *fakeClient) ListBody(ctx context.Context, path string, filters client.Filters) (io.ReadCloser, error) {
+	var items any
+	var err error
+	switch path {
+	case "/containers/json":
+		var res client.ContainerListResult
+		res, err = f.ContainerList(ctx, client.ContainerListOptions{Filters: filters})
+		items = res.Items
+	case "/tasks":
+		var res client.TaskListResult
+		res, err = f.TaskList(ctx, client.TaskListOptions{Filters: filters})
+		items = res.Items
+	default:
+		return nil, fmt.Errorf("fake engine: no list at %s", path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(items)
+	if err != nil {
+		return nil, err
+	}
+	return io.NopCloser(bytes.NewReader(b)), nil
 }
 
 // summaryOf lists a container as the daemon does: what inspect says, but

@@ -44,8 +44,3 @@ func mapLabels(m map[string]string) func(string) (string, bool) {
 		return v, ok
 	}
 }
-
-// intern returns s's canonical copy, so that the thousands of records on
-// one network share its name and ID rather than hold a copy each from the
-// JSON they were decoded from.
-func intern(s string) string { return unique.Make(s).Value() }

@@ -2,6 +2,7 @@ package docker
 
 import (
 	"context"
+	"io"
 	"slices"
 	"sort"
 	"strings"
@@ -15,15 +16,23 @@ import (
 	"github.com/tierlb/tierlb/internal/testkit"
 )
 
-// countingClient counts relists, to prove that many of them happened.
+// countingClient counts container lists, to prove that many relists
+// happened. The provider reads lists with its own requests (see lister).
 type countingClient struct {
 	client.APIClient
 	lists atomic.Int64
+	http  lister
 }
 
-func (c *countingClient) ContainerList(ctx context.Context, o client.ContainerListOptions) (client.ContainerListResult, error) {
-	c.lists.Add(1)
-	return c.APIClient.ContainerList(ctx, o)
+func newCountingClient(cli client.APIClient) *countingClient {
+	return &countingClient{APIClient: cli, http: newHTTPLister(cli)}
+}
+
+func (c *countingClient) ListBody(ctx context.Context, path string, f client.Filters) (io.ReadCloser, error) {
+	if path == "/containers/json" {
+		c.lists.Add(1)
+	}
+	return c.http.ListBody(ctx, path, f)
 }
 
 func TestEngineAddressChoice(t *testing.T) {
@@ -38,7 +47,7 @@ func TestEngineAddressChoice(t *testing.T) {
 	e.run("lonely", runOpts{nets: []string{other}, labels: map[string]string{e.label("service"): "app"}})
 
 	sink := newFakeSink()
-	cc := &countingClient{APIClient: e.cli}
+	cc := newCountingClient(e.cli)
 	p := e.provider(Config{ContainerID: proxy}, []ServiceSelector{{Name: "app"}}, sink, cc)
 	want := sink.get("app")
 	if len(want) != 1 || want[0].Network != shared || want[0].ID != e.prefix+"-two" || !strings.HasPrefix(want[0].Address, "172.31.") || !strings.HasSuffix(want[0].Address, ":8080") {

@@ -28,6 +28,7 @@ type Provider struct {
 	metrics *Metrics
 	cli     client.APIClient
 	host    string // for messages
+	onList  func(error)
 
 	// Hooks and tunables; tests replace them before Run.
 	getenv     func(string) string
@@ -38,6 +39,7 @@ type Provider struct {
 
 	// Owned by Run's goroutine.
 	me        *self
+	list      lister          // made on first use, kept for its connections
 	ctrs      map[string]*ctr // running containers seen, by full ID
 	bridges   map[string]bool // bridge network IDs and names (on the host)
 	published map[string][]backends.Spec
@@ -84,6 +86,7 @@ func New(cfg Config, services []ServiceSelector, sink Sink, opts Options) (*Prov
 		log:        opts.Logger,
 		metrics:    opts.Metrics,
 		cli:        opts.Client,
+		onList:     opts.OnList,
 		getenv:     os.Getenv,
 		readFile:   os.ReadFile,
 		coalesce:   5 * time.Millisecond,

@@ -22,9 +22,16 @@ import (
 type routes struct {
 	// key names the selectors, declarations and own networks the routes
 	// were computed with; when it changes, every route is recomputed.
-	key     string
-	byRef   map[string]*route
-	members map[string]map[string]*route // service → ref → route with a backend in it
+	key   string
+	byRef map[string]*route
+	// members lists, by service, the routes with a backend in it, in
+	// buildView's order (byRoute), so that a publish after an event need
+	// not sort a service's routes again.
+	members map[string][]*route
+	// sorted is false while a publish that starts from no routes adds
+	// them all: it sorts each service once at the end rather than
+	// inserting 10,000 routes one by one in order.
+	sorted bool
 	// unrouted counts the records routed in no service.
 	unrouted int
 	epoch    uint64
@@ -33,37 +40,57 @@ type routes struct {
 // route is one record's part of the view. It is never changed once made,
 // but for epoch.
 type route struct {
-	c        *ctr
-	name, id string
+	c *ctr // its name and ID never change: a rename makes a new record
 	// The record's mutable facts the route was computed with.
 	stopping, paused bool
 	health           string
-	warnings         []string
+	// in says where the record is routed. Its specs follow from in and the
+	// facts above (see spec), so that the provider does not keep a copy of
+	// every Spec beside the sink's.
+	in    []routedIn
+	notes *routeNotes // nil for nearly every replica
+	epoch uint64      // the last publish that saw the record
+}
 
-	// explain is nil when it says no more than specs do (see plainExplain):
-	// so it is for nearly every replica, and 10,000 of them need not keep
-	// their explanations twice.
+// routedIn is a record's backend in one service.
+type routedIn struct{ service, network, address string }
+
+// routeNotes is what a route says beyond its specs.
+type routeNotes struct {
+	warnings []string
+	// explain is nil when it says no more than the specs do (see
+	// plainExplain).
 	explain []Explanation
-	specs   []serviceSpec
-	epoch   uint64 // the last publish that saw the record
+}
+
+// spec is the record's backend b, as routeContainer made it.
+func (rt *route) spec(b routedIn) backends.Spec {
+	return specOf(rt.c, rt.stopping, rt.paused, b.network, b.address)
+}
+
+func (rt *route) warnings() []string {
+	if rt.notes == nil {
+		return nil
+	}
+	return rt.notes.warnings
 }
 
 // explanations returns the record's explanations: its own, or the ones its
 // specs imply.
 func (rt *route) explanations() []Explanation {
-	if rt.explain != nil {
-		return rt.explain
+	if rt.notes != nil && rt.notes.explain != nil {
+		return rt.notes.explain
 	}
-	return plainExplain(rt.id, rt.name, rt.specs)
+	return plainExplain(rt)
 }
 
 // plainExplain is what routeContainer says of a container (not a task)
 // routed in every service it is a replica of, without warnings.
-func plainExplain(id, name string, specs []serviceSpec) []Explanation {
-	out := make([]Explanation, len(specs))
-	for i, s := range specs {
-		out[i] = Explanation{Container: id, Name: name, Service: s.service, Network: s.spec.Network,
-			Address: s.spec.Address, Routed: true, Reason: s.spec.Drain}
+func plainExplain(rt *route) []Explanation {
+	out := make([]Explanation, len(rt.in))
+	for i, b := range rt.in {
+		out[i] = Explanation{Container: rt.c.ID, Name: rt.c.Name, Service: b.service, Network: b.network,
+			Address: b.address, Routed: true, Reason: rt.spec(b).Drain}
 	}
 	return out
 }
@@ -85,14 +112,14 @@ func implied(c *ctr, ex []Explanation, specs []serviceSpec) bool {
 	return true
 }
 
-func (rt *route) routed() bool { return len(rt.specs) > 0 }
+func (rt *route) routed() bool { return len(rt.in) > 0 }
 
 // current says whether the route still describes the record. Swarm tasks
 // change in place in more ways than containers do, so theirs are always
 // recomputed.
 func (rt *route) current(c *ctr, warnings []string) bool {
 	return rt.c == c && c.Task == nil && rt.stopping == c.Stopping && rt.paused == c.Paused &&
-		rt.health == c.Health && slices.Equal(rt.warnings, warnings)
+		rt.health == c.Health && slices.Equal(rt.warnings(), warnings)
 }
 
 // publish computes the view from every record and hands the sink what
@@ -145,11 +172,17 @@ func (p *Provider) publishChanged(changed map[string]bool) {
 			rs.drop(ref, old, affected)
 		}
 		ex, specs := routeContainer(p.cfg, sels, configured, declared, r, w, c)
-		if implied(c, ex, specs) {
-			ex = nil
+		rt := &route{c: c, stopping: c.Stopping, paused: c.Paused, health: c.Health, epoch: rs.epoch}
+		if len(specs) > 0 {
+			rt.in = make([]routedIn, len(specs))
+			for i, s := range specs {
+				rt.in[i] = routedIn{s.service, s.spec.Network, s.spec.Address}
+			}
 		}
-		rs.add(ref, &route{c: c, name: c.Name, id: c.ID, stopping: c.Stopping, paused: c.Paused, health: c.Health,
-			warnings: w, explain: ex, specs: specs, epoch: rs.epoch}, affected)
+		if len(w) > 0 || !implied(c, ex, specs) {
+			rt.notes = &routeNotes{warnings: w, explain: ex}
+		}
+		rs.add(ref, rt, affected)
 		if c.Task != nil && c.ID != "" {
 			p.health[c.ID] = c.Health
 		}
@@ -161,7 +194,7 @@ func (p *Provider) publishChanged(changed map[string]bool) {
 		p.health = map[string]string{}
 	}
 	if key := fmt.Sprintf("%d|%d|%s", selsGen, p.declGen, r.key()); key != rs.key || rs.byRef == nil {
-		*rs = routes{key: key, byRef: map[string]*route{}, members: map[string]map[string]*route{}, epoch: rs.epoch}
+		*rs = routes{key: key, byRef: map[string]*route{}, members: map[string][]*route{}, epoch: rs.epoch}
 		full = true
 	}
 	if full {
@@ -172,8 +205,8 @@ func (p *Provider) publishChanged(changed map[string]bool) {
 		for ref, rt := range rs.byRef {
 			if rt.epoch != rs.epoch {
 				rs.drop(ref, rt, affected)
-				if rt.id != "" && p.ctrs[rt.id] == nil {
-					delete(p.health, rt.id)
+				if id := rt.c.ID; id != "" && p.ctrs[id] == nil {
+					delete(p.health, id)
 				}
 			}
 		}
@@ -183,9 +216,15 @@ func (p *Provider) publishChanged(changed map[string]bool) {
 				refresh(c)
 			} else if rt := rs.byRef[ref]; rt != nil {
 				rs.drop(ref, rt, affected)
-				delete(p.health, rt.id)
+				delete(p.health, rt.c.ID)
 			}
 		}
+	}
+	if !rs.sorted {
+		for _, m := range rs.members {
+			slices.SortFunc(m, byRoute)
+		}
+		rs.sorted = true
 	}
 	unrouted := rs.unrouted
 	p.mu.Unlock()
@@ -251,14 +290,17 @@ func (p *Provider) records() iter.Seq[*ctr] {
 
 func (rs *routes) add(ref string, rt *route, affected map[string]bool) {
 	rs.byRef[ref] = rt
-	for _, s := range rt.specs {
-		m := rs.members[s.service]
-		if m == nil {
-			m = map[string]*route{}
-			rs.members[s.service] = m
+	for i, b := range rt.in {
+		if routedTwice(rt.in[:i], b.service) {
+			continue
 		}
-		m[ref] = rt
-		affected[s.service] = true
+		m := rs.members[b.service]
+		at := len(m)
+		if rs.sorted {
+			at, _ = slices.BinarySearchFunc(m, rt, byRoute)
+		}
+		rs.members[b.service] = slices.Insert(m, at, rt)
+		affected[b.service] = true
 	}
 	if !rt.routed() {
 		rs.unrouted++
@@ -267,9 +309,27 @@ func (rs *routes) add(ref string, rt *route, affected map[string]bool) {
 
 func (rs *routes) drop(ref string, rt *route, affected map[string]bool) {
 	delete(rs.byRef, ref)
-	for _, s := range rt.specs {
-		delete(rs.members[s.service], ref)
-		affected[s.service] = true
+	for i, b := range rt.in {
+		if routedTwice(rt.in[:i], b.service) {
+			continue
+		}
+		m := rs.members[b.service]
+		at, found := -1, false
+		if rs.sorted {
+			at, found = slices.BinarySearchFunc(m, rt, byRoute)
+		}
+		if !found || m[at] != rt {
+			at = slices.Index(m, rt)
+		}
+		if at >= 0 {
+			m = slices.Delete(m, at, at+1)
+		}
+		if len(m) == 0 {
+			delete(rs.members, b.service)
+		} else {
+			rs.members[b.service] = m
+		}
+		affected[b.service] = true
 	}
 	if !rt.routed() {
 		rs.unrouted--
@@ -279,30 +339,44 @@ func (rs *routes) drop(ref string, rt *route, affected map[string]bool) {
 // specs lists a service's backends in buildView's order: by container
 // name, then ID.
 func (rs *routes) specs(service string) []backends.Spec {
-	m := rs.members[service]
-	if len(m) == 0 {
+	rts := rs.members[service]
+	if len(rts) == 0 {
 		return nil
 	}
-	rts := slices.SortedFunc(maps.Values(m), func(a, b *route) int {
-		return cmp.Or(strings.Compare(a.name, b.name), strings.Compare(a.id, b.id))
-	})
 	out := make([]backends.Spec, 0, len(rts))
 	for _, rt := range rts {
-		for _, s := range rt.specs {
-			if s.service == service {
-				out = append(out, s.spec)
+		for _, b := range rt.in {
+			if b.service == service {
+				out = append(out, rt.spec(b))
 			}
 		}
 	}
 	return out
 }
 
+// byRoute orders routes by container name, then ID (byName), then task
+// ID: a total order, as no two records share all three.
+func byRoute(a, b *route) int {
+	return cmp.Or(byName(a.c, b.c), strings.Compare(taskID(a.c), taskID(b.c)))
+}
+
+func taskID(c *ctr) string {
+	if c.Task == nil {
+		return ""
+	}
+	return c.Task.ID
+}
+
+// routedTwice says whether in (a route's backends before one in service)
+// already has one in service: a route is a member of a service once.
+func routedTwice(in []routedIn, service string) bool {
+	return slices.ContainsFunc(in, func(b routedIn) bool { return b.service == service })
+}
+
 // explanations flattens the routes' explanations in buildView's order.
 func explanations(rts []*route) []Explanation {
 	rts = slices.Clone(rts)
-	slices.SortFunc(rts, func(a, b *route) int {
-		return cmp.Or(strings.Compare(a.name, b.name), strings.Compare(a.id, b.id))
-	})
+	slices.SortFunc(rts, byRoute)
 	var out []Explanation
 	for _, rt := range rts {
 		for _, e := range rt.explanations() {
@@ -320,7 +394,7 @@ func (r reach) key() string {
 	if r.me != nil {
 		fmt.Fprintf(&b, "%s|%t|%s", r.me.ID, r.me.OnHost, r.me.Task)
 		for _, e := range r.me.Networks {
-			fmt.Fprintf(&b, "|%s=%s", e.Network, e.NetworkID)
+			fmt.Fprintf(&b, "|%s=%s", e.Network(), e.NetworkID())
 		}
 		if r.me.OnHost {
 			for _, k := range slices.Sorted(maps.Keys(r.bridges)) {

@@ -27,17 +27,11 @@ func (p *Provider) relist(ctx context.Context) error {
 		}
 	}
 	sels := p.selectors()
-	opts := client.ContainerListOptions{}
+	var f client.Filters
 	if !anySelector(sels) {
 		// Without selectors only tierlb.service containers can be replicas,
 		// so the daemon filters; with them every running one is a candidate.
-		opts.Filters = make(client.Filters).Add("label", p.cfg.labelPrefix()+".service")
-	}
-	lctx, cancel := context.WithTimeout(ctx, apiTimeout)
-	list, err := p.cli.ContainerList(lctx, opts)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("list containers: %w", err)
+		f = make(client.Filters).Add("label", p.cfg.labelPrefix()+".service")
 	}
 	// The list says what routing needs: a container is inspected only when
 	// it says too little: a label-declared service's replica (the oldest,
@@ -45,31 +39,37 @@ func (p *Provider) relist(ctx context.Context) error {
 	// one without a port label (its exposed ports are not in the list). A
 	// record the list confirms is kept as it is.
 	var ids []string
-	listed := make(map[string]*ctr, len(list.Items))
-	for _, s := range list.Items {
-		if p.sw.on && s.Labels[taskIDLabel] != "" {
-			continue // a Swarm task: found through the Swarm API, on every node
+	listed := make(map[string]*ctr, len(p.ctrs))
+	err := p.containerList(ctx, f, func(r *containerRow) {
+		if p.sw.on && r.Labels[taskIDLabel] != "" {
+			return // a Swarm task: found through the Swarm API, on every node
 		}
-		if !p.candidate(s.Labels, sels) {
-			continue
+		if !p.candidate(r.Labels, sels) {
+			return
 		}
-		if s.State == "" { // a list that leaves the state out says too little
-			ids = append(ids, s.ID)
-			continue
+		if r.State == "" { // a list that leaves the state out says too little
+			ids = append(ids, r.ID)
+			return
 		}
-		c, running := fromSummary(s, p.cfg.labelPrefix())
-		old := p.ctrs[s.ID]
+		c, running := fromRow(r, p.cfg.labelPrefix())
+		old := p.ctrs[r.ID]
 		switch {
 		case !running:
 		case old != nil && old.Stopping, c.labels.Listen != "":
-			ids = append(ids, s.ID)
+			ids = append(ids, r.ID)
 		case old != nil && sameFacts(old, c):
-			listed[s.ID] = old
+			listed[r.ID] = old
 		case c.labels.Port == 0:
-			ids = append(ids, s.ID)
+			ids = append(ids, r.ID)
 		default:
-			listed[s.ID] = c
+			listed[r.ID] = c
 		}
+	})
+	if p.onList != nil {
+		p.onList(err)
+	}
+	if err != nil {
+		return fmt.Errorf("list containers: %w", err)
 	}
 	fresh, err := p.inspectAll(ctx, ids)
 	if err != nil {
@@ -89,6 +89,15 @@ func (p *Provider) relist(ctx context.Context) error {
 	}
 	p.publish()
 	return nil
+}
+
+// containerList reads the running containers one row at a time (see
+// streamList).
+func (p *Provider) containerList(ctx context.Context, f client.Filters, visit func(*containerRow)) error {
+	if p.list == nil {
+		p.list = newLister(p.cli)
+	}
+	return streamList(ctx, p.list, "/containers/json", f, "container", visit)
 }
 
 // refreshSelf finds the proxy's container the first time, then re-reads its

@@ -105,7 +105,7 @@ func (p *Provider) inspectSelf(ctx context.Context, id string) (*self, error) {
 	if r.NetworkSettings != nil {
 		for name, ep := range r.NetworkSettings.Networks {
 			if ep != nil {
-				me.Networks = append(me.Networks, endpoint{Network: name, NetworkID: ep.NetworkID, IP: ep.IPAddress})
+				me.Networks = append(me.Networks, newEndpoint(name, ep.NetworkID, ep.IPAddress))
 			}
 		}
 		sortEndpoints(me.Networks)

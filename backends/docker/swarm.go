@@ -3,8 +3,8 @@ package docker
 import (
 	"context"
 	"fmt"
-	"io"
 	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -52,8 +52,6 @@ type swarmState struct {
 	// removed since the last publish, so that a publish after a poll
 	// recomputes those alone (see publishChanged).
 	changed map[string]bool
-	// body reads task lists; made on first use, kept for its connections.
-	body taskBody
 }
 
 // touch notes that the record of task id changed.
@@ -110,7 +108,7 @@ func (p *Provider) detectSwarm(ctx context.Context) (bool, error) {
 	if !manager {
 		p.sw = swarmState{}
 	} else if !p.sw.on {
-		p.sw = swarmState{on: true, tasks: map[string]*ctr{}, hot: map[string]time.Time{}, body: p.sw.body}
+		p.sw = swarmState{on: true, tasks: map[string]*ctr{}, hot: map[string]time.Time{}}
 	}
 	return manager, nil
 }
@@ -293,24 +291,10 @@ func (p *Provider) listTasks(ctx context.Context, serviceIDs []string, visit fun
 // taskList reads a filtered task list, decoding only what tierlb uses
 // (see taskRow).
 func (p *Provider) taskList(ctx context.Context, f client.Filters, visit func(*taskRow)) error {
-	if p.sw.body == nil {
-		p.sw.body = newTaskBody(p.cli)
+	if p.list == nil {
+		p.list = newLister(p.cli)
 	}
-	lctx, cancel := context.WithTimeout(ctx, apiTimeout)
-	defer cancel()
-	body, err := p.sw.body.TaskListBody(lctx, f)
-	if err != nil {
-		return err
-	}
-	defer body.Close()
-	if err := decodeTasks(body, visit); err != nil {
-		return err
-	}
-	// Read to the end, should the chunked body's last chunk come after
-	// the array's end: a body closed unread closes its connection, and
-	// over TLS a poll would cost a handshake.
-	_, err = io.Copy(io.Discard, io.LimitReader(body, 64<<10))
-	return err
+	return streamList(ctx, p.list, "/tasks", f, "task", visit)
 }
 
 // taskRecord builds a task's record, keeping what a local container event
@@ -476,7 +460,7 @@ func (p *Provider) selfFromTask(ctx context.Context) error {
 		me = &self{Task: t.ID}
 		for _, a := range t.NetworksAttachments {
 			if !a.Network.Spec.Ingress {
-				me.Networks = append(me.Networks, endpoint{Network: a.Network.Spec.Name, NetworkID: a.Network.ID})
+				me.Networks = append(me.Networks, newEndpoint(a.Network.Spec.Name, a.Network.ID, netip.Addr{}))
 			}
 		}
 	})

@@ -1,10 +1,7 @@
 package docker
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"io"
 	"maps"
 	"net/netip"
 	"slices"
@@ -116,20 +113,6 @@ func (f *fakeClient) TaskList(_ context.Context, opts client.TaskListOptions) (c
 		out = append(out, t)
 	}
 	return client.TaskListResult{Items: out}, nil
-}
-
-// TaskListBody answers as the engine's GET /tasks does: TaskList's tasks
-// in JSON.
-func (f *fakeClient) TaskListBody(ctx context.Context, filters client.Filters) (io.ReadCloser, error) {
-	res, err := f.TaskList(ctx, client.TaskListOptions{Filters: filters})
-	if err != nil {
-		return nil, err
-	}
-	b, err := json.Marshal(res.Items)
-	if err != nil {
-		return nil, err
-	}
-	return io.NopCloser(bytes.NewReader(b)), nil
 }
 
 func (f *fakeClient) TaskInspect(_ context.Context, id string, _ client.TaskInspectOptions) (client.TaskInspectResult, error) {

@@ -115,7 +115,7 @@ func TestSwarmFigures(t *testing.T) {
 	t.Logf("desired state change -> last new connection: median %s of %v", median(toLast), toLast)
 
 	// Manager API requests per second made by one provider.
-	cc := &countingSwarmClient{APIClient: mgr, calls: map[string]int{}}
+	cc := &countingSwarmClient{APIClient: mgr, http: newHTTPLister(mgr), calls: map[string]int{}}
 	sink := newFakeSink()
 	p, err := New(Config{ContainerID: lb.id, Swarm: "true", SwarmPoll: time.Second}, []ServiceSelector{{Name: "web", Port: 8080}},
 		sink, Options{Client: cc, Logger: discardLogger()})
@@ -213,8 +213,14 @@ func tasksOf(t *testing.T, cli *client.Client) []swarm.Task {
 // is one HTTP request to the manager.
 type countingSwarmClient struct {
 	client.APIClient
+	http  lister // the provider reads lists with its own requests
 	mu    sync.Mutex
 	calls map[string]int
+}
+
+func (c *countingSwarmClient) ListBody(ctx context.Context, path string, f client.Filters) (io.ReadCloser, error) {
+	c.count(map[string]string{"/tasks": "task_list", "/containers/json": "container_list"}[path])
+	return c.http.ListBody(ctx, path, f)
 }
 
 func (c *countingSwarmClient) count(what string) {
@@ -239,11 +245,6 @@ func (c *countingSwarmClient) snapshot() map[string]int {
 	return out
 }
 
-func (c *countingSwarmClient) TaskList(ctx context.Context, o client.TaskListOptions) (client.TaskListResult, error) {
-	c.count("task_list")
-	return c.APIClient.TaskList(ctx, o)
-}
-
 func (c *countingSwarmClient) TaskInspect(ctx context.Context, id string, o client.TaskInspectOptions) (client.TaskInspectResult, error) {
 	c.count("task_inspect")
 	return c.APIClient.TaskInspect(ctx, id, o)
@@ -257,11 +258,6 @@ func (c *countingSwarmClient) ServiceList(ctx context.Context, o client.ServiceL
 func (c *countingSwarmClient) NodeList(ctx context.Context, o client.NodeListOptions) (client.NodeListResult, error) {
 	c.count("node_list")
 	return c.APIClient.NodeList(ctx, o)
-}
-
-func (c *countingSwarmClient) ContainerList(ctx context.Context, o client.ContainerListOptions) (client.ContainerListResult, error) {
-	c.count("container_list")
-	return c.APIClient.ContainerList(ctx, o)
 }
 
 func (c *countingSwarmClient) ContainerInspect(ctx context.Context, id string, o client.ContainerInspectOptions) (client.ContainerInspectResult, error) {

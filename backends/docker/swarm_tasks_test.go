@@ -61,7 +61,7 @@ func swarmEngine(tb testing.TB, tasks, services int) (*fakeengine.Engine, *clien
 // through a client that wraps the SDK's, as cmd/tierlb's does.
 func taskListJSON(tb testing.TB, cli *client.Client, f client.Filters) []byte {
 	tb.Helper()
-	body, err := newTaskBody(struct{ client.APIClient }{cli}).TaskListBody(tb.Context(), f)
+	body, err := newLister(struct{ client.APIClient }{cli}).ListBody(tb.Context(), "/tasks", f)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func taskListJSON(tb testing.TB, cli *client.Client, f client.Filters) []byte {
 func rowsOf(t *testing.T, body []byte) []taskRow {
 	t.Helper()
 	var rows []taskRow
-	if err := decodeTasks(bytes.NewReader(body), func(r *taskRow) { rows = append(rows, *r) }); err != nil {
+	if err := decodeList(bytes.NewReader(body), "task", func(r *taskRow) { rows = append(rows, *r) }); err != nil {
 		t.Fatal(err)
 	}
 	return rows
@@ -114,7 +114,7 @@ func TestTaskRowsAsTheSDKReadsThem(t *testing.T) {
 // errdefs knows, naming the endpoint and the engine's message.
 func TestTaskListErrorAsTheSDKs(t *testing.T) {
 	_, cli := swarmEngine(t, 2, 1)
-	_, err := newTaskBody(cli).TaskListBody(t.Context(), make(client.Filters).Add("service", "gone"))
+	_, err := newLister(cli).ListBody(t.Context(), "/tasks", make(client.Filters).Add("service", "gone"))
 	if !cerrdefs.IsNotFound(err) {
 		t.Fatalf("list naming a gone service: %v, want a not-found error", err)
 	}
@@ -132,13 +132,13 @@ func TestDecodeTasksBadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := decodeTasks(strings.NewReader(tt.body), func(*taskRow) {})
+			err := decodeList(strings.NewReader(tt.body), "task", func(*taskRow) {})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("error %v, want one with %q", err, tt.want)
 			}
 		})
 	}
-	if err := decodeTasks(strings.NewReader("null"), func(*taskRow) { t.Error("a task in null") }); err != nil {
+	if err := decodeList(strings.NewReader("null"), "task", func(*taskRow) { t.Error("a task in null") }); err != nil {
 		t.Errorf("null: %v", err)
 	}
 }
@@ -153,7 +153,7 @@ func FuzzDecodeTasks(f *testing.F) {
 	f.Add([]byte(`[{"ID":"t","Spec":{"ContainerSpec":{"Healthcheck":{"Test":["NONE"]}}}}, {}]`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var got []taskRow
-		err := decodeTasks(bytes.NewReader(body), func(r *taskRow) { got = append(got, *r) })
+		err := decodeList(bytes.NewReader(body), "task", func(r *taskRow) { got = append(got, *r) })
 		var want []taskRow
 		werr := json.Unmarshal(body, &want)
 		if werr != nil {
@@ -190,7 +190,7 @@ func BenchmarkTaskList(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			n := 0
-			if err := decodeTasks(bytes.NewReader(body), func(*taskRow) { n++ }); err != nil || n != 10000 {
+			if err := decodeList(bytes.NewReader(body), "task", func(*taskRow) { n++ }); err != nil || n != 10000 {
 				b.Fatal(n, err)
 			}
 		}

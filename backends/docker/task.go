@@ -3,6 +3,7 @@ package docker
 import (
 	"fmt"
 	"maps"
+	"net/netip"
 	"strconv"
 
 	"github.com/moby/moby/api/types/container"
@@ -74,7 +75,7 @@ func fromTask(t *taskRow, svc swarm.Service, labels map[string]string, nodes map
 	name := svc.Spec.Name
 	c = &ctr{
 		Name:      taskName(name, t),
-		Created:   t.CreatedAt,
+		Created:   unixNano(t.CreatedAt),
 		StartedAt: t.ID, // one task is one run of one container
 		Labels:    newLabelSet(labels),
 		Health:    string(container.NoHealthcheck),
@@ -102,16 +103,16 @@ func fromTask(t *taskRow, svc swarm.Service, labels map[string]string, nodes map
 		if a.Network.Spec.Ingress {
 			continue // the routing mesh's network: tierlb replaces it
 		}
-		e := endpoint{Network: intern(a.Network.Spec.Name), NetworkID: intern(a.Network.ID)}
+		var ip netip.Addr
 		for _, pfx := range a.Addresses {
-			if ip := pfx.Addr(); ip.Is4() || !e.IP.IsValid() {
-				e.IP = ip
-				if ip.Is4() {
+			if addr := pfx.Addr(); addr.Is4() || !ip.IsValid() {
+				ip = addr
+				if addr.Is4() {
 					break
 				}
 			}
 		}
-		c.Endpoints = append(c.Endpoints, e)
+		c.Endpoints = append(c.Endpoints, newEndpoint(a.Network.Spec.Name, a.Network.ID, ip))
 	}
 	sortEndpoints(c.Endpoints)
 	c.labels, c.labelErr = parseLabels(prefix, labels)

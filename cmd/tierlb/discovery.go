@@ -83,7 +83,7 @@ func newDockerProvider(cfg *config.Config, sink docker.Sink, env environment, lo
 	if err != nil {
 		return nil, nil, err
 	}
-	p, err := docker.New(cfg.Docker.ProviderConfig(), cfg.DockerSelectors(), sink, docker.Options{Logger: log, Metrics: m, Client: watch})
+	p, err := docker.New(cfg.Docker.ProviderConfig(), cfg.DockerSelectors(), sink, docker.Options{Logger: log, Metrics: m, Client: watch, OnList: watch.record})
 	if err != nil {
 		return nil, nil, err
 	}

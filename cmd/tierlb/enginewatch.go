@@ -49,12 +49,6 @@ func newEngineWatch(host string, reg prometheus.Registerer) (*engineWatch, error
 	return &engineWatch{APIClient: cli, up: up, since: time.Now()}, nil
 }
 
-func (w *engineWatch) ContainerList(ctx context.Context, opts client.ContainerListOptions) (client.ContainerListResult, error) {
-	res, err := w.APIClient.ContainerList(ctx, opts)
-	w.record(err)
-	return res, err
-}
-
 // Events passes the stream on, noting the error that ends it. The messages
 // go straight through; only the one final error is relayed.
 func (w *engineWatch) Events(ctx context.Context, opts client.EventsListOptions) client.EventsResult {
@@ -70,7 +64,8 @@ func (w *engineWatch) Events(ctx context.Context, opts client.EventsListOptions)
 	return client.EventsResult{Messages: res.Messages, Err: errs}
 }
 
-// record notes the outcome of a contact. A canceled call is the provider
+// record notes the outcome of a contact: the provider hands it each
+// container list's (docker.Options.OnList). A canceled call is the provider
 // stopping or starting over, not the engine's doing.
 func (w *engineWatch) record(err error) {
 	if errors.Is(err, context.Canceled) {

@@ -109,14 +109,11 @@ func serve(ctx context.Context, l loaded, log *slog.Logger, level *slog.LevelVar
 		ready.setDiscovery(disc.Ready, watch.status)
 		explain = explainFunc(disc, sup)
 	}
-	// Per-backend series are read from the backends' atomics at scrape time.
-	if err := reg.Register(admin.NewCollector(sup)); err != nil {
-		return fmt.Errorf("backend metrics: %w", err)
-	}
+	// Per-backend series are read from the backends' atomics at scrape time
+	// and written out a series at a time (admin.Streamer).
+	streamers := []admin.Streamer{admin.NewCollector(sup)}
 	if portsKnown {
-		if err := reg.Register(newPortCapacity(ports, sup)); err != nil {
-			return fmt.Errorf("local port metrics: %w", err)
-		}
+		streamers = append(streamers, newPortCapacity(ports, sup))
 	}
 
 	// Everything binds before anything serves, so a taken port fails the
@@ -137,7 +134,7 @@ func serve(ctx context.Context, l loaded, log *slog.Logger, level *slog.LevelVar
 	if cfg.Admin.Listen != "" {
 		adm = admin.New(admin.Options{
 			Listen: cfg.Admin.Listen, Token: cfg.Admin.Token, Pprof: cfg.Admin.Pprof,
-			Gatherer: reg, Rejections: func(out map[string]uint64) { pm.Rejected(out); um.Dropped(out) },
+			Gatherer: reg, Streamers: streamers, Rejections: func(out map[string]uint64) { pm.Rejected(out); um.Dropped(out) },
 			Services: sup, Ready: ready.Ready, Explain: explain, Logger: log,
 		})
 		ln, err := inh.admin(cfg.Admin.Listen)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -30,8 +31,11 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	ver, rev := buildVersion()
 	plan := planProcs(cfg.Engine.Loops, hostProcs())
 	plan.apply()
+	gc := planGC(os.Getenv)
+	gc.apply()
 	log.Info("starting tierlb", "version", ver, "commit", rev, "config", src.File, "services", len(cfg.Services),
-		"event_loops", plan.loops, "gomaxprocs", plan.gomaxprocs, "gomaxprocs_was", plan.procs)
+		"event_loops", plan.loops, "gomaxprocs", plan.gomaxprocs, "gomaxprocs_was", plan.procs,
+		"gogc", gc.percent, "gogc_was", gc.was)
 	raiseNoFileLimit(log)
 	if err := serve(ctx, l, log, level, hostEnvironment(), plan.loops); err != nil {
 		log.Error("tierlb stopped on a failure", "err", err)

@@ -3,6 +3,7 @@ package admin
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 
@@ -17,12 +18,61 @@ func (s *Server) services(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, http.StatusBadRequest, err)
 		return
 	}
-	list, _, err := snapshot(s.opts.Services, s.history, f, 0, math.MaxInt)
-	if err != nil {
+	arr := jsonArray[ServiceStatus]{w: w}
+	_, err = eachService(s.opts.Services, s.history, f, 0, math.MaxInt, arr.add)
+	if err != nil && !arr.started {
 		s.writeError(w, http.StatusNotFound, err)
 		return
 	}
-	s.writeJSON(w, http.StatusOK, list)
+	if err == nil {
+		err = arr.close()
+	}
+	if err != nil {
+		s.log.Debug("admin: write response", "err", err)
+	}
+}
+
+// jsonArray writes a JSON array element by element, byte for byte as
+// writeJSON writes the whole slice, so that a response never holds more
+// than one element's JSON. The status and headers go out with the first
+// element, or with the empty array at close.
+type jsonArray[T any] struct {
+	w       http.ResponseWriter
+	started bool
+}
+
+func (a *jsonArray[T]) add(v T) error {
+	body, err := json.MarshalIndent(v, "  ", "  ")
+	if err != nil {
+		return err
+	}
+	sep := ",\n  "
+	if !a.started {
+		a.started, sep = true, "[\n  "
+		setJSONHeaders(a.w)
+		a.w.WriteHeader(http.StatusOK)
+	}
+	if _, err := io.WriteString(a.w, sep); err != nil {
+		return err
+	}
+	_, err = a.w.Write(body)
+	return err
+}
+
+func (a *jsonArray[T]) close() error {
+	if !a.started {
+		setJSONHeaders(a.w)
+		a.w.WriteHeader(http.StatusOK)
+		_, err := io.WriteString(a.w, "[]\n")
+		return err
+	}
+	_, err := io.WriteString(a.w, "\n]\n")
+	return err
+}
+
+func setJSONHeaders(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
 }
 
 // explain answers GET /api/v1/explain: a JSON array of Explanation.
@@ -111,8 +161,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) error {
 		http.Error(w, fmt.Sprintf("encode response: %v", err), http.StatusInternalServerError)
 		return err
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
+	setJSONHeaders(w)
 	w.WriteHeader(code)
 	_, err = w.Write(append(body, '\n'))
 	return err

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/tierlb/tierlb/backends"
 )
@@ -20,24 +21,95 @@ type Collector struct {
 	conns, active, connectErrors, bytes, up *prometheus.Desc
 }
 
-// NewCollector returns a collector over the backends of services. Register it
-// on the registry cmd/ serves.
+// The per-backend families, in name order, with their help.
+const (
+	famBytes         = "tierlb_backend_bytes_total"
+	famConnectErrors = "tierlb_backend_connect_errors_total"
+	famActive        = "tierlb_backend_connections_active"
+	famConns         = "tierlb_backend_connections_total"
+	famUp            = "tierlb_backend_up"
+
+	helpBytes         = "Bytes moved through the backend's connections, by direction (to_backend, to_client)."
+	helpConnectErrors = "Failed dials to the backend, by reason (timeout, refused, unreachable, other)."
+	helpActive        = "Connections open to the backend now."
+	helpConns         = "Connections opened to the backend."
+	helpUp            = "Whether the backend takes new connections: 1 up, 0 down, draining or maint."
+)
+
+// NewCollector returns a collector over the backends of services. Give it
+// to the admin server as a Streamer (Options.Streamers).
 func NewCollector(services Services) *Collector {
 	sb := []string{"service", "backend"}
 	return &Collector{
-		services: services,
-		conns: prometheus.NewDesc("tierlb_backend_connections_total",
-			"Connections opened to the backend.", sb, nil),
-		active: prometheus.NewDesc("tierlb_backend_connections_active",
-			"Connections open to the backend now.", sb, nil),
-		connectErrors: prometheus.NewDesc("tierlb_backend_connect_errors_total",
-			"Failed dials to the backend, by reason (timeout, refused, unreachable, other).",
-			append(sb, "reason"), nil),
-		bytes: prometheus.NewDesc("tierlb_backend_bytes_total",
-			"Bytes moved through the backend's connections, by direction (to_backend, to_client).",
-			append(sb, "direction"), nil),
-		up: prometheus.NewDesc("tierlb_backend_up",
-			"Whether the backend takes new connections: 1 up, 0 down, draining or maint.", sb, nil),
+		services:      services,
+		conns:         prometheus.NewDesc(famConns, helpConns, sb, nil),
+		active:        prometheus.NewDesc(famActive, helpActive, sb, nil),
+		connectErrors: prometheus.NewDesc(famConnectErrors, helpConnectErrors, append(sb, "reason"), nil),
+		bytes:         prometheus.NewDesc(famBytes, helpBytes, append(sb, "direction"), nil),
+		up:            prometheus.NewDesc(famUp, helpUp, sb, nil),
+	}
+}
+
+// Families names the five families, for Streamer.
+func (c *Collector) Families() []string {
+	return []string{famBytes, famConnectErrors, famActive, famConns, famUp}
+}
+
+// Snapshot reads every backend once; the func writes one family of what it
+// read, series in the registry's order: by backend, then reason or
+// direction, then service.
+func (c *Collector) Snapshot() func(w *FamilyWriter, name string) {
+	samples := c.read()
+	return func(w *FamilyWriter, name string) {
+		switch name {
+		case famBytes:
+			w.Family(name, helpBytes, dto.MetricType_COUNTER)
+			byBackend(samples, func(run []*sample) {
+				for _, s := range run {
+					w.Sample(float64(s.toBackend), "backend", s.backend, "direction", "to_backend", "service", s.service)
+				}
+				for _, s := range run {
+					w.Sample(float64(s.toClient), "backend", s.backend, "direction", "to_client", "service", s.service)
+				}
+			})
+		case famConnectErrors:
+			w.Family(name, helpConnectErrors, dto.MetricType_COUNTER)
+			byBackend(samples, func(run []*sample) {
+				for _, i := range reasonOrder {
+					for _, s := range run {
+						w.Sample(float64(s.errs[i]), "backend", s.backend, "reason", backends.DialErrorReasons[i], "service", s.service)
+					}
+				}
+			})
+		case famActive:
+			w.Family(name, helpActive, dto.MetricType_GAUGE)
+			for _, s := range samples {
+				w.Sample(float64(s.active), "backend", s.backend, "service", s.service)
+			}
+		case famConns:
+			w.Family(name, helpConns, dto.MetricType_COUNTER)
+			for _, s := range samples {
+				w.Sample(float64(s.total), "backend", s.backend, "service", s.service)
+			}
+		case famUp:
+			w.Family(name, helpUp, dto.MetricType_GAUGE)
+			for _, s := range samples {
+				w.Sample(s.upValue(), "backend", s.backend, "service", s.service)
+			}
+		}
+	}
+}
+
+// byBackend calls fn with each run of samples sharing a backend name (the
+// same container name in several services), in order.
+func byBackend(samples []*sample, fn func(run []*sample)) {
+	for i := 0; i < len(samples); {
+		j := i + 1
+		for j < len(samples) && samples[j].backend == samples[i].backend {
+			j++
+		}
+		fn(samples[i:j])
+		i = j
 	}
 }
 
@@ -62,6 +134,13 @@ type sample struct {
 
 // Collect reads every backend once and sends its series.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range c.read() {
+		c.send(ch, s)
+	}
+}
+
+// read samples every backend once, sorted by backend, then service.
+func (c *Collector) read() []*sample {
 	var samples []*sample
 	index := map[[2]string]*sample{}
 	for _, info := range list(c.services) {
@@ -86,9 +165,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	slices.SortFunc(samples, func(a, b *sample) int {
 		return cmp.Or(strings.Compare(a.backend, b.backend), strings.Compare(a.service, b.service))
 	})
-	for _, s := range samples {
-		c.send(ch, s)
-	}
+	return samples
 }
 
 // reasonOrder lists the indexes of backends.DialErrorReasons by name, the
@@ -118,6 +195,13 @@ func (s *sample) add(b *backends.Backend) {
 	}
 }
 
+func (s *sample) upValue() float64 {
+	if s.up {
+		return 1
+	}
+	return 0
+}
+
 func (c *Collector) send(ch chan<- prometheus.Metric, s *sample) {
 	metric(ch, c.conns, prometheus.CounterValue, float64(s.total), s.service, s.backend)
 	metric(ch, c.active, prometheus.GaugeValue, float64(s.active), s.service, s.backend)
@@ -126,11 +210,7 @@ func (c *Collector) send(ch chan<- prometheus.Metric, s *sample) {
 	}
 	metric(ch, c.bytes, prometheus.CounterValue, float64(s.toBackend), s.service, s.backend, "to_backend")
 	metric(ch, c.bytes, prometheus.CounterValue, float64(s.toClient), s.service, s.backend, "to_client")
-	up := 0.0
-	if s.up {
-		up = 1
-	}
-	metric(ch, c.up, prometheus.GaugeValue, up, s.service, s.backend)
+	metric(ch, c.up, prometheus.GaugeValue, s.upValue(), s.service, s.backend)
 }
 
 // metric sends one sample. A label value Prometheus refuses (invalid UTF-8 in

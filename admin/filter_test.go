@@ -155,6 +155,15 @@ func TestServicesAPIFilters(t *testing.T) {
 			if err := json.Unmarshal([]byte(body), &list); err != nil {
 				t.Fatal(err)
 			}
+			// Streamed a service at a time, the body is byte for byte what
+			// encoding the whole list at once writes.
+			whole, err := json.MarshalIndent(list, "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(whole)+"\n" != body {
+				t.Fatalf("streamed body differs from the whole list's JSON:\n%s\nwant\n%s", body, whole)
+			}
 			got := want{}
 			for _, s := range list {
 				got[s.Name] = []string{}

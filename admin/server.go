@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Options configure the admin server. The zero value serves an empty
@@ -27,10 +26,13 @@ type Options struct {
 	// empty, POSTs are accepted only on a loopback listener. SetToken
 	// changes it later.
 	Token string
-	// Gatherer serves /metrics; nil serves a registry holding only a
-	// Collector over Services. cmd/ passes its own registry, on which it
-	// registered NewCollector itself.
+	// Gatherer serves /metrics, with Streamers; both nil serve a Collector
+	// over Services alone. cmd/ passes its own registry.
 	Gatherer prometheus.Gatherer
+	// Streamers are the families with a series per backend (NewCollector,
+	// among others). They are not registered on Gatherer: /metrics writes
+	// them a series at a time (see Streamer).
+	Streamers []Streamer
 	// Services lists the running services; nil means none.
 	Services Services
 	// Rejections, when set, is read at each history sample for the
@@ -64,6 +66,7 @@ type Server struct {
 	log      *slog.Logger
 	gatherer prometheus.Gatherer
 	handler  http.Handler
+	metrics  http.Handler
 	history  *History
 
 	token atomic.Pointer[string] // Options.Token, then SetToken's
@@ -80,11 +83,13 @@ func New(opts Options) *Server {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if s.gatherer == nil {
-		reg := prometheus.NewRegistry()
-		reg.MustRegister(NewCollector(opts.Services))
-		s.gatherer = reg
+		s.gatherer = prometheus.NewRegistry()
+		if opts.Streamers == nil {
+			s.opts.Streamers = []Streamer{NewCollector(opts.Services)}
+		}
 	}
 	s.history = newHistory(opts.Services, opts.Rejections, s.log)
+	s.metrics = newMetricsHandler(s.gatherer, s.opts.Streamers, promLogger{s.log})
 	s.handler = s.routes()
 	return s
 }
@@ -224,10 +229,7 @@ func (s *Server) Run(ctx context.Context) error {
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", s.page)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{
-		ErrorLog:      promLogger{s.log},
-		ErrorHandling: promhttp.ContinueOnError,
-	}))
+	mux.Handle("GET /metrics", s.metrics)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")

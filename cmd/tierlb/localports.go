@@ -1,10 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/tierlb/tierlb/admin"
 	"github.com/tierlb/tierlb/config"
@@ -62,40 +66,72 @@ func portSamples(services admin.Services) func() []portcap.Sample {
 }
 
 // portCapacity exports tierlb_backend_local_port_capacity for every TCP
-// backend, so that a rule can divide a backend's connection rate by it.
+// backend, so that a rule can divide a backend's connection rate by it. It
+// is an admin.Streamer: /metrics writes its series without gathering them.
 type portCapacity struct {
 	settings portcap.Settings
 	services admin.Services
 	desc     *prometheus.Desc
 }
 
+const (
+	portCapacityName = "tierlb_backend_local_port_capacity"
+	portCapacityHelp = "New connections per second the backend's address can take before tierlb's network namespace runs out of local ports, when clients close first (ip_local_port_range, tcp_tw_reuse)."
+)
+
 func newPortCapacity(s portcap.Settings, services admin.Services) *portCapacity {
-	return &portCapacity{settings: s, services: services, desc: prometheus.NewDesc(
-		"tierlb_backend_local_port_capacity",
-		"New connections per second the backend's address can take before tierlb's network namespace runs out of local ports, when clients close first (ip_local_port_range, tcp_tw_reuse).",
-		[]string{"service", "backend"}, nil)}
+	return &portCapacity{settings: s, services: services,
+		desc: prometheus.NewDesc(portCapacityName, portCapacityHelp, []string{"service", "backend"}, nil)}
 }
 
 // Describe sends the one descriptor.
 func (c *portCapacity) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 
-// Collect sends one series per backend; backends sharing an ID within a
-// service (one container briefly at two addresses) get the lower figure.
+// Collect sends one series per backend.
 func (c *portCapacity) Collect(ch chan<- prometheus.Metric) {
+	for _, r := range c.read() {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, r.value, r.service, r.backend)
+	}
+}
+
+// Families names the one family, for admin.Streamer.
+func (c *portCapacity) Families() []string { return []string{portCapacityName} }
+
+// Snapshot reads every backend once, for admin.Streamer.
+func (c *portCapacity) Snapshot() func(w *admin.FamilyWriter, name string) {
+	rows := c.read()
+	return func(w *admin.FamilyWriter, name string) {
+		w.Family(portCapacityName, portCapacityHelp, dto.MetricType_GAUGE)
+		for _, r := range rows {
+			w.Sample(r.value, "backend", r.backend, "service", r.service)
+		}
+	}
+}
+
+type capacityRow struct {
+	service, backend string
+	value            float64
+}
+
+// read gives one row per backend, sorted by backend, then service (the
+// registry's order); backends sharing an ID within a service (one
+// container briefly at two addresses) get the lower figure.
+func (c *portCapacity) read() []capacityRow {
 	type key struct{ service, backend string }
-	seen := map[key]float64{}
-	var order []key
+	index := map[key]int{}
+	var rows []capacityRow
 	for _, s := range portSamples(c.services)() {
 		k := key{s.Service, s.Backend}
 		v := c.settings.ForAddress(s.Address)
-		if old, ok := seen[k]; ok {
-			seen[k] = min(old, v)
+		if i, ok := index[k]; ok {
+			rows[i].value = min(rows[i].value, v)
 			continue
 		}
-		seen[k] = v
-		order = append(order, k)
+		index[k] = len(rows)
+		rows = append(rows, capacityRow{service: s.Service, backend: s.Backend, value: v})
 	}
-	for _, k := range order {
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, seen[k], k.service, k.backend)
-	}
+	slices.SortFunc(rows, func(a, b capacityRow) int {
+		return cmp.Or(strings.Compare(a.backend, b.backend), strings.Compare(a.service, b.service))
+	})
+	return rows
 }

@@ -3,8 +3,11 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
 
 	"golang.org/x/sys/unix"
 )
@@ -81,6 +84,61 @@ func (p procPlan) note() string {
 		return fmt.Sprintf("%s; GOMAXPROCS %d, set by the GOMAXPROCS variable", what, p.gomaxprocs)
 	}
 	return fmt.Sprintf("%s; GOMAXPROCS %d", what, p.gomaxprocs)
+}
+
+// defaultGOGC is the GC target tierlb runs with unless the GOGC variable
+// says otherwise: the heap may grow by half its live size between
+// collections, where Go's default lets it double.
+//
+// tierlb's heap is its routing state (discovered containers, backends,
+// their counters' history), almost all of it live for as long as the
+// containers run, while the data path allocates next to nothing: 0 bytes
+// per keep-alive request and about 90 per new connection (measured on
+// /metrics' go_memstats_alloc_bytes_total under wrk). Go's default lets
+// the process hold twice that state, and a status call or a discovery
+// burst is enough to fill the headroom. At 10,000 discovered backends a
+// GC target of 50 keeps about 0.5 KB per backend less resident, for about
+// 15% more CPU in an event storm, whose collections are the only ones that
+// cost anything.
+const defaultGOGC = 50
+
+// gcPlan is the GC target the process runs with.
+type gcPlan struct {
+	percent int  // the target in force
+	was     int  // the runtime's before the plan
+	userSet bool // the GOGC variable is set: it stands
+}
+
+// planGC decides the GC target: the GOGC variable's when it is set (off
+// included), else defaultGOGC.
+func planGC(getenv func(string) string) gcPlan {
+	now := currentGOGC()
+	if getenv("GOGC") != "" {
+		return gcPlan{percent: now, was: now, userSet: true}
+	}
+	return gcPlan{percent: defaultGOGC, was: now}
+}
+
+// apply sets the GC target, unless the user's stands.
+func (g gcPlan) apply() {
+	if !g.userSet {
+		debug.SetGCPercent(g.percent)
+	}
+}
+
+// currentGOGC reads the runtime's GC target without changing it; -1 is
+// off, as debug.SetGCPercent says it.
+func currentGOGC() int {
+	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 100
+	}
+	v := s[0].Value.Uint64()
+	if v > math.MaxInt32 {
+		return -1
+	}
+	return int(v)
 }
 
 // raiseNoFileLimit lifts the soft RLIMIT_NOFILE to the hard limit: every

@@ -2,6 +2,7 @@ package main
 
 import (
 	"regexp"
+	"runtime/debug"
 	"strconv"
 	"syscall"
 	"testing"
@@ -116,4 +117,35 @@ func atoi(t *testing.T, s string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestPlanGC: tierlb's GC target unless the GOGC variable is set, which
+// stands (off included) and is reported as it is.
+func TestPlanGC(t *testing.T) {
+	was := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(was) })
+
+	g := planGC(func(string) string { return "" })
+	if g.userSet || g.percent != defaultGOGC || g.was != 100 {
+		t.Fatalf("no GOGC: %+v, want %d (was 100)", g, defaultGOGC)
+	}
+	g.apply()
+	if got := currentGOGC(); got != defaultGOGC {
+		t.Fatalf("after apply the runtime's GOGC is %d, want %d", got, defaultGOGC)
+	}
+
+	debug.SetGCPercent(-1) // as GOGC=off leaves it
+	g = planGC(func(k string) string {
+		if k == "GOGC" {
+			return "off"
+		}
+		return ""
+	})
+	if !g.userSet || g.percent != -1 || g.was != -1 {
+		t.Fatalf("GOGC=off: %+v, want the user's -1", g)
+	}
+	g.apply()
+	if got := currentGOGC(); got != -1 {
+		t.Fatalf("apply changed the user's GOGC to %d", got)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -30,8 +31,11 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	ver, rev := buildVersion()
 	plan := planProcs(cfg.Engine.Loops, hostProcs())
 	plan.apply()
+	gc := planGC(os.Getenv)
+	gc.apply()
 	log.Info("starting tierlb", "version", ver, "commit", rev, "config", src.File, "services", len(cfg.Services),
-		"event_loops", plan.loops, "gomaxprocs", plan.gomaxprocs, "gomaxprocs_was", plan.procs)
+		"event_loops", plan.loops, "gomaxprocs", plan.gomaxprocs, "gomaxprocs_was", plan.procs,
+		"gogc", gc.percent, "gogc_was", gc.was)
 	raiseNoFileLimit(log)
 	if err := serve(ctx, l, log, level, hostEnvironment(), plan.loops); err != nil {
 		log.Error("tierlb stopped on a failure", "err", err)
@@ -109,14 +113,11 @@ func serve(ctx context.Context, l loaded, log *slog.Logger, level *slog.LevelVar
 		ready.setDiscovery(disc.Ready, watch.status)
 		explain = explainFunc(disc, sup)
 	}
-	// Per-backend series are read from the backends' atomics at scrape time.
-	if err := reg.Register(admin.NewCollector(sup)); err != nil {
-		return fmt.Errorf("backend metrics: %w", err)
-	}
+	// Per-backend series are read from the backends' atomics at scrape time
+	// and written out a series at a time (admin.Streamer).
+	streamers := []admin.Streamer{admin.NewCollector(sup)}
 	if portsKnown {
-		if err := reg.Register(newPortCapacity(ports, sup)); err != nil {
-			return fmt.Errorf("local port metrics: %w", err)
-		}
+		streamers = append(streamers, newPortCapacity(ports, sup))
 	}
 
 	// Everything binds before anything serves, so a taken port fails the
@@ -137,7 +138,7 @@ func serve(ctx context.Context, l loaded, log *slog.Logger, level *slog.LevelVar
 	if cfg.Admin.Listen != "" {
 		adm = admin.New(admin.Options{
 			Listen: cfg.Admin.Listen, Token: cfg.Admin.Token, Pprof: cfg.Admin.Pprof,
-			Gatherer: reg, Rejections: func(out map[string]uint64) { pm.Rejected(out); um.Dropped(out) },
+			Gatherer: reg, Streamers: streamers, Rejections: func(out map[string]uint64) { pm.Rejected(out); um.Dropped(out) },
 			Services: sup, Ready: ready.Ready, Explain: explain, Logger: log,
 		})
 		ln, err := inh.admin(cfg.Admin.Listen)

@@ -3,6 +3,7 @@ package backends
 import (
 	"errors"
 	"net/netip"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -219,6 +220,47 @@ func TestUpdateKeepsBackends(t *testing.T) {
 	}
 	if slices.Contains(s.Backends(), b) || slices.Contains(s.Pool().Members(), b) {
 		t.Fatal("the backend at the old address is still in the set")
+	}
+}
+
+// Update applies every field of a spec but its key to the backend it keeps
+// (a field added to Spec and forgotten by respec fails here), and of specs
+// sharing a key, in any order, the first wins.
+func TestUpdateAppliesEveryField(t *testing.T) {
+	s := newTestSet(t, RoundRobin, SetOptions{}, nil)
+	first := Spec{ID: "b", Address: "127.0.0.1:2", Weight: 1}
+	s.Update([]Spec{first, {ID: "a", Address: "127.0.0.1:1", Weight: 1}})
+	b := s.Backend("b")
+	fields := reflect.TypeFor[Spec]()
+	for i := range fields.NumField() {
+		f := fields.Field(i)
+		if f.Name == "ID" || f.Name == "Address" {
+			continue
+		}
+		t.Run(f.Name, func(t *testing.T) {
+			want := b.Spec()
+			v := reflect.ValueOf(&want).Elem().Field(i)
+			switch v.Kind() {
+			case reflect.String:
+				v.SetString(v.String() + "x")
+			case reflect.Int:
+				v.SetInt(v.Int() + 1)
+			default:
+				t.Fatalf("Spec.%s is a %s: teach this test to change it", f.Name, v.Kind())
+			}
+			dup := want
+			dup.Weight += 10
+			s.Update([]Spec{{ID: "c", Address: "127.0.0.1:3", Weight: 1}, want, {ID: "a", Address: "127.0.0.1:1", Weight: 1}, dup})
+			if s.Backend("b") != b {
+				t.Fatal("a changed spec made a new backend")
+			}
+			if got := b.Spec(); got != want {
+				t.Fatalf("after changing %s: spec %+v, want %+v", f.Name, got, want)
+			}
+		})
+	}
+	if got := ids(s.Backends()); !slices.Equal(got, []string{"a", "b", "c"}) {
+		t.Fatalf("backends %v, want [a b c]", got)
 	}
 }
 

@@ -205,9 +205,12 @@ func (m *Monitor) reconcile() {
 			}
 		}
 	} else {
+		// The probers made now share one copy of the config: each of
+		// thousands holding its own would double what a prober costs.
+		cfg := m.cfg
 		for _, b := range members {
 			if m.probers[b] == nil {
-				p := newProber(b, m.cfg, m.checker, m.log, m.metrics.series(b.Service(), b.ID()), m.rand)
+				p := newProber(b, &cfg, m.checker, m.log, m.metrics.series(b.Service(), b.ID()), m.rand)
 				p.aside = &m.aside
 				m.loop.post(loopCmd{op: cmdAdd, p: p})
 				m.probers[b] = p

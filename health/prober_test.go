@@ -197,7 +197,7 @@ func TestMetrics(t *testing.T) {
 }
 
 func TestJoiningBackendIsProbedOnAShortBackoff(t *testing.T) {
-	p := &prober{cfg: Config{Interval: 300 * time.Millisecond}, rand: func() float64 { return 0.5 }}
+	p := &prober{cfg: &Config{Interval: 300 * time.Millisecond}, rand: func() float64 { return 0.5 }}
 	p.joining, p.spread = true, true
 	var got []time.Duration
 	for range 6 {

@@ -30,10 +30,10 @@ func (p *Pool) orderLeastConn(dst []*Backend) []*Backend {
 		if !p.available(b) {
 			continue
 		}
-		a, w := b.active.Load(), p.weight(m)
+		a, w := b.active.Load(), p.weights[m]
 		// Find where it goes: after every entry that is not more loaded.
 		pos := ranked
-		for pos > 0 && loadLess(a, w, active[pos-1], p.weight(int(idx[pos-1]))) {
+		for pos > 0 && loadLess(a, w, active[pos-1], p.weights[idx[pos-1]]) {
 			pos--
 		}
 		if pos >= want {

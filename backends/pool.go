@@ -35,9 +35,11 @@ type Pool struct {
 	maxPerBackend int64
 	rotation      *atomic.Uint64
 
-	// weights are the effective weights, parallel to members, or nil when
-	// every member has the same weight, same: most pools, spared a word
-	// per member.
+	// weights are the effective weights, parallel to members. When every
+	// member has the same weight, same, and the policy reads no weight per
+	// pick (roundrobin, sourcehash: most pools), it is nil, a word per
+	// member spared; leastconn and random2 index it directly, as a branch
+	// per member would cost a pick time.
 	weights []int
 	same    int
 	equal   bool // every weight the same: plain rotation, uniform choices
@@ -129,7 +131,7 @@ func (p *Pool) prepare() {
 	default:
 		p.prepareRoundRobin()
 	}
-	if p.equal {
+	if p.equal && p.policy != LeastConn && p.policy != Random2 {
 		p.same, p.weights = p.weights[0], nil
 	}
 }

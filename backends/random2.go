@@ -34,7 +34,7 @@ func (p *Pool) orderRandom2(dst []*Backend) []*Backend {
 	i, j := p.drawTwo()
 	bi, bj := p.members[i], p.members[j]
 	okI, okJ := p.available(bi), p.available(bj)
-	if okI && okJ && loadLess(bj.active.Load(), p.weight(j), bi.active.Load(), p.weight(i)) {
+	if okI && okJ && loadLess(bj.active.Load(), p.weights[j], bi.active.Load(), p.weights[i]) {
 		i, j, bi, bj = j, i, bj, bi
 	} else if !okI {
 		i, j, bi, bj, okI, okJ = j, i, bj, bi, okJ, okI

@@ -84,8 +84,8 @@ type coldState struct {
 	lastCheck    *Verdict // latest probe result, for status pages
 	ejectedUntil time.Time
 	ejectReason  string
-	// down is made at the first DownContext call: of the backends that
-	// get cold state, those only checked never serve a connection.
+	// down is made at the first DownContext call, which only a backend
+	// that serves a connection makes; a checked one may never need it.
 	// wentDown says the current one (made or not yet) is canceled.
 	wentDown   bool
 	down       context.Context

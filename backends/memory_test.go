@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"testing"
+	"unsafe"
 
 	"github.com/tierlb/tierlb/internal/testkit"
 )
@@ -15,6 +16,11 @@ import (
 // heap, so machine speed does not matter; a backend that grows a field
 // or an eager per-backend allocation trips it.
 func TestMemoryPerBackend(t *testing.T) {
+	// Backend's fields fill the 208-byte size class; one more word
+	// would cost 16 B per backend.
+	if size := unsafe.Sizeof(Backend{}); size > 208 {
+		t.Errorf("Backend is %d B, want at most 208", size)
+	}
 	const n = 10000
 	for _, policy := range []Policy{RoundRobin, LeastConn, Random2} {
 		t.Run(string(policy), func(t *testing.T) {

@@ -4,10 +4,6 @@ package proxy
 
 import (
 	"net/netip"
-
-	"golang.org/x/sys/unix"
-
-	"github.com/tierlb/tierlb/proxy/internal/evloop"
 )
 
 // admit applies the checks that need no bytes from the client (max_conns,
@@ -28,9 +24,8 @@ func (l *loop) admit(s *Service, fd int, peer netip.AddrPort, port uint16) {
 		l.refuse(s, fd, peer, RejectNotAllowed)
 		return
 	}
-	// Keepalive and TCP_USER_TIMEOUT are inherited from the listener;
-	// TCP_NODELAY is not. Best effort, as Go's own accept does.
-	_ = evloop.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	// TCP_NODELAY, keepalive and TCP_USER_TIMEOUT are inherited from the
+	// listener (setAcceptOptions, legOptions).
 	c := l.newConn()
 	c.svc, c.cfg, c.peer, c.cfd, c.port = s, cfg, peer, int32(fd), port
 	c.start, c.last = l.el.Now, l.el.Now

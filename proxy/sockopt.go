@@ -80,3 +80,15 @@ func listen(ctx context.Context, addr string, reusePort bool) (*net.TCPListener,
 	}
 	return ln.(*net.TCPListener), nil
 }
+
+// setAcceptOptions sets on a listening socket what the sockets it accepts
+// inherit, so that accepting costs no setsockopt: TCP_NODELAY, which Linux
+// copies to the accepted socket like the leg options. Set on every
+// listener, inherited ones included, so that a socket taken over from
+// another process gets it too.
+func setAcceptOptions(fd int) error {
+	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
+		return fmt.Errorf("set TCP_NODELAY: %w", err)
+	}
+	return nil
+}

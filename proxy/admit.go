@@ -34,15 +34,18 @@ func (l *loop) admit(s *Service, fd int, peer netip.AddrPort, port uint16) {
 	// (and this loop acknowledges it) before Shutdown waits.
 	s.wg.Add(1)
 	l.track(c)
-	if err := l.register(fd, c.gen); err != nil {
-		l.fail(c, "register", false, err)
-		return
-	}
 	if header {
 		l.startHeader(c)
-		return
+	} else {
+		l.proceed(c, false)
 	}
-	l.proceed(c, false)
+	// Registered after the first read: what that read took raises no
+	// event of its own, so the next wait does not report it again.
+	if c.state != stateClosed {
+		if err := l.register(fd, c.gen); err != nil {
+			l.fail(c, "register", false, err)
+		}
+	}
 }
 
 // proceed goes on with a connection that passed the accept checks and

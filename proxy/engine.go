@@ -100,7 +100,7 @@ func listenerFromFD(s *Service, fd int) (*listener, error) {
 		unix.Close(dup)
 		return nil, fmt.Errorf("listener: %w", err)
 	}
-	if err := setAcceptOptions(dup); err != nil {
+	if err := setAcceptOptions(dup, s.routes != nil); err != nil {
 		unix.Close(dup)
 		return nil, fmt.Errorf("listener: %w", err)
 	}

@@ -81,14 +81,31 @@ func listen(ctx context.Context, addr string, reusePort bool) (*net.TCPListener,
 	return ln.(*net.TCPListener), nil
 }
 
+// frontDeferAccept is a Front's TCP_DEFER_ACCEPT, in seconds: the kernel
+// resends its SYN-ACK once, after 1 s, and hands over a client that
+// answers it without data. Longer would only keep silent clients from the
+// ClientHello timeout longer.
+const frontDeferAccept = 1
+
 // setAcceptOptions sets on a listening socket what the sockets it accepts
 // inherit, so that accepting costs no setsockopt: TCP_NODELAY, which Linux
-// copies to the accepted socket like the leg options. Set on every
+// copies to the accepted socket like the leg options. A Front also asks
+// for TCP_DEFER_ACCEPT: its clients speak first, so the kernel hands a
+// connection over with its ClientHello, and the loop wakes once for both
+// instead of once for the accept and once for the hello. Set on every
 // listener, inherited ones included, so that a socket taken over from
-// another process gets it too.
-func setAcceptOptions(fd int) error {
+// another process gets them too, and a Front's socket taken over by a
+// plain service no longer defers.
+func setAcceptOptions(fd int, front bool) error {
 	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
 		return fmt.Errorf("set TCP_NODELAY: %w", err)
+	}
+	deferSecs := 0
+	if front {
+		deferSecs = frontDeferAccept
+	}
+	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, deferSecs); err != nil {
+		return fmt.Errorf("set TCP_DEFER_ACCEPT: %w", err)
 	}
 	return nil
 }

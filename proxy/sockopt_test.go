@@ -4,11 +4,67 @@ package proxy
 
 import (
 	"net"
+	"os"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
+
+// TestAcceptOptions: a service's listener carries TCP_NODELAY and no
+// accept deferral, a Front's both; a Front's socket taken over by a plain
+// service loses the deferral, whoever bound it.
+func TestAcceptOptions(t *testing.T) {
+	svc := startService(t, Config{}, staticSet(t, "127.0.0.1:1"))
+	front, err := NewFront(Config{Name: "front", Listen: "127.0.0.1:0"}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := front.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { front.Shutdown(t.Context()) })
+
+	check := func(t *testing.T, files []*os.File, ferr error, wantDefer int) {
+		t.Helper()
+		if ferr != nil || len(files) != 1 {
+			t.Fatalf("Files: %d, %v", len(files), ferr)
+		}
+		defer files[0].Close()
+		fd := int(files[0].Fd())
+		if v, err := unix.GetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY); err != nil || v != 1 {
+			t.Errorf("TCP_NODELAY = %d, %v; want 1", v, err)
+		}
+		if v, err := unix.GetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT); err != nil || v != wantDefer {
+			t.Errorf("TCP_DEFER_ACCEPT = %d, %v; want %d", v, err, wantDefer)
+		}
+	}
+	t.Run("service", func(t *testing.T) {
+		files, err := svc.Files()
+		check(t, files, err, 0)
+	})
+	t.Run("front", func(t *testing.T) {
+		files, err := front.Files()
+		check(t, files, err, 1)
+	})
+	t.Run("front taken over by a service", func(t *testing.T) {
+		files, err := front.Files()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer files[0].Close()
+		taker, err := NewService(Config{Name: "taker", Listen: "127.0.0.1:0"}, staticSet(t, "127.0.0.1:1"), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := taker.ListenFiles(files); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { taker.Shutdown(t.Context()) })
+		files, err = taker.Files()
+		check(t, files, err, 0)
+	})
+}
 
 // TestAcceptedSocketInheritsNoDelay checks what accepting relies on: the
 // kernel copies TCP_NODELAY, like the leg options, from a listener to the
@@ -24,7 +80,7 @@ func TestAcceptedSocketInheritsNoDelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	var serr error
-	if err := rc.Control(func(fd uintptr) { serr = setAcceptOptions(int(fd)) }); err != nil || serr != nil {
+	if err := rc.Control(func(fd uintptr) { serr = setAcceptOptions(int(fd), false) }); err != nil || serr != nil {
 		t.Fatal(err, serr)
 	}
 	c, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)

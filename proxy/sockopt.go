@@ -24,6 +24,15 @@ const (
 	userTimeout = keepAliveIdle + keepAliveCount*keepAliveInterval
 )
 
+// legOptionsAfter is how long a connection lasts before its backend socket
+// gets the leg options (the client's inherits them from the listener when
+// accepted). Most proxied connections are over sooner, which spares them
+// five setsockopt calls; for the others nothing changes: the kernel counts
+// keepalive's idle time from the last segment received whenever the
+// options are set, and the user timeout from the first unacknowledged
+// retransmission, both far longer than this.
+const legOptionsAfter = time.Second
+
 // sockopt is one integer socket option.
 type sockopt struct{ level, name, value int }
 

@@ -28,7 +28,8 @@ import (
 // (TCP_DEFER_ACCEPT of 1 s), so one wakeup of a loop accepts the
 // connection and reads its ClientHello. A client that sends nothing is
 // handed over by the kernel about a second after its handshake, and its
-// ClientHello timeout runs from then.
+// ClientHello timeout (or its PROXY header's, from a trusted proxy) runs
+// from then.
 //
 //	f, err := proxy.NewFront(proxy.Config{Name: ":443", Listen: ":443"}, opts)
 //	f.Listen()

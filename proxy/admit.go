@@ -4,10 +4,6 @@ package proxy
 
 import (
 	"net/netip"
-
-	"golang.org/x/sys/unix"
-
-	"github.com/tierlb/tierlb/proxy/internal/evloop"
 )
 
 // admit applies the checks that need no bytes from the client (max_conns,
@@ -28,9 +24,8 @@ func (l *loop) admit(s *Service, fd int, peer netip.AddrPort, port uint16) {
 		l.refuse(s, fd, peer, RejectNotAllowed)
 		return
 	}
-	// Keepalive and TCP_USER_TIMEOUT are inherited from the listener;
-	// TCP_NODELAY is not. Best effort, as Go's own accept does.
-	_ = evloop.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	// TCP_NODELAY, keepalive and TCP_USER_TIMEOUT are inherited from the
+	// listener (setAcceptOptions, legOptions).
 	c := l.newConn()
 	c.svc, c.cfg, c.peer, c.cfd, c.port = s, cfg, peer, int32(fd), port
 	c.start, c.last = l.el.Now, l.el.Now
@@ -39,15 +34,18 @@ func (l *loop) admit(s *Service, fd int, peer netip.AddrPort, port uint16) {
 	// (and this loop acknowledges it) before Shutdown waits.
 	s.wg.Add(1)
 	l.track(c)
-	if err := l.register(fd, c.gen); err != nil {
-		l.fail(c, "register", false, err)
-		return
-	}
 	if header {
 		l.startHeader(c)
-		return
+	} else {
+		l.proceed(c, false)
 	}
-	l.proceed(c, false)
+	// Registered after the first read: what that read took raises no
+	// event of its own, so the next wait does not report it again.
+	if c.state != stateClosed {
+		if err := l.register(fd, c.gen); err != nil {
+			l.fail(c, "register", false, err)
+		}
+	}
 }
 
 // proceed goes on with a connection that passed the accept checks and

@@ -62,9 +62,13 @@ type Timeouts struct {
 	Connect   time.Duration // dial one backend (2s)
 	Idle      time.Duration // no bytes either way (1h)
 	HalfClose time.Duration // after one side's FIN, how long the other may go on (30s)
-	// ProxyHeader bounds reading an accepted PROXY header (5s).
+	// ProxyHeader bounds reading an accepted PROXY header (5s); on a
+	// Front, from the client's first bytes, as ClientHello.
 	ProxyHeader time.Duration
-	// ClientHello bounds reading the ClientHello on a Front (5s).
+	// ClientHello bounds reading the ClientHello on a Front (5s), from
+	// the client's first bytes, or for a client that sends none from when
+	// the kernel hands it over, about a second after its handshake (see
+	// Front).
 	ClientHello time.Duration
 	// FirstData bounds, with DeferDial, how long a client may stay silent
 	// before it is closed (10s).

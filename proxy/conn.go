@@ -45,6 +45,7 @@ type conn struct {
 	state    uint8
 	rst      bool      // close both sides with an RST
 	counted  bool      // holds a place in the service's per-client counts
+	legSet   bool      // the backend socket has the leg options
 	up, down direction // client → backend, backend → client
 
 	// unflushed: bytes moved since the loop last added them to the

@@ -126,18 +126,27 @@ func (l *loop) startConnect(c *conn, ap netip.AddrPort) bool {
 	return true
 }
 
-// setBackendOptions applies the leg options and TCP_NODELAY before
-// connecting: a small message must leave at once, not wait for an ACK.
+// setBackendOptions sets TCP_NODELAY before connecting: a small message
+// must leave at once, not wait for an ACK. The leg options follow once the
+// connection has lasted legOptionsAfter (setBackendLegOptions).
 func setBackendOptions(fd int) error {
 	if err := evloop.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
 		return fmt.Errorf("set TCP_NODELAY: %w", err)
 	}
+	return nil
+}
+
+// setBackendLegOptions sets the leg options on the backend's socket of a
+// connection that has lasted legOptionsAfter. Best effort: they tune how
+// soon a dead backend is found, and the connection works without them.
+func (l *loop) setBackendLegOptions(c *conn) {
+	c.legSet = true
 	for _, o := range legOptions() {
-		if err := evloop.SetsockoptInt(fd, o.level, o.name, o.value); err != nil {
-			return fmt.Errorf("set socket option %d/%d: %w", o.level, o.name, err)
+		if err := evloop.SetsockoptInt(int(c.bfd), o.level, o.name, o.value); err != nil {
+			c.svc.log.Debug("backend socket option", "backend", c.b.ID(), "client", c.peer,
+				"option", fmt.Sprintf("%d/%d", o.level, o.name), "err", err)
 		}
 	}
-	return nil
 }
 
 // connectZoned connects to a link-local IPv6 address with a zone, which

@@ -100,7 +100,9 @@
 // # Shared TLS ports
 //
 // A Front owns the listener of an address that services with SNI names
-// share; those services have no listener of their own. A connection is
+// share; those services have no listener of their own. The listener
+// defers each accept until the client's first bytes, so a loop wakes once
+// to accept a connection and read its ClientHello. A connection is
 // the Front's until its ClientHello names a service, then that service's
 // (settings, pool, metrics, drain) in the same loop. Process-wide loops
 // are the same idea for every service: a service holds the loops

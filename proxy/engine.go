@@ -100,6 +100,10 @@ func listenerFromFD(s *Service, fd int) (*listener, error) {
 		unix.Close(dup)
 		return nil, fmt.Errorf("listener: %w", err)
 	}
+	if err := setAcceptOptions(dup, s.routes != nil); err != nil {
+		unix.Close(dup)
+		return nil, fmt.Errorf("listener: %w", err)
+	}
 	ap, err := localAddrPort(dup)
 	if err != nil {
 		unix.Close(dup)

@@ -24,6 +24,13 @@ import (
 // ClientHello within Timeouts.ClientHello is closed and counted under the
 // Front's name (RejectNoSNIRoute, RejectNotTLS).
 //
+// The listener defers accepting until the client's first bytes arrive
+// (TCP_DEFER_ACCEPT of 1 s), so one wakeup of a loop accepts the
+// connection and reads its ClientHello. A client that sends nothing is
+// handed over by the kernel about a second after its handshake, and its
+// ClientHello timeout (or its PROXY header's, from a trusted proxy) runs
+// from then.
+//
 //	f, err := proxy.NewFront(proxy.Config{Name: ":443", Listen: ":443"}, opts)
 //	f.Listen()
 //	f.SetRoutes([]*proxy.Service{app, api}) // each NewService'd with SNI names

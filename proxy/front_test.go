@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -462,4 +463,63 @@ func dialRaw(t testing.TB, addr string) net.Conn {
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// TestFrontPassesHelloThenFIN: a client that sends its ClientHello and
+// shuts its side in the same breath gets both passed on, in order: the
+// hello read whole ends the read of the socket only if no FIN is known.
+func TestFrontPassesHelloThenFIN(t *testing.T) {
+	got := make(chan []byte, 1)
+	raw := startBackend(t, func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		b, _ := io.ReadAll(c) // up to the FIN
+		got <- b
+		io.WriteString(c, "bye")
+	})
+	p := startSNIPort(t, Config{}, map[string]*tlsBackend{"app": {name: "app", tb: raw}},
+		map[string][]string{"app": {"app.example.com"}})
+	hello := clientHelloFor(t, "app.example.com")
+	c, err := net.Dial("tcp", p.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write(hello); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	answer, err := io.ReadAll(c)
+	if err != nil || string(answer) != "bye" {
+		t.Fatalf("answer %q, %v; want bye and the backend's FIN", answer, err)
+	}
+	select {
+	case b := <-got:
+		if !bytes.Equal(b, hello) {
+			t.Errorf("backend got %d bytes, want the %d of the hello", len(b), len(hello))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the backend saw no FIN")
+	}
+}
+
+// clientHelloFor returns the first flight a crypto/tls client writes for
+// server name sni: its ClientHello.
+func clientHelloFor(t *testing.T, sni string) []byte {
+	t.Helper()
+	cc, sc := net.Pipe()
+	t.Cleanup(func() { cc.Close(); sc.Close() })
+	go func() {
+		// Fails once the pipe closes; the hello was written by then.
+		_ = tls.Client(cc, &tls.Config{ServerName: sni, InsecureSkipVerify: true}).Handshake()
+	}()
+	sc.SetDeadline(time.Now().Add(10 * time.Second))
+	b := make([]byte, 16<<10)
+	n, err := sc.Read(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b[:n]
 }

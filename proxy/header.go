@@ -53,11 +53,15 @@ func (l *loop) startHeader(c *conn) {
 
 // readPending appends what the client has sent to c.up.pend, for a
 // PROXY header or a ClientHello read whole before the backend dial. more
-// is false when nothing is left to read now (the edge is drained); err is
-// the read's error, or io.ErrUnexpectedEOF if the client closed.
+// is false when nothing was read (the edge is drained); err is the read's
+// error, or io.ErrUnexpectedEOF if the client closed. A read shorter than
+// the room drained the socket, as in recvIn, so the direction is no
+// longer readable and nobody reads it again before the next edge; unless
+// a FIN or an error is known, which a read must still reach.
 func readPending(c *conn) (more bool, err error) {
 	d := &c.up
 	for {
+		room := len(d.pend) - int(d.end)
 		n, err := sysRead(int(c.cfd), d.pend[d.end:])
 		switch {
 		case err == unix.EINTR:
@@ -71,6 +75,9 @@ func readPending(c *conn) (more bool, err error) {
 			return false, io.ErrUnexpectedEOF
 		}
 		d.end += int32(n)
+		if n < room && !d.rdhup && !d.errSeen {
+			d.readable = false
+		}
 		return true, nil
 	}
 }
@@ -83,6 +90,9 @@ func (l *loop) readHeader(c *conn) {
 		d.pend = l.getBuf()
 	}
 	for {
+		if !d.readable {
+			return // drained: the next edge brings more
+		}
 		if more, err := readPending(c); err != nil {
 			l.headerFailed(c, err)
 			return

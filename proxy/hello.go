@@ -23,6 +23,9 @@ func (l *loop) startHello(c *conn) {
 	c.state = stateHello
 	c.dial = l.getDial()
 	l.schedule(c, l.el.Now+int64(c.cfg.Timeouts.clientHello()))
+	// Read at once: a Front's listener defers the accept until the client
+	// has sent something (setAcceptOptions).
+	c.up.readable = true
 	l.readHello(c)
 }
 
@@ -47,6 +50,8 @@ func (l *loop) readHello(c *conn) {
 			// A PROXY header of tens of KiB took the room.
 			l.notHello(c, sni.ErrTooLarge)
 			return
+		case !d.readable:
+			return // drained: the next edge brings more
 		}
 		if more, err := readPending(c); err != nil {
 			l.helloFailed(c, err)

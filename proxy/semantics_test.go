@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -226,29 +227,44 @@ func TestOnBackendDown(t *testing.T) {
 	}
 }
 
-// TestSocketOptions: both legs carry keepalive well under 900s and
-// TCP_USER_TIMEOUT; the client leg inherits them from the
-// listener.
+// TestSocketOptions: both legs carry keepalive well under 900s,
+// TCP_USER_TIMEOUT and TCP_NODELAY; the client leg inherits them from the
+// listener, the backend leg has TCP_NODELAY from the start and the others
+// once the connection has lasted legOptionsAfter.
 func TestSocketOptions(t *testing.T) {
 	be := startBackend(t, echo)
 	s := startService(t, Config{ZeroCopy: true}, staticSet(t, be.addr()))
-	roundTrip(t, dial(t, s), "x")
+	c := dial(t, s)
+	roundTrip(t, c, "x")
 	conns := connFDs(t, s)
 	if len(conns) != 1 {
 		t.Fatalf("open connections: %d, want 1", len(conns))
 	}
-	// TCP_NODELAY too, which is not inherited from the listener.
 	legs := legOptions()
 	opts := append(legs[:], sockopt{unix.IPPROTO_TCP, unix.TCP_NODELAY, 1})
-	for i, name := range []string{"client", "backend"} {
-		fd := conns[0][i]
+	missing := func(fd int) []string {
+		var out []string
 		for _, o := range opts {
-			got, err := unix.GetsockoptInt(fd, o.level, o.name)
-			if err != nil || got != o.value {
-				t.Errorf("%s: option %d/%d = %d (%v), want %d", name, o.level, o.name, got, err, o.value)
+			if got, err := unix.GetsockoptInt(fd, o.level, o.name); err != nil || got != o.value {
+				out = append(out, fmt.Sprintf("option %d/%d = %d (%v), want %d", o.level, o.name, got, err, o.value))
 			}
 		}
+		return out
 	}
+	if m := missing(conns[0][0]); m != nil {
+		t.Errorf("client: %v", m)
+	}
+	if got, err := unix.GetsockoptInt(conns[0][1], unix.IPPROTO_TCP, unix.TCP_NODELAY); err != nil || got != 1 {
+		t.Errorf("backend: TCP_NODELAY = %d (%v) from the start, want 1", got, err)
+	}
+	deadline := time.Now().Add(legOptionsAfter + 10*time.Second)
+	for m := missing(conns[0][1]); m != nil; m = missing(conns[0][1]) {
+		if time.Now().After(deadline) {
+			t.Fatalf("backend, %v after the accept: %v", legOptionsAfter+10*time.Second, m)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	roundTrip(t, c, "still open")
 	if userTimeout >= 900*time.Second || keepAliveIdle+keepAliveCount*keepAliveInterval >= 900*time.Second {
 		t.Error("keepalive does not detect a dead peer well under 900s")
 	}

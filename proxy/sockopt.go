@@ -24,6 +24,15 @@ const (
 	userTimeout = keepAliveIdle + keepAliveCount*keepAliveInterval
 )
 
+// legOptionsAfter is how long a connection lasts before its backend socket
+// gets the leg options (the client's inherits them from the listener when
+// accepted). Most proxied connections are over sooner, which spares them
+// five setsockopt calls; for the others nothing changes: the kernel counts
+// keepalive's idle time from the last segment received whenever the
+// options are set, and the user timeout from the first unacknowledged
+// retransmission, both far longer than this.
+const legOptionsAfter = time.Second
+
 // sockopt is one integer socket option.
 type sockopt struct{ level, name, value int }
 
@@ -79,4 +88,33 @@ func listen(ctx context.Context, addr string, reusePort bool) (*net.TCPListener,
 		return nil, err
 	}
 	return ln.(*net.TCPListener), nil
+}
+
+// frontDeferAccept is a Front's TCP_DEFER_ACCEPT, in seconds: the kernel
+// resends its SYN-ACK once, after 1 s, and hands over a client that
+// answers it without data. Longer would only keep silent clients from the
+// ClientHello timeout longer.
+const frontDeferAccept = 1
+
+// setAcceptOptions sets on a listening socket what the sockets it accepts
+// inherit, so that accepting costs no setsockopt: TCP_NODELAY, which Linux
+// copies to the accepted socket like the leg options. A Front also asks
+// for TCP_DEFER_ACCEPT: its clients speak first, so the kernel hands a
+// connection over with its ClientHello, and the loop wakes once for both
+// instead of once for the accept and once for the hello. Set on every
+// listener, inherited ones included, so that a socket taken over from
+// another process gets them too, and a Front's socket taken over by a
+// plain service no longer defers.
+func setAcceptOptions(fd int, front bool) error {
+	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
+		return fmt.Errorf("set TCP_NODELAY: %w", err)
+	}
+	deferSecs := 0
+	if front {
+		deferSecs = frontDeferAccept
+	}
+	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, deferSecs); err != nil {
+		return fmt.Errorf("set TCP_DEFER_ACCEPT: %w", err)
+	}
+	return nil
 }

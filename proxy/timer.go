@@ -69,6 +69,9 @@ func (l *loop) onTimer(c *conn) {
 	case stateResolving, stateConnecting:
 		l.connectTimedOut(c)
 	case stateOpen:
+		if !c.legSet && l.el.Now >= c.start+int64(legOptionsAfter) {
+			l.setBackendLegOptions(c)
+		}
 		if c.halfAt != 0 && l.el.Now >= c.halfAt {
 			l.finish(c) // the first closer's reason stands
 			return
@@ -83,11 +86,15 @@ func (l *loop) onTimer(c *conn) {
 	}
 }
 
-// scheduleIdle arms the next idle or half-close check.
+// scheduleIdle arms the next idle or half-close check, or the moment the
+// backend socket gets the leg options.
 func (l *loop) scheduleIdle(c *conn) {
 	next := c.last + int64(c.cfg.Timeouts.idle())
 	if c.halfAt != 0 {
 		next = min(next, c.halfAt)
+	}
+	if !c.legSet {
+		next = min(next, c.start+int64(legOptionsAfter))
 	}
 	l.schedule(c, next)
 }

@@ -41,6 +41,16 @@ const (
 	// goes back to polling every 20µs. A loop that yields first is left
 	// alone, and the monitor sleeps.
 	yieldEvery = 8 * time.Millisecond
+	// idleWindows is how many raw waits in a row an idle loop makes,
+	// yielding between them, before it sleeps in the ordinary wait: once
+	// a goroutine has been in a system call for 10 ms, sysmon takes its
+	// P and goes back to polling every 20µs for the next millisecond or
+	// more, some 60 wakeups of its thread. A loop that yields every 8 ms
+	// instead pays one wakeup of an idle thread per yield, so the pauses
+	// between the connections of a steady stream (tens of ms) cost less;
+	// a loop idle longer than idleWindows×yieldEvery (about 100 ms)
+	// sleeps, and so does sysmon once every P is idle.
+	idleWindows = 12
 )
 
 // Handler serves the events of the descriptors it registered. ev.Fd is
@@ -209,9 +219,10 @@ func (l *Loop) Call(fn func()) bool {
 // taken by sysmon, which keeps sysmon polling every 20µs while loops come
 // and go (7% of the CPU of a run of short TLS connections), and the loop
 // then pays to get a P back on every wakeup. A loop that finds nothing
-// before its yield is due yields and sleeps in the ordinary, scheduler-
-// aware wait. Without a spare P the raw wait would keep other goroutines
-// off the CPU, so every wait is the ordinary one.
+// before its yield is due yields and waits raw again, up to idleWindows
+// times in a row; one idle longer than that sleeps in the ordinary,
+// scheduler-aware wait. Without a spare P the raw wait would keep other
+// goroutines off the CPU, so every wait is the ordinary one.
 func (l *Loop) run() {
 	defer l.stop()
 	for !l.stopping {
@@ -253,22 +264,26 @@ func (l *Loop) wait() (int, error) {
 	if timeout == 0 || l.procs <= running.Load() {
 		return unix.EpollWait(l.epfd, l.events[:], timeout)
 	}
-	// Until the next yield at most, rounded down: the raw wait must end
-	// before sysmon would preempt the loop.
-	raw := int((l.yieldAt - l.Clock()) / int64(time.Millisecond))
-	if raw <= 0 {
-		return unix.EpollWait(l.epfd, l.events[:], timeout)
+	for idle := 0; ; idle++ {
+		// Until the next yield at most, rounded down: the raw wait must
+		// end before sysmon would preempt the loop.
+		raw := int((l.yieldAt - l.Clock()) / int64(time.Millisecond))
+		if raw > 0 {
+			if timeout > 0 && timeout <= raw {
+				return rawEpollWait(l.epfd, l.events[:], timeout)
+			}
+			if n, err := rawEpollWait(l.epfd, l.events[:], raw); n != 0 || err != nil {
+				return n, err
+			}
+		}
+		runtime.Gosched()
+		l.yieldAt = l.Clock() + int64(yieldEvery)
+		timeout = l.waitMillis()
+		if timeout == 0 || idle >= idleWindows {
+			// Idle for a while: let the scheduler have the P, then sleep.
+			return unix.EpollWait(l.epfd, l.events[:], timeout)
+		}
 	}
-	if timeout > 0 && timeout <= raw {
-		return rawEpollWait(l.epfd, l.events[:], timeout)
-	}
-	if n, err := rawEpollWait(l.epfd, l.events[:], raw); n != 0 || err != nil {
-		return n, err
-	}
-	// Idle until the yield: let the scheduler have the P, then sleep.
-	runtime.Gosched()
-	l.yieldAt = l.Clock() + int64(yieldEvery)
-	return unix.EpollWait(l.epfd, l.events[:], l.waitMillis())
 }
 
 func (l *Loop) requests() {

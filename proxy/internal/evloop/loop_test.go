@@ -147,6 +147,11 @@ func TestRawWaitLetsTheRuntimeRun(t *testing.T) {
 			// Idle stretches: the loop is in its raw wait or past it.
 			time.Sleep(time.Duration(i%13) * time.Millisecond)
 		}
+		if i%50 == 25 {
+			// Idle past every raw window: the loop sleeps in the
+			// ordinary wait.
+			time.Sleep(idleWindows*yieldEvery + 20*time.Millisecond)
+		}
 		if _, err := unix.Write(efd, one); err != nil {
 			t.Fatal(err)
 		}

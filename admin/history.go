@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -53,11 +54,6 @@ type rateSeries struct {
 
 type backendKey struct{ service, id string }
 
-// quietBackend stands for the series of a backend that has counted nothing
-// yet: every rate zero, no ring. Most backends of a large setup serve no
-// connection for long stretches, and this costs a sixth of a series.
-type quietBackend struct{ born, seen uint64 }
-
 // History samples the counters of every service and backend once per
 // HistoryInterval and keeps their recent rates. Its methods are safe for
 // concurrent use; Run (or a test calling sample) is the only writer.
@@ -71,9 +67,17 @@ type History struct {
 	at        time.Time // of the latest sample
 	window    time.Duration
 	byService map[string]*rateSeries
-	rejected  map[string]uint64           // per service, at the latest sample
-	byBackend map[backendKey]*rateSeries  // backends that have counted something
-	quiet     map[backendKey]quietBackend // and the ones that have not
+	rejected  map[string]uint64          // per service, at the latest sample
+	byBackend map[backendKey]*rateSeries // backends that have counted something
+	// A backend that has counted nothing yet is quiet: its series would
+	// be every rate zero and no ring, so it has none. Most backends of a
+	// large setup serve no connection for long stretches; what stands for
+	// their series is listed, the IDs of each service at the latest
+	// sample, sorted (16 B a backend), and young, the sample that first
+	// saw a quiet backend, only while that still shows in its trend: for
+	// one that joined after the baseline, less than a window ago.
+	listed map[string][]string
+	young  map[backendKey]uint64
 }
 
 // Rejections adds to out, per service name, the connections the service
@@ -88,7 +92,7 @@ func newHistory(services Services, rejections Rejections, log *slog.Logger) *His
 	return &History{
 		services: services, rejections: rejections, log: log,
 		byService: map[string]*rateSeries{}, rejected: map[string]uint64{}, byBackend: map[backendKey]*rateSeries{},
-		quiet: map[backendKey]quietBackend{},
+		listed: map[string][]string{}, young: map[backendKey]uint64{},
 	}
 }
 
@@ -129,25 +133,36 @@ func (h *History) sample(now time.Time) {
 	h.window = now.Sub(h.at)
 	h.at = now
 
+	prev := h.listed
+	h.listed = make(map[string][]string, len(infos))
 	for _, info := range infos {
 		svc := touch(h.byService, info.Name, h.n)
 		svc.seen, svc.cur = h.n, counters{}
 		if info.Set == nil {
 			continue
 		}
+		var ids []string
 		for _, b := range info.Set.Backends() {
 			k := backendKey{info.Name, b.ID()}
+			// Backends come sorted by ID: one ID's backends are adjacent.
+			if n := len(ids); n == 0 || ids[n-1] != k.id {
+				ids = append(ids, k.id)
+			}
 			s := h.byBackend[k]
-			if s == nil && h.stillQuiet(k, b) {
+			if s == nil && quiet(b) {
+				if !listed(prev, k) && h.n > 2 {
+					h.young[k] = h.n
+				}
 				continue
 			}
 			if s == nil {
 				s = touch(h.byBackend, k, h.n)
-				if q, ok := h.quiet[k]; ok {
-					// Its counters were zero at the previous sample, as a
-					// series kept all along would have read them.
-					s.born = q.born
-					delete(h.quiet, k)
+				if listed(prev, k) {
+					// It was quiet at the previous sample: its counters
+					// were zero, as a series kept all along would have
+					// read them.
+					s.born = h.young[k]
+					delete(h.young, k)
 				}
 			}
 			if s.seen != h.n {
@@ -155,10 +170,14 @@ func (h *History) sample(now time.Time) {
 			}
 			addCounters(&s.cur, b)
 		}
+		h.listed[info.Name] = slices.Clip(ids)
 	}
-	for k, q := range h.quiet {
-		if q.seen != h.n {
-			delete(h.quiet, k)
+	// A trend starts at max(born, 2) or at the window's oldest sample,
+	// whichever is later: a born at or before the oldest shows as none.
+	oldest := int64(h.n) - HistorySlots + 1
+	for k, born := range h.young {
+		if int64(born) <= oldest || !listed(h.listed, k) {
+			delete(h.young, k)
 		}
 	}
 	for k, s := range h.byBackend {
@@ -194,22 +213,18 @@ func (h *History) sample(now time.Time) {
 	}
 }
 
-// stillQuiet says whether backend b (key k, without a series) has counted
-// nothing so far, and if so marks it seen in this sample. Its rates are
+// quiet says whether backend b has counted nothing so far. Its rates are
 // zero, so its share of its service's is nothing.
-func (h *History) stillQuiet(k backendKey, b *backends.Backend) bool {
+func quiet(b *backends.Backend) bool {
 	var c counters
 	addCounters(&c, b)
-	if c != (counters{}) {
-		return false
-	}
-	q, ok := h.quiet[k]
-	if !ok {
-		q.born = h.n
-	}
-	q.seen = h.n
-	h.quiet[k] = q
-	return true
+	return c == counters{}
+}
+
+// listed reports whether k's backend was in the listing ids.
+func listed(ids map[string][]string, k backendKey) bool {
+	_, ok := slices.BinarySearch(ids[k.service], k.id)
+	return ok
 }
 
 // touch returns m's series for k, creating it as born in sample n.

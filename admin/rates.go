@@ -58,8 +58,8 @@ func (h *History) backendLocked(k backendKey, quiet *rateSeries) *rateSeries {
 	if s := h.byBackend[k]; s != nil {
 		return s
 	}
-	if q, ok := h.quiet[k]; ok {
-		*quiet = rateSeries{born: q.born, seen: q.seen}
+	if listed(h.listed, k) {
+		*quiet = rateSeries{born: h.young[k]}
 		return quiet
 	}
 	return nil

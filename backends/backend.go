@@ -43,33 +43,61 @@ type Verdict struct {
 
 // Backend is the runtime object behind one Spec: its state and its counters.
 // All methods are safe for concurrent use; the data path only touches atomics.
+//
+// A large setup discovers thousands of backends of which most, most of the
+// time, serve nothing and fail nothing, so a backend keeps inline only what
+// every backend needs: the data path's atomics, its spec, its state and when
+// it came up. What only a checked, ejected or failing backend needs is made
+// the first time it does (cold, connectErrors).
 type Backend struct {
-	spec atomic.Pointer[Spec]
-	set  *Set
+	set *Set
 
 	active         atomic.Int64
 	total          atomic.Uint64
 	bytesToBackend atomic.Uint64
 	bytesToClient  atomic.Uint64
-	connectErrors  [numDialErrors]atomic.Uint64
+	connectErrors  atomic.Pointer[dialErrorCounts] // nil until the first failed dial
+	cur            atomic.Uint32                   // lastState, readable without mu by the data path
 
-	mu           sync.Mutex // guards the state inputs below and down
-	health       *Verdict   // nil: not checked yet (counts as up)
-	lastCheck    *Verdict   // latest probe result, for status pages
+	// The fields are in an order that leaves no padding: the struct fills
+	// its allocation size class (208 B) exactly.
+	adminState State      // StateUp (no override), StateDraining or StateMaint
+	mu         sync.Mutex // guards spec but its ID and Address, the state inputs below and cold
+	// spec is the backend's own copy of its latest Spec. ID and Address
+	// are its key in the set: they never change, so the data path reads
+	// them without the lock, and Update writes only the other fields.
+	spec      Spec
+	lastState State
+	// ramps says slow start ramps the backend's weight from upSince; a
+	// backend that joined an empty pool takes its full weight at once.
+	ramps bool
+	// upSince is when the backend last became up (or was added), as an
+	// instant of its set's clock: 8 bytes where a time.Time takes 24.
+	upSince instant
+	cold    *coldState // nil until the backend is first checked, ejected or asked for DownContext
+}
+
+// coldState is what only some backends ever need: a health verdict, an
+// ejection, a context for on_backend_down.
+type coldState struct {
+	health       *Verdict // nil: not checked yet (counts as up)
+	lastCheck    *Verdict // latest probe result, for status pages
 	ejectedUntil time.Time
 	ejectReason  string
-	upSince      time.Time // when the backend last became up, for status pages
-	rampStart    time.Time // slow start ramps from here; zero: full weight at once
-	adminState   State     // StateUp (no override), StateDraining or StateMaint
-	lastState    State
-	cur          atomic.Uint32 // lastState, readable without mu by the data path
-	// down is made at the first DownContext call, not with the backend: of
-	// thousands of discovered backends most never serve a connection, and a
-	// context with its cancel func costs about 90 B, 40% of the backend.
+	// down is made at the first DownContext call, which only a backend
+	// that serves a connection makes; a checked one may never need it.
 	// wentDown says the current one (made or not yet) is canceled.
 	wentDown   bool
 	down       context.Context
 	cancelDown context.CancelFunc
+}
+
+// coldLocked returns the backend's cold state, making it on first use.
+func (b *Backend) coldLocked() *coldState {
+	if b.cold == nil {
+		b.cold = new(coldState)
+	}
+	return b.cold
 }
 
 // newBackend makes the runtime object for s. ramp says whether slow start
@@ -77,13 +105,10 @@ type Backend struct {
 // startup, or a service scaled up from zero) takes its full share at once,
 // because there is no one to share with and ramping only delays recovery.
 func newBackend(set *Set, s Spec, now time.Time, ramp bool) *Backend {
-	b := &Backend{set: set, upSince: now}
-	if ramp {
-		b.rampStart = now
-	}
-	b.spec.Store(&s)
+	b := &Backend{set: set, spec: s, ramps: ramp}
+	b.upSince = b.instant(now)
 	if set != nil && set.opts.HoldUntilChecked {
-		b.health = &Verdict{OK: false, Reason: PendingCheck, At: now}
+		b.coldLocked().health = &Verdict{OK: false, Reason: PendingCheck, At: now}
 	}
 	b.lastState, _ = b.stateLocked(now)
 	b.cur.Store(uint32(b.lastState))
@@ -99,13 +124,32 @@ func (b *Backend) now() time.Time {
 }
 
 // Spec returns the backend's latest spec.
-func (b *Backend) Spec() Spec { return *b.spec.Load() }
+func (b *Backend) Spec() Spec {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.spec
+}
 
 // ID returns the backend's name within its service.
-func (b *Backend) ID() string { return b.spec.Load().ID }
+func (b *Backend) ID() string { return b.spec.ID }
 
 // Address returns the host:port to dial.
-func (b *Backend) Address() string { return b.spec.Load().Address }
+func (b *Backend) Address() string { return b.spec.Address }
+
+// respec applies s, a spec of the same ID and Address, and reports whether
+// anything changed. It writes only the fields that may change, field by
+// field, because ID and Address are read without the lock.
+func (b *Backend) respec(s *Spec) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.spec == *s {
+		return false
+	}
+	b.spec.Network, b.spec.Container = s.Network, s.Container
+	b.spec.Node, b.spec.Slot = s.Node, s.Slot
+	b.spec.Weight, b.spec.Priority, b.spec.Drain = s.Weight, s.Priority, s.Drain
+	return true
+}
 
 // Service names the service the backend belongs to.
 func (b *Backend) Service() string {
@@ -154,13 +198,14 @@ func (b *Backend) AddBytes(toBackend, toClient int64) {
 func (b *Backend) DownContext() context.Context {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.down == nil {
-		b.down, b.cancelDown = context.WithCancel(context.Background())
-		if b.wentDown {
-			b.cancelDown()
+	c := b.coldLocked()
+	if c.down == nil {
+		c.down, c.cancelDown = context.WithCancel(context.Background())
+		if c.wentDown {
+			c.cancelDown()
 		}
 	}
-	return b.down
+	return c.down
 }
 
 // Up reports whether the backend takes new connections; one atomic load.
@@ -182,19 +227,23 @@ func (b *Backend) stateLocked(now time.Time) (State, string) {
 	case StateDraining:
 		return StateDraining, "set to drain by an operator"
 	}
-	if d := b.spec.Load().Drain; d != "" {
+	if d := b.spec.Drain; d != "" {
 		return StateDraining, d
 	}
-	if b.health != nil && !b.health.OK {
-		return StateDown, b.health.Reason
-	}
-	if now.Before(b.ejectedUntil) {
-		return StateDown, b.ejectReason
-	}
-	if b.health == nil {
+	c := b.cold
+	if c == nil {
 		return StateUp, "not checked yet"
 	}
-	return StateUp, b.health.Reason
+	if c.health != nil && !c.health.OK {
+		return StateDown, c.health.Reason
+	}
+	if now.Before(c.ejectedUntil) {
+		return StateDown, c.ejectReason
+	}
+	if c.health == nil {
+		return StateUp, "not checked yet"
+	}
+	return StateUp, c.health.Reason
 }
 
 // Health returns the latest health verdict that decided the state (nil when
@@ -202,33 +251,40 @@ func (b *Backend) stateLocked(now time.Time) (State, string) {
 func (b *Backend) Health() (verdict, lastCheck *Verdict) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.health, b.lastCheck
+	if b.cold == nil {
+		return nil, nil
+	}
+	return b.cold.health, b.cold.lastCheck
 }
 
 // UpSince returns when the backend last became up (or was added).
 func (b *Backend) UpSince() time.Time {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.upSince
+	return b.time(b.upSince)
 }
 
 // SetHealth records an active health decision: ok=false takes the backend
 // down with reason, ok=true brings it back.
 func (b *Backend) SetHealth(ok bool, reason string) {
-	b.update(func(now time.Time) { b.health = &Verdict{OK: ok, Reason: reason, At: now} })
+	b.update(func(now time.Time) { b.coldLocked().health = &Verdict{OK: ok, Reason: reason, At: now} })
 }
 
 // RecordCheck stores one probe's result for status pages without changing
 // the state (rise and fall decide that through SetHealth).
 func (b *Backend) RecordCheck(ok bool, reason string) {
+	v := &Verdict{OK: ok, Reason: reason, At: b.now()}
 	b.mu.Lock()
-	b.lastCheck = &Verdict{OK: ok, Reason: reason, At: b.now()}
+	b.coldLocked().lastCheck = v
 	b.mu.Unlock()
 }
 
 // Eject takes the backend down until the given time (passive health).
 func (b *Backend) Eject(until time.Time, reason string) {
-	b.update(func(time.Time) { b.ejectedUntil, b.ejectReason = until, reason })
+	b.update(func(time.Time) {
+		c := b.coldLocked()
+		c.ejectedUntil, c.ejectReason = until, reason
+	})
 	if b.set != nil {
 		b.set.rebuildAt(until)
 	}
@@ -236,9 +292,10 @@ func (b *Backend) Eject(until time.Time, reason string) {
 
 // Ejected reports whether the backend is inside a passive ejection.
 func (b *Backend) Ejected() bool {
+	now := b.now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.now().Before(b.ejectedUntil)
+	return b.cold != nil && now.Before(b.cold.ejectedUntil)
 }
 
 // SetAdminState applies an operator's override: StateMaint, StateDraining,
@@ -273,16 +330,19 @@ func (b *Backend) syncLocked(now time.Time) (State, bool) {
 	b.lastState = st
 	b.cur.Store(uint32(st))
 	if st == StateUp {
-		b.upSince = now
-		b.rampStart = now
+		b.upSince, b.ramps = b.instant(now), true
 	}
-	if st == StateDown {
-		b.wentDown = true
-		if b.cancelDown != nil {
-			b.cancelDown()
+	// Only a verdict or an ejection takes a backend down, and both live
+	// in its cold state.
+	if c := b.cold; c != nil {
+		if st == StateDown {
+			c.wentDown = true
+			if c.cancelDown != nil {
+				c.cancelDown()
+			}
+		} else if prev == StateDown {
+			c.wentDown, c.down, c.cancelDown = false, nil, nil
 		}
-	} else if prev == StateDown {
-		b.wentDown, b.down, b.cancelDown = false, nil, nil
 	}
 	return st, true
 }
@@ -291,7 +351,8 @@ func (b *Backend) syncLocked(now time.Time) (State, bool) {
 // state, ramp and ejection agree with each other.
 type snapshot struct {
 	b            *Backend
-	spec         *Spec
+	weight       int
+	priority     int
 	state        State
 	rampStart    time.Time
 	ejectedUntil time.Time
@@ -303,5 +364,30 @@ func (b *Backend) snapshotAt(now time.Time) snapshot {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	st, _ := b.syncLocked(now)
-	return snapshot{b: b, spec: b.spec.Load(), state: st, rampStart: b.rampStart, ejectedUntil: b.ejectedUntil}
+	sn := snapshot{b: b, weight: b.spec.Weight, priority: b.spec.Priority, state: st}
+	if b.ramps {
+		sn.rampStart = b.time(b.upSince)
+	}
+	if b.cold != nil {
+		sn.ejectedUntil = b.cold.ejectedUntil
+	}
+	return sn
 }
+
+// instant is a time of a backend's set's clock as nanoseconds since the
+// set's epoch: a third of a time.Time. The epoch carries the monotonic
+// clock reading, so an instant made from a time.Now() is as immune to wall
+// clock steps as the time it stands for.
+type instant int64
+
+// epoch is the origin of the backend's instants.
+func (b *Backend) epoch() time.Time {
+	if b.set == nil {
+		return time.Unix(0, 0)
+	}
+	return b.set.epoch
+}
+
+func (b *Backend) instant(t time.Time) instant { return instant(t.Sub(b.epoch())) }
+
+func (b *Backend) time(i instant) time.Time { return b.epoch().Add(time.Duration(i)) }

@@ -103,3 +103,37 @@ func BenchmarkBuild(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkConnCounters measures what the data path pays per connection on
+// a backend besides the pick: its open and close with their byte counts,
+// and the state check each pick makes of every backend it returns.
+func BenchmarkConnCounters(b *testing.B) {
+	s := newTestSet(b, RoundRobin, SetOptions{}, nil)
+	s.Update(testSpecs(1))
+	be := s.Backends()[0]
+	b.Run("serial", func(b *testing.B) {
+		for b.Loop() {
+			be.ConnOpened()
+			be.ConnClosed(100, 200)
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				be.ConnOpened()
+				be.ConnClosed(100, 200)
+			}
+		})
+	})
+	b.Run("up", func(b *testing.B) {
+		up := 0
+		for b.Loop() {
+			if be.Up() {
+				up++
+			}
+		}
+		if up == 0 {
+			b.Fatal("backend not up")
+		}
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -42,17 +43,31 @@ func ClassifyDialError(err error) DialError {
 	return DialOther
 }
 
-// CountConnectError records one failed dial to the backend.
+// dialErrorCounts are a backend's failed dials, indexed by DialError.
+type dialErrorCounts [numDialErrors]atomic.Uint64
+
+// CountConnectError records one failed dial to the backend. The counts are
+// made at the first failure: most backends never have one.
 func (b *Backend) CountConnectError(reason DialError) {
-	if reason >= 0 && reason < numDialErrors {
-		b.connectErrors[reason].Add(1)
+	if reason < 0 || reason >= numDialErrors {
+		return
 	}
+	c := b.connectErrors.Load()
+	if c == nil {
+		b.connectErrors.CompareAndSwap(nil, new(dialErrorCounts))
+		c = b.connectErrors.Load()
+	}
+	c[reason].Add(1)
 }
 
 // ConnectErrors returns the failed dials so far, indexed by DialError.
 func (b *Backend) ConnectErrors() (n [numDialErrors]uint64) {
+	c := b.connectErrors.Load()
+	if c == nil {
+		return n
+	}
 	for i := range n {
-		n[i] = b.connectErrors[i].Load()
+		n[i] = c[i].Load()
 	}
 	return n
 }

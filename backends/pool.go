@@ -32,11 +32,17 @@ type Pool struct {
 	service       string
 	policy        Policy
 	members       []*Backend
-	weights       []int // effective weights, parallel to members
 	maxPerBackend int64
 	rotation      *atomic.Uint64
 
-	equal bool // every weight the same: plain rotation, uniform choices
+	// weights are the effective weights, parallel to members. When every
+	// member has the same weight, same, and the policy reads no weight per
+	// pick (roundrobin, sourcehash: most pools), it is nil, a word per
+	// member spared; leastconn and random2 index it directly, as a branch
+	// per member would cost a pick time.
+	weights []int
+	same    int
+	equal   bool // every weight the same: plain rotation, uniform choices
 	// schedule is the smooth weighted round-robin sequence of member indexes
 	// (nil when all weights are equal: plain rotation).
 	schedule []int32
@@ -55,7 +61,14 @@ func (p *Pool) Members() []*Backend { return p.members }
 
 // Weight returns the effective weight of member i, relative to the other
 // members' (with slow start on, every weight is scaled by the ramp's steps).
-func (p *Pool) Weight(i int) int { return p.weights[i] }
+func (p *Pool) Weight(i int) int { return p.weight(i) }
+
+func (p *Pool) weight(i int) int {
+	if p.weights == nil {
+		return p.same
+	}
+	return p.weights[i]
+}
 
 // Order appends to dst, up to cap(dst), the backends to try for a new
 // connection from client: the first choice, then the failover order. Backends
@@ -117,5 +130,8 @@ func (p *Pool) prepare() {
 		p.prepareSourceHash()
 	default:
 		p.prepareRoundRobin()
+	}
+	if p.equal && p.policy != LeastConn && p.policy != Random2 {
+		p.same, p.weights = p.weights[0], nil
 	}
 }

@@ -24,21 +24,20 @@ type SetOptions struct {
 // PendingCheck is the reason a backend held by HoldUntilChecked is down.
 const PendingCheck = "waiting for the first health check"
 
-// backendKey identifies a backend across updates: a struct rather than one
-// joined string, so that a lookup allocates nothing and the set keeps no
-// string per backend of its own.
-type backendKey struct{ id, address string }
-
 // Set owns the backends of one service and publishes their Pool snapshots.
 type Set struct {
 	name   string
 	policy Policy
 	opts   SetOptions
 	clock  func() time.Time // nil: time.Now; tests inject a fake
+	epoch  time.Time        // the origin of the backends' instants
 
-	mu       sync.Mutex
-	byKey    map[backendKey]*Backend
-	sorted   []*Backend    // every backend, by ID then Address
+	mu sync.Mutex
+	// sorted holds every backend by ID then Address, the key that
+	// identifies a backend across updates; Update finds them by merging,
+	// so the set keeps no index of its own. Update replaces the slice and
+	// never changes it in place, so a pool may share it.
+	sorted   []*Backend
 	changed  chan struct{} // closed and replaced when membership changes
 	timer    *time.Timer
 	timerAt  time.Time
@@ -54,7 +53,8 @@ func NewSet(service string, policy Policy, opts SetOptions) *Set {
 }
 
 func newSet(service string, policy Policy, opts SetOptions, clock func() time.Time) *Set {
-	s := &Set{name: service, policy: policy, opts: opts, clock: clock, byKey: map[backendKey]*Backend{}, changed: make(chan struct{})}
+	s := &Set{name: service, policy: policy, opts: opts, clock: clock, changed: make(chan struct{})}
+	s.epoch = s.now()
 	s.mu.Lock()
 	s.pool.Store(s.buildLocked(s.now()))
 	s.mu.Unlock()
@@ -141,44 +141,57 @@ func (s *Set) Update(specs []Spec) {
 	defer s.mu.Unlock()
 	now := s.now()
 	ramp := s.pool.Load().Len() > 0
-	next := make(map[backendKey]*Backend, len(specs))
+	// The specs in key order, stable so that the first of equal keys
+	// comes first; walking them beside the sorted backends finds each
+	// one's backend.
+	order := make([]int32, len(specs))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortStableFunc(order, func(i, j int32) int { return compareKey(specs[i].ID, specs[i].Address, &specs[j]) })
+	next := make([]*Backend, 0, len(specs))
+	old := s.sorted
 	added := false
-	for i := range specs {
+	for n, i := range order {
 		sp := &specs[i]
-		k := backendKey{sp.ID, sp.Address}
-		if _, dup := next[k]; dup {
+		if n > 0 && compareKey(sp.ID, sp.Address, &specs[order[n-1]]) == 0 {
 			continue
 		}
-		b, ok := s.byKey[k]
-		switch {
-		case !ok:
+		for len(old) > 0 && old[0].compare(sp) < 0 {
+			old = old[1:]
+		}
+		var b *Backend
+		if len(old) > 0 && old[0].compare(sp) == 0 {
+			b, old = old[0], old[1:]
+			// The build below re-derives the state from the new spec.
+			b.respec(sp)
+		} else {
 			b = newBackend(s, *sp, now, ramp)
 			added = true
-		case *b.spec.Load() != *sp:
-			// The build below re-derives the state from the new spec. The
-			// copy is the backend's own: specs stays the caller's.
-			c := *sp
-			b.spec.Store(&c)
 		}
-		next[k] = b
+		next = append(next, b)
 	}
-	membership := added || len(next) != len(s.byKey)
-	s.byKey = next
-	s.sorted = s.sorted[:0]
-	for _, b := range next {
-		s.sorted = append(s.sorted, b)
-	}
-	slices.SortFunc(s.sorted, func(a, b *Backend) int {
-		if c := strings.Compare(a.ID(), b.ID()); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Address(), b.Address())
-	})
+	membership := added || len(next) != len(s.sorted)
+	s.sorted = next
 	if membership {
 		close(s.changed)
 		s.changed = make(chan struct{})
 	}
 	s.pool.Store(s.buildLocked(now))
+}
+
+// compareKey orders backends by ID, then Address: (id, address) against
+// sp's.
+func compareKey(id, address string, sp *Spec) int {
+	if c := strings.Compare(id, sp.ID); c != 0 {
+		return c
+	}
+	return strings.Compare(address, sp.Address)
+}
+
+// compare orders b against the backend sp would make.
+func (b *Backend) compare(sp *Spec) int {
+	return compareKey(b.spec.ID, b.spec.Address, sp)
 }
 
 // rebuild publishes a new pool from the current backends and states.
@@ -244,29 +257,47 @@ func (s *Set) buildLocked(now time.Time) *Pool {
 		}
 		// Weight 0 takes no new connections, so it does not hold its group
 		// open: the backup group takes over as if the backend were down.
-		if sn.state != StateUp || sn.spec.Weight <= 0 {
+		if sn.state != StateUp || sn.weight <= 0 {
 			continue
 		}
-		if !found || sn.spec.Priority < best {
-			best, found = sn.spec.Priority, true
+		if !found || sn.priority < best {
+			best, found = sn.priority, true
 		}
 	}
-	if len(snaps) > 0 {
-		// Sized for all: usually every backend is up, and growing by
-		// appends would keep up to twice the room in every snapshot.
-		p.members, p.weights = make([]*Backend, 0, len(snaps)), make([]int, 0, len(snaps))
+	serves := func(sn *snapshot) bool {
+		return sn.state == StateUp && sn.weight > 0 && sn.priority == best
 	}
-	for _, sn := range snaps {
-		if sn.state != StateUp || sn.spec.Weight <= 0 || sn.spec.Priority != best {
+	n := 0
+	for i := range snaps {
+		if serves(&snaps[i]) {
+			n++
+		}
+	}
+	if n > 0 {
+		p.weights = make([]int, 0, n)
+	}
+	// Usually every backend serves: the pool then shares the set's slice,
+	// which Update replaces rather than changes.
+	shared := n == len(s.sorted)
+	if shared {
+		p.members = s.sorted
+	} else if n > 0 {
+		p.members = make([]*Backend, 0, n)
+	}
+	for i := range snaps {
+		sn := &snaps[i]
+		if !serves(sn) {
 			continue
 		}
-		w := min(sn.spec.Weight, MaxWeight)
+		w := min(sn.weight, MaxWeight)
 		if ss := s.opts.SlowStart; ss > 0 {
 			var due time.Time
 			w, due = rampWeight(w, sn.rampStart, now, ss)
 			next = earliest(next, due)
 		}
-		p.members = append(p.members, sn.b)
+		if !shared {
+			p.members = append(p.members, sn.b)
+		}
 		p.weights = append(p.weights, w)
 	}
 	p.prepare()

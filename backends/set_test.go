@@ -2,7 +2,10 @@ package backends
 
 import (
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"net/netip"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -222,6 +225,47 @@ func TestUpdateKeepsBackends(t *testing.T) {
 	}
 }
 
+// Update applies every field of a spec but its key to the backend it keeps
+// (a field added to Spec and forgotten by respec fails here), and of specs
+// sharing a key, in any order, the first wins.
+func TestUpdateAppliesEveryField(t *testing.T) {
+	s := newTestSet(t, RoundRobin, SetOptions{}, nil)
+	first := Spec{ID: "b", Address: "127.0.0.1:2", Weight: 1}
+	s.Update([]Spec{first, {ID: "a", Address: "127.0.0.1:1", Weight: 1}})
+	b := s.Backend("b")
+	fields := reflect.TypeFor[Spec]()
+	for i := range fields.NumField() {
+		f := fields.Field(i)
+		if f.Name == "ID" || f.Name == "Address" {
+			continue
+		}
+		t.Run(f.Name, func(t *testing.T) {
+			want := b.Spec()
+			v := reflect.ValueOf(&want).Elem().Field(i)
+			switch v.Kind() {
+			case reflect.String:
+				v.SetString(v.String() + "x")
+			case reflect.Int:
+				v.SetInt(v.Int() + 1)
+			default:
+				t.Fatalf("Spec.%s is a %s: teach this test to change it", f.Name, v.Kind())
+			}
+			dup := want
+			dup.Weight += 10
+			s.Update([]Spec{{ID: "c", Address: "127.0.0.1:3", Weight: 1}, want, {ID: "a", Address: "127.0.0.1:1", Weight: 1}, dup})
+			if s.Backend("b") != b {
+				t.Fatal("a changed spec made a new backend")
+			}
+			if got := b.Spec(); got != want {
+				t.Fatalf("after changing %s: spec %+v, want %+v", f.Name, got, want)
+			}
+		})
+	}
+	if got := ids(s.Backends()); !slices.Equal(got, []string{"a", "b", "c"}) {
+		t.Fatalf("backends %v, want [a b c]", got)
+	}
+}
+
 // Changed fires on membership changes only: adds and removals, not a new
 // weight or a state change.
 func TestChanged(t *testing.T) {
@@ -285,5 +329,47 @@ func TestParsePolicyAndState(t *testing.T) {
 	}
 	if _, err := ParseState("ready"); err == nil || errors.Unwrap(err) != nil {
 		t.Errorf("ParseState(ready): %v", err)
+	}
+}
+
+// Update against a model, over random lists with repeated keys in any
+// order: the set holds one backend per key, sorted, with the first spec of
+// its key, and a key present in consecutive lists keeps its Backend.
+func TestUpdateMatchesModel(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	s := newTestSet(t, RoundRobin, SetOptions{}, nil)
+	type key struct{ id, addr string }
+	prev := map[key]*Backend{}
+	for step := range 300 {
+		specs := make([]Spec, r.IntN(40))
+		for i := range specs {
+			specs[i] = Spec{ID: fmt.Sprintf("b%d", r.IntN(5)), Address: fmt.Sprintf("10.0.0.%d:80", r.IntN(3)), Weight: r.IntN(3)}
+		}
+		s.Update(specs)
+		first := map[key]Spec{}
+		for _, sp := range specs {
+			if _, ok := first[key{sp.ID, sp.Address}]; !ok {
+				first[key{sp.ID, sp.Address}] = sp
+			}
+		}
+		got := s.Backends()
+		if len(got) != len(first) {
+			t.Fatalf("step %d: %d backends for %d keys", step, len(got), len(first))
+		}
+		next := map[key]*Backend{}
+		for i, b := range got {
+			k := key{b.ID(), b.Address()}
+			if i > 0 && compareKey(got[i-1].ID(), got[i-1].Address(), &Spec{ID: k.id, Address: k.addr}) >= 0 {
+				t.Fatalf("step %d: backends out of order at %d", step, i)
+			}
+			if b.Spec() != first[k] {
+				t.Fatalf("step %d: %v has spec %+v, want the first of its key %+v", step, k, b.Spec(), first[k])
+			}
+			if old, ok := prev[k]; ok && old != b {
+				t.Fatalf("step %d: %v got a new Backend", step, k)
+			}
+			next[k] = b
+		}
+		prev = next
 	}
 }

@@ -92,7 +92,7 @@ func newVirtualLoop(t *testing.T, n int, cfg Config, seed uint64) (*virtualLoop,
 	l.ctx = context.Background()
 	cfg = cfg.WithDefaults()
 	for _, b := range set.Backends() {
-		p := newProber(b, cfg, TCPChecker{}, slog.New(slog.DiscardHandler), metrics.series("app", b.ID()), r.Float64)
+		p := newProber(b, &cfg, TCPChecker{}, slog.New(slog.DiscardHandler), metrics.series("app", b.ID()), r.Float64)
 		if p.wire == nil {
 			t.Fatal("a tcp prober of an IP address without a wire probe")
 		}

@@ -45,8 +45,7 @@ type Monitor struct {
 	loop    *checkLoop     // the check loop, while running
 	aside   sync.WaitGroup // goroutine probes of this monitor's probers
 	probers map[*backends.Backend]*prober
-	known   map[*backends.Backend]bool // members at the last reconcile
-	series  map[string]bool            // backend IDs exported in Metrics
+	series  map[string]bool // backend IDs exported in Metrics
 }
 
 // NewMonitor validates cfg and returns a monitor for set; Run starts it.
@@ -66,7 +65,6 @@ func NewMonitor(set *backends.Set, cfg Config, opts Options) (*Monitor, error) {
 		cfg:     cfg.WithDefaults(),
 		checker: checker,
 		probers: map[*backends.Backend]*prober{},
-		known:   map[*backends.Backend]bool{},
 		series:  map[string]bool{},
 	}
 	if m.log == nil {
@@ -186,12 +184,11 @@ func (m *Monitor) reconcile() {
 	for _, b := range members {
 		now[b] = true
 	}
-	for b := range m.known {
-		if !now[b] {
-			m.passive.Forget(b)
-		}
-	}
-	m.known = now
+	// Only the backends that failed a dial have a count to forget: the
+	// members are not kept between reconciles, which at thousands of
+	// backends would cost more than everything else health keeps when
+	// active checks are off.
+	m.passive.forgetAllBut(now)
 	for b, p := range m.probers {
 		if !now[b] || m.cfg.Type == TypeNone {
 			m.loop.post(loopCmd{op: cmdRemove, p: p})
@@ -208,9 +205,12 @@ func (m *Monitor) reconcile() {
 			}
 		}
 	} else {
+		// The probers made now share one copy of the config: each of
+		// thousands holding its own would double what a prober costs.
+		cfg := m.cfg
 		for _, b := range members {
 			if m.probers[b] == nil {
-				p := newProber(b, m.cfg, m.checker, m.log, m.metrics.series(b.Service(), b.ID()), m.rand)
+				p := newProber(b, &cfg, m.checker, m.log, m.metrics.series(b.Service(), b.ID()), m.rand)
 				p.aside = &m.aside
 				m.loop.post(loopCmd{op: cmdAdd, p: p})
 				m.probers[b] = p

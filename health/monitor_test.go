@@ -283,7 +283,7 @@ func TestMonitorMembership(t *testing.T) {
 	if _, after := web1.Health(); after != before {
 		t.Fatalf("removed backend probed again: last check %+v, was %+v", after, before)
 	}
-	if got := testutil.ToFloat64(metrics.checks.WithLabelValues("app", "web-2", "fail")); got != 0 {
+	if _, got := metrics.counts("app", "web-2"); got != 0 {
 		t.Fatalf("fail count of a passing backend = %v", got)
 	}
 	stop()

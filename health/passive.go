@@ -24,7 +24,8 @@ type Passive struct {
 
 	// fails maps *backends.Backend to its *failCount of consecutive
 	// failed dials. Entries are added on a backend's first failure and
-	// removed by Forget when it leaves its set.
+	// removed by Forget, or by the Monitor's reconcile, when it leaves its
+	// set.
 	fails sync.Map
 }
 
@@ -129,6 +130,19 @@ func (p *Passive) Forget(b *backends.Backend) {
 		return
 	}
 	p.fails.Delete(b)
+}
+
+// forgetAllBut drops the failure counts of the backends not in members.
+func (p *Passive) forgetAllBut(members map[*backends.Backend]bool) {
+	if p == nil {
+		return
+	}
+	p.fails.Range(func(k, _ any) bool {
+		if !members[k.(*backends.Backend)] {
+			p.fails.Delete(k)
+		}
+		return true
+	})
 }
 
 // failures returns the current count, for tests and status pages.

@@ -163,3 +163,22 @@ func TestPassiveTriggersProbe(t *testing.T) {
 	set.Update(nil)
 	testkit.Eventually(t, 2*time.Second, "the count to be forgotten", func() bool { return m.Passive().failures(b) == 0 })
 }
+
+// A backend that leaves its set takes its count of failed dials with it,
+// with active checks off too; the members keep theirs.
+func TestMonitorForgetsFailuresOfRemovedBackends(t *testing.T) {
+	set := newSet(t, "127.0.0.1:1", "127.0.0.1:2")
+	m, err := NewMonitor(set, Config{Type: TypeNone, Passive: PassiveConfig{MaxFails: 5}}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runMonitor(t, m)
+	web1, web2 := set.Backend("web-1"), set.Backend("web-2")
+	m.Passive().DialFailed(web1, errRefused)
+	m.Passive().DialFailed(web2, errRefused)
+	set.Update([]backends.Spec{web2.Spec()})
+	testkit.Eventually(t, 2*time.Second, "web-1's failures forgotten", func() bool { return m.Passive().failures(web1) == 0 })
+	if n := m.Passive().failures(web2); n != 1 {
+		t.Fatalf("web-2, still a member, has %d failures, want 1", n)
+	}
+}

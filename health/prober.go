@@ -25,7 +25,7 @@ const jitterFraction = 0.15
 // probe of it at a time.
 type prober struct {
 	b       *backends.Backend
-	cfg     Config // with defaults
+	cfg     *Config // with defaults; shared with other probers, read only
 	checker Checker
 	wire    *wireProbe // tcp and http: the probe the loop runs itself; nil for other checkers
 	log     *slog.Logger
@@ -51,7 +51,7 @@ type prober struct {
 }
 
 // newProber prepares the prober of b; the loop starts it.
-func newProber(b *backends.Backend, cfg Config, checker Checker, log *slog.Logger, series checkSeries, rand func() float64) *prober {
+func newProber(b *backends.Backend, cfg *Config, checker Checker, log *slog.Logger, series checkSeries, rand func() float64) *prober {
 	p := &prober{b: b, cfg: cfg, checker: checker, log: log, series: series, rand: rand, index: -1}
 	// Only the checkers whose whole probe is a wire probe run on the loop
 	// itself; a wrapped or custom checker keeps its own Check.

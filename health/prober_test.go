@@ -180,11 +180,8 @@ func TestMetrics(t *testing.T) {
 	m1.backendAdded("app", "web-1")
 	m2.checked("app", "web-1", false)
 	m2.checked("app", "web-1", false)
-	if got := testutil.ToFloat64(m1.checks.WithLabelValues("app", "web-1", "fail")); got != 2 {
-		t.Fatalf("fail = %v, want 2 (shared collector)", got)
-	}
-	if got := testutil.ToFloat64(m1.checks.WithLabelValues("app", "web-1", "ok")); got != 0 {
-		t.Fatalf("ok = %v, want 0", got)
+	if ok, fail := m1.counts("app", "web-1"); fail != 2 || ok != 0 {
+		t.Fatalf("ok, fail = %d, %d, want 0, 2 (shared collector)", ok, fail)
 	}
 	m1.backendRemoved("app", "web-1")
 	if n := testutil.CollectAndCount(m1.checks); n != 0 {
@@ -200,7 +197,7 @@ func TestMetrics(t *testing.T) {
 }
 
 func TestJoiningBackendIsProbedOnAShortBackoff(t *testing.T) {
-	p := &prober{cfg: Config{Interval: 300 * time.Millisecond}, rand: func() float64 { return 0.5 }}
+	p := &prober{cfg: &Config{Interval: 300 * time.Millisecond}, rand: func() float64 { return 0.5 }}
 	p.joining, p.spread = true, true
 	var got []time.Duration
 	for range 6 {

@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
-
 	"github.com/tierlb/tierlb/internal/testkit"
 )
 
@@ -212,6 +210,17 @@ func isTimeout(err error) bool {
 
 // probes is how many probes of backend id (of service app) m counted.
 func probes(m *Metrics, id string) float64 {
-	return testutil.ToFloat64(m.checks.WithLabelValues("app", id, resultOK)) +
-		testutil.ToFloat64(m.checks.WithLabelValues("app", id, resultFail))
+	ok, fail := m.counts("app", id)
+	return float64(ok + fail)
+}
+
+// counts returns a backend's probes by result, without exporting a series
+// it does not have.
+func (m *Metrics) counts(service, backend string) (ok, fail uint64) {
+	m.checks.mu.Lock()
+	defer m.checks.mu.Unlock()
+	if n := m.checks.series[seriesKey{service, backend}]; n != nil {
+		return n.ok.Load(), n.fail.Load()
+	}
+	return 0, 0
 }

@@ -29,7 +29,13 @@ type Warner struct {
 	// means a minute.
 	Every time.Duration
 
+	// seen tracks the backends that have opened a connection. One that
+	// has not is at zero since the previous sample, so it needs no state:
+	// most backends of a large setup are idle, and a track costs more than
+	// a hundred bytes.
 	seen map[sampleKey]*track
+	last time.Time // of the previous Observe
+	gen  uint64    // Observe calls, to find the backends no longer sampled
 }
 
 type sampleKey struct{ service, backend, address string }
@@ -39,6 +45,7 @@ type track struct {
 	total    uint64
 	over     bool
 	warnedAt time.Time
+	gen      uint64 // of the latest Observe that sampled it
 }
 
 func (w *Warner) share() float64 {
@@ -80,19 +87,32 @@ func (w *Warner) Run(ctx context.Context, sample func() []Sample) error {
 // Observe takes the totals at now. A backend over its share is warned about
 // at most once every Every, however often it crosses; it is logged at info
 // when it falls back under. Backends no longer sampled are forgotten.
+//
+// A backend first seen with connections is taken to have had none at the
+// previous sample: it opened them within the window (or it is the first
+// sample, whose totals are only a baseline), so its rate over the window
+// is at most its real one and never warns falsely.
 func (w *Warner) Observe(now time.Time, samples []Sample) {
 	if w.seen == nil {
 		w.seen = make(map[sampleKey]*track)
 	}
-	live := make(map[sampleKey]bool, len(samples))
+	baseline, prev := w.gen == 0, w.last
+	w.gen++
+	w.last = now
 	for _, s := range samples {
 		k := sampleKey{s.Service, s.Backend, s.Address}
-		live[k] = true
 		tr, ok := w.seen[k]
 		if !ok {
-			w.seen[k] = &track{at: now, total: s.Total}
-			continue
+			if s.Total == 0 {
+				continue
+			}
+			tr = &track{at: prev}
+			if baseline {
+				tr.at, tr.total = now, s.Total
+			}
+			w.seen[k] = tr
 		}
+		tr.gen = w.gen
 		elapsed := now.Sub(tr.at).Seconds()
 		if elapsed <= 0 || s.Total < tr.total {
 			tr.at, tr.total = now, s.Total
@@ -117,8 +137,8 @@ func (w *Warner) Observe(now time.Time, samples []Sample) {
 			tr.over = false
 		}
 	}
-	for k := range w.seen {
-		if !live[k] {
+	for k, tr := range w.seen {
+		if tr.gen != w.gen {
 			delete(w.seen, k)
 		}
 	}

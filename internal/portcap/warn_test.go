@@ -2,6 +2,7 @@ package portcap
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -99,5 +100,36 @@ func TestWarnerForgetsAndResets(t *testing.T) {
 	w.Observe(t0.Add(5*time.Second), []Sample{{Service: "a", Backend: "b", Address: "10.0.0.1:1", Total: 13}})
 	if buf.Len() != 0 {
 		t.Fatalf("logged %q at a low rate", buf.String())
+	}
+}
+
+// Idle backends leave no state behind, and one that starts opening
+// connections between two samples is rated over the window: its real rate
+// is at least that, so the warning is never false.
+func TestWarnerKeepsNothingForIdleBackends(t *testing.T) {
+	s, err := Read(procFS(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	w := &Warner{Settings: s, Log: slog.New(slog.NewTextHandler(&buf, nil))}
+	t0 := time.Unix(0, 0)
+	idle := make([]Sample, 1000)
+	for i := range idle {
+		idle[i] = Sample{Service: "a", Backend: fmt.Sprintf("b%d", i), Address: fmt.Sprintf("10.0.%d.%d:80", i/250, i%250)}
+	}
+	for i := range 3 {
+		w.Observe(t0.Add(time.Duration(i)*10*time.Second), idle)
+	}
+	if len(w.seen) != 0 {
+		t.Fatalf("%d idle backends tracked, want none", len(w.seen))
+	}
+	busy := append(idle, Sample{Service: "a", Backend: "new", Address: "10.0.9.9:80", Total: 4000})
+	w.Observe(t0.Add(30*time.Second), busy)
+	if !strings.Contains(buf.String(), "backend=new") || !strings.Contains(buf.String(), "rate_per_second=400") {
+		t.Fatalf("a new backend at 400/s over the window not warned about: %q", buf.String())
+	}
+	if len(w.seen) != 1 {
+		t.Fatalf("%d backends tracked, want the busy one", len(w.seen))
 	}
 }

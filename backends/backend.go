@@ -60,13 +60,15 @@ type Backend struct {
 	cur            atomic.Uint32                   // lastState, readable without mu by the data path
 
 	// The fields are in an order that leaves no padding: the struct fills
-	// its allocation size class (208 B) exactly.
+	// its allocation size class (96 B) exactly.
 	adminState State      // StateUp (no override), StateDraining or StateMaint
-	mu         sync.Mutex // guards spec but its ID and Address, the state inputs below and cold
-	// spec is the backend's own copy of its latest Spec. ID and Address
-	// are its key in the set: they never change, so the data path reads
-	// them without the lock, and Update writes only the other fields.
-	spec      Spec
+	mu         sync.Mutex // guards the state inputs below and cold
+	// spec is the backend's latest Spec: an element of the list its set
+	// was last updated with, which the set owns and nobody changes, so a
+	// discovered backend's spec is the provider's, not a copy of it (120
+	// bytes a backend). Its ID and Address, the backend's key in the set,
+	// are the same in every spec it is given.
+	spec      atomic.Pointer[Spec]
 	lastState State
 	// ramps says slow start ramps the backend's weight from upSince; a
 	// backend that joined an empty pool takes its full weight at once.
@@ -104,8 +106,9 @@ func (b *Backend) coldLocked() *coldState {
 // applies from now: a backend that joins an empty pool (the first list at
 // startup, or a service scaled up from zero) takes its full share at once,
 // because there is no one to share with and ramping only delays recovery.
-func newBackend(set *Set, s Spec, now time.Time, ramp bool) *Backend {
-	b := &Backend{set: set, spec: s, ramps: ramp}
+func newBackend(set *Set, s *Spec, now time.Time, ramp bool) *Backend {
+	b := &Backend{set: set, ramps: ramp}
+	b.spec.Store(s)
 	b.upSince = b.instant(now)
 	if set != nil && set.opts.HoldUntilChecked {
 		b.coldLocked().health = &Verdict{OK: false, Reason: PendingCheck, At: now}
@@ -124,31 +127,23 @@ func (b *Backend) now() time.Time {
 }
 
 // Spec returns the backend's latest spec.
-func (b *Backend) Spec() Spec {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.spec
-}
+func (b *Backend) Spec() Spec { return *b.spec.Load() }
 
 // ID returns the backend's name within its service.
-func (b *Backend) ID() string { return b.spec.ID }
+func (b *Backend) ID() string { return b.spec.Load().ID }
 
 // Address returns the host:port to dial.
-func (b *Backend) Address() string { return b.spec.Address }
+func (b *Backend) Address() string { return b.spec.Load().Address }
 
-// respec applies s, a spec of the same ID and Address, and reports whether
-// anything changed. It writes only the fields that may change, field by
-// field, because ID and Address are read without the lock.
+// respec makes s, a spec of the same ID and Address from the set's newest
+// list, the backend's, and reports whether anything in it changed. The
+// backend takes s even when nothing did, so that the list before can be
+// freed.
 func (b *Backend) respec(s *Spec) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.spec == *s {
-		return false
-	}
-	b.spec.Network, b.spec.Container = s.Network, s.Container
-	b.spec.Node, b.spec.Slot = s.Node, s.Slot
-	b.spec.Weight, b.spec.Priority, b.spec.Drain = s.Weight, s.Priority, s.Drain
-	return true
+	old := b.spec.Swap(s)
+	return *old != *s
 }
 
 // Service names the service the backend belongs to.
@@ -227,7 +222,7 @@ func (b *Backend) stateLocked(now time.Time) (State, string) {
 	case StateDraining:
 		return StateDraining, "set to drain by an operator"
 	}
-	if d := b.spec.Drain; d != "" {
+	if d := b.spec.Load().Drain; d != "" {
 		return StateDraining, d
 	}
 	c := b.cold
@@ -364,7 +359,8 @@ func (b *Backend) snapshotAt(now time.Time) snapshot {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	st, _ := b.syncLocked(now)
-	sn := snapshot{b: b, weight: b.spec.Weight, priority: b.spec.Priority, state: st}
+	sp := b.spec.Load()
+	sn := snapshot{b: b, weight: sp.Weight, priority: sp.Priority, state: st}
 	if b.ramps {
 		sn.rampStart = b.time(b.upSince)
 	}

@@ -72,7 +72,7 @@ func TestRandom2DrawTwo(t *testing.T) {
 	weights := []int{6, 3, 1}
 	p := &Pool{policy: Random2, weights: weights}
 	for i := range weights {
-		p.members = append(p.members, newBackend(nil, Spec{ID: fmt.Sprint(i)}, time.Now(), false))
+		p.members = append(p.members, newBackend(nil, &Spec{ID: fmt.Sprint(i)}, time.Now(), false))
 	}
 	p.prepare()
 	first := make([]int, 3)

@@ -136,7 +136,13 @@ func (s *Set) Changed() <-chan struct{} {
 // added to a serving pool ramp over SetOptions.SlowStart. Callers that merge
 // several providers should pass the merged list, so that the backends known
 // at startup arrive in one Update and none of them ramps.
-func (s *Set) Update(specs []Spec) {
+func (s *Set) Update(specs []Spec) { s.UpdateOwned(slices.Clone(specs)) }
+
+// UpdateOwned is Update with a list the set keeps: its backends point into
+// it instead of copying their specs, so the caller must never change it
+// afterwards. A provider that makes a new list for every change (Docker
+// discovery's) passes it here and its backends' specs cost nothing more.
+func (s *Set) UpdateOwned(specs []Spec) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
@@ -166,7 +172,7 @@ func (s *Set) Update(specs []Spec) {
 			// The build below re-derives the state from the new spec.
 			b.respec(sp)
 		} else {
-			b = newBackend(s, *sp, now, ramp)
+			b = newBackend(s, sp, now, ramp)
 			added = true
 		}
 		next = append(next, b)
@@ -191,7 +197,8 @@ func compareKey(id, address string, sp *Spec) int {
 
 // compare orders b against the backend sp would make.
 func (b *Backend) compare(sp *Spec) int {
-	return compareKey(b.spec.ID, b.spec.Address, sp)
+	cur := b.spec.Load()
+	return compareKey(cur.ID, cur.Address, sp)
 }
 
 // rebuild publishes a new pool from the current backends and states.

@@ -373,3 +373,34 @@ func TestUpdateMatchesModel(t *testing.T) {
 		prev = next
 	}
 }
+
+// TestUpdateOwnedTakesTheList: with UpdateOwned the backends' specs are
+// the list's own elements, re-pointed at each update so that the list
+// before can be freed; Update copies, so the caller may reuse its list.
+func TestUpdateOwnedTakesTheList(t *testing.T) {
+	set := NewSet("web", RoundRobin, SetOptions{})
+	t.Cleanup(set.Close)
+	first := []Spec{{ID: "a", Address: "10.0.0.1:80", Weight: 1}, {ID: "b", Address: "10.0.0.2:80", Weight: 1}}
+	set.UpdateOwned(first)
+	second := slices.Clone(first)
+	second[1].Weight = 3
+	set.UpdateOwned(second)
+	for i, b := range set.Backends() {
+		if b.spec.Load() != &second[i] {
+			t.Errorf("backend %s does not hold the newest list's spec", b.ID())
+		}
+	}
+	if w := set.Backend("b").Spec().Weight; w != 3 {
+		t.Errorf("b's weight %d after the update, want 3", w)
+	}
+
+	mine := slices.Clone(second)
+	set.Update(mine)
+	mine[0].Weight, mine[1].Drain = 9, "changed after the call"
+	if sp := set.Backend("a").Spec(); sp.Weight != 1 {
+		t.Errorf("a's weight %d: Update kept the caller's list, which changed after", sp.Weight)
+	}
+	if st, _ := set.Backend("b").State(); st != StateUp {
+		t.Errorf("b is %s: Update kept the caller's list, which changed after", st)
+	}
+}

@@ -13,7 +13,8 @@
 // removal) is played at -churn operations/s for -storm-for.
 //
 // Each run builds on a fresh tierlb process: time from exec to every
-// backend routed, RSS once routed, an event storm (container events/s for
+// backend routed, RSS once routed (the highest over 3 s after a services API
+// read and two /metrics scrapes), an event storm (container events/s for
 // a duration) with the lag of every change it causes, tierlb's CPU during
 // it, and the Engine API requests tierlb made at start, during the storm
 // and at rest (a window that includes one 30 s resync). The load is the
@@ -76,6 +77,7 @@ func run(ctx context.Context, ks string, services, rate int, stormFor, rest time
 		return err
 	}
 	defer remove()
+	var empty []int64 // RSS at K = 0, for the cost per backend
 	for _, field := range strings.Split(ks, ",") {
 		k, err := strconv.Atoi(strings.TrimSpace(field))
 		if err != nil || k < 0 {
@@ -98,17 +100,24 @@ func run(ctx context.Context, ks string, services, rate int, stormFor, rest time
 			if err != nil {
 				return fmt.Errorf("k=%d: %w", k, err)
 			}
-			report(f)
+			if k == 0 {
+				empty = append(empty, f.RSS)
+			}
+			report(f, empty)
 		}
 	}
 	return nil
 }
 
-func report(f *scale.Figures) {
+// report prints a run's figures; empty are the RSS readings at K = 0 so
+// far, from which a run with containers gets its cost per backend.
+func report(f *scale.Figures, empty []int64) {
 	fmt.Printf("K=%d S=%d  routed in %s (tierlb CPU %s)  RSS %.1f MiB, Go heap in use %.1f MiB", f.Containers, f.Services,
 		f.Routed.Round(time.Millisecond), f.RoutedCPU, float64(f.RSS)/(1<<20), float64(f.HeapInuse)/(1<<20))
-	if f.Containers > 0 {
-		fmt.Printf(" (%.0f B per backend over all)", float64(f.RSS)/float64(f.Containers))
+	if f.Containers > 0 && len(empty) > 0 {
+		lo, hi := slices.Min(empty), slices.Max(empty)
+		fmt.Printf(" (%.0f–%.0f B per backend over the RSS at K=0)",
+			float64(f.RSS-hi)/float64(f.Containers), float64(f.RSS-lo)/float64(f.Containers))
 	}
 	fmt.Println()
 	fmt.Printf("  requests at start: %s (%.1f MB of responses)\n", requests(f.StartRequests), float64(sum64(f.StartBytes))/1e6)

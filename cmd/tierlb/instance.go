@@ -84,7 +84,7 @@ func newInstance(cfg config.ServiceConfig, accessLog bool, discovered []backends
 		in.set.Close()
 		return nil, fmt.Errorf("service %s: %w", cfg.Name, err)
 	}
-	in.set.Update(in.specsLocked())
+	in.set.UpdateOwned(in.specsLocked())
 	if in.svc, err = newDataPath(&cfg, accessLog, in.set, in.monitor.Passive(), d); err != nil {
 		in.set.Close()
 		return nil, err
@@ -92,7 +92,14 @@ func newInstance(cfg config.ServiceConfig, accessLog bool, discovered []backends
 	return in, nil
 }
 
+// specsLocked is the list the set takes (UpdateOwned): discovery's own
+// list when there are no static backends, which the provider never changes
+// (docker.Sink), so its backends' specs are the provider's; else a new list
+// of both.
 func (in *instance) specsLocked() []backends.Spec {
+	if len(in.static) == 0 {
+		return in.docker
+	}
 	return slices.Concat(in.static, in.docker)
 }
 
@@ -235,7 +242,7 @@ func (in *instance) reconfigure(cfg config.ServiceConfig, accessLog bool) error 
 	// balance or the set's options never leaves the pool empty.
 	in.set.Reconfigure(policy, cfg.SetOptions(hc.Type))
 	in.mu.Lock()
-	in.set.Update(in.specsLocked())
+	in.set.UpdateOwned(in.specsLocked())
 	in.mu.Unlock()
 	apply()
 	in.cfg = cfg
@@ -247,7 +254,7 @@ func (in *instance) updateDocker(specs []backends.Spec) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	in.docker = specs // the provider never changes it (docker.Sink)
-	in.set.Update(in.specsLocked())
+	in.set.UpdateOwned(in.specsLocked())
 }
 
 // currentSet returns the service's Set.

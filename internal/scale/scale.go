@@ -89,7 +89,8 @@ type Figures struct {
 	// service's backends; RoutedCPU is tierlb's CPU time (user and
 	// system) up to then, which a loaded machine does not inflate.
 	Routed, RoutedCPU time.Duration
-	// RSS is tierlb's resident set once routed (bytes).
+	// RSS is tierlb's resident set once routed (bytes), read as a user
+	// would after an API read and two scrapes: see settledRSS.
 	RSS int64
 	// HeapInuse is the Go heap in use once routed (from /metrics, read
 	// after the RSS): what the RSS holds beyond it is the runtime's
@@ -285,8 +286,7 @@ func (h *harness) measure(ctx context.Context, g *errgroup.Group) (*Figures, err
 	if err := h.check(proc); err != nil {
 		return nil, err
 	}
-	time.Sleep(time.Second) // let the start's garbage be collected before reading the RSS
-	if f.RSS, err = proc.rss(); err != nil {
+	if f.RSS, err = h.settledRSS(proc); err != nil {
 		return nil, err
 	}
 	if p.HeapProfile != "" {
@@ -459,6 +459,34 @@ func (h *harness) fetch(proc *tierlb, path, file string, within time.Duration) e
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return out.Close()
+}
+
+// rssWindow is how long settledRSS samples the RSS, every rssEvery.
+const (
+	rssWindow = 3 * time.Second
+	rssEvery  = 250 * time.Millisecond
+)
+
+// settledRSS is tierlb's RSS as a user who looks at it sees it: after one
+// services API read (check, just before) and two /metrics scrapes, as
+// Prometheus makes them, the highest of the samples taken over rssWindow.
+// A single reading depends on where the garbage collector happens to be:
+// one right after a collection reads several MB less than one just before.
+func (h *harness) settledRSS(proc *tierlb) (int64, error) {
+	for range 2 {
+		if err := h.fetch(proc, "/metrics", filepath.Join(h.dir, "metrics.txt"), time.Minute); err != nil {
+			return 0, err
+		}
+	}
+	var most int64
+	for end := time.Now().Add(rssWindow); time.Now().Before(end); time.Sleep(rssEvery) {
+		rss, err := proc.rss()
+		if err != nil {
+			return 0, err
+		}
+		most = max(most, rss)
+	}
+	return most, nil
 }
 
 func (h *harness) perService() map[string]int {

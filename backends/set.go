@@ -39,6 +39,7 @@ type Set struct {
 	// never changes it in place, so a pool may share it.
 	sorted   []*Backend
 	changed  chan struct{} // closed and replaced when membership changes
+	onChange []*func()     // called after an Update that changed membership
 	timer    *time.Timer
 	timerAt  time.Time
 	timerGen uint64 // tells a fired timer whether it is still the pending one
@@ -127,6 +128,28 @@ func (s *Set) Changed() <-chan struct{} {
 	return s.changed
 }
 
+// OnChange registers fn to be called after every Update that changes
+// membership, in the goroutine that called Update and outside the set's
+// lock, so fn may read the set. A health monitor follows the set this way
+// without a goroutine of its own, which at hundreds of idle services
+// would cost a stack each. fn must not block: Update waits for it. After
+// stop returns, fn is called at most once more, by an Update already
+// under way.
+func (s *Set) OnChange(fn func()) (stop func()) {
+	f := &fn
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Copy on write: Update calls a snapshot of the list without the lock.
+	s.onChange = append(slices.Clip(s.onChange), f)
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if i := slices.Index(s.onChange, f); i >= 0 {
+			s.onChange = slices.Delete(slices.Clone(s.onChange), i, i+1)
+		}
+	}
+}
+
 // Update replaces the set's backends with specs. Backends with the same ID and
 // Address keep their counters and health (a changed weight, priority or drain
 // is applied to them); removed ones leave the pool (their open connections go
@@ -143,6 +166,14 @@ func (s *Set) Update(specs []Spec) { s.UpdateOwned(slices.Clone(specs)) }
 // afterwards. A provider that makes a new list for every change (Docker
 // discovery's) passes it here and its backends' specs cost nothing more.
 func (s *Set) UpdateOwned(specs []Spec) {
+	for _, fn := range s.update(specs) {
+		(*fn)()
+	}
+}
+
+// update applies specs under the set's lock and returns the
+// callbacks to call once it is released: none if membership is the same.
+func (s *Set) update(specs []Spec) []*func() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
@@ -179,11 +210,13 @@ func (s *Set) UpdateOwned(specs []Spec) {
 	}
 	membership := added || len(next) != len(s.sorted)
 	s.sorted = next
-	if membership {
-		close(s.changed)
-		s.changed = make(chan struct{})
-	}
 	s.pool.Store(s.buildLocked(now))
+	if !membership {
+		return nil
+	}
+	close(s.changed)
+	s.changed = make(chan struct{})
+	return s.onChange
 }
 
 // compareKey orders backends by ID, then Address: (id, address) against

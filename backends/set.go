@@ -38,8 +38,7 @@ type Set struct {
 	// so the set keeps no index of its own. Update replaces the slice and
 	// never changes it in place, so a pool may share it.
 	sorted   []*Backend
-	changed  chan struct{} // closed and replaced when membership changes
-	onChange []*func()     // called after an Update that changed membership
+	onChange []*func() // called after an Update that changed membership
 	timer    *time.Timer
 	timerAt  time.Time
 	timerGen uint64 // tells a fired timer whether it is still the pending one
@@ -54,7 +53,7 @@ func NewSet(service string, policy Policy, opts SetOptions) *Set {
 }
 
 func newSet(service string, policy Policy, opts SetOptions, clock func() time.Time) *Set {
-	s := &Set{name: service, policy: policy, opts: opts, clock: clock, changed: make(chan struct{})}
+	s := &Set{name: service, policy: policy, opts: opts, clock: clock}
 	s.epoch = s.now()
 	s.mu.Lock()
 	s.pool.Store(s.buildLocked(s.now()))
@@ -120,16 +119,8 @@ func (s *Set) Backend(id string) *Backend {
 	return nil
 }
 
-// Changed returns a channel closed at the next change of membership, so a
-// health checker can pick up new backends at once.
-func (s *Set) Changed() <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.changed
-}
-
 // OnChange registers fn to be called after every Update that changes
-// membership, in the goroutine that called Update and outside the set's
+// membership (a backend added or removed), in the goroutine that called Update and outside the set's
 // lock, so fn may read the set. A health monitor follows the set this way
 // without a goroutine of its own, which at hundreds of idle services
 // would cost a stack each. fn must not block: Update waits for it. After
@@ -214,8 +205,6 @@ func (s *Set) update(specs []Spec) []*func() {
 	if !membership {
 		return nil
 	}
-	close(s.changed)
-	s.changed = make(chan struct{})
 	return s.onChange
 }
 

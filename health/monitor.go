@@ -30,8 +30,8 @@ type Options struct {
 // and the service's passive checker. It keeps no goroutine of its own
 // while it runs: the set's changes, a reload and the end of its context
 // or of the check loop each call it, as HAProxy's checks are tasks on
-// shared threads; at hundreds of idle services a goroutine each cost a
-// stack each.
+// shared threads. A goroutine per service would cost a process with
+// hundreds of idle services a stack each.
 type Monitor struct {
 	set     *backends.Set
 	log     *slog.Logger

@@ -3,7 +3,9 @@ package health
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -132,4 +134,41 @@ func probersOf(m *Monitor) map[string]bool {
 		out[b.ID()] = true
 	}
 	return out
+}
+
+// TestMonitorFollowsConcurrentUpdates: updates and reloads from several
+// goroutines at once leave the monitor probing exactly the set's final
+// members: no older member list applied after a newer one.
+func TestMonitorFollowsConcurrentUpdates(t *testing.T) {
+	noLeaks(t)
+	var addrs []string
+	for range 6 {
+		addrs = append(addrs, startTCP(t, blackhole).addr())
+	}
+	set := newSet(t, addrs[0])
+	m, err := NewMonitor(set, Config{Type: TypeTCP, Interval: time.Hour}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runMonitor(t, m)
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range 200 {
+				n := 1 + (w*7+i*3)%len(addrs)
+				set.Update(specs(addrs[:n]...))
+				if i%50 == 0 {
+					m.Reconfigure(Config{Type: TypeTCP, Interval: time.Duration(1+i%2) * time.Hour})
+				}
+			}
+		})
+	}
+	wg.Wait()
+	want := map[string]bool{}
+	for _, b := range set.Backends() {
+		want[b.ID()] = true
+	}
+	if got := probersOf(m); !maps.Equal(got, want) {
+		t.Fatalf("probers %v, set's members %v", got, want)
+	}
 }

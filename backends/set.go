@@ -38,7 +38,7 @@ type Set struct {
 	// so the set keeps no index of its own. Update replaces the slice and
 	// never changes it in place, so a pool may share it.
 	sorted   []*Backend
-	changed  chan struct{} // closed and replaced when membership changes
+	onChange []*func() // called after an Update that changed membership
 	timer    *time.Timer
 	timerAt  time.Time
 	timerGen uint64 // tells a fired timer whether it is still the pending one
@@ -53,7 +53,7 @@ func NewSet(service string, policy Policy, opts SetOptions) *Set {
 }
 
 func newSet(service string, policy Policy, opts SetOptions, clock func() time.Time) *Set {
-	s := &Set{name: service, policy: policy, opts: opts, clock: clock, changed: make(chan struct{})}
+	s := &Set{name: service, policy: policy, opts: opts, clock: clock}
 	s.epoch = s.now()
 	s.mu.Lock()
 	s.pool.Store(s.buildLocked(s.now()))
@@ -119,12 +119,26 @@ func (s *Set) Backend(id string) *Backend {
 	return nil
 }
 
-// Changed returns a channel closed at the next change of membership, so a
-// health checker can pick up new backends at once.
-func (s *Set) Changed() <-chan struct{} {
+// OnChange registers fn to be called after every Update that changes
+// membership (a backend added or removed), in the goroutine that called Update and outside the set's
+// lock, so fn may read the set. A health monitor follows the set this way
+// without a goroutine of its own, which at hundreds of idle services
+// would cost a stack each. fn must not block: Update waits for it. After
+// stop returns, fn is called at most once more, by an Update already
+// under way.
+func (s *Set) OnChange(fn func()) (stop func()) {
+	f := &fn
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.changed
+	// Copy on write: Update calls a snapshot of the list without the lock.
+	s.onChange = append(slices.Clip(s.onChange), f)
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if i := slices.Index(s.onChange, f); i >= 0 {
+			s.onChange = slices.Delete(slices.Clone(s.onChange), i, i+1)
+		}
+	}
 }
 
 // Update replaces the set's backends with specs. Backends with the same ID and
@@ -143,6 +157,14 @@ func (s *Set) Update(specs []Spec) { s.UpdateOwned(slices.Clone(specs)) }
 // afterwards. A provider that makes a new list for every change (Docker
 // discovery's) passes it here and its backends' specs cost nothing more.
 func (s *Set) UpdateOwned(specs []Spec) {
+	for _, fn := range s.update(specs) {
+		(*fn)()
+	}
+}
+
+// update applies specs under the set's lock and returns the
+// callbacks to call once it is released: none if membership is the same.
+func (s *Set) update(specs []Spec) []*func() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
@@ -179,11 +201,11 @@ func (s *Set) UpdateOwned(specs []Spec) {
 	}
 	membership := added || len(next) != len(s.sorted)
 	s.sorted = next
-	if membership {
-		close(s.changed)
-		s.changed = make(chan struct{})
-	}
 	s.pool.Store(s.buildLocked(now))
+	if !membership {
+		return nil
+	}
+	return s.onChange
 }
 
 // compareKey orders backends by ID, then Address: (id, address) against

@@ -266,9 +266,9 @@ func TestUpdateAppliesEveryField(t *testing.T) {
 	}
 }
 
-// Changed fires on membership changes only: adds and removals, not a new
+// OnChange fires on membership changes only: adds and removals, not a new
 // weight or a state change.
-func TestChanged(t *testing.T) {
+func TestOnChange(t *testing.T) {
 	s := newTestSet(t, RoundRobin, SetOptions{}, nil)
 	specs := testSpecs(3)
 	steps := []struct {
@@ -284,19 +284,35 @@ func TestChanged(t *testing.T) {
 		{"add", func() { s.Update(specs) }, true},
 		{"swap one for another", func() { s.Update(append(specs[:2:2], testSpecs(4)[3])) }, true},
 	}
+	var calls int
+	stop := s.OnChange(func() {
+		calls++
+		s.Backends() // outside the set's lock: this would deadlock inside
+	})
+	t.Cleanup(stop)
 	for _, st := range steps {
-		ch := s.Changed()
+		before := calls
 		st.do()
-		select {
-		case <-ch:
-			if !st.fires {
-				t.Fatalf("%s: Changed fired", st.name)
-			}
-		default:
-			if st.fires {
-				t.Fatalf("%s: Changed did not fire", st.name)
-			}
+		if fired := calls > before; fired != st.fires {
+			t.Fatalf("%s: OnChange called %d times, want fired=%v", st.name, calls-before, st.fires)
 		}
+	}
+}
+
+// TestOnChangeStop checks that stop unregisters only its own callback.
+func TestOnChangeStop(t *testing.T) {
+	s := newTestSet(t, RoundRobin, SetOptions{}, nil)
+	var a, b int
+	stopA := s.OnChange(func() { a++ })
+	stopB := s.OnChange(func() { b++ })
+	s.Update(testSpecs(1))
+	stopA()
+	stopA() // twice is harmless
+	s.Update(testSpecs(2))
+	stopB()
+	s.Update(testSpecs(3))
+	if a != 1 || b != 2 {
+		t.Errorf("calls a=%d b=%d, want 1 and 2", a, b)
 	}
 }
 

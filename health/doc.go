@@ -8,8 +8,9 @@
 //	m, err := health.NewMonitor(set, svc.Health, health.Options{Logger: log, Metrics: hm, Docker: health.DockerInspect{Client: cli}, Checks: checks})
 //	if err != nil { ... } // every problem, keys named as in SPEC.md
 //	observer := m.Passive()  // the proxy's DialObserver: dial outcomes feed the passive checks
-//	g.Go(func() error { return m.Run(ctx) })
+//	err = m.Start(ctx)      // returns at once: the monitor keeps no goroutine
 //	...
+//	<-m.Done()              // after ctx ends: probers stopped, series removed
 //	err = m.Reconfigure(newHealth) // on SIGHUP; a bad config keeps the old one
 //
 // A new backend is held down ("waiting for the first health check") until
@@ -19,6 +20,11 @@
 // connections when its prober starts is not held down (it would lose them
 // under on_backend_down: close); its first probe still decides. A backend
 // has one prober, which runs one probe at a time.
+//
+// Run(ctx) is Start plus a wait on Done, for an errgroup. A running monitor
+// is called, not waited for: its set calls it after a change of membership
+// (Set.OnChange), Reconfigure reconciles at once, and the end of ctx or of
+// the check loop stops it from context.AfterFunc.
 //
 // The probes of every running monitor given the same Checks run on one
 // check loop (loop_linux.go, shared_linux.go): a heap of probers by due time, and tcp and http probes as raw non-blocking

@@ -27,7 +27,11 @@ type Options struct {
 
 // Monitor runs the active health checks of one service: one prober per
 // backend of its Set, started and stopped as the set's membership changes,
-// and the service's passive checker.
+// and the service's passive checker. It keeps no goroutine of its own
+// while it runs: the set's changes, a reload and the end of its context
+// or of the check loop each call it, as HAProxy's checks are tasks on
+// shared threads. A goroutine per service would cost a process with
+// hundreds of idle services a stack each.
 type Monitor struct {
 	set     *backends.Set
 	log     *slog.Logger
@@ -35,12 +39,18 @@ type Monitor struct {
 	docker  ContainerHealth
 	passive *Passive
 	rand    func() float64 // tests make it deterministic
-	reload  chan struct{}  // capacity 1: the config changed
+
+	// recMu serializes reconciles with each other and with the start and
+	// stop of a run. A reconcile holds it from reading the members to
+	// applying them, so an older member list never overwrites a newer
+	// one. It is taken before mu, never while holding the set's lock.
+	recMu sync.Mutex
 
 	mu      sync.Mutex
 	cfg     Config // validated, with defaults
 	checker Checker
 	running bool
+	run     *monitorRun    // the current or last run; nil before Start
 	checks  *Checks        // where the loop comes from
 	loop    *checkLoop     // the check loop, while running
 	aside   sync.WaitGroup // goroutine probes of this monitor's probers
@@ -48,7 +58,18 @@ type Monitor struct {
 	series  map[string]bool // backend IDs exported in Metrics
 }
 
-// NewMonitor validates cfg and returns a monitor for set; Run starts it.
+// monitorRun is one Start's life.
+type monitorRun struct {
+	sl       *sharedLoop
+	untrack  func()        // unregisters what calls the run; set by Start
+	stopping bool          // guarded by Monitor.recMu
+	once     sync.Once     // the first of ctx's end and the loop's stops
+	done     chan struct{} // closed once stopped
+	err      error         // why it stopped on its own; read once done is closed
+}
+
+// NewMonitor validates cfg and returns a monitor for set; Start or Run
+// starts it.
 func NewMonitor(set *backends.Set, cfg Config, opts Options) (*Monitor, error) {
 	checker, err := NewChecker(cfg, opts.Docker)
 	if err != nil {
@@ -61,7 +82,6 @@ func NewMonitor(set *backends.Set, cfg Config, opts Options) (*Monitor, error) {
 		docker:  opts.Docker,
 		checks:  opts.Checks,
 		rand:    rand.Float64,
-		reload:  make(chan struct{}, 1),
 		cfg:     cfg.WithDefaults(),
 		checker: checker,
 		probers: map[*backends.Backend]*prober{},
@@ -88,55 +108,102 @@ func (m *Monitor) Config() Config {
 	return m.cfg
 }
 
-// Run probes the set's backends until ctx ends, then stops every prober and
-// returns nil. A monitor runs once at a time. Its probes run on the
-// check loop of Options.Checks, shared with the other monitors given it.
+// Run is Start, then waits for Done: it probes the set's backends until
+// ctx ends and returns nil once every prober has stopped, or the error of
+// a broken check loop.
 func (m *Monitor) Run(ctx context.Context) error {
+	r, err := m.start(ctx)
+	if err != nil {
+		return err
+	}
+	<-r.done
+	return r.err
+}
+
+// Start probes the set's backends until ctx ends and returns at once; Done
+// is closed once every prober has stopped. A monitor runs once at a time.
+// Its probes run on the check loop of Options.Checks, shared with the
+// other monitors given it; should that loop break (only a failing epoll
+// set ends it), the monitor logs why and stops.
+func (m *Monitor) Start(ctx context.Context) error {
+	_, err := m.start(ctx)
+	return err
+}
+
+// Done returns a channel closed once the monitor of the last Start has
+// stopped, its probes ended and its series removed; closed before Start.
+func (m *Monitor) Done() <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.run == nil {
+		return closedChan
+	}
+	return m.run.done
+}
+
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
+
+func (m *Monitor) start(ctx context.Context) (*monitorRun, error) {
+	// Held until the run is wired up: whatever would reconcile or stop it
+	// meanwhile waits.
+	m.recMu.Lock()
+	defer m.recMu.Unlock()
 	m.mu.Lock()
 	if m.running {
 		m.mu.Unlock()
-		return fmt.Errorf("health monitor of service %s: already running", m.set.Name())
+		return nil, fmt.Errorf("health monitor of service %s: already running", m.set.Name())
 	}
 	sl, err := m.checks.acquire()
 	if err != nil {
 		m.mu.Unlock()
-		return fmt.Errorf("health monitor of service %s: %w", m.set.Name(), err)
+		return nil, fmt.Errorf("health monitor of service %s: %w", m.set.Name(), err)
 	}
-	m.running, m.loop = true, sl.loop
+	r := &monitorRun{sl: sl, done: make(chan struct{})}
+	m.running, m.loop, m.run = true, sl.loop, r
 	m.mu.Unlock()
-	defer func() {
-		// Once the loop has applied the removals no probe of ours starts
-		// again; those of other checkers still running are cancelled and
-		// awaited, so nothing of this monitor outlives Run.
-		m.stopProbers()
-		sl.sync()
-		m.aside.Wait()
-		m.checks.release(sl)
-		m.shutdown()
-	}()
-	// A Reconfigure before Run is already in m.cfg: no restart needed.
-	select {
-	case <-m.reload:
-	default:
-	}
 
-	for {
-		// Read the channel before listing, so a change in between is seen.
-		changed := m.set.Changed()
-		m.reconcile()
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-sl.done:
-			// Only a broken epoll set ends the loop on its own.
-			return fmt.Errorf("health monitor of service %s: %w", m.set.Name(), sl.err)
-		case <-changed:
-		case <-m.reload:
-			// Probers hold their config; restart them all with the new one.
-			// Verdicts live on the backends and survive.
-			m.stopProbers()
-		}
+	// Registered before the first reconcile, so a change in between is
+	// seen.
+	stopTrack := m.set.OnChange(func() { m.reconcile(r) })
+	m.reconcileLocked()
+	stopCtx := context.AfterFunc(ctx, func() { m.stop(r, nil) })
+	stopLoop := context.AfterFunc(sl.ended, func() {
+		m.stop(r, fmt.Errorf("health monitor of service %s: %w", m.set.Name(), sl.err))
+	})
+	r.untrack = func() {
+		stopTrack()
+		stopCtx()
+		stopLoop()
 	}
+	return r, nil
+}
+
+// stop ends run r: it runs in the goroutine context.AfterFunc starts for
+// ctx's end or the loop's, which exists only while the monitor stops.
+// Once the loop has applied the removals no probe of r starts again;
+// those of other checkers still running are cancelled and awaited, so
+// nothing of this run outlives Done.
+func (m *Monitor) stop(r *monitorRun, err error) {
+	r.once.Do(func() {
+		m.recMu.Lock()
+		r.untrack() // Start has set it: it held recMu until then
+		r.stopping = true
+		m.stopProbers()
+		m.recMu.Unlock()
+		r.sl.sync()
+		m.aside.Wait()
+		m.checks.release(r.sl)
+		m.shutdown()
+		if err != nil {
+			m.log.Error("health monitor stopped", "service", m.set.Name(), "err", err)
+		}
+		r.err = err
+		close(r.done)
+	})
 }
 
 // Reconfigure applies a new config to a running (or not yet running)
@@ -148,17 +215,22 @@ func (m *Monitor) Reconfigure(cfg Config) error {
 		return err
 	}
 	cfg = cfg.WithDefaults()
+	m.recMu.Lock()
+	defer m.recMu.Unlock()
 	m.mu.Lock()
 	if cfg == m.cfg {
 		m.mu.Unlock()
 		return nil
 	}
 	m.cfg, m.checker = cfg, checker
+	live := m.running && !m.run.stopping
 	m.mu.Unlock()
 	m.passive.SetConfig(cfg.Passive)
-	select {
-	case m.reload <- struct{}{}:
-	default:
+	if live {
+		// Probers hold their config; restart them all with the new one.
+		// Verdicts live on the backends and survive.
+		m.stopProbers()
+		m.reconcileLocked()
 	}
 	return nil
 }
@@ -174,9 +246,19 @@ func (m *Monitor) ProbeNow(b *backends.Backend) {
 	}
 }
 
-// reconcile starts a prober for each new backend, stops those of removed
-// ones and keeps the metric series in step.
-func (m *Monitor) reconcile() {
+// reconcile brings run r in step with the set's members, unless r is
+// stopping. The set calls it after a change of membership.
+func (m *Monitor) reconcile(r *monitorRun) {
+	m.recMu.Lock()
+	defer m.recMu.Unlock()
+	if !r.stopping {
+		m.reconcileLocked()
+	}
+}
+
+// reconcileLocked starts a prober for each new backend, stops those of
+// removed ones and keeps the metric series in step. recMu is held.
+func (m *Monitor) reconcileLocked() {
 	members := m.set.Backends()
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -253,7 +335,7 @@ func (m *Monitor) stopProbers() {
 	}
 }
 
-// shutdown ends Run once its probers are off the loop: the service's
+// shutdown ends a run once its probers are off the loop: the service's
 // series go.
 func (m *Monitor) shutdown() {
 	m.mu.Lock()

@@ -141,7 +141,7 @@ func probeCtx(t *testing.T, timeout time.Duration) context.Context {
 // its cleanup runs last.
 func noLeaks(t *testing.T) {
 	t.Helper()
-	markers := []string{"health.(*checkLoop).run", "health.(*checkLoop).probeAside", "health.(*Monitor).Run", "net/http.(*persistConn)"}
+	markers := []string{"health.(*checkLoop).run", "health.(*checkLoop).probeAside", "health.(*Monitor).Run", "health.(*Monitor).stop", "net/http.(*persistConn)"}
 	t.Cleanup(func() {
 		var last string
 		if testkit.Within(3*time.Second, func() bool {

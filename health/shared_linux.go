@@ -29,6 +29,9 @@ type sharedLoop struct {
 	cancel context.CancelFunc
 	done   chan struct{} // closed when run has returned
 	err    error         // run's error; read once done is closed
+	// ended is done as a context, for context.AfterFunc: a monitor learns
+	// of a broken loop without a goroutine parked on done.
+	ended context.Context
 }
 
 // acquire returns the running loop, starting one if none runs or the last
@@ -49,10 +52,12 @@ func (c *Checks) acquire() (*sharedLoop, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &sharedLoop{loop: loop, users: 1, cancel: cancel, done: make(chan struct{})}
+	ended, end := context.WithCancel(context.Background())
+	s := &sharedLoop{loop: loop, users: 1, cancel: cancel, done: make(chan struct{}), ended: ended}
 	go func() {
 		s.err = loop.run(ctx)
 		close(s.done)
+		end()
 	}()
 	c.cur = s
 	return s, nil

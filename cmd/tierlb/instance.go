@@ -59,7 +59,7 @@ type instance struct {
 	static  []backends.Spec
 	docker  []backends.Spec
 	stopMon context.CancelFunc
-	monDone chan struct{}
+	monDone <-chan struct{}
 
 	stopServe context.CancelFunc
 	served    <-chan struct{}
@@ -163,7 +163,9 @@ type starter interface {
 	Done() <-chan struct{}
 }
 
-// startMonitor starts the health monitor once.
+// startMonitor starts the health monitor once. It keeps no goroutine
+// while it runs (like a starter data path), so idle services cost no
+// stack each; it logs a broken check loop itself.
 func (in *instance) startMonitor() {
 	in.mu.Lock()
 	defer in.mu.Unlock()
@@ -171,15 +173,12 @@ func (in *instance) startMonitor() {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	in.stopMon, in.monDone = cancel, done
-	mon := in.monitor
-	go func() {
-		defer close(done)
-		if err := mon.Run(ctx); err != nil {
-			in.log.Error("health monitor stopped", "err", err)
-		}
-	}()
+	if err := in.monitor.Start(ctx); err != nil {
+		cancel()
+		in.log.Error("health monitor not started", "err", err)
+		return
+	}
+	in.stopMon, in.monDone = cancel, in.monitor.Done()
 }
 
 // stopListening closes the listener and waits for the accept loop to end,

@@ -53,9 +53,15 @@ type Provider struct {
 	declNew      []LabelService
 	declWarnings map[string][]string
 	declSels     int
-	routes       routes // its byRef is written under mu: Explain reads it
-	synced       bool   // published at least once
-	sw           swarmState
+	// configured and declaredBy index the selectors of generation
+	// configuredGen and the declarations of generation declGen by service
+	// name, made again only when those change rather than per publish.
+	configured    map[string]bool
+	configuredGen int
+	declaredBy    map[string]LabelService
+	routes        routes // its byRef is written under mu: Explain reads it
+	synced        bool   // published at least once
+	sw            swarmState
 	// lastEvent is the engine's time of the last event applied (UnixNano).
 	// A new subscription asks for the events since then, so a container
 	// stopped while the stream was down is still drained at its stop.

@@ -9,7 +9,7 @@ import (
 
 func record(t *testing.T, c fakeCtr) *ctr {
 	t.Helper()
-	r, ok := fromInspect(c.inspect(), "tierlb")
+	r, ok := fromInspect(inspectRowOf(t, c.inspect()), "tierlb")
 	if !ok {
 		t.Fatalf("fake container %s not running", c.name)
 	}

@@ -83,57 +83,6 @@ func (c *ctr) hasHealthcheck() bool {
 	return c.Health != "" && c.Health != string(container.NoHealthcheck)
 }
 
-// fromInspect builds a record; ok is false when the container is not running
-// (exited, created, dead), which the provider treats as gone.
-func fromInspect(r container.InspectResponse, prefix string) (c *ctr, ok bool) {
-	if r.State == nil || !r.State.Running || r.State.Restarting {
-		return nil, false
-	}
-	c = &ctr{
-		ID:        r.ID,
-		Name:      strings.TrimPrefix(r.Name, "/"),
-		StartedAt: r.State.StartedAt,
-		Paused:    r.State.Paused,
-		Health:    string(container.NoHealthcheck),
-	}
-	if t, err := time.Parse(time.RFC3339Nano, r.Created); err == nil {
-		c.Created = unixNano(t)
-	}
-	if r.State.Health != nil && r.State.Health.Status != "" {
-		c.Health = string(r.State.Health.Status)
-	}
-	if r.Config != nil {
-		c.Labels = newLabelSet(r.Config.Labels)
-		c.StopSignal = r.Config.StopSignal
-		for p := range r.Config.ExposedPorts {
-			if p.Proto() == "tcp" {
-				c.Exposed = append(c.Exposed, int(p.Num()))
-			}
-		}
-		slices.Sort(c.Exposed)
-		c.Exposed = slices.Compact(c.Exposed)
-	}
-	if r.NetworkSettings != nil {
-		for name, ep := range r.NetworkSettings.Networks {
-			if ep == nil {
-				continue
-			}
-			ip := ep.IPAddress
-			if !ip.IsValid() {
-				ip = ep.GlobalIPv6Address
-			}
-			c.Endpoints = append(c.Endpoints, newEndpoint(name, ep.NetworkID, ip))
-		}
-		sortEndpoints(c.Endpoints)
-	}
-	if r.Config != nil {
-		c.labels, c.labelErr = parseLabels(prefix, r.Config.Labels)
-	} else {
-		c.labels, c.labelErr = parseLabels(prefix, nil)
-	}
-	return c, true
-}
-
 // containerRow is the part of a listed container (GET /containers/json)
 // tierlb reads. The rest of a row (ports, mounts, host config, every
 // endpoint's settings) is most of its 1 KB: decoding into this instead of
@@ -147,13 +96,33 @@ type containerRow struct {
 	State           container.ContainerState
 	Status          string
 	Health          *struct{ Status container.HealthStatus } // API 1.52
-	NetworkSettings *struct {
-		Networks map[string]*struct {
-			NetworkID         string
-			IPAddress         netip.Addr
-			GlobalIPv6Address netip.Addr
+	NetworkSettings *struct{ Networks map[string]*endpointRow }
+}
+
+// endpointRow is the part of a network endpoint, in a list row or an
+// inspect, tierlb reads.
+type endpointRow struct {
+	NetworkID         string
+	IPAddress         netip.Addr
+	GlobalIPv6Address netip.Addr
+}
+
+// endpointsOf is a container's endpoints by network name, each at its
+// IPv4 address, else its global IPv6 one.
+func endpointsOf(nets map[string]*endpointRow) []endpoint {
+	var eps []endpoint
+	for name, ep := range nets {
+		if ep == nil {
+			continue
 		}
+		ip := ep.IPAddress
+		if !ip.IsValid() {
+			ip = ep.GlobalIPv6Address
+		}
+		eps = append(eps, newEndpoint(name, ep.NetworkID, ip))
 	}
+	sortEndpoints(eps)
+	return eps
 }
 
 // fromRow builds a record from the container list, which says all that
@@ -179,17 +148,7 @@ func fromRow(r *containerRow, prefix string) (c *ctr, ok bool) {
 		}
 	}
 	if r.NetworkSettings != nil {
-		for name, ep := range r.NetworkSettings.Networks {
-			if ep == nil {
-				continue
-			}
-			ip := ep.IPAddress
-			if !ip.IsValid() {
-				ip = ep.GlobalIPv6Address
-			}
-			c.Endpoints = append(c.Endpoints, newEndpoint(name, ep.NetworkID, ip))
-		}
-		sortEndpoints(c.Endpoints)
+		c.Endpoints = endpointsOf(r.NetworkSettings.Networks)
 	}
 	c.labels, c.labelErr = parseLabels(prefix, r.Labels)
 	return c, true

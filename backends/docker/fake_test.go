@@ -80,17 +80,21 @@ func (f *fakeClient) ContainerList(_ context.Context, opts client.ContainerListO
 	return client.ContainerListResult{Items: out}, nil
 }
 
-// ListBody answers as the engine's list endpoints do: ContainerList's
-// containers or TaskList's tasks in JSON.
-func (f *fakeClient) ListBody(ctx context.Context, path string, filters client.Filters) (io.ReadCloser, error) {
+// GetBody answers as the engine's endpoints do: ContainerList's containers
+// or TaskList's tasks, or ContainerInspect's container, in JSON.
+func (f *fakeClient) GetBody(ctx context.Context, path string, filters client.Filters) (io.ReadCloser, error) {
 	var items any
 	var err error
-	switch path {
-	case "/containers/json":
+	switch id, ok := strings.CutPrefix(path, "/containers/"); {
+	case path == "/containers/json":
 		var res client.ContainerListResult
 		res, err = f.ContainerList(ctx, client.ContainerListOptions{Filters: filters})
 		items = res.Items
-	case "/tasks":
+	case ok && strings.HasSuffix(id, "/json"):
+		var res client.ContainerInspectResult
+		res, err = f.ContainerInspect(ctx, strings.TrimSuffix(id, "/json"), client.ContainerInspectOptions{})
+		items = res.Container
+	case path == "/tasks":
 		var res client.TaskListResult
 		res, err = f.TaskList(ctx, client.TaskListOptions{Filters: filters})
 		items = res.Items

@@ -17,22 +17,22 @@ import (
 )
 
 // countingClient counts container lists, to prove that many relists
-// happened. The provider reads lists with its own requests (see lister).
+// happened. The provider reads lists with its own requests (see getter).
 type countingClient struct {
 	client.APIClient
 	lists atomic.Int64
-	http  lister
+	http  getter
 }
 
 func newCountingClient(cli client.APIClient) *countingClient {
-	return &countingClient{APIClient: cli, http: newHTTPLister(cli)}
+	return &countingClient{APIClient: cli, http: newHTTPGetter(cli)}
 }
 
-func (c *countingClient) ListBody(ctx context.Context, path string, f client.Filters) (io.ReadCloser, error) {
+func (c *countingClient) GetBody(ctx context.Context, path string, f client.Filters) (io.ReadCloser, error) {
 	if path == "/containers/json" {
 		c.lists.Add(1)
 	}
-	return c.http.ListBody(ctx, path, f)
+	return c.http.GetBody(ctx, path, f)
 }
 
 func TestEngineAddressChoice(t *testing.T) {

@@ -9,35 +9,36 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/containerd/errdefs/pkg/errhttp"
 	"github.com/moby/moby/client"
 )
 
-// lister answers the engine's list endpoints undecoded: GET path with
-// filters, and the engine's JSON array.
-type lister interface {
-	ListBody(ctx context.Context, path string, f client.Filters) (io.ReadCloser, error)
+// getter answers the engine's GET endpoints undecoded: the JSON body of
+// GET path with filters (none when f is empty), or the engine's error.
+type getter interface {
+	GetBody(ctx context.Context, path string, f client.Filters) (io.ReadCloser, error)
 }
 
-// newLister reads lists by HTTP (see httpLister), unless the client
-// answers them itself (an engine in memory).
-func newLister(cli client.APIClient) lister {
-	if l, ok := cli.(lister); ok {
+// newGetter reads by HTTP (see httpGetter), unless the client answers
+// itself (an engine in memory).
+func newGetter(cli client.APIClient) getter {
+	if l, ok := cli.(getter); ok {
 		return l
 	}
-	return newHTTPLister(cli)
+	return newHTTPGetter(cli)
 }
 
 // streamList reads the list at path one element at a time (see
 // decodeList), so that a list of 10,000 containers or tasks is never held
 // whole: the SDK's ContainerList and TaskList decode every field of every
 // element into one slice, megabytes that set the process's peak.
-func streamList[T any](ctx context.Context, l lister, path string, f client.Filters, what string, visit func(*T)) error {
+func streamList[T any](ctx context.Context, l getter, path string, f client.Filters, what string, visit func(*T)) error {
 	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
 	defer cancel()
-	body, err := l.ListBody(ctx, path, f)
+	body, err := l.GetBody(ctx, path, f)
 	if err != nil {
 		return err
 	}
@@ -80,17 +81,23 @@ func decodeList[T any](r io.Reader, what string, visit func(*T)) error {
 	return nil
 }
 
-// httpLister issues list requests itself over the SDK client's connection
-// (its Dialer: unix socket, TCP, TLS, or an SSH helper's dialer) and with
-// its negotiated API version, because the SDK decodes every field of every
-// element; everything else goes through the SDK.
-type httpLister struct {
+// httpGetter issues lists and inspects itself over the SDK client's
+// connection (its Dialer: unix socket, TCP, TLS, or an SSH helper's
+// dialer) and with its negotiated API version, because the SDK decodes
+// every field of every element, and of every inspected container its
+// config, host config, mounts and storage; everything else goes through
+// the SDK.
+type httpGetter struct {
 	cli  client.APIClient
 	hc   *http.Client
 	host string // the Host header, as the SDK sends it
+	// negotiated is set once the client has negotiated its API version,
+	// which the SDK does on its first request: an inspect or a list may
+	// come before any.
+	negotiated atomic.Bool
 }
 
-func newHTTPLister(cli client.APIClient) *httpLister {
+func newHTTPGetter(cli client.APIClient) *httpGetter {
 	dial := cli.Dialer()
 	host := client.DummyHost
 	if u, err := client.ParseHostURL(cli.DaemonHost()); err == nil && u.Scheme != "unix" && u.Scheme != "npipe" {
@@ -101,10 +108,10 @@ func newHTTPLister(cli client.APIClient) *httpLister {
 		MaxIdleConns:    2,
 		IdleConnTimeout: 30 * time.Second,
 	}
-	return &httpLister{cli: cli, hc: &http.Client{Transport: tr}, host: host}
+	return &httpGetter{cli: cli, hc: &http.Client{Transport: tr}, host: host}
 }
 
-func (h *httpLister) ListBody(ctx context.Context, path string, f client.Filters) (io.ReadCloser, error) {
+func (h *httpGetter) GetBody(ctx context.Context, path string, f client.Filters) (io.ReadCloser, error) {
 	q := url.Values{}
 	if len(f) > 0 {
 		b, err := json.Marshal(f)
@@ -112,6 +119,12 @@ func (h *httpLister) ListBody(ctx context.Context, path string, f client.Filters
 			return nil, fmt.Errorf("GET %s: filters: %w", path, err)
 		}
 		q.Set("filters", string(b))
+	}
+	if !h.negotiated.Load() {
+		if _, err := h.cli.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
+			return nil, fmt.Errorf("GET %s: negotiate the API version with %s: %w", path, h.cli.DaemonHost(), err)
+		}
+		h.negotiated.Store(true)
 	}
 	if v := h.cli.ClientVersion(); v != "" {
 		path = "/v" + strings.TrimPrefix(v, "v") + path

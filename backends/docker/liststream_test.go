@@ -58,7 +58,7 @@ func containerEngine(tb testing.TB, n, services int) *client.Client {
 // does.
 func containerListJSON(tb testing.TB, cli *client.Client, f client.Filters) []byte {
 	tb.Helper()
-	body, err := newLister(struct{ client.APIClient }{cli}).ListBody(tb.Context(), "/containers/json", f)
+	body, err := newGetter(struct{ client.APIClient }{cli}).GetBody(tb.Context(), "/containers/json", f)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestDecodeContainersBadInput(t *testing.T) {
 // with the endpoint, the status and the engine's message.
 func TestContainerListErrorNamesTheEngine(t *testing.T) {
 	cli := containerEngine(t, 1, 1)
-	_, err := newLister(cli).ListBody(t.Context(), "/containers/json", client.Filters{"label": {"x": true}, "bad filter": {"y": true}})
+	_, err := newGetter(cli).GetBody(t.Context(), "/containers/json", client.Filters{"label": {"x": true}, "bad filter": {"y": true}})
 	if err == nil {
 		t.Fatal("a list with an unknown filter succeeded")
 	}

@@ -27,8 +27,12 @@ type Provider struct {
 	log     *slog.Logger
 	metrics *Metrics
 	cli     client.APIClient
-	host    string // for messages
-	onList  func(error)
+	raw     getter // lists and inspects, decoded here (see httpGetter)
+	// inspectBufs holds *bytes.Buffer to read inspects into: a storm of
+	// container starts makes hundreds a second, of a few kilobytes each.
+	inspectBufs sync.Pool
+	host        string // for messages
+	onList      func(error)
 
 	// Hooks and tunables; tests replace them before Run.
 	getenv     func(string) string
@@ -39,7 +43,6 @@ type Provider struct {
 
 	// Owned by Run's goroutine.
 	me        *self
-	list      lister          // made on first use, kept for its connections
 	ctrs      map[string]*ctr // running containers seen, by full ID
 	bridges   map[string]bool // bridge network IDs and names (on the host)
 	published map[string][]backends.Spec
@@ -50,9 +53,15 @@ type Provider struct {
 	declNew      []LabelService
 	declWarnings map[string][]string
 	declSels     int
-	routes       routes // its byRef is written under mu: Explain reads it
-	synced       bool   // published at least once
-	sw           swarmState
+	// configured and declaredBy index the selectors of generation
+	// configuredGen and the declarations of generation declGen by service
+	// name, made again only when those change rather than per publish.
+	configured    map[string]bool
+	configuredGen int
+	declaredBy    map[string]LabelService
+	routes        routes // its byRef is written under mu: Explain reads it
+	synced        bool   // published at least once
+	sw            swarmState
 	// lastEvent is the engine's time of the last event applied (UnixNano).
 	// A new subscription asks for the events since then, so a container
 	// stopped while the stream was down is still drained at its stop.
@@ -114,6 +123,7 @@ func New(cfg Config, services []ServiceSelector, sink Sink, opts Options) (*Prov
 		p.cli = cli
 	}
 	p.host = p.cli.DaemonHost()
+	p.raw = newGetter(p.cli)
 	return p, nil
 }
 
@@ -179,14 +189,12 @@ func (p *Provider) ContainerHealth(ctx context.Context, containerID string) (str
 	if ok {
 		return st, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
-	defer cancel()
-	res, err := p.cli.ContainerInspect(ctx, containerID, client.ContainerInspectOptions{})
+	r, err := p.inspectContainer(ctx, containerID)
 	if err != nil {
 		return "", fmt.Errorf("inspect container %s for its health: %w", containerID, err)
 	}
-	if s := res.Container.State; s != nil && s.Health != nil && s.Health.Status != "" {
-		return string(s.Health.Status), nil
+	if h := r.health(); h != "" {
+		return h, nil
 	}
 	return "none", nil
 }

@@ -257,9 +257,19 @@ func TestProviderStopSkipsCoalescing(t *testing.T) {
 	}
 }
 
+// TestLogDrains: drains and returns are logged once each, at info level
+// as at debug level (where logChanges indexes every old replica, not only
+// the drained ones).
 func TestLogDrains(t *testing.T) {
+	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
+		t.Run(level.String(), func(t *testing.T) { testLogDrains(t, level) })
+	}
+}
+
+func testLogDrains(t *testing.T, level slog.Level) {
 	var buf bytes.Buffer
-	p := &Provider{log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{
+	p := &Provider{synced: true, log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{
+		Level: level,
 		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
 			if a.Key == slog.TimeKey {
 				return slog.Attr{}
@@ -287,7 +297,13 @@ func TestLogDrains(t *testing.T) {
 		t.Run(st.name, func(t *testing.T) {
 			buf.Reset()
 			p.logChanges("app", st.old, st.next)
-			if got := buf.String(); got != st.want {
+			var got string
+			for line := range strings.Lines(buf.String()) {
+				if !strings.HasPrefix(line, "level=DEBUG") {
+					got += line
+				}
+			}
+			if got != st.want {
 				t.Errorf("logged %q, want %q", got, st.want)
 			}
 		})

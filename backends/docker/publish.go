@@ -136,10 +136,13 @@ func (p *Provider) publish() { p.publishChanged(nil) }
 func (p *Provider) publishChanged(changed map[string]bool) {
 	changed = p.withSwarmChanges(changed)
 	sels, selsGen := p.selectorsGen()
-	configured := make(map[string]bool, len(sels))
-	for _, s := range sels {
-		configured[s.Name] = true
+	if p.configured == nil || p.configuredGen != selsGen {
+		p.configured, p.configuredGen = make(map[string]bool, len(sels)), selsGen
+		for _, s := range sels {
+			p.configured[s.Name] = true
+		}
 	}
+	configured := p.configured
 	// Declarations depend on the records with a listen label alone: a
 	// batch that touched none of them leaves them as they were.
 	if changed == nil || !p.synced || selsGen != p.declSels || p.touchesListen(changed) {
@@ -151,11 +154,12 @@ func (p *Provider) publishChanged(changed map[string]bool) {
 	if declsChanged {
 		p.declared = decls
 		p.declGen++
+		p.declaredBy = make(map[string]LabelService, len(decls))
+		for _, d := range decls {
+			p.declaredBy[d.Name] = d
+		}
 	}
-	declared := make(map[string]LabelService, len(decls))
-	for _, d := range decls {
-		declared[d.Name] = d
-	}
+	declared := p.declaredBy
 	r := reach{me: p.me, prefix: p.cfg.labelPrefix(), restrict: p.cfg.Networks, bridges: p.bridges}
 
 	rs := &p.routes
@@ -229,28 +233,37 @@ func (p *Provider) publishChanged(changed map[string]bool) {
 	unrouted := rs.unrouted
 	p.mu.Unlock()
 
-	names := make([]string, 0, len(configured)+len(declared))
-	names = slices.AppendSeq(names, maps.Keys(configured))
-	names = slices.AppendSeq(names, maps.Keys(declared))
-	slices.Sort(names)
-	names = slices.Compact(names)
-	published := make(map[string][]backends.Spec, len(names))
-	for _, name := range names {
-		old, ok := p.published[name]
-		if !full && ok && !affected[name] {
-			published[name] = old
-			continue
+	if full {
+		names := make([]string, 0, len(configured)+len(declared))
+		names = slices.AppendSeq(names, maps.Keys(configured))
+		names = slices.AppendSeq(names, maps.Keys(declared))
+		slices.Sort(names)
+		names = slices.Compact(names)
+		published := make(map[string][]backends.Spec, len(names))
+		for _, name := range names {
+			old, ok := p.published[name]
+			specs := rs.specs(name)
+			published[name] = specs
+			if !p.synced || !ok || !slices.Equal(old, specs) {
+				p.update(name, old, specs)
+			}
 		}
-		specs := rs.specs(name)
-		published[name] = specs
-		if p.synced && ok && slices.Equal(old, specs) {
-			continue
+		p.published = published
+	} else {
+		// The selectors and declarations of the last publish (else the
+		// routes' key changed), so the same services: only the affected
+		// may have new backends.
+		for _, name := range slices.Sorted(maps.Keys(affected)) {
+			old, ok := p.published[name]
+			if !ok {
+				continue // neither configured nor declared
+			}
+			if specs := rs.specs(name); !slices.Equal(old, specs) {
+				p.published[name] = specs
+				p.update(name, old, specs)
+			}
 		}
-		p.sink.UpdateBackends(name, specs)
-		p.log.Debug("backends updated", "service", name, "count", len(specs))
-		p.logChanges(name, old, specs)
 	}
-	p.published = published
 	if declsChanged {
 		p.sink.DeclareServices(decls)
 	}
@@ -405,16 +418,30 @@ func (r reach) key() string {
 	return b.String()
 }
 
+// update hands the sink a service's new backends, and logs what changed.
+func (p *Provider) update(name string, old, specs []backends.Spec) {
+	p.sink.UpdateBackends(name, specs)
+	p.log.Debug("backends updated", "service", name, "count", len(specs))
+	p.logChanges(name, old, specs)
+}
+
 // logChanges logs, once each, the replicas that a publish took out of or
 // put back into rotation (stop, pause, unpause), and at debug level the
 // ones it added or removed. It runs after the sink has the new specs, so a
 // "backend draining" line means no new connection goes there.
 func (p *Provider) logChanges(service string, old, specs []backends.Spec) {
-	was := make(map[string]string, len(old))
-	for _, sp := range old {
-		was[sp.ID] = sp.Drain
-	}
+	// Without debug lines only the drained replicas of old matter: a
+	// publish per event should not index every replica of the service.
 	debug := p.synced && p.log.Enabled(context.Background(), slog.LevelDebug)
+	var was map[string]string
+	for _, sp := range old {
+		if debug || sp.Drain != "" {
+			if was == nil {
+				was = make(map[string]string)
+			}
+			was[sp.ID] = sp.Drain
+		}
+	}
 	for _, sp := range specs {
 		before, known := was[sp.ID]
 		if !known && debug {

@@ -3,6 +3,8 @@ package docker
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"maps"
 	"math/rand/v2"
 	"reflect"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/events"
+	"github.com/tierlb/tierlb/backends"
 )
 
 // TestPublishAgreesWithBuildView: after every batch of random events, what
@@ -139,5 +142,54 @@ func check(t *testing.T, p *Provider, sink *fakeSink, sels []ServiceSelector, wh
 	sink.mu.Unlock()
 	if !slices.EqualFunc(decls, v.decls, equalDecl) {
 		t.Errorf("%s: declarations %v, want %v", when, decls, v.decls)
+	}
+}
+
+// nopSink takes the specs and keeps nothing: the benchmark counts the
+// provider's work, not a sink's.
+type nopSink struct{}
+
+func (nopSink) UpdateBackends(string, []backends.Spec) {}
+func (nopSink) DeclareServices([]LabelService)         {}
+
+// BenchmarkPublishOneChange publishes one container's change (a stop
+// begun, then over) among 10,000 containers of 100
+// configured services, as each event of the scale harness's storm does.
+func BenchmarkPublishOneChange(b *testing.B) {
+	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
+		b.Run(level.String(), func(b *testing.B) {
+			f := newFakeClient()
+			f.set(proxyCtr(map[string]string{"app": "10.2.0.100"}).inspect())
+			for i := range 10000 {
+				svc := fmt.Sprintf("svc%02d", i%100)
+				f.set(fakeCtr{id: fmt.Sprintf("id%05d", i), name: fmt.Sprintf("%s-%d", svc, i/100), created: t0,
+					labels: map[string]string{"tierlb.service": svc, "tierlb.port": "8080"},
+					nets:   map[string]string{"app": fmt.Sprintf("10.2.%d.%d", i/250, i%250+1)}}.inspect())
+			}
+			var sels []ServiceSelector
+			for i := range 100 {
+				sels = append(sels, ServiceSelector{Name: fmt.Sprintf("svc%02d", i)})
+			}
+			log := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: level}))
+			p, err := New(Config{ContainerID: "proxyid"}, sels, nopSink{}, Options{Client: f, Logger: log})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := p.relist(b.Context()); err != nil {
+				b.Fatal(err)
+			}
+			if len(p.published) != 100 {
+				b.Fatalf("%d services published, want 100", len(p.published))
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				id := fmt.Sprintf("id%05d", i%10000)
+				c := p.ctrs[id]
+				c.Stopping = !c.Stopping
+				p.publishChanged(map[string]bool{id: true})
+				i += 37
+			}
+		})
 	}
 }

@@ -94,10 +94,7 @@ func (p *Provider) relist(ctx context.Context) error {
 // containerList reads the running containers one row at a time (see
 // streamList).
 func (p *Provider) containerList(ctx context.Context, f client.Filters, visit func(*containerRow)) error {
-	if p.list == nil {
-		p.list = newLister(p.cli)
-	}
-	return streamList(ctx, p.list, "/containers/json", f, "container", visit)
+	return streamList(ctx, p.raw, "/containers/json", f, "container", visit)
 }
 
 // refreshSelf finds the proxy's container the first time, then re-reads its
@@ -200,16 +197,14 @@ func (p *Provider) inspectAll(ctx context.Context, ids []string) (map[string]*ct
 // inspect reads one container; nil without error when it is gone or not
 // running.
 func (p *Provider) inspect(ctx context.Context, id string) (*ctr, error) {
-	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
-	defer cancel()
-	res, err := p.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	r, err := p.inspectContainer(ctx, id)
 	if cerrdefs.IsNotFound(err) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("inspect container %.12s: %w", id, err)
 	}
-	c, running := fromInspect(res.Container, p.cfg.labelPrefix())
+	c, running := fromInspect(r, p.cfg.labelPrefix())
 	if !running {
 		return nil, nil
 	}

@@ -9,8 +9,6 @@ import (
 	"strings"
 
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/client"
 )
 
 // containerIDInPath matches the 64-hex container ID in the paths Docker
@@ -111,13 +109,6 @@ func (p *Provider) inspectSelf(ctx context.Context, id string) (*self, error) {
 		sortEndpoints(me.Networks)
 	}
 	return me, nil
-}
-
-func (p *Provider) inspectContainer(ctx context.Context, id string) (container.InspectResponse, error) {
-	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
-	defer cancel()
-	res, err := p.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
-	return res.Container, err
 }
 
 // owns reports whether a network event about container cid changes the

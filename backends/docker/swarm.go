@@ -291,10 +291,7 @@ func (p *Provider) listTasks(ctx context.Context, serviceIDs []string, visit fun
 // taskList reads a filtered task list, decoding only what tierlb uses
 // (see taskRow).
 func (p *Provider) taskList(ctx context.Context, f client.Filters, visit func(*taskRow)) error {
-	if p.list == nil {
-		p.list = newLister(p.cli)
-	}
-	return streamList(ctx, p.list, "/tasks", f, "task", visit)
+	return streamList(ctx, p.raw, "/tasks", f, "task", visit)
 }
 
 // taskRecord builds a task's record, keeping what a local container event

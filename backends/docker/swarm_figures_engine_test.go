@@ -115,7 +115,7 @@ func TestSwarmFigures(t *testing.T) {
 	t.Logf("desired state change -> last new connection: median %s of %v", median(toLast), toLast)
 
 	// Manager API requests per second made by one provider.
-	cc := &countingSwarmClient{APIClient: mgr, http: newHTTPLister(mgr), calls: map[string]int{}}
+	cc := &countingSwarmClient{APIClient: mgr, http: newHTTPGetter(mgr), calls: map[string]int{}}
 	sink := newFakeSink()
 	p, err := New(Config{ContainerID: lb.id, Swarm: "true", SwarmPoll: time.Second}, []ServiceSelector{{Name: "web", Port: 8080}},
 		sink, Options{Client: cc, Logger: discardLogger()})
@@ -213,14 +213,18 @@ func tasksOf(t *testing.T, cli *client.Client) []swarm.Task {
 // is one HTTP request to the manager.
 type countingSwarmClient struct {
 	client.APIClient
-	http  lister // the provider reads lists with its own requests
+	http  getter // the provider reads lists and inspects with its own requests
 	mu    sync.Mutex
 	calls map[string]int
 }
 
-func (c *countingSwarmClient) ListBody(ctx context.Context, path string, f client.Filters) (io.ReadCloser, error) {
-	c.count(map[string]string{"/tasks": "task_list", "/containers/json": "container_list"}[path])
-	return c.http.ListBody(ctx, path, f)
+func (c *countingSwarmClient) GetBody(ctx context.Context, path string, f client.Filters) (io.ReadCloser, error) {
+	what, ok := map[string]string{"/tasks": "task_list", "/containers/json": "container_list"}[path]
+	if !ok && strings.HasPrefix(path, "/containers/") {
+		what = "container_inspect"
+	}
+	c.count(what)
+	return c.http.GetBody(ctx, path, f)
 }
 
 func (c *countingSwarmClient) count(what string) {
@@ -258,11 +262,6 @@ func (c *countingSwarmClient) ServiceList(ctx context.Context, o client.ServiceL
 func (c *countingSwarmClient) NodeList(ctx context.Context, o client.NodeListOptions) (client.NodeListResult, error) {
 	c.count("node_list")
 	return c.APIClient.NodeList(ctx, o)
-}
-
-func (c *countingSwarmClient) ContainerInspect(ctx context.Context, id string, o client.ContainerInspectOptions) (client.ContainerInspectResult, error) {
-	c.count("container_inspect")
-	return c.APIClient.ContainerInspect(ctx, id, o)
 }
 
 func (c *countingSwarmClient) Info(ctx context.Context, o client.InfoOptions) (client.SystemInfoResult, error) {

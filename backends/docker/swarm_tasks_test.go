@@ -61,7 +61,7 @@ func swarmEngine(tb testing.TB, tasks, services int) (*fakeengine.Engine, *clien
 // through a client that wraps the SDK's, as cmd/tierlb's does.
 func taskListJSON(tb testing.TB, cli *client.Client, f client.Filters) []byte {
 	tb.Helper()
-	body, err := newLister(struct{ client.APIClient }{cli}).ListBody(tb.Context(), "/tasks", f)
+	body, err := newGetter(struct{ client.APIClient }{cli}).GetBody(tb.Context(), "/tasks", f)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestTaskRowsAsTheSDKReadsThem(t *testing.T) {
 // errdefs knows, naming the endpoint and the engine's message.
 func TestTaskListErrorAsTheSDKs(t *testing.T) {
 	_, cli := swarmEngine(t, 2, 1)
-	_, err := newLister(cli).ListBody(t.Context(), "/tasks", make(client.Filters).Add("service", "gone"))
+	_, err := newGetter(cli).GetBody(t.Context(), "/tasks", make(client.Filters).Add("service", "gone"))
 	if !cerrdefs.IsNotFound(err) {
 		t.Fatalf("list naming a gone service: %v, want a not-found error", err)
 	}
@@ -201,7 +201,9 @@ func BenchmarkTaskList(b *testing.B) {
 // no handshake per poll).
 func TestTaskListsReuseTheConnection(t *testing.T) {
 	_, cli := swarmEngine(t, 20, 2)
-	p := &Provider{cli: struct{ client.APIClient }{cli}}
+	g := newHTTPGetter(struct{ client.APIClient }{cli})
+	g.negotiated.Store(true) // swarmEngine did, and its ping is not on g's connections
+	p := &Provider{raw: g}
 	var reused []bool
 	ctx := httptrace.WithClientTrace(t.Context(), &httptrace.ClientTrace{
 		GotConn: func(i httptrace.GotConnInfo) { reused = append(reused, i.Reused) },

@@ -109,8 +109,8 @@ func byName(a, b *ctr) int {
 func memberships(cfg Config, sels []ServiceSelector, configured map[string]bool, declared map[string]LabelService, c *ctr) ([]membership, string) {
 	l := c.labels
 	prefix := cfg.labelPrefix()
-	if c.labelErr != nil {
-		return nil, c.labelErr.Error()
+	if c.labels.err != nil {
+		return nil, c.labels.err.Error()
 	}
 	if l.Enable < 0 {
 		return nil, prefix + ".enable=false"
@@ -203,7 +203,7 @@ func declareServices(cfg Config, configured map[string]bool, ctrs iter.Seq[*ctr]
 	groups := map[string][]*ctr{}
 	for c := range ctrs {
 		l := c.labels
-		if c.labelErr != nil || l.Enable < 0 || l.Service == "" || l.Listen == "" {
+		if l.err != nil || l.Enable < 0 || l.Service == "" || l.Listen == "" {
 			continue
 		}
 		if configured[l.Service] {

@@ -66,8 +66,10 @@ type ctr struct {
 	// set Stopping, to tell whether a later inspect shows the same run.
 	StopAt int64
 
-	labels   labels // parsed once; labels never change on a container
-	labelErr error
+	// labels are the tierlb labels, parsed once (a container's labels
+	// never change) and shared by the records whose tierlb labels are the
+	// same (see labelCache).
+	labels *parsedLabels
 }
 
 // ref names the record uniquely: its container ID, or its task ID for a
@@ -150,7 +152,7 @@ func fromRow(r *containerRow, prefix string) (c *ctr, ok bool) {
 	if r.NetworkSettings != nil {
 		c.Endpoints = endpointsOf(r.NetworkSettings.Networks)
 	}
-	c.labels, c.labelErr = parseLabels(prefix, r.Labels)
+	c.labels = parse(prefix, r.Labels)
 	return c, true
 }
 

@@ -83,7 +83,7 @@ func fromInspect(r *inspectRow, prefix string) (c *ctr, ok bool) {
 	if r.NetworkSettings != nil {
 		c.Endpoints = endpointsOf(r.NetworkSettings.Networks)
 	}
-	c.labels, c.labelErr = parseLabels(prefix, labels)
+	c.labels = parse(prefix, labels)
 	return c, true
 }
 

@@ -78,7 +78,7 @@ func recordFromSDK(r container.InspectResponse, prefix string) (c *ctr, ok bool)
 		}
 		sortEndpoints(c.Endpoints)
 	}
-	c.labels, c.labelErr = parseLabels(prefix, labels)
+	c.labels = parse(prefix, labels)
 	return c, true
 }
 
@@ -197,7 +197,7 @@ func TestInspectRowAsTheSDKReadsIt(t *testing.T) {
 		row, _ := decodeInspect(bytes.NewReader(real), new(bytes.Buffer))
 		c, ok := fromInspect(row, "tierlb")
 		if !ok || c.Health != "healthy" || c.StopSignal != "SIGQUIT" || !slices.Equal(c.Exposed, []int{8080, 8443}) ||
-			len(c.Endpoints) != 2 || c.Endpoints[0].Network() != "bridge" || c.Endpoints[0].IP.String() != "172.17.0.5" || c.labelErr != nil {
+			len(c.Endpoints) != 2 || c.Endpoints[0].Network() != "bridge" || c.Endpoints[0].IP.String() != "172.17.0.5" || c.labels.err != nil {
 			t.Fatalf("record %+v", c)
 		}
 	})

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tierlb/tierlb/backends"
@@ -96,6 +97,69 @@ var serviceSettings = map[string]settingCheck{
 	"udp.session_timeout": positiveDuration,
 	"udp.max_sessions":    intRange(0, 1<<30),
 	"udp.responses":       intRange(0, 1<<30),
+}
+
+// parsedLabels is what parseLabels made of a container's labels: the
+// values, or the error that names every bad label.
+type parsedLabels struct {
+	labels
+	err error
+}
+
+// parse reads a container's tierlb labels into a record's parsedLabels.
+func parse(prefix string, all map[string]string) *parsedLabels {
+	l, err := parseLabels(prefix, all)
+	return &parsedLabels{labels: l, err: err}
+}
+
+// labelCache lets the records of containers whose tierlb labels are the
+// same share one parsedLabels: at 10,000 replicas of 100 services, 100
+// instead of 10,000 (112 bytes a record). A record keeps what it was
+// given, so the cache may forget entries at any time: it is cleared when
+// it holds maxShared, which bounds it whatever containers come and go.
+type labelCache struct {
+	mu     sync.Mutex
+	shared map[string]*parsedLabels // by the record's tierlb labels (labelKey)
+}
+
+const maxShared = 4096
+
+// share gives c the parsed labels of an earlier record with the same
+// tierlb labels, or makes c's the ones later records get. c.Labels must be
+// the label map c.labels was parsed from, as fromRow and fromInspect make
+// them.
+func (lc *labelCache) share(c *ctr, prefix string) {
+	key := labelKey(c.Labels, prefix+".")
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	if l, ok := lc.shared[key]; ok {
+		c.labels = l
+		return
+	}
+	if lc.shared == nil || len(lc.shared) >= maxShared {
+		lc.shared = map[string]*parsedLabels{}
+	}
+	lc.shared[key] = c.labels
+}
+
+// labelKey writes the labels under prefix as one string: each key and
+// value preceded by its length, so that no two sets share a key.
+func labelKey(l labelSet, prefix string) string {
+	var b []byte
+	for _, p := range l {
+		k := p.key.Value()
+		if !strings.HasPrefix(k, prefix) {
+			continue
+		}
+		v := p.value.Value()
+		b = strconv.AppendInt(b, int64(len(k)), 10)
+		b = append(b, ':')
+		b = append(b, k...)
+		b = strconv.AppendInt(b, int64(len(v)), 10)
+		b = append(b, ':')
+		b = append(b, v...)
+	}
+	return string(b)
 }
 
 // parseLabels reads the labels under prefix ("tierlb") from a container's

@@ -2,6 +2,7 @@ package docker
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"strings"
 	"testing"
@@ -148,4 +149,48 @@ func FuzzParseLabels(f *testing.F) {
 			t.Fatalf("setting %s=%q not kept: %v", key, value, l.Settings)
 		}
 	})
+}
+
+// TestLabelCacheShares: records whose tierlb labels are the same share one
+// parsedLabels, whatever their other labels; others get their own; and the
+// cache forgets everything once it holds maxShared, records keeping theirs.
+func TestLabelCacheShares(t *testing.T) {
+	rec := func(all map[string]string) *ctr {
+		return &ctr{Labels: newLabelSet(all), labels: parse("tierlb", all)}
+	}
+	var lc labelCache
+	a := rec(map[string]string{"tierlb.service": "web", "tierlb.port": "80", "com.docker.compose.container-number": "1"})
+	b := rec(map[string]string{"tierlb.service": "web", "tierlb.port": "80", "com.docker.compose.container-number": "2"})
+	c := rec(map[string]string{"tierlb.service": "web", "tierlb.port": "8080"})
+	bad := rec(map[string]string{"tierlb.service": "web", "tierlb.port": "x"})
+	for _, r := range []*ctr{a, b, c, bad} {
+		lc.share(r, "tierlb")
+	}
+	if a.labels != b.labels {
+		t.Error("two replicas with the same tierlb labels do not share their parsed labels")
+	}
+	if a.labels == c.labels || a.labels == bad.labels {
+		t.Error("records with other tierlb labels share parsed labels")
+	}
+	if c.labels.Port != 8080 || bad.labels.err == nil || a.labels.Port != 80 {
+		t.Errorf("shared labels read wrong: %+v %+v %+v", a.labels, c.labels, bad.labels)
+	}
+	// "a:1" + "b" and "a" + "1:b" would collide without the lengths.
+	x := rec(map[string]string{"tierlb.a": "1:b"})
+	y := rec(map[string]string{"tierlb.a:1": "b"})
+	lc.share(x, "tierlb")
+	lc.share(y, "tierlb")
+	if x.labels == y.labels {
+		t.Error("different label sets made the same key")
+	}
+
+	for i := range maxShared {
+		lc.share(rec(map[string]string{"tierlb.service": fmt.Sprintf("s%d", i)}), "tierlb")
+	}
+	if n := len(lc.shared); n > maxShared {
+		t.Fatalf("cache holds %d entries, want at most %d", n, maxShared)
+	}
+	if a.labels.Service != "web" {
+		t.Error("a record lost its labels when the cache was cleared")
+	}
 }

@@ -178,26 +178,7 @@ func BenchmarkContainerList(b *testing.B) {
 	cli := containerEngine(b, 10000, 100)
 	body := containerListJSON(b, cli, nil)
 	b.Logf("%d bytes, %d per container", len(body), len(body)/10000)
-	b.Run("sdk", func(b *testing.B) {
-		b.SetBytes(int64(len(body)))
-		b.ReportAllocs()
-		for b.Loop() {
-			var list []container.Summary
-			if err := json.NewDecoder(bytes.NewReader(body)).Decode(&list); err != nil || len(list) != 10000 {
-				b.Fatal(len(list), err)
-			}
-		}
-	})
-	b.Run("streamed", func(b *testing.B) {
-		b.SetBytes(int64(len(body)))
-		b.ReportAllocs()
-		for b.Loop() {
-			n := 0
-			if err := decodeList(bytes.NewReader(body), "container", func(*containerRow) { n++ }); err != nil || n != 10000 {
-				b.Fatal(n, err)
-			}
-		}
-	})
+	benchListDecodes[container.Summary, containerRow](b, body, "container", 10000, "sdk", "streamed")
 	b.Run("streamed+records", func(b *testing.B) {
 		b.SetBytes(int64(len(body)))
 		b.ReportAllocs()
@@ -209,6 +190,32 @@ func BenchmarkContainerList(b *testing.B) {
 				}
 			}); err != nil || n != 10000 {
 				b.Fatal(n, err)
+			}
+		}
+	})
+}
+
+// benchListDecodes runs two sub-benchmarks over body, a JSON array of n
+// elements of kind: sdkName decodes it whole into []S, as the SDK's list
+// call does, and rowName a row at a time into R, as tierlb does.
+func benchListDecodes[S, R any](b *testing.B, body []byte, kind string, n int, sdkName, rowName string) {
+	b.Run(sdkName, func(b *testing.B) {
+		b.SetBytes(int64(len(body)))
+		b.ReportAllocs()
+		for b.Loop() {
+			var list []S
+			if err := json.NewDecoder(bytes.NewReader(body)).Decode(&list); err != nil || len(list) != n {
+				b.Fatal(len(list), err)
+			}
+		}
+	})
+	b.Run(rowName, func(b *testing.B) {
+		b.SetBytes(int64(len(body)))
+		b.ReportAllocs()
+		for b.Loop() {
+			got := 0
+			if err := decodeList(bytes.NewReader(body), kind, func(*R) { got++ }); err != nil || got != n {
+				b.Fatal(got, err)
 			}
 		}
 	})

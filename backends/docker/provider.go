@@ -31,8 +31,11 @@ type Provider struct {
 	// inspectBufs holds *bytes.Buffer to read inspects into: a storm of
 	// container starts makes hundreds a second, of a few kilobytes each.
 	inspectBufs sync.Pool
-	host        string // for messages
-	onList      func(error)
+	// parsed shares parsed tierlb labels between records (records of
+	// replicas of one service carry the same ones).
+	parsed labelCache
+	host   string // for messages
+	onList func(error)
 
 	// Hooks and tunables; tests replace them before Run.
 	getenv     func(string) string

@@ -53,6 +53,9 @@ func (p *Provider) relist(ctx context.Context) error {
 		}
 		c, running := fromRow(r, p.cfg.labelPrefix())
 		old := p.ctrs[r.ID]
+		if running {
+			p.parsed.share(c, p.cfg.labelPrefix())
+		}
 		switch {
 		case !running:
 		case old != nil && old.Stopping, c.labels.Listen != "":
@@ -208,5 +211,6 @@ func (p *Provider) inspect(ctx context.Context, id string) (*ctr, error) {
 	if !running {
 		return nil, nil
 	}
+	p.parsed.share(c, p.cfg.labelPrefix())
 	return c, nil
 }

@@ -175,26 +175,7 @@ func BenchmarkTaskList(b *testing.B) {
 	_, cli := swarmEngine(b, 10000, 100)
 	body := taskListJSON(b, cli, make(client.Filters).Add("desired-state", "running"))
 	b.Logf("%d bytes, %d per task", len(body), len(body)/10000)
-	b.Run("sdk", func(b *testing.B) {
-		b.SetBytes(int64(len(body)))
-		b.ReportAllocs()
-		for b.Loop() {
-			var tasks []swarm.Task
-			if err := json.NewDecoder(bytes.NewReader(body)).Decode(&tasks); err != nil || len(tasks) != 10000 {
-				b.Fatal(len(tasks), err)
-			}
-		}
-	})
-	b.Run("trimmed", func(b *testing.B) {
-		b.SetBytes(int64(len(body)))
-		b.ReportAllocs()
-		for b.Loop() {
-			n := 0
-			if err := decodeList(bytes.NewReader(body), "task", func(*taskRow) { n++ }); err != nil || n != 10000 {
-				b.Fatal(n, err)
-			}
-		}
-	})
+	benchListDecodes[swarm.Task, taskRow](b, body, "task", 10000, "sdk", "trimmed")
 }
 
 // TestTaskListsReuseTheConnection: polls share one connection (over TLS,

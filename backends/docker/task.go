@@ -115,7 +115,7 @@ func fromTask(t *taskRow, svc swarm.Service, labels map[string]string, nodes map
 		c.Endpoints = append(c.Endpoints, newEndpoint(a.Network.Spec.Name, a.Network.ID, ip))
 	}
 	sortEndpoints(c.Endpoints)
-	c.labels, c.labelErr = parseLabels(prefix, labels)
+	c.labels = parse(prefix, labels)
 
 	ti := c.Task
 	if n, known := nodes[t.NodeID]; known {

@@ -152,22 +152,31 @@ func FuzzDecodeContainers(f *testing.F) {
 	f.Add([]byte(`[{"Id":"c2","State":"paused","Health":{"Status":"unhealthy"},"NetworkSettings":{"Networks":{"v6":{"GlobalIPv6Address":"fd00::2"},"gone":null}}}, {}]`))
 	f.Add([]byte(`[{"Id":"c3","State":"running","Labels":{"tierlb.weight":"x","tierlb.` + strings.Repeat("k", 4096) + `":"` + strings.Repeat("v", 1<<16) + `"}}]`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		var got []containerRow
-		err := decodeList(bytes.NewReader(body), "container", func(r *containerRow) {
-			fromRow(r, "tierlb")
-			got = append(got, *r)
-		})
-		var want []containerRow
-		if json.Unmarshal(body, &want) != nil {
-			return // the stream may stop earlier or later on bad input; it must not panic
-		}
-		if err != nil {
-			t.Fatalf("decodeList: %v; encoding/json reads it", err)
-		}
-		if len(got) != len(want) || (len(got) > 0 && !reflect.DeepEqual(got, want)) {
-			t.Fatalf("rows %+v, want %+v", got, want)
-		}
+		decodesAsJSON(t, body, "container", func(r *containerRow) { fromRow(r, "tierlb") })
 	})
+}
+
+// decodesAsJSON decodes body, a JSON array of kind, a row at a time (each
+// row given to each first) and fails unless it reads what encoding/json
+// reads of the whole array. On input encoding/json refuses the stream may
+// stop earlier or later; it must only not panic.
+func decodesAsJSON[R any](t *testing.T, body []byte, kind string, each func(*R)) {
+	t.Helper()
+	var got []R
+	err := decodeList(bytes.NewReader(body), kind, func(r *R) {
+		each(r)
+		got = append(got, *r)
+	})
+	var want []R
+	if json.Unmarshal(body, &want) != nil {
+		return
+	}
+	if err != nil {
+		t.Fatalf("decodeList: %v; encoding/json reads it", err)
+	}
+	if len(got) != len(want) || (len(got) > 0 && !reflect.DeepEqual(got, want)) {
+		t.Fatalf("rows %+v, want %+v", got, want)
+	}
 }
 
 // BenchmarkContainerList decodes one list of 10,000 containers over 100

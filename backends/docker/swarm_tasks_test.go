@@ -3,7 +3,6 @@ package docker
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http/httptrace"
@@ -152,19 +151,7 @@ func FuzzDecodeTasks(f *testing.F) {
 		`"NetworksAttachments":[{"Network":{"ID":"n","Spec":{"Name":"net","Ingress":false}},"Addresses":["10.0.0.2/24","fd00::2/64"]}]}]`))
 	f.Add([]byte(`[{"ID":"t","Spec":{"ContainerSpec":{"Healthcheck":{"Test":["NONE"]}}}}, {}]`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		var got []taskRow
-		err := decodeList(bytes.NewReader(body), "task", func(r *taskRow) { got = append(got, *r) })
-		var want []taskRow
-		werr := json.Unmarshal(body, &want)
-		if werr != nil {
-			return // the stream may stop earlier or later on bad input; it must not panic
-		}
-		if err != nil {
-			t.Fatalf("decodeTasks: %v; encoding/json reads it", err)
-		}
-		if len(got) != len(want) || (len(got) > 0 && !reflect.DeepEqual(got, want)) {
-			t.Fatalf("rows %+v, want %+v", got, want)
-		}
+		decodesAsJSON(t, body, "task", func(*taskRow) {})
 	})
 }
 

@@ -18,11 +18,11 @@ import (
 	"github.com/tierlb/tierlb/internal/fakeengine"
 )
 
-// containerEngine serves a fake engine with n running containers over
-// services services on a unix socket, and returns an SDK client to it.
-func containerEngine(tb testing.TB, n, services int) *client.Client {
+// serveFake serves a fake engine on a unix socket until the test ends and
+// returns it with its DOCKER_HOST.
+func serveFake(tb testing.TB, opts fakeengine.Options) (*fakeengine.Engine, string) {
 	tb.Helper()
-	e := fakeengine.New(fakeengine.Options{Port: 8080})
+	e := fakeengine.New(opts)
 	host, err := e.Listen(filepath.Join(tb.TempDir(), "docker.sock"))
 	if err != nil {
 		tb.Fatal(err)
@@ -36,6 +36,14 @@ func containerEngine(tb testing.TB, n, services int) *client.Client {
 			tb.Error(err)
 		}
 	})
+	return e, host
+}
+
+// containerEngine serves a fake engine with n running containers over
+// services services on a unix socket, and returns an SDK client to it.
+func containerEngine(tb testing.TB, n, services int) *client.Client {
+	tb.Helper()
+	e, host := serveFake(tb, fakeengine.Options{Port: 8080})
 	for i := range n {
 		svc := fmt.Sprintf("svc%d", i%services)
 		if _, err := e.Run(fmt.Sprintf("%s-%d", svc, i/services), map[string]string{"tierlb.service": svc}); err != nil {

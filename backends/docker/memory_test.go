@@ -1,9 +1,7 @@
 package docker
 
 import (
-	"context"
 	"fmt"
-	"path/filepath"
 	"runtime"
 	"sync"
 	"testing"
@@ -35,20 +33,8 @@ func (s *keepSink) DeclareServices([]LabelService) {}
 // speed does not matter.
 func TestMemoryPerContainer(t *testing.T) {
 	const n, services = 2000, 20
-	ctx, cancel := context.WithCancel(t.Context())
-	e := fakeengine.New(fakeengine.Options{Port: 8080})
-	host, err := e.Listen(filepath.Join(t.TempDir(), "docker.sock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- e.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Error(err)
-		}
-	})
+	ctx := t.Context()
+	e, host := serveFake(t, fakeengine.Options{Port: 8080})
 	self, err := e.Run("tierlb", nil)
 	if err != nil {
 		t.Fatal(err)

@@ -2,11 +2,9 @@ package docker
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"net/http/httptrace"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -22,20 +20,7 @@ import (
 // services on a unix socket, and returns an SDK client to it.
 func swarmEngine(tb testing.TB, tasks, services int) (*fakeengine.Engine, *client.Client) {
 	tb.Helper()
-	e := fakeengine.New(fakeengine.Options{Port: 8080, Swarm: true, Nodes: 20})
-	host, err := e.Listen(filepath.Join(tb.TempDir(), "docker.sock"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Serve(ctx) }()
-	tb.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			tb.Error(err)
-		}
-	})
+	e, host := serveFake(tb, fakeengine.Options{Port: 8080, Swarm: true, Nodes: 20})
 	for i := range services {
 		n := tasks / services
 		if i < tasks%services {

@@ -67,7 +67,7 @@ type scenario struct {
 
 // runsOn reports whether s runs on t.
 func (s *scenario) runsOn(t *target) bool {
-	if t.Unavailable != "" || (s.ProxyOnly && !t.Proxy) {
+	if t.Unavailable != "" || (s.ProxyOnly && !t.Proxy) || (t.Scenarios != nil && !slices.Contains(t.Scenarios, s.Name)) {
 		return false
 	}
 	fam := t.Family

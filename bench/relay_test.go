@@ -51,21 +51,49 @@ func TestRelayMovesBothWaysAndHalfCloses(t *testing.T) {
 			}()
 		}
 	}()
+	// A second route's backend hangs up at once: writing on into that
+	// connection must not end the relay (SIGPIPE) and the first route's.
+	rude, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rude.Close() })
+	go func() {
+		for {
+			c, err := rude.Accept()
+			if err != nil {
+				return
+			}
+			c.(*net.TCPConn).SetLinger(0) // a reset, so the relay's next write fails
+			c.Close()
+		}
+	}()
 	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rudePort, err := freePort()
 	if err != nil {
 		t.Fatal(err)
 	}
 	ps := newProcs(t.TempDir())
 	t.Cleanup(ps.stopAll)
 	_, bport, _ := net.SplitHostPort(backend.Addr().String())
-	p, err := ps.start("relay", []string{bin, fmt.Sprintf("%d=%s", port, bport)}, nil, nil)
+	_, rport, _ := net.SplitHostPort(rude.Addr().String())
+	p, err := ps.start("relay", []string{bin, fmt.Sprintf("%d=%s", port, bport), fmt.Sprintf("%d=%s", rudePort, rport)}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := waitListening(ctx, p, []int{port}, 10*time.Second); err != nil {
+	if err := waitListening(ctx, p, []int{port, rudePort}, 10*time.Second); err != nil {
 		t.Fatal(err)
+	}
+	// Which write meets the reset first varies, so three times.
+	for range 3 {
+		if err := exchange(ctx, "127.0.0.1:"+strconv.Itoa(rudePort), 8<<20, reply); err == nil {
+			t.Fatal("an exchange with a backend that hangs up succeeded")
+		}
 	}
 
 	const conns = 4
@@ -77,6 +105,9 @@ func TestRelayMovesBothWaysAndHalfCloses(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Error(err)
 		}
+	}
+	if p.exited() {
+		t.Errorf("the relay exited (%v): %s", p.waitErr, p.logTail())
 	}
 }
 

@@ -20,6 +20,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -171,6 +172,9 @@ int main(int argc, char **argv) {
 		fprintf(stderr, "usage: relay LISTEN_PORT=BACKEND_PORT [...]\n");
 		return 1;
 	}
+	// A splice into a socket whose peer has gone raises SIGPIPE, which
+	// would end every connection at once; the pump sees EPIPE instead.
+	signal(SIGPIPE, SIG_IGN);
 	pthread_t last;
 	for (int i = 1; i < argc; i++) {
 		const char *eq = strchr(argv[i], '=');

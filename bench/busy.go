@@ -21,12 +21,18 @@ func markCPU(e *env) cpuMark {
 	if err != nil {
 		return cpuMark{}
 	}
+	own, ok := ownTicks(e)
+	return cpuMark{sys: sys, own: own, ok: ok}
+}
+
+// ownTicks are the CPU ticks of the bench itself, of every child it has
+// reaped (wrk, iperf3, stopped proxies) and of the long-running backend.
+func ownTicks(e *env) (uint64, bool) {
 	self, err := readProcStat(os.Getpid())
 	if err != nil {
-		return cpuMark{}
+		return 0, false
 	}
-	own := self.UTime + self.STime + self.CUTime + self.CSTime + cpuTicks([]int{e.whoamiPID})
-	return cpuMark{sys: sys, own: own, ok: true}
+	return self.UTime + self.STime + self.CUTime + self.CSTime + cpuTicks([]int{e.whoamiPID}), true
 }
 
 // othersShare is the fraction (0..1) of all the machine's CPU time between

@@ -134,6 +134,8 @@ func mainRows(cliffMax int) []rowDef {
 	}
 	return append(rows, []rowDef{
 		{"keepalive", "backend_cpu_per_100k", "backend (whoami) CPU s per 100k keep-alive requests, for reference", false, fmt2, true},
+		{"bulk", "all_cpu_per_gb", "CPU s per GB of every process of the run (wrk, backend, proxy), 1 MiB responses, for reference", false, fmt2, true},
+		{"iperf", "all_cpu_per_gb", "CPU s per GB of every process of the run (both iperf3, proxy), iperf3 stream, for reference", false, fmt2, true},
 	}...)
 }
 
@@ -263,6 +265,7 @@ func markdown(res *results) string {
 
 	writeBestPeer(&b, res)
 	writeGoals(&b, res)
+	writeFloor(&b, res)
 	writeServiceCounts(&b, res, cols)
 
 	rows := res.rows()

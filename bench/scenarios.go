@@ -67,7 +67,7 @@ type scenario struct {
 
 // runsOn reports whether s runs on t.
 func (s *scenario) runsOn(t *target) bool {
-	if t.Unavailable != "" || (s.ProxyOnly && !t.Proxy) {
+	if t.Unavailable != "" || (s.ProxyOnly && !t.Proxy) || (t.Scenarios != nil && !slices.Contains(t.Scenarios, s.Name)) {
 		return false
 	}
 	fam := t.Family
@@ -212,6 +212,7 @@ func runClose(ctx context.Context, e *env, r *running) (outcome, error) {
 
 func runBulk(ctx context.Context, e *env, r *running) (outcome, error) {
 	var o outcome
+	all := startAllCPU(e, r)
 	res, cpu, err := measuredWrk(ctx, e, r, wrkLoad{URL: "http://" + r.httpAddr + bulkPath, Conns: bulkConns, Duration: e.opts.Duration})
 	if err != nil {
 		return o, err
@@ -223,12 +224,14 @@ func runBulk(ctx context.Context, e *env, r *running) (outcome, error) {
 	if r.t.Proxy {
 		o.setPerUnit("cpu_per_gb", cpu, res.BytesRead, 1e9)
 	}
+	all.record(&o, res.BytesRead)
 	errorShare(&o, res)
 	return o, nil
 }
 
 func runIperfScenario(ctx context.Context, e *env, r *running) (outcome, error) {
 	var o outcome
+	all := startAllCPU(e, r)
 	before := r.cpuTicks()
 	res, err := runIperf(ctx, e, r.iperfAddr, e.opts.Duration, nil)
 	cpu := cpuSeconds(r.cpuTicks() - before)
@@ -242,7 +245,36 @@ func runIperfScenario(ctx context.Context, e *env, r *running) (outcome, error) 
 	if r.t.Proxy {
 		o.setPerUnit("cpu_per_gb", cpu, res.Bytes, 1e9)
 	}
+	all.record(&o, res.Bytes)
 	return o, nil
+}
+
+// allCPU measures the CPU of every process of a run: the load generator
+// and its server (reaped by the time record runs, so counted in the
+// bench's children's time), the backend and the running proxy. Direct's
+// figure is one hop with both its ends, a proxy's two hops, both ends and
+// the proxy: the floor section of the results sets them side by side.
+type allCPU struct {
+	e      *env
+	r      *running
+	before uint64
+	ok     bool
+}
+
+func startAllCPU(e *env, r *running) allCPU {
+	own, ok := ownTicks(e)
+	return allCPU{e: e, r: r, before: own + r.cpuTicks(), ok: ok}
+}
+
+// record sets all_cpu_per_gb for bytes moved since start. Call it after
+// the load's processes are reaped and before the proxy is stopped.
+func (a allCPU) record(o *outcome, bytes float64) {
+	own, ok := ownTicks(a.e)
+	after := own + a.r.cpuTicks()
+	if !a.ok || !ok || after < a.before {
+		return
+	}
+	o.setPerUnit("all_cpu_per_gb", cpuSeconds(after-a.before), bytes, 1e9)
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -30,6 +30,7 @@ type env struct {
 	base      *tierlbBuild // --baseline's, or nil
 	whoamiBin string
 	naiveBin  string
+	relayBin  string // bench/relay, the floor for bulk transfer
 
 	whoamiAddr string
 	whoamiPID  int // its CPU shows whether the backend, not the proxy, limits a row
@@ -110,6 +111,12 @@ func setup(ctx context.Context, opts options, log *slog.Logger, scenarios []*sce
 		e.naiveBin = filepath.Join(tmp, "naive")
 		if err := goBuild(ctx, tl.path("go"), root, e.naiveBin, "./bench/naive"); err != nil {
 			t.Unavailable = "bench/naive does not build: " + firstLine(err.Error())
+		}
+	}
+	if t := findTarget(targets, "splice-relay"); t != nil {
+		e.relayBin = filepath.Join(tmp, "relay")
+		if err := buildRelay(ctx, root, e.relayBin); err != nil {
+			t.Unavailable = firstLine(err.Error())
 		}
 	}
 	tl.Versions["tierlb"] = gitDescribe(ctx, root)

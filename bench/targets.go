@@ -38,7 +38,9 @@ type target struct {
 	ExpectSplice bool
 	ForbidSplice bool
 	Unavailable  string // why it cannot run here (missing tool, build error)
-	start        func(ctx context.Context, e *env, dir string, ports frontPorts, cred *syscall.Credential) ([]*proc, error)
+	// Scenarios limits the target to these scenarios; nil is every one.
+	Scenarios []string
+	start     func(ctx context.Context, e *env, dir string, ports frontPorts, cred *syscall.Credential) ([]*proc, error)
 }
 
 // frontKind is what a run's proxy listens for; each scenario drives one.
@@ -246,6 +248,8 @@ func allTargets(threads []int, defaultLoops int, baseline string) []*target {
 	}
 	out = append(out, &target{Name: "naive-go", Label: "naive Go io.Copy", Family: "naive-go", Proxy: true, ExpectSplice: true,
 		start: startNaive})
+	out = append(out, &target{Name: "splice-relay", Label: "splice relay (floor)", Family: "splice-relay", Proxy: true,
+		ExpectSplice: true, Scenarios: relayScenarios, start: startRelay})
 	return out
 }
 
@@ -279,12 +283,17 @@ func tierlbTargets(family string, defaultLoops int, threads []int) []*target {
 // selectTargets keeps the targets named in sel, by name or by family
 // ("haproxy" is every HAProxy setting); "all" keeps every one. The baseline
 // build goes wherever tierlb goes: it exists only to be compared with it.
+// The splice relay goes wherever direct goes: direct is the ceiling, the
+// relay the floor, and neither is a peer.
 func selectTargets(all []*target, sel []string) []*target {
 	var out []*target
 	for _, t := range all {
 		fam := t.Family
-		if fam == "tierlb-base" {
+		switch fam {
+		case "tierlb-base":
 			fam = "tierlb"
+		case "splice-relay":
+			fam = "direct"
 		}
 		if slices.Contains(sel, "all") || slices.Contains(sel, t.Name) || slices.Contains(sel, fam) {
 			out = append(out, t)

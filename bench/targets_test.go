@@ -19,7 +19,7 @@ func TestTargetsPerSetting(t *testing.T) {
 	want := []string{"direct", "tierlb", "tierlb-loops1", "tierlb-copy",
 		"haproxy-nbthread1", "haproxy-nbthread1-splice-auto", "haproxy-nbthread1-nosplice",
 		"haproxy-nbthread2", "haproxy-nbthread2-splice-auto", "haproxy-nbthread2-nosplice",
-		"nginx-workers1", "nginx-workers2", "naive-go"}
+		"nginx-workers1", "nginx-workers2", "naive-go", "splice-relay"}
 	if !slices.Equal(names, want) {
 		t.Errorf("targets %v, want %v (the default is not run again as 2 loops)", names, want)
 	}
@@ -31,7 +31,8 @@ func TestTargetsPerSetting(t *testing.T) {
 		{[]string{"haproxy-nbthread1-nosplice", "haproxy-nbthread2"}, "", []string{"haproxy-nbthread1-nosplice", "haproxy-nbthread2"}},
 		{[]string{"tierlb", "nginx-workers1"}, "", []string{"tierlb", "tierlb-loops1", "nginx-workers1"}},
 		{[]string{"tierlb"}, "main", []string{"tierlb", "tierlb-loops1", "tierlb-base", "tierlb-base-loops1"}},
-		{[]string{"direct", "tierlb-copy"}, "main", []string{"direct", "tierlb-copy"}},
+		{[]string{"direct", "tierlb-copy"}, "main", []string{"direct", "tierlb-copy", "splice-relay"}},
+		{[]string{"splice-relay", "tierlb-copy"}, "", []string{"tierlb-copy", "splice-relay"}},
 	}
 	for _, tt := range tests {
 		var got []string
@@ -79,6 +80,9 @@ func TestScenarioFamilies(t *testing.T) {
 	}
 	for name, want := range map[string][]string{
 		"keepalive":   {"direct", "tierlb", "tierlb-base", "tierlb-copy", "haproxy", "nginx", "naive-go"},
+		"bulk":        {"direct", "tierlb", "tierlb-base", "tierlb-copy", "haproxy", "nginx", "naive-go", "splice-relay"},
+		"iperf":       {"direct", "tierlb", "tierlb-base", "tierlb-copy", "haproxy", "nginx", "naive-go", "splice-relay"},
+		"idle":        {"tierlb", "tierlb-base", "tierlb-copy", "haproxy", "nginx", "naive-go"},
 		"sni":         {"tierlb", "tierlb-base", "haproxy", "nginx"},
 		"udp-queries": {"tierlb", "tierlb-base", "nginx"},
 		"udp-stream":  {"tierlb", "tierlb-base", "nginx"},

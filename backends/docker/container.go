@@ -41,9 +41,10 @@ func (e endpoint) netName() netName {
 // ctr is the provider's record of one running container: what inspect said,
 // plus the lifecycle facts only events tell (a stop in progress).
 //
-// It is 144 bytes, a size class, with no padding: a record built from the
-// list (every container at start) knows nothing of what only an inspect
-// says, and keeps a nil run instead of 56 bytes of empty fields.
+// It fills the 144-byte size class, its bools together at the end: a
+// record built from the list (every container at start) knows nothing of
+// what only an inspect says, and keeps a nil run instead of 56 bytes of
+// empty fields.
 type ctr struct {
 	ID        string
 	Name      string

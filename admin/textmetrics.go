@@ -108,19 +108,20 @@ func (f *FamilyWriter) Sample(value float64, labels ...string) {
 func (f *FamilyWriter) appendFloat(v float64) []byte {
 	switch {
 	case v == 1:
-		return append(f.num[:0], '1')
+		f.num = append(f.num[:0], '1')
 	case v == 0:
-		return append(f.num[:0], '0')
+		f.num = append(f.num[:0], '0')
 	case v == -1:
-		return append(f.num[:0], "-1"...)
+		f.num = append(f.num[:0], "-1"...)
 	case math.IsNaN(v):
-		return append(f.num[:0], "NaN"...)
+		f.num = append(f.num[:0], "NaN"...)
 	case math.IsInf(v, 1):
-		return append(f.num[:0], "+Inf"...)
+		f.num = append(f.num[:0], "+Inf"...)
 	case math.IsInf(v, -1):
-		return append(f.num[:0], "-Inf"...)
+		f.num = append(f.num[:0], "-Inf"...)
+	default:
+		f.num = strconv.AppendFloat(f.num[:0], v, 'g', -1, 64)
 	}
-	f.num = strconv.AppendFloat(f.num[:0], v, 'g', -1, 64)
 	return f.num
 }
 

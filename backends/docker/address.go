@@ -148,13 +148,13 @@ func choosePort(cfgPort int, c *ctr, prefix string) (int, string) {
 		return cfgPort, ""
 	case c.labels.Port > 0:
 		return c.labels.Port, ""
-	case len(c.Exposed) == 1:
-		return c.Exposed[0], ""
-	case len(c.Exposed) == 0:
+	case len(c.Exposed()) == 1:
+		return c.Exposed()[0], ""
+	case len(c.Exposed()) == 0:
 		return 0, fmt.Sprintf("no port: the service sets none, there is no %s.port label and the container exposes no TCP port", prefix)
 	}
-	ports := make([]string, len(c.Exposed))
-	for i, p := range c.Exposed {
+	ports := make([]string, len(c.Exposed()))
+	for i, p := range c.Exposed() {
 		ports[i] = strconv.Itoa(p)
 	}
 	return 0, fmt.Sprintf("no port: the container exposes %s; choose one with a %s.port label or the service's port", strings.Join(ports, ", "), prefix)

@@ -40,36 +40,82 @@ func (e endpoint) netName() netName {
 
 // ctr is the provider's record of one running container: what inspect said,
 // plus the lifecycle facts only events tell (a stop in progress).
+//
+// It fills the 144-byte size class, its bools together at the end: a
+// record built from the list (every container at start) knows nothing of
+// what only an inspect says, and keeps a nil run instead of 56 bytes of
+// empty fields.
 type ctr struct {
 	ID        string
 	Name      string
-	Created   int64  // UnixNano; 0 when unknown
-	StartedAt string // a new value means the container was restarted
+	Created   int64 // UnixNano; 0 when unknown
 	Labels    labelSet
 	Endpoints []endpoint // sorted by network name: never map order
-	Exposed   []int      // exposed TCP ports, ascending
-	// StopSignal is the container's configured stop signal ("" = SIGTERM).
-	StopSignal string
 	// Health is the Docker health status: "none" without a HEALTHCHECK,
 	// else "starting", "healthy" or "unhealthy".
 	Health string
-	Paused bool
-	// Stopping is set by a kill/stop event and cleared by start: Docker
-	// still says running while the stop grace period runs.
-	Stopping bool
 	// Task is set when the record stands for a Swarm task (see task.go).
 	Task *taskInfo
-	// FromList is set when the record was built from the container list
-	// rather than an inspect: StartedAt and StopSignal are unknown.
-	FromList bool
 	// StopAt is the engine's time (UnixNano) of the kill or stop event that
 	// set Stopping, to tell whether a later inspect shows the same run.
 	StopAt int64
+	// run is what an inspect says of the container's run; nil when
+	// nothing (see StartedAt, StopSignal, Exposed).
+	run *runFacts
 
 	// labels are the tierlb labels, parsed once (a container's labels
 	// never change) and shared by the records whose tierlb labels are the
 	// same (see labelCache).
 	labels *parsedLabels
+
+	Paused bool
+	// Stopping is set by a kill/stop event and cleared by start: Docker
+	// still says running while the stop grace period runs.
+	Stopping bool
+	// FromList is set when the record was built from the container list
+	// rather than an inspect: StartedAt and StopSignal are unknown.
+	FromList bool
+}
+
+// runFacts are the facts of a container's run that the list does not
+// show (an API 1.41 list shows published ports only).
+type runFacts struct {
+	startedAt  string
+	stopSignal string
+	exposed    []int
+}
+
+// newRunFacts returns the facts, nil when there are none.
+func newRunFacts(startedAt, stopSignal string, exposed []int) *runFacts {
+	if startedAt == "" && stopSignal == "" && len(exposed) == 0 {
+		return nil
+	}
+	return &runFacts{startedAt: startedAt, stopSignal: stopSignal, exposed: exposed}
+}
+
+// StartedAt is when the run started, as the engine wrote it; a new value
+// means the container was restarted. "" when unknown.
+func (c *ctr) StartedAt() string {
+	if c.run == nil {
+		return ""
+	}
+	return c.run.startedAt
+}
+
+// StopSignal is the container's configured stop signal ("" = SIGTERM).
+func (c *ctr) StopSignal() string {
+	if c.run == nil {
+		return ""
+	}
+	return c.run.stopSignal
+}
+
+// Exposed lists the container's exposed TCP ports, ascending.
+func (c *ctr) Exposed() []int {
+	if c.run == nil {
+		return nil
+	}
+	return c.run.exposed
 }
 
 // ref names the record uniquely: its container ID, or its task ID for a
@@ -186,9 +232,9 @@ func sameFacts(rec, listed *ctr) bool {
 // a start before the stop began. A restart since clears the stop.
 func sameRun(old, fresh *ctr) bool {
 	if !old.FromList {
-		return old.StartedAt == fresh.StartedAt
+		return old.StartedAt() == fresh.StartedAt()
 	}
-	started, err := time.Parse(time.RFC3339Nano, fresh.StartedAt)
+	started, err := time.Parse(time.RFC3339Nano, fresh.StartedAt())
 	return err == nil && old.StopAt > 0 && started.UnixNano() < old.StopAt
 }
 

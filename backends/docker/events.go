@@ -294,7 +294,7 @@ func (p *Provider) judgeKills(ctx context.Context, killed map[string]string) err
 		if f == nil {
 			continue // gone already: its die event removes it
 		}
-		c.StopSignal, c.StartedAt, c.FromList = f.StopSignal, f.StartedAt, false
+		c.run, c.FromList = f.run, false // f, fresh, is dropped
 		if terminating(killed[id], c) && !c.Stopping {
 			c.Stopping, c.StopAt = true, time.Now().UnixNano()
 		}
@@ -314,7 +314,7 @@ func terminating(sig string, c *ctr) bool {
 	case 2, 3, 9, 15: // SIGINT, SIGQUIT, SIGKILL, SIGTERM
 		return true
 	}
-	return c != nil && c.StopSignal != "" && signalNumber(c.StopSignal) == n
+	return c != nil && c.StopSignal() != "" && signalNumber(c.StopSignal()) == n
 }
 
 var signalNumbers = map[string]int{

@@ -55,11 +55,10 @@ func fromInspect(r *inspectRow, prefix string) (c *ctr, ok bool) {
 		return nil, false
 	}
 	c = &ctr{
-		ID:        r.ID,
-		Name:      strings.TrimPrefix(r.Name, "/"),
-		StartedAt: r.State.StartedAt,
-		Paused:    r.State.Paused,
-		Health:    string(container.NoHealthcheck),
+		ID:     r.ID,
+		Name:   strings.TrimPrefix(r.Name, "/"),
+		Paused: r.State.Paused,
+		Health: string(container.NoHealthcheck),
 	}
 	if t, err := time.Parse(time.RFC3339Nano, r.Created); err == nil {
 		c.Created = unixNano(t)
@@ -68,18 +67,21 @@ func fromInspect(r *inspectRow, prefix string) (c *ctr, ok bool) {
 		c.Health = h
 	}
 	var labels map[string]string
+	var stopSignal string
+	var exposed []int
 	if r.Config != nil {
 		labels = r.Config.Labels
 		c.Labels = newLabelSet(labels)
-		c.StopSignal = r.Config.StopSignal
+		stopSignal = r.Config.StopSignal
 		for p := range r.Config.ExposedPorts {
 			if p.Proto() == "tcp" {
-				c.Exposed = append(c.Exposed, int(p.Num()))
+				exposed = append(exposed, int(p.Num()))
 			}
 		}
-		slices.Sort(c.Exposed)
-		c.Exposed = slices.Compact(c.Exposed)
+		slices.Sort(exposed)
+		exposed = slices.Compact(exposed)
 	}
+	c.run = newRunFacts(r.State.StartedAt, stopSignal, exposed)
 	if r.NetworkSettings != nil {
 		c.Endpoints = endpointsOf(r.NetworkSettings.Networks)
 	}

@@ -40,11 +40,10 @@ func recordFromSDK(r container.InspectResponse, prefix string) (c *ctr, ok bool)
 		return nil, false
 	}
 	c = &ctr{
-		ID:        r.ID,
-		Name:      strings.TrimPrefix(r.Name, "/"),
-		StartedAt: r.State.StartedAt,
-		Paused:    r.State.Paused,
-		Health:    string(container.NoHealthcheck),
+		ID:     r.ID,
+		Name:   strings.TrimPrefix(r.Name, "/"),
+		Paused: r.State.Paused,
+		Health: string(container.NoHealthcheck),
 	}
 	if t, err := time.Parse(time.RFC3339Nano, r.Created); err == nil {
 		c.Created = unixNano(t)
@@ -53,18 +52,21 @@ func recordFromSDK(r container.InspectResponse, prefix string) (c *ctr, ok bool)
 		c.Health = string(r.State.Health.Status)
 	}
 	var labels map[string]string
+	var stopSignal string
+	var exposed []int
 	if r.Config != nil {
 		labels = r.Config.Labels
 		c.Labels = newLabelSet(labels)
-		c.StopSignal = r.Config.StopSignal
+		stopSignal = r.Config.StopSignal
 		for p := range r.Config.ExposedPorts {
 			if p.Proto() == "tcp" {
-				c.Exposed = append(c.Exposed, int(p.Num()))
+				exposed = append(exposed, int(p.Num()))
 			}
 		}
-		slices.Sort(c.Exposed)
-		c.Exposed = slices.Compact(c.Exposed)
+		slices.Sort(exposed)
+		exposed = slices.Compact(exposed)
 	}
+	c.run = newRunFacts(r.State.StartedAt, stopSignal, exposed)
 	if r.NetworkSettings != nil {
 		for name, ep := range r.NetworkSettings.Networks {
 			if ep == nil {
@@ -196,7 +198,7 @@ func TestInspectRowAsTheSDKReadsIt(t *testing.T) {
 		}
 		row, _ := decodeInspect(bytes.NewReader(real), new(bytes.Buffer))
 		c, ok := fromInspect(row, "tierlb")
-		if !ok || c.Health != "healthy" || c.StopSignal != "SIGQUIT" || !slices.Equal(c.Exposed, []int{8080, 8443}) ||
+		if !ok || c.Health != "healthy" || c.StopSignal() != "SIGQUIT" || !slices.Equal(c.Exposed(), []int{8080, 8443}) ||
 			len(c.Endpoints) != 2 || c.Endpoints[0].Network() != "bridge" || c.Endpoints[0].IP.String() != "172.17.0.5" || c.labels.err != nil {
 			t.Fatalf("record %+v", c)
 		}

@@ -364,8 +364,8 @@ func TestFromTaskHealthAndState(t *testing.T) {
 	if got := taskName("web", row(tk)); got != "web.gone.t" {
 		t.Errorf("global task name = %s", got)
 	}
-	if !slices.Equal(c.Exposed, nil) {
-		t.Errorf("exposed = %v", c.Exposed)
+	if !slices.Equal(c.Exposed(), nil) {
+		t.Errorf("exposed = %v", c.Exposed())
 	}
 }
 

@@ -74,11 +74,10 @@ func fromTask(t *taskRow, svc swarm.Service, labels map[string]string, nodes map
 	}
 	name := svc.Spec.Name
 	c = &ctr{
-		Name:      taskName(name, t),
-		Created:   unixNano(t.CreatedAt),
-		StartedAt: t.ID, // one task is one run of one container
-		Labels:    newLabelSet(labels),
-		Health:    string(container.NoHealthcheck),
+		Name:    taskName(name, t),
+		Created: unixNano(t.CreatedAt),
+		Labels:  newLabelSet(labels),
+		Health:  string(container.NoHealthcheck),
 		Task: &taskInfo{
 			ID: t.ID, ServiceID: t.ServiceID, Service: name, NodeID: t.NodeID, Slot: t.Slot,
 			Version: t.Version.Index, ServiceVersion: svc.Version.Index,
@@ -92,13 +91,15 @@ func fromTask(t *taskRow, svc swarm.Service, labels map[string]string, nodes map
 	if cs := t.Spec.ContainerSpec; cs != nil && cs.Healthcheck != nil && !noHealthcheck(cs.Healthcheck.Test) {
 		c.Health = string(container.Healthy)
 	}
+	var exposed []int
 	if es := svc.Spec.EndpointSpec; es != nil {
 		for _, p := range es.Ports {
 			if p.Protocol == "tcp" || p.Protocol == "" {
-				c.Exposed = append(c.Exposed, int(p.TargetPort))
+				exposed = append(exposed, int(p.TargetPort))
 			}
 		}
 	}
+	c.run = newRunFacts(t.ID, "", exposed) // one task is one run of one container
 	for _, a := range t.NetworksAttachments {
 		if a.Network.Spec.Ingress {
 			continue // the routing mesh's network: tierlb replaces it

@@ -77,7 +77,9 @@ func run(ctx context.Context, ks string, services, rate int, stormFor, rest time
 		return err
 	}
 	defer remove()
-	var empty []int64 // RSS at K = 0, for the cost per backend
+	var empty []int64        // RSS at K = 0, for the cost per backend
+	rss := map[int][]int64{} // every run's RSS by K, for the summary
+	var order []int          // the Ks in the order run
 	for _, field := range strings.Split(ks, ",") {
 		k, err := strconv.Atoi(strings.TrimSpace(field))
 		if err != nil || k < 0 {
@@ -103,11 +105,47 @@ func run(ctx context.Context, ks string, services, rate int, stormFor, rest time
 			if k == 0 {
 				empty = append(empty, f.RSS)
 			}
+			if rss[k] == nil {
+				order = append(order, k)
+			}
+			rss[k] = append(rss[k], f.RSS)
 			report(f, empty)
 		}
 	}
+	summarize(order, rss)
 	return nil
 }
+
+// summarize prints, when some K ran more than once beside K = 0, each K's
+// median RSS and the cost per backend between medians. A run's own
+// figure (against the lowest and highest K = 0 reading) is as wide as
+// K = 0's spread, which at 1,000 backends is as large as the difference:
+// the medians of several runs are the steadier reading.
+func summarize(order []int, rss map[int][]int64) {
+	base := rss[0]
+	if len(base) < 2 {
+		return
+	}
+	fmt.Println("summary (medians over the runs; RSS in MiB):")
+	for _, k := range order {
+		r := rss[k]
+		fmt.Printf("  K=%d: %d runs, RSS median %.1f (%.1f–%.1f)", k, len(r), mib(median(r)), mib(slices.Min(r)), mib(slices.Max(r)))
+		if k > 0 {
+			fmt.Printf(", %.0f B per backend over K=0's median", float64(median(r)-median(base))/float64(k))
+		}
+		fmt.Println()
+	}
+}
+
+func median(v []int64) int64 {
+	s := slices.Sorted(slices.Values(v))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
 
 // report prints a run's figures; empty are the RSS readings at K = 0 so
 // far, from which a run with containers gets its cost per backend.

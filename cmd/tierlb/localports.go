@@ -11,6 +11,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/tierlb/tierlb/admin"
+	"github.com/tierlb/tierlb/backends"
 	"github.com/tierlb/tierlb/config"
 	"github.com/tierlb/tierlb/internal/portcap"
 )
@@ -52,17 +53,40 @@ func localPortsLine(env environment) string {
 // UDP sessions leave no TIME_WAIT behind.
 func portSamples(services admin.Services) func() []portcap.Sample {
 	return func() []portcap.Sample {
-		var out []portcap.Sample
-		for _, svc := range services.Services() {
-			if svc.Protocol == config.ProtocolUDP || svc.Set == nil {
-				continue
-			}
-			for _, b := range svc.Set.Backends() {
-				out = append(out, portcap.Sample{Service: svc.Name, Backend: b.ID(), Address: b.Address(), Total: b.Total()})
+		sets := tcpBackends(services)
+		out := make([]portcap.Sample, 0, sets.count)
+		for _, svc := range sets.services {
+			for _, b := range svc.backends {
+				out = append(out, portcap.Sample{Service: svc.name, Backend: b.ID(), Address: b.Address(), Total: b.Total()})
 			}
 		}
 		return out
 	}
+}
+
+// tcpListing is the backends of every TCP service, read once, and how
+// many there are, so that what is made of them is sized once.
+type tcpListing struct {
+	services []tcpService
+	count    int
+}
+
+type tcpService struct {
+	name     string
+	backends []*backends.Backend
+}
+
+func tcpBackends(services admin.Services) tcpListing {
+	var l tcpListing
+	for _, svc := range services.Services() {
+		if svc.Protocol == config.ProtocolUDP || svc.Set == nil {
+			continue
+		}
+		bs := svc.Set.Backends()
+		l.services = append(l.services, tcpService{svc.Name, bs})
+		l.count += len(bs)
+	}
+	return l
 }
 
 // portCapacity exports tierlb_backend_local_port_capacity for every TCP
@@ -115,23 +139,20 @@ type capacityRow struct {
 
 // read gives one row per backend, sorted by backend, then service (the
 // registry's order); backends sharing an ID within a service (one
-// container briefly at two addresses) get the lower figure.
+// container briefly at two addresses) get the lower figure. The rows are
+// one slice, sized once, and the shared IDs are found once sorted rather
+// than through an index: a scrape of 10,000 backends holds 400 KB here.
 func (c *portCapacity) read() []capacityRow {
-	type key struct{ service, backend string }
-	index := map[key]int{}
-	var rows []capacityRow
-	for _, s := range portSamples(c.services)() {
-		k := key{s.Service, s.Backend}
-		v := c.settings.ForAddress(s.Address)
-		if i, ok := index[k]; ok {
-			rows[i].value = min(rows[i].value, v)
-			continue
+	sets := tcpBackends(c.services)
+	rows := make([]capacityRow, 0, sets.count)
+	for _, svc := range sets.services {
+		for _, b := range svc.backends {
+			rows = append(rows, capacityRow{service: svc.name, backend: b.ID(), value: c.settings.ForAddress(b.Address())})
 		}
-		index[k] = len(rows)
-		rows = append(rows, capacityRow{service: s.Service, backend: s.Backend, value: v})
 	}
 	slices.SortFunc(rows, func(a, b capacityRow) int {
-		return cmp.Or(strings.Compare(a.backend, b.backend), strings.Compare(a.service, b.service))
+		return cmp.Or(strings.Compare(a.backend, b.backend), strings.Compare(a.service, b.service), cmp.Compare(a.value, b.value))
 	})
-	return rows
+	// The lowest of a shared ID's figures sorts first.
+	return slices.CompactFunc(rows, func(a, b capacityRow) bool { return a.backend == b.backend && a.service == b.service })
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"strconv"
 	"strings"
@@ -29,7 +30,10 @@ func TestPortCapacityGauge(t *testing.T) {
 	services := admin.ServiceList{
 		{Name: "db", Set: newSet("db",
 			backends.Spec{ID: "db-1", Address: "10.0.0.2:5432", Weight: 1},
+			// One container briefly at two addresses: the lower figure.
+			backends.Spec{ID: "db-1", Address: "127.0.0.2:5432", Weight: 1},
 			backends.Spec{ID: "local", Address: "127.0.0.1:5432", Weight: 1})},
+		{Name: "cache", Set: newSet("cache", backends.Spec{ID: "db-1", Address: "127.0.0.3:6379", Weight: 1})},
 		{Name: "dns", Protocol: "udp", Set: newSet("dns", backends.Spec{ID: "dns-1", Address: "10.0.0.3:53", Weight: 1})},
 		{Name: "empty"},
 	}
@@ -40,11 +44,23 @@ func TestPortCapacityGauge(t *testing.T) {
 	want := fmt.Sprintf(`
 # HELP tierlb_backend_local_port_capacity New connections per second the backend's address can take before tierlb's network namespace runs out of local ports, when clients close first (ip_local_port_range, tcp_tw_reuse).
 # TYPE tierlb_backend_local_port_capacity gauge
+tierlb_backend_local_port_capacity{backend="db-1",service="cache"} 28232
 tierlb_backend_local_port_capacity{backend="db-1",service="db"} %s
 tierlb_backend_local_port_capacity{backend="local",service="db"} 28232
 `, strconv.FormatFloat(28232.0/60, 'g', -1, 64))
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "tierlb_backend_local_port_capacity"); err != nil {
 		t.Error(err)
+	}
+
+	// /metrics streams the family: the same lines.
+	srv := admin.New(admin.Options{Gatherer: prometheus.NewRegistry(), Streamers: []admin.Streamer{newPortCapacity(s, services)}})
+	req := httptest.NewRequest("GET", "/metrics", nil)
+	req.Host = "127.0.0.1:9090"
+	req.Header.Set("Accept", "text/plain;version=0.0.4")
+	rec := httptest.NewRecorder()
+	srv.Handler().ServeHTTP(rec, req)
+	if got := rec.Body.String(); got != strings.TrimPrefix(want, "\n") {
+		t.Errorf("streamed /metrics:\n%s\nwant\n%s", got, want)
 	}
 }
 

@@ -64,7 +64,7 @@ func (c *Collector) Snapshot() func(w *FamilyWriter, name string) {
 		switch name {
 		case famBytes:
 			w.Family(name, helpBytes, dto.MetricType_COUNTER)
-			byBackend(samples, func(run []*sample) {
+			byBackend(samples, func(run []sample) {
 				for _, s := range run {
 					w.Sample(float64(s.toBackend), "backend", s.backend, "direction", "to_backend", "service", s.service)
 				}
@@ -74,7 +74,7 @@ func (c *Collector) Snapshot() func(w *FamilyWriter, name string) {
 			})
 		case famConnectErrors:
 			w.Family(name, helpConnectErrors, dto.MetricType_COUNTER)
-			byBackend(samples, func(run []*sample) {
+			byBackend(samples, func(run []sample) {
 				for _, i := range reasonOrder {
 					for _, s := range run {
 						w.Sample(float64(s.errs[i]), "backend", s.backend, "reason", backends.DialErrorReasons[i], "service", s.service)
@@ -102,7 +102,7 @@ func (c *Collector) Snapshot() func(w *FamilyWriter, name string) {
 
 // byBackend calls fn with each run of samples sharing a backend name (the
 // same container name in several services), in order.
-func byBackend(samples []*sample, fn func(run []*sample)) {
+func byBackend(samples []sample, fn func(run []sample)) {
 	for i := 0; i < len(samples); {
 		j := i + 1
 		for j < len(samples) && samples[j].backend == samples[i].backend {
@@ -135,37 +135,48 @@ type sample struct {
 // Collect reads every backend once and sends its series.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	for _, s := range c.read() {
-		c.send(ch, s)
+		c.send(ch, &s)
 	}
 }
 
-// read samples every backend once, sorted by backend, then service.
-func (c *Collector) read() []*sample {
-	var samples []*sample
-	index := map[[2]string]*sample{}
-	for _, info := range list(c.services) {
-		if info.Set == nil {
-			continue
+// read samples every backend once, sorted by backend, then service, in
+// one slice: a scrape of 200 backends made an object per backend and a
+// map of them.
+func (c *Collector) read() []sample {
+	infos := list(c.services)
+	sets := make([][]*backends.Backend, len(infos))
+	n := 0
+	for i, info := range infos {
+		if info.Set != nil {
+			sets[i] = info.Set.Backends()
+			n += len(sets[i])
 		}
-		for _, b := range info.Set.Backends() {
-			key := [2]string{info.Name, b.ID()}
-			s := index[key]
-			if s == nil {
-				s = &sample{service: key[0], backend: key[1]}
-				index[key] = s
-				samples = append(samples, s)
-			}
+	}
+	samples := make([]sample, 0, n)
+	for i, info := range infos {
+		for _, b := range sets[i] {
+			s := sample{service: info.Name, backend: b.ID()}
 			s.add(b)
+			samples = append(samples, s)
 		}
 	}
 	// The registry sorts each family's series by their label values, in
 	// label-name order: backend, then reason or direction, then service.
 	// Sent in that order already, the sort of a 10,000-backend scrape
 	// costs a pass instead of a tenth of the scrape.
-	slices.SortFunc(samples, func(a, b *sample) int {
+	slices.SortFunc(samples, func(a, b sample) int {
 		return cmp.Or(strings.Compare(a.backend, b.backend), strings.Compare(a.service, b.service))
 	})
-	return samples
+	// Sorted, the backends sharing an ID within a service are neighbours.
+	out := samples[:0]
+	for _, s := range samples {
+		if k := len(out) - 1; k >= 0 && out[k].backend == s.backend && out[k].service == s.service {
+			out[k].merge(s)
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 // reasonOrder lists the indexes of backends.DialErrorReasons by name, the
@@ -193,6 +204,18 @@ func (s *sample) add(b *backends.Backend) {
 	if st, _ := b.State(); st == backends.StateUp {
 		s.up = true
 	}
+}
+
+// merge adds o's counts to s: the same backend ID twice in a service.
+func (s *sample) merge(o sample) {
+	s.total += o.total
+	s.active += o.active
+	for i, n := range o.errs {
+		s.errs[i] += n
+	}
+	s.toBackend += o.toBackend
+	s.toClient += o.toClient
+	s.up = s.up || o.up
 }
 
 func (s *sample) upValue() float64 {

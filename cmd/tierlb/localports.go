@@ -11,6 +11,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/tierlb/tierlb/admin"
+	"github.com/tierlb/tierlb/backends"
 	"github.com/tierlb/tierlb/config"
 	"github.com/tierlb/tierlb/internal/portcap"
 )
@@ -113,25 +114,36 @@ type capacityRow struct {
 	value            float64
 }
 
-// read gives one row per backend, sorted by backend, then service (the
+// read gives one row per TCP backend, sorted by backend, then service (the
 // registry's order); backends sharing an ID within a service (one
-// container briefly at two addresses) get the lower figure.
+// container briefly at two addresses) get the lower figure. One slice a
+// scrape: no map, no sample per backend besides its row.
 func (c *portCapacity) read() []capacityRow {
-	type key struct{ service, backend string }
-	index := map[key]int{}
-	var rows []capacityRow
-	for _, s := range portSamples(c.services)() {
-		k := key{s.Service, s.Backend}
-		v := c.settings.ForAddress(s.Address)
-		if i, ok := index[k]; ok {
-			rows[i].value = min(rows[i].value, v)
-			continue
+	infos := c.services.Services()
+	sets := make([][]*backends.Backend, len(infos))
+	n := 0
+	for i, svc := range infos {
+		if svc.Protocol != config.ProtocolUDP && svc.Set != nil {
+			sets[i] = svc.Set.Backends()
+			n += len(sets[i])
 		}
-		index[k] = len(rows)
-		rows = append(rows, capacityRow{service: s.Service, backend: s.Backend, value: v})
+	}
+	rows := make([]capacityRow, 0, n)
+	for i, svc := range infos {
+		for _, b := range sets[i] {
+			rows = append(rows, capacityRow{service: svc.Name, backend: b.ID(), value: c.settings.ForAddress(b.Address())})
+		}
 	}
 	slices.SortFunc(rows, func(a, b capacityRow) int {
 		return cmp.Or(strings.Compare(a.backend, b.backend), strings.Compare(a.service, b.service))
 	})
-	return rows
+	out := rows[:0]
+	for _, r := range rows {
+		if k := len(out) - 1; k >= 0 && out[k].backend == r.backend && out[k].service == r.service {
+			out[k].value = min(out[k].value, r.value)
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
 }

@@ -122,27 +122,68 @@ tierlb_backend_up{backend="127.0.0.1:8001",service="app"} ` + itoa(tt.up) + "\n"
 }
 
 // TestCollectorSameIDTwice covers a provider listing one container at two
-// addresses: one series set, summed, so the registry does not reject the
-// scrape for duplicate label sets.
+// addresses: one series set, every count summed and up if either is, so the
+// registry does not reject the scrape for duplicate label sets; the text
+// scrape writes the same.
 func TestCollectorSameIDTwice(t *testing.T) {
 	set := backends.NewSet("app", backends.RoundRobin, backends.SetOptions{})
 	t.Cleanup(set.Close)
 	set.Update([]backends.Spec{
 		{ID: "web-1", Address: "10.0.0.5:80", Weight: 1},
 		{ID: "web-1", Address: "10.0.1.5:80", Weight: 1},
+		{ID: "web-0", Address: "10.0.2.5:80", Weight: 1},
 	})
+	byAddr := map[string]*backends.Backend{}
 	for _, b := range set.Backends() {
-		b.ConnOpened()
+		byAddr[b.Address()] = b
 	}
+	first, second := byAddr["10.0.0.5:80"], byAddr["10.0.1.5:80"]
+	first.ConnOpened()
+	first.AddBytes(5, 7)
+	first.CountConnectError(backends.DialRefused)
+	second.ConnOpened()
+	second.ConnOpened()
+	second.AddBytes(1, 1)
+	second.CountConnectError(backends.DialTimeout)
+	second.SetHealth(false, "refused")
+	c := NewCollector(ServiceList{{Name: "app", Set: set}})
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(NewCollector(ServiceList{{Name: "app", Set: set}}))
+	reg.MustRegister(c)
 	want := `
+# HELP tierlb_backend_bytes_total Bytes moved through the backend's connections, by direction (to_backend, to_client).
+# TYPE tierlb_backend_bytes_total counter
+tierlb_backend_bytes_total{backend="web-0",direction="to_backend",service="app"} 0
+tierlb_backend_bytes_total{backend="web-0",direction="to_client",service="app"} 0
+tierlb_backend_bytes_total{backend="web-1",direction="to_backend",service="app"} 6
+tierlb_backend_bytes_total{backend="web-1",direction="to_client",service="app"} 8
+# HELP tierlb_backend_connect_errors_total Failed dials to the backend, by reason (timeout, refused, unreachable, other).
+# TYPE tierlb_backend_connect_errors_total counter
+tierlb_backend_connect_errors_total{backend="web-0",reason="other",service="app"} 0
+tierlb_backend_connect_errors_total{backend="web-0",reason="refused",service="app"} 0
+tierlb_backend_connect_errors_total{backend="web-0",reason="timeout",service="app"} 0
+tierlb_backend_connect_errors_total{backend="web-0",reason="unreachable",service="app"} 0
+tierlb_backend_connect_errors_total{backend="web-1",reason="other",service="app"} 0
+tierlb_backend_connect_errors_total{backend="web-1",reason="refused",service="app"} 1
+tierlb_backend_connect_errors_total{backend="web-1",reason="timeout",service="app"} 1
+tierlb_backend_connect_errors_total{backend="web-1",reason="unreachable",service="app"} 0
+# HELP tierlb_backend_connections_active Connections open to the backend now.
+# TYPE tierlb_backend_connections_active gauge
+tierlb_backend_connections_active{backend="web-0",service="app"} 0
+tierlb_backend_connections_active{backend="web-1",service="app"} 3
 # HELP tierlb_backend_connections_total Connections opened to the backend.
 # TYPE tierlb_backend_connections_total counter
-tierlb_backend_connections_total{backend="web-1",service="app"} 2
+tierlb_backend_connections_total{backend="web-0",service="app"} 0
+tierlb_backend_connections_total{backend="web-1",service="app"} 3
+# HELP tierlb_backend_up Whether the backend takes new connections: 1 up, 0 down, draining or maint.
+# TYPE tierlb_backend_up gauge
+tierlb_backend_up{backend="web-0",service="app"} 1
+tierlb_backend_up{backend="web-1",service="app"} 1
 `
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "tierlb_backend_connections_total"); err != nil {
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
 		t.Fatal(err)
+	}
+	if got := scrape(t, streamedHandler(nil, c), textAccept, "").Body.String(); got != strings.TrimPrefix(want, "\n") {
+		t.Fatalf("streamed:\n%s\nwant\n%s", got, want)
 	}
 }
 

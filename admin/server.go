@@ -29,9 +29,10 @@ type Options struct {
 	// Gatherer serves /metrics, with Streamers; both nil serve a Collector
 	// over Services alone. cmd/ passes its own registry.
 	Gatherer prometheus.Gatherer
-	// Streamers are the families with a series per backend (NewCollector,
-	// among others). They are not registered on Gatherer: /metrics writes
-	// them a series at a time (see Streamer).
+	// Streamers are the families with a series per backend or per service
+	// (NewCollector, the data path's metrics, among others). They are not
+	// registered on Gatherer: /metrics writes them a series at a time (see
+	// Streamer).
 	Streamers []Streamer
 	// Services lists the running services; nil means none.
 	Services Services

@@ -1,23 +1,21 @@
 package admin
 
 import (
-	"bufio"
 	"cmp"
 	"compress/gzip"
-	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+
+	"github.com/tierlb/tierlb/internal/promtext"
 )
 
 // Streamer is a collector whose families the text exposition of /metrics
@@ -37,98 +35,9 @@ type Streamer interface {
 	Snapshot() func(w *FamilyWriter, name string)
 }
 
-// FamilyWriter writes one family of the text format (version 0.0.4) byte
-// for byte as the registry's encoder does. Its HELP and TYPE lines go out
-// with the first sample, so a family without series is left out, as the
-// registry leaves it out.
-type FamilyWriter struct {
-	w       *bufio.Writer
-	name    string
-	help    string
-	typ     dto.MetricType
-	started bool
-	num     []byte
-	errs    []error
-}
-
-func newFamilyWriter(w io.Writer) *FamilyWriter {
-	return &FamilyWriter{w: bufio.NewWriterSize(w, 32<<10)}
-}
-
-// Family starts a family; the samples that follow belong to it.
-func (f *FamilyWriter) Family(name, help string, typ dto.MetricType) {
-	f.name, f.help, f.typ, f.started = name, help, typ, false
-}
-
-// Sample writes one series of the current family. labels are name, value
-// pairs in label-name order. A label value that is not UTF-8 leaves the
-// series out and is reported, as the registry refuses such a series and
-// serves the rest.
-func (f *FamilyWriter) Sample(value float64, labels ...string) {
-	for i := 1; i < len(labels); i += 2 {
-		if !utf8.ValidString(labels[i]) {
-			f.errs = append(f.errs, fmt.Errorf("%s: label %s: value %q is not valid UTF-8", f.name, labels[i-1], labels[i]))
-			return
-		}
-	}
-	w := f.w
-	if !f.started {
-		f.started = true
-		w.WriteString("# HELP ")
-		w.WriteString(f.name)
-		w.WriteByte(' ')
-		helpEscaper.WriteString(w, f.help)
-		w.WriteString("\n# TYPE ")
-		w.WriteString(f.name)
-		w.WriteByte(' ')
-		w.WriteString(strings.ToLower(f.typ.String()))
-		w.WriteByte('\n')
-	}
-	w.WriteString(f.name)
-	for i := 0; i+1 < len(labels); i += 2 {
-		if i == 0 {
-			w.WriteByte('{')
-		} else {
-			w.WriteByte(',')
-		}
-		w.WriteString(labels[i])
-		w.WriteString(`="`)
-		valueEscaper.WriteString(w, labels[i+1])
-		w.WriteByte('"')
-	}
-	if len(labels) > 0 {
-		w.WriteByte('}')
-	}
-	w.WriteByte(' ')
-	w.Write(f.appendFloat(value))
-	w.WriteByte('\n')
-}
-
-// appendFloat formats v as the text encoder does.
-func (f *FamilyWriter) appendFloat(v float64) []byte {
-	switch {
-	case v == 1:
-		f.num = append(f.num[:0], '1')
-	case v == 0:
-		f.num = append(f.num[:0], '0')
-	case v == -1:
-		f.num = append(f.num[:0], "-1"...)
-	case math.IsNaN(v):
-		f.num = append(f.num[:0], "NaN"...)
-	case math.IsInf(v, 1):
-		f.num = append(f.num[:0], "+Inf"...)
-	case math.IsInf(v, -1):
-		f.num = append(f.num[:0], "-Inf"...)
-	default:
-		f.num = strconv.AppendFloat(f.num[:0], v, 'g', -1, 64)
-	}
-	return f.num
-}
-
-var (
-	helpEscaper  = strings.NewReplacer(`\`, `\\`, "\n", `\n`)
-	valueEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`)
-)
+// FamilyWriter writes the families of a Streamer, byte for byte as the
+// registry's encoder does.
+type FamilyWriter = promtext.FamilyWriter
 
 // metricsHandler serves /metrics. A request for the text format, which
 // Prometheus asks for unless told to scrape protobuf, gets the gathered
@@ -196,9 +105,8 @@ func (h *metricsHandler) ServeHTTP(rsp http.ResponseWriter, req *http.Request) {
 		defer gz.Close()
 		out = gz
 	}
-	fw := newFamilyWriter(out)
-	bw := fw.w
-	enc := expfmt.NewEncoder(bw, format)
+	fw := promtext.NewFamilyWriter(out)
+	enc := expfmt.NewEncoder(fw.Buffer(), format)
 	snapshots := make(map[Streamer]func(*FamilyWriter, string), len(h.streamers))
 	for _, f := range all {
 		if f.mf != nil {
@@ -215,10 +123,10 @@ func (h *metricsHandler) ServeHTTP(rsp http.ResponseWriter, req *http.Request) {
 		}
 		write(fw, f.name)
 	}
-	if len(fw.errs) > 0 {
-		h.log.Println("error gathering metrics:", errors.Join(fw.errs...))
+	if err := fw.Err(); err != nil {
+		h.log.Println("error gathering metrics:", err)
 	}
-	if err := bw.Flush(); err != nil {
+	if err := fw.Flush(); err != nil {
 		h.log.Println("error encoding and sending metric family:", err)
 	}
 }

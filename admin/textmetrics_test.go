@@ -13,8 +13,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
 
 	"github.com/tierlb/tierlb/backends"
 )
@@ -158,46 +156,4 @@ func TestStreamedMetricsNoBackends(t *testing.T) {
 	if got := scrape(t, streamedHandler(smallFamilies(), c), "", "").Body.String(); got != want {
 		t.Fatalf("got\n%s\nwant\n%s", got, want)
 	}
-}
-
-// FuzzFamilyWriter: any label value, help text and value is written as the
-// registry's text encoder writes it.
-func FuzzFamilyWriter(f *testing.F) {
-	f.Add("web-1", "help", 1.0)
-	f.Add(`a"b\c`+"\nd", "x\\y\nz", 1234567.0)
-	f.Add("bad\xff", "", math.Inf(-1))
-	f.Add("", "ü", math.NaN())
-	f.Fuzz(func(t *testing.T, label, help string, v float64) {
-		reg := prometheus.NewRegistry()
-		g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "fuzz_metric", Help: help}, []string{"backend", "service"})
-		if err := reg.Register(g); err != nil {
-			t.Skip() // a help text the registry itself refuses
-		}
-		var want bytes.Buffer
-		if gv, err := g.GetMetricWithLabelValues(label, "svc"); err == nil {
-			gv.Set(v)
-			mfs, err := reg.Gather()
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, mf := range mfs {
-				if _, err := expfmt.MetricFamilyToText(&want, mf); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-		var got bytes.Buffer
-		fw := newFamilyWriter(&got)
-		fw.Family("fuzz_metric", help, dto.MetricType_GAUGE)
-		fw.Sample(v, "backend", label, "service", "svc")
-		if err := fw.w.Flush(); err != nil {
-			t.Fatal(err)
-		}
-		if got.String() != want.String() {
-			t.Fatalf("label %q help %q value %v:\ngot  %q\nwant %q", label, help, v, got.String(), want.String())
-		}
-		if want.Len() == 0 && len(fw.errs) == 0 {
-			t.Fatalf("label %q left out without an error", label)
-		}
-	})
 }

@@ -2,13 +2,17 @@ package proxy
 
 import (
 	"math"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/tierlb/tierlb/backends"
 	"github.com/tierlb/tierlb/internal/promreg"
+	"github.com/tierlb/tierlb/internal/promtext"
 )
 
 // Rejection reasons, the values of the reason label of
@@ -93,24 +97,35 @@ type Metrics struct {
 	services map[string]*serviceMetrics
 }
 
-// NewMetrics creates the data-path metrics and registers them on reg. A
-// second call with the same registry returns the Metrics already
-// registered, so a reload does not fail.
+// The data-path families, in name order, with their help.
+const (
+	famConnectDuration = "tierlb_backend_connect_duration_seconds"
+	famConnDuration    = "tierlb_connection_duration_seconds"
+	famAccepted        = "tierlb_connections_accepted_total"
+	famRejected        = "tierlb_connections_rejected_total"
+	famLocalErrors     = "tierlb_local_errors_total"
+
+	helpConnectDuration = "Time to establish a successful backend connection."
+	helpConnDuration    = "Lifetime of proxied connections, from accept to close."
+	helpAccepted        = "Client connections accepted by a service's listener, refused ones included."
+	helpRejected        = "Accepted client connections closed at once, by reason."
+	helpLocalErrors     = "Backend dials that failed for want of local resources (descriptors, memory, local ports): tierlb's trouble, never counted against a backend."
+)
+
+// NewMetrics creates the data-path metrics and registers them on reg,
+// unless reg is nil: give them to the admin server as a Streamer instead,
+// and its text scrapes write them without gathering. A second call with
+// the same registry returns the Metrics already registered, so a reload
+// does not fail.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	svc := []string{"service"}
 	m := &Metrics{
-		accepted: prometheus.NewDesc("tierlb_connections_accepted_total",
-			"Client connections accepted by a service's listener, refused ones included.", svc, nil),
-		rejected: prometheus.NewDesc("tierlb_connections_rejected_total",
-			"Accepted client connections closed at once, by reason.", []string{"service", "reason"}, nil),
-		connectDuration: prometheus.NewDesc("tierlb_backend_connect_duration_seconds",
-			"Time to establish a successful backend connection.", svc, nil),
-		connDuration: prometheus.NewDesc("tierlb_connection_duration_seconds",
-			"Lifetime of proxied connections, from accept to close.", svc, nil),
-		localErrors: prometheus.NewDesc("tierlb_local_errors_total",
-			"Backend dials that failed for want of local resources (descriptors, memory, local ports): tierlb's trouble, never counted against a backend.",
-			[]string{"service", "errno"}, nil),
-		services: map[string]*serviceMetrics{},
+		accepted:        prometheus.NewDesc(famAccepted, helpAccepted, svc, nil),
+		rejected:        prometheus.NewDesc(famRejected, helpRejected, []string{"service", "reason"}, nil),
+		connectDuration: prometheus.NewDesc(famConnectDuration, helpConnectDuration, svc, nil),
+		connDuration:    prometheus.NewDesc(famConnDuration, helpConnDuration, svc, nil),
+		localErrors:     prometheus.NewDesc(famLocalErrors, helpLocalErrors, []string{"service", "errno"}, nil),
+		services:        map[string]*serviceMetrics{},
 	}
 	if reg == nil {
 		return m, nil
@@ -147,6 +162,76 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		sm.connectDuration.collect(ch, m.connectDuration, connectBuckets[:], buf[:], sm.name)
 		sm.connDuration.collect(ch, m.connDuration, connBuckets[:], buf[:], sm.name)
 	}
+}
+
+// Families names the five families, for admin.Streamer.
+func (m *Metrics) Families() []string {
+	return []string{famConnectDuration, famConnDuration, famAccepted, famRejected, famLocalErrors}
+}
+
+// Snapshot takes the services of one scrape; the func writes one family of
+// theirs, series in the registry's order: by label values in label-name
+// order, so errno or reason before service. For admin.Streamer.
+func (m *Metrics) Snapshot() func(w *promtext.FamilyWriter, name string) {
+	m.mu.Lock()
+	services := make([]*serviceMetrics, 0, len(m.services))
+	for _, sm := range m.services {
+		services = append(services, sm)
+	}
+	m.mu.Unlock()
+	slices.SortFunc(services, func(a, b *serviceMetrics) int { return strings.Compare(a.name, b.name) })
+	var buf [len(connectBuckets) + 1]uint64
+	return func(w *promtext.FamilyWriter, name string) {
+		switch name {
+		case famConnectDuration:
+			w.Family(name, helpConnectDuration, dto.MetricType_HISTOGRAM)
+			for _, sm := range services {
+				sm.connectDuration.write(w, connectBuckets[:], buf[:], "service", sm.name)
+			}
+		case famConnDuration:
+			w.Family(name, helpConnDuration, dto.MetricType_HISTOGRAM)
+			for _, sm := range services {
+				sm.connDuration.write(w, connBuckets[:], buf[:], "service", sm.name)
+			}
+		case famAccepted:
+			w.Family(name, helpAccepted, dto.MetricType_COUNTER)
+			for _, sm := range services {
+				w.Sample(float64(sm.accepted.Load()), "service", sm.name)
+			}
+		case famRejected:
+			w.Family(name, helpRejected, dto.MetricType_COUNTER)
+			reasons := rejectReasons()
+			for _, i := range rejectOrder {
+				for _, sm := range services {
+					w.Sample(float64(sm.rejected[i].Load()), "reason", reasons[i], "service", sm.name)
+				}
+			}
+		case famLocalErrors:
+			w.Family(name, helpLocalErrors, dto.MetricType_COUNTER)
+			for _, i := range errnoOrder {
+				for _, sm := range services {
+					w.Sample(float64(sm.localErrors[i].Load()), "errno", backends.LocalDialErrors[i], "service", sm.name)
+				}
+			}
+		}
+	}
+}
+
+// rejectOrder and errnoOrder are the indexes of rejectReasons and
+// backends.LocalDialErrors in name order, the order the registry sorts
+// their series in.
+var (
+	rejectOrder = func() []int { r := rejectReasons(); return nameOrder(r[:]) }()
+	errnoOrder  = nameOrder(backends.LocalDialErrors[:])
+)
+
+func nameOrder(names []string) []int {
+	idx := make([]int, len(names))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int { return strings.Compare(names[a], names[b]) })
+	return idx
 }
 
 // Rejected adds each service's refused connections, every reason, to out
@@ -274,21 +359,34 @@ func (h *histogram) observe(bounds []float64, v float64) {
 	}
 }
 
+// read loads the bucket counts into buf (at least len(bounds)+1) made
+// cumulative, and returns the total count and the sum.
+func (h *histogram) read(bounds []float64, buf []uint64) (cumulative []uint64, count uint64, sum float64) {
+	buf = buf[:len(bounds)+1]
+	for i := range buf {
+		buf[i] = h.counts[i].Load()
+	}
+	sum = math.Float64frombits(h.sumBits.Load())
+	for i := range buf {
+		count += buf[i]
+		buf[i] = count
+	}
+	return buf[:len(bounds)], count, sum
+}
+
+// write writes the histogram as one series of w's family.
+func (h *histogram) write(w *promtext.FamilyWriter, bounds []float64, buf []uint64, labels ...string) {
+	cumulative, count, sum := h.read(bounds, buf)
+	w.Histogram(bounds, cumulative, count, sum, labels...)
+}
+
 // collect sends the histogram with cumulative bucket counts; buf holds at
 // least len(bounds)+1 counts.
 func (h *histogram) collect(ch chan<- prometheus.Metric, d *prometheus.Desc, bounds []float64, buf []uint64, labels ...string) {
-	buf = buf[:len(bounds)+1]
-	var count uint64
-	for i := range buf {
-		buf[i] = h.counts[i].Load()
-		count += buf[i]
-	}
-	sum := math.Float64frombits(h.sumBits.Load())
+	cumulative, count, sum := h.read(bounds, buf)
 	buckets := make(map[float64]uint64, len(bounds))
-	var cum uint64
 	for i, ub := range bounds {
-		cum += buf[i]
-		buckets[ub] = cum
+		buckets[ub] = cumulative[i]
 	}
 	sample, err := prometheus.NewConstHistogram(d, count, sum, buckets, labels...)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/tierlb/tierlb/backends"
+	"github.com/tierlb/tierlb/internal/testkit"
 )
 
 // refMetrics are the data-path series built from Prometheus vectors, one
@@ -127,7 +128,7 @@ func TestMetricsExposition(t *testing.T) {
 		{service: "gone", op: "accept"},
 	}
 	sms := map[string]*serviceMetrics{}
-	for _, name := range []string{"web", "db", "gone", "idle"} {
+	for _, name := range []string{"web", "db", "gone", "idle", `q"uote\`, "web-1"} {
 		sms[name] = m.initService(name)
 		ref.initService(name)
 	}
@@ -161,6 +162,10 @@ func TestMetricsExposition(t *testing.T) {
 	if got != want {
 		t.Errorf("exposition differs from Prometheus vectors'\n--- got\n%s\n--- want\n%s", got, want)
 	}
+	// The text scrape writes the families without gathering them.
+	if streamed := testkit.Streamed(t, m.Families(), m.Snapshot); streamed != want {
+		t.Errorf("streamed exposition differs from the registry's\n--- got\n%s\n--- want\n%s", streamed, want)
+	}
 	for _, s := range []string{`tierlb_connections_rejected_total{reason="draining",service="idle"} 0`,
 		`tierlb_connection_duration_seconds_bucket{service="web",le="0.1"} 1`} {
 		if !strings.Contains(got, s) {
@@ -175,7 +180,7 @@ func TestMetricsExposition(t *testing.T) {
 	// service, added to what is there.
 	rejected := map[string]uint64{"web": 10}
 	m.Rejected(rejected)
-	if want := (map[string]uint64{"web": 12, "db": 1, "idle": 0}); !maps.Equal(rejected, want) {
+	if want := (map[string]uint64{"web": 12, "db": 1, "idle": 0, `q"uote\`: 0, "web-1": 0}); !maps.Equal(rejected, want) {
 		t.Errorf("Rejected gave %v, want %v", rejected, want)
 	}
 

@@ -7,28 +7,34 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	cerrdefs "github.com/containerd/errdefs"
 )
 
 // containerIDInPath matches the 64-hex container ID in the paths Docker
 // bind-mounts into every container (/var/lib/docker/containers/<id>/hostname)
-// and in cgroup paths (/docker/<id>, docker-<id>.scope).
-var containerIDInPath = regexp.MustCompile(`(?:/containers/|/docker/|docker-)([0-9a-f]{64})(?:[/.\s]|$)`)
+// and in cgroup paths (/docker/<id>, docker-<id>.scope). It and hexPrefix
+// are compiled when first used: compiled at init they were most of the
+// package's init cost (64 KB, 25 KB of it kept) in every process, Docker
+// discovery on or off.
+var containerIDInPath = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?:/containers/|/docker/|docker-)([0-9a-f]{64})(?:[/.\s]|$)`)
+})
 
 // idFromMountinfo returns the first container ID found in a mountinfo file.
 func idFromMountinfo(data []byte) string {
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
-		if m := containerIDInPath.FindSubmatch(sc.Bytes()); m != nil {
+		if m := containerIDInPath().FindSubmatch(sc.Bytes()); m != nil {
 			return string(m[1])
 		}
 	}
 	return ""
 }
 
-var hexPrefix = regexp.MustCompile(`^[0-9a-f]{12,64}$`)
+var hexPrefix = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9a-f]{12,64}$`) })
 
 // findSelf works out which container the proxy runs in: the explicit ID
 // (config, then TIERLB_CONTAINER_ID), then the ID in /proc/self/mountinfo,
@@ -60,7 +66,7 @@ func (p *Provider) findSelf(ctx context.Context) (*self, error) {
 			p.sw.foreignID = id
 		}
 	}
-	if h := p.getenv("HOSTNAME"); hexPrefix.MatchString(h) {
+	if h := p.getenv("HOSTNAME"); hexPrefix().MatchString(h) {
 		me, err := p.inspectSelf(ctx, h)
 		switch {
 		case err == nil && strings.HasPrefix(me.ID, h):

@@ -70,11 +70,13 @@ func serve(ctx context.Context, l loaded, log *slog.Logger, level *slog.LevelVar
 	if err != nil {
 		return err
 	}
-	pm, err := proxy.NewMetrics(reg)
+	// The data path's series, per service, are streamed (admin.Streamer)
+	// rather than registered on reg.
+	pm, err := proxy.NewMetrics(nil)
 	if err != nil {
 		return fmt.Errorf("proxy metrics: %w", err)
 	}
-	um, err := udp.NewMetrics(reg)
+	um, err := udp.NewMetrics(nil)
 	if err != nil {
 		return fmt.Errorf("udp metrics: %w", err)
 	}
@@ -113,9 +115,9 @@ func serve(ctx context.Context, l loaded, log *slog.Logger, level *slog.LevelVar
 		ready.setDiscovery(disc.Ready, watch.status)
 		explain = explainFunc(disc, sup)
 	}
-	// Per-backend series are read from the backends' atomics at scrape time
-	// and written out a series at a time (admin.Streamer).
-	streamers := []admin.Streamer{admin.NewCollector(sup)}
+	// Per-backend and per-service series are read from atomics at scrape
+	// time and written out a series at a time (admin.Streamer).
+	streamers := []admin.Streamer{admin.NewCollector(sup), pm, um}
 	if portsKnown {
 		streamers = append(streamers, newPortCapacity(ports, sup))
 	}

@@ -3,14 +3,18 @@
 package udp
 
 import (
+	"cmp"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/tierlb/tierlb/backends"
 	"github.com/tierlb/tierlb/internal/promreg"
+	"github.com/tierlb/tierlb/internal/promtext"
 )
 
 // Drop reasons, the values of the reason label of tierlb_udp_dropped_total.
@@ -54,22 +58,32 @@ type Metrics struct {
 	drops    map[string]*serviceMetrics // by service name
 }
 
-// NewMetrics creates the UDP metrics and registers them on reg. A second
-// call with the same registry returns the Metrics already registered, so
-// a reload does not fail.
+// The UDP families, in name order, with their help.
+const (
+	famDatagrams = "tierlb_udp_datagrams_total"
+	famDropped   = "tierlb_udp_dropped_total"
+	famActive    = "tierlb_udp_sessions_active"
+	famTotal     = "tierlb_udp_sessions_total"
+
+	helpDatagrams = "Datagrams proxied through the backend's sessions, by direction (to_backend, to_client)."
+	helpDropped   = "Client datagrams dropped by a UDP service, by reason."
+	helpActive    = "UDP sessions open to the backend now."
+	helpTotal     = "UDP sessions started on the backend (a session moved to it counts)."
+)
+
+// NewMetrics creates the UDP metrics and registers them on reg, unless
+// reg is nil: give them to the admin server as a Streamer instead, and
+// its text scrapes write them without gathering. A second call with the
+// same registry returns the Metrics already registered, so a reload does
+// not fail.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	sb := []string{"service", "backend"}
 	m := &Metrics{
-		dropped: prometheus.NewDesc("tierlb_udp_dropped_total",
-			"Client datagrams dropped by a UDP service, by reason.", []string{"service", "reason"}, nil),
-		active: prometheus.NewDesc("tierlb_udp_sessions_active",
-			"UDP sessions open to the backend now.", sb, nil),
-		total: prometheus.NewDesc("tierlb_udp_sessions_total",
-			"UDP sessions started on the backend (a session moved to it counts).", sb, nil),
-		datagrams: prometheus.NewDesc("tierlb_udp_datagrams_total",
-			"Datagrams proxied through the backend's sessions, by direction (to_backend, to_client).",
-			append(sb, "direction"), nil),
-		drops: map[string]*serviceMetrics{},
+		dropped:   prometheus.NewDesc(famDropped, helpDropped, []string{"service", "reason"}, nil),
+		active:    prometheus.NewDesc(famActive, helpActive, sb, nil),
+		total:     prometheus.NewDesc(famTotal, helpTotal, sb, nil),
+		datagrams: prometheus.NewDesc(famDatagrams, helpDatagrams, append(sb, "direction"), nil),
+		drops:     map[string]*serviceMetrics{},
 	}
 	if reg == nil {
 		return m, nil
@@ -85,11 +99,94 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.datagrams
 }
 
-// Collect sends the drop counters and reads every service's backends.
-// Backends that share an ID within a service (one container briefly at two
-// addresses, or a service draining beside its successor) are summed,
-// because Prometheus rejects duplicate label sets.
+// Collect sends the drop counters and every service's backends.
 func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
+	drops, samples := m.read()
+	for _, sm := range drops {
+		for i, r := range dropReasons {
+			metric(ch, m.dropped, prometheus.CounterValue, float64(sm.dropped[i].Load()), sm.name, r)
+		}
+	}
+	for _, b := range samples {
+		metric(ch, m.active, prometheus.GaugeValue, float64(b.active), b.service, b.backend)
+		metric(ch, m.total, prometheus.CounterValue, float64(b.total), b.service, b.backend)
+		metric(ch, m.datagrams, prometheus.CounterValue, float64(b.toBackend), b.service, b.backend, "to_backend")
+		metric(ch, m.datagrams, prometheus.CounterValue, float64(b.toClient), b.service, b.backend, "to_client")
+	}
+}
+
+// Families names the four families, for admin.Streamer.
+func (m *Metrics) Families() []string {
+	return []string{famDatagrams, famDropped, famActive, famTotal}
+}
+
+// Snapshot reads every service's backends once; the func writes one family
+// of what it read, series in the registry's order: by label values in
+// label-name order (backend, direction, reason, service). For
+// admin.Streamer.
+func (m *Metrics) Snapshot() func(w *promtext.FamilyWriter, name string) {
+	drops, samples := m.read()
+	return func(w *promtext.FamilyWriter, name string) {
+		switch name {
+		case famDatagrams:
+			w.Family(name, helpDatagrams, dto.MetricType_COUNTER)
+			for i := 0; i < len(samples); {
+				j := i + 1
+				for j < len(samples) && samples[j].backend == samples[i].backend {
+					j++
+				}
+				for _, b := range samples[i:j] {
+					w.Sample(float64(b.toBackend), "backend", b.backend, "direction", "to_backend", "service", b.service)
+				}
+				for _, b := range samples[i:j] {
+					w.Sample(float64(b.toClient), "backend", b.backend, "direction", "to_client", "service", b.service)
+				}
+				i = j
+			}
+		case famDropped:
+			w.Family(name, helpDropped, dto.MetricType_COUNTER)
+			for _, r := range dropOrder {
+				for _, sm := range drops {
+					w.Sample(float64(sm.dropped[r].Load()), "reason", dropReasons[r], "service", sm.name)
+				}
+			}
+		case famActive:
+			w.Family(name, helpActive, dto.MetricType_GAUGE)
+			for _, b := range samples {
+				w.Sample(float64(b.active), "backend", b.backend, "service", b.service)
+			}
+		case famTotal:
+			w.Family(name, helpTotal, dto.MetricType_COUNTER)
+			for _, b := range samples {
+				w.Sample(float64(b.total), "backend", b.backend, "service", b.service)
+			}
+		}
+	}
+}
+
+// dropOrder lists the drop reasons in name order, the order the registry
+// sorts their series in.
+var dropOrder = func() []dropReason {
+	order := make([]dropReason, numDropReasons)
+	for i := range order {
+		order[i] = dropReason(i)
+	}
+	slices.SortFunc(order, func(a, b dropReason) int { return strings.Compare(dropReasons[a], dropReasons[b]) })
+	return order
+}()
+
+// backendSample is one backend's counters within one service.
+type backendSample struct {
+	service, backend string
+	statsSample
+}
+
+// read returns the services' drop counters sorted by name and every
+// service's backends sorted by backend, then service. Backends that share
+// an ID within a service (one container briefly at two addresses, or a
+// service draining beside its successor) are summed, because Prometheus
+// rejects duplicate label sets.
+func (m *Metrics) read() ([]*serviceMetrics, []backendSample) {
 	m.mu.Lock()
 	services := slices.Clone(m.services)
 	drops := make([]*serviceMetrics, 0, len(m.drops))
@@ -97,33 +194,26 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		drops = append(drops, sm)
 	}
 	m.mu.Unlock()
-	for _, sm := range drops {
-		for i, r := range dropReasons {
-			metric(ch, m.dropped, prometheus.CounterValue, float64(sm.dropped[i].Load()), sm.name, r)
-		}
-	}
+	slices.SortFunc(drops, func(a, b *serviceMetrics) int { return strings.Compare(a.name, b.name) })
 	type key struct{ service, backend string }
-	var order []key
-	sums := map[key]*statsSample{}
+	index := map[key]int{}
+	var out []backendSample
 	for _, s := range services {
 		s.stats.each(s.pools.Backends(), func(id string, v statsSample) {
 			k := key{s.name, id}
-			sum := sums[k]
-			if sum == nil {
-				sum = &statsSample{}
-				sums[k] = sum
-				order = append(order, k)
+			i, ok := index[k]
+			if !ok {
+				i = len(out)
+				index[k] = i
+				out = append(out, backendSample{service: s.name, backend: id})
 			}
-			sum.add(v)
+			out[i].add(v)
 		})
 	}
-	for _, k := range order {
-		v := sums[k]
-		metric(ch, m.active, prometheus.GaugeValue, float64(v.active), k.service, k.backend)
-		metric(ch, m.total, prometheus.CounterValue, float64(v.total), k.service, k.backend)
-		metric(ch, m.datagrams, prometheus.CounterValue, float64(v.toBackend), k.service, k.backend, "to_backend")
-		metric(ch, m.datagrams, prometheus.CounterValue, float64(v.toClient), k.service, k.backend, "to_client")
-	}
+	slices.SortFunc(out, func(a, b backendSample) int {
+		return cmp.Or(strings.Compare(a.backend, b.backend), strings.Compare(a.service, b.service))
+	})
+	return drops, out
 }
 
 // metric sends one sample; a label value Prometheus refuses becomes an

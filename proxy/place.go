@@ -20,12 +20,13 @@ package proxy
 //     of the least loaded, so that a connection the kernel gave it while
 //     the first loop was busy does not keep it awake;
 //   - the slack is 1/8 of the busier loop's connections, so steady churn
-//     does not move connections back and forth, and idleSlack while the
-//     least loaded loop holds nothing: an idle loop is woken only once
-//     another holds idleSlack+1 connections, and from then on the
-//     connections even out. A burst of bulk connections still spreads
-//     (8 connections on 2 loops: 4 and 4), and so does a busy service;
-//     a few short connections at a time stay on one loop.
+//     does not move connections back and forth, and idleSlack while at
+//     most one loop holds any: a second loop is woken only once the first
+//     holds idleSlack+1 connections, and from then on the connections
+//     even out over all the loops. A burst of bulk connections still
+//     spreads (8 connections on 2 loops: 4 and 4; on 8 loops: 3 on the
+//     first, 1 on five others), and so does a busy service; a few short
+//     connections at a time stay on one loop.
 
 // idleSlack is how many more connections a loop holds before a loop
 // that holds none is given one.
@@ -35,15 +36,18 @@ const idleSlack = 2
 // self accepted, from each loop's connection count; a negative count is
 // a stopped loop, which takes nothing.
 func pickLoop(loads []int32, self int) int {
-	least := int32(-1)
+	least, busy := int32(-1), 0
 	for _, n := range loads {
 		if n >= 0 && (least < 0 || n < least) {
 			least = n
 		}
+		if n > 0 {
+			busy++
+		}
 	}
 	within := func(n int32) bool {
 		slack := n / 8
-		if least == 0 {
+		if busy <= 1 {
 			slack = max(slack, idleSlack)
 		}
 		return n >= 0 && n-least <= slack

@@ -22,7 +22,8 @@ func TestPickLoop(t *testing.T) {
 		{"an idle loop passes it to the first loop within the slack", []int32{1, 0}, 1, 0},
 		{"all idle: the first loop", []int32{0, 0}, 1, 0},
 		{"an idle loop keeps it when the others hold too many", []int32{3, 0}, 1, 1},
-		{"once no loop is idle, a difference of one moves it", []int32{3, 2}, 0, 1},
+		{"once two loops hold some, a difference of one moves it", []int32{3, 2}, 0, 1},
+		{"to an idle loop too", []int32{3, 1, 0}, 0, 2},
 		{"equal loads: kept", []int32{3, 3}, 1, 1},
 		{"the slack is an eighth of the busier loop", []int32{17, 15}, 0, 0},
 		{"past the slack: the least loaded", []int32{17, 14, 15}, 0, 1},
@@ -51,6 +52,7 @@ func TestPickLoopSpreadsBursts(t *testing.T) {
 		{"8 bulk connections on 2 loops", 2, 8, []int32{4, 4}},
 		{"64 connections on 2 loops, within an eighth", 2, 64, []int32{34, 30}},
 		{"16 connections on 4 loops", 4, 16, []int32{4, 4, 4, 4}},
+		{"8 connections on 8 loops", 8, 8, []int32{3, 1, 1, 1, 1, 1, 0, 0}},
 		{"3 connections on 2 loops", 2, 3, []int32{3, 0}},
 	}
 	for _, tt := range tests {

@@ -10,9 +10,9 @@ package proxy
 // that serves even one connection wakes for each of its events, raw-waits
 // after it, and pays a park or a sleep when it falls idle again; on a
 // 2-core box shared with clients and backends that made two loops cost
-// more per short connection than one. So connections gather on few
-// loops while that costs no throughput, and spread once a loop holds
-// clearly more than another:
+// more per short connection than one. So a few connections at a time
+// gather on one loop, and they spread once a loop holds clearly more
+// than another:
 //
 //   - a loop that holds connections keeps a new one unless another loop
 //     holds fewer by more than the slack;

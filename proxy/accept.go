@@ -109,16 +109,11 @@ func (l *loop) resumeNext() int64 {
 	return next
 }
 
-// place serves a new connection on this loop, or hands it to the loop with
-// the fewest connections when this one holds over 1/8 more. The kernel
-// wakes whichever loop is waiting (EPOLLEXCLUSIVE), so a burst of
-// connections can all land on one (8 bulk connections on one loop of two
-// move 1.9 GB/s where spread they move 2.3). The slack keeps steady
-// churn, where loads differ by a few, from paying an eventfd round trip
-// per connection.
+// place serves a new connection on this loop or hands it to the loop
+// pickLoop names (place.go).
 func (a *acceptor) place(fd int, peer netip.AddrPort) {
 	l, s := a.l, a.ln.s
-	t := a.ln.leastLoaded(l)
+	t := a.ln.target(l)
 	if t == l {
 		l.admit(s, fd, peer, a.ln.port)
 		return

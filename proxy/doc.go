@@ -26,8 +26,8 @@
 //     package internal/evloop, shared with package udp); request.go: how
 //     other goroutines reach it; freelist.go: what it recycles so the hot
 //     path allocates nothing.
-//   - accept.go: accepting with backoff, placing a connection on the
-//     least loaded loop; admit.go: max_conns and allow, before any byte.
+//   - accept.go: accepting with backoff; place.go: which loop serves a
+//     new connection; admit.go: max_conns and allow, before any byte.
 //   - header.go: a trusted client's PROXY header (accept_proxy_protocol).
 //   - front.go, hello.go: a listen address shared by services with SNI
 //     names: the ClientHello read in the loop, the hand-over to the
@@ -56,13 +56,14 @@
 //
 // A listening socket is one socket registered in every loop with
 // EPOLLEXCLUSIVE, so that one loop wakes per connection; the loop that
-// accepts hands the connection to the least loaded one. The alternative,
-// a SO_REUSEPORT group of one socket per loop, is not used: it costs a
-// descriptor per port and loop (a 1,000-port range on 8 loops would hold
-// 8,000), and the kernel gives each socket of a group its own accept
-// queue, so closing one socket resets the connections queued on it. With
-// one socket there is one queue: taking the socket out of the loops
-// (StopAccepting) leaves waiting clients queued, to be accepted by
+// accepts keeps the connection or hands it on, so that a few connections
+// at a time gather on one loop and more spread evenly (place.go). The
+// alternative, a SO_REUSEPORT group of one socket per loop, is not used:
+// it costs a descriptor per port and loop (a 1,000-port range on 8 loops
+// would hold 8,000), and the kernel gives each socket of a group its own
+// accept queue, so closing one socket resets the connections queued on
+// it. With one socket there is one queue: taking the socket out of the
+// loops (StopAccepting) leaves waiting clients queued, to be accepted by
 // whoever takes the socket over (Files, ListenFiles), and its hash does
 // not pin a client to a loop that happens to be busy. UDP services use a
 // SO_REUSEPORT group (package udp says why).
@@ -74,7 +75,9 @@
 // again. So the caller (cmd/tierlb) runs GOMAXPROCS one above the loop
 // count. Parking the loops in Go's netpoller instead costs the same CPU
 // per request and per new connection (0.99x both, measured), and a woken
-// loop then waits for a P in Go's run queue.
+// loop then waits for a P in Go's run queue; only a loop idle for about
+// 100 ms parks there, so that sysmon does not take its P (package
+// evloop).
 //
 // Sockets are accepted, connected, read, written and spliced with raw
 // non-blocking syscalls and registered once, edge-triggered with

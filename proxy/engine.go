@@ -175,20 +175,26 @@ func (ln *listener) file() (*os.File, error) {
 	return os.NewFile(uintptr(fd), "tcp:"+ln.addr.String()), nil
 }
 
-// leastLoaded returns the loop to serve a connection that l accepted: l
-// itself unless another holds fewer connections by more than 1/8 of l's.
-func (ln *listener) leastLoaded(l *loop) *loop {
-	mine := l.load.Load()
-	best, least := l, mine-mine/8
-	for _, a := range ln.accs {
-		if a.l == nil {
-			continue
+// target returns the loop to serve a connection that l accepted
+// (pickLoop says which). Up to 64 loops it allocates nothing.
+func (ln *listener) target(l *loop) *loop {
+	var buf [64]int32
+	loads := buf[:0]
+	self := -1
+	for i, a := range ln.accs {
+		n := int32(-1) // a stopped loop takes nothing
+		if a.l != nil {
+			n = a.l.load.Load()
 		}
-		if n := a.l.load.Load(); n < least {
-			best, least = a.l, n
+		loads = append(loads, n)
+		if a.l == l {
+			self = i
 		}
 	}
-	return best
+	if self < 0 {
+		return l
+	}
+	return ln.accs[pickLoop(loads, self)].l
 }
 
 // Ready accepts what the listener holds.

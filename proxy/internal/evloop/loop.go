@@ -42,14 +42,12 @@ const (
 	// alone, and the monitor sleeps.
 	yieldEvery = 8 * time.Millisecond
 	// idleWindows is how many raw waits in a row an idle loop makes,
-	// yielding between them, before it sleeps in the ordinary wait: once
-	// a goroutine has been in a system call for 10 ms, sysmon takes its
-	// P and goes back to polling every 20µs for the next millisecond or
-	// more, some 60 wakeups of its thread. A loop that yields every 8 ms
-	// instead pays one wakeup of an idle thread per yield, so the pauses
-	// between the connections of a steady stream (tens of ms) cost less;
-	// a loop idle longer than idleWindows×yieldEvery (about 100 ms)
-	// sleeps, and so does sysmon once every P is idle.
+	// yielding between them, before it parks in Go's netpoller (park.go):
+	// a raw wait that ends in an event costs one wakeup, where a park
+	// costs some eight system calls and a thread handoff, so the pauses
+	// between the connections of a steady stream (tens of ms) cost less
+	// in raw waits; a loop idle longer than idleWindows×yieldEvery (about
+	// 100 ms) parks, and costs nothing more until its next event.
 	idleWindows = 12
 )
 
@@ -97,8 +95,9 @@ type Loop struct {
 	gen      uint32
 	stopping bool
 
-	ctl wake.Queue[func()] // work other goroutines hand the loop
-	log *slog.Logger
+	ctl  wake.Queue[func()] // work other goroutines hand the loop
+	park *parking           // how an idle loop sleeps
+	log  *slog.Logger
 }
 
 type attached struct {
@@ -126,6 +125,7 @@ func newLoop(index int, log *slog.Logger) (*Loop, error) {
 		l.closeFDs()
 		return nil, fmt.Errorf("register eventfd: %w", err)
 	}
+	l.park = newParking(l.epfd, l.events[:])
 	return l, nil
 }
 
@@ -220,9 +220,10 @@ func (l *Loop) Call(fn func()) bool {
 // and go (7% of the CPU of a run of short TLS connections), and the loop
 // then pays to get a P back on every wakeup. A loop that finds nothing
 // before its yield is due yields and waits raw again, up to idleWindows
-// times in a row; one idle longer than that sleeps in the ordinary,
-// scheduler-aware wait. Without a spare P the raw wait would keep other
-// goroutines off the CPU, so every wait is the ordinary one.
+// times in a row; one idle longer than that parks in Go's netpoller,
+// which gives its P back without sysmon (park.go). Without a spare P the
+// raw wait would keep other goroutines off the CPU, so every wait is the
+// ordinary, scheduler-aware one.
 func (l *Loop) run() {
 	defer l.stop()
 	for !l.stopping {
@@ -280,7 +281,12 @@ func (l *Loop) wait() (int, error) {
 		l.yieldAt = l.Clock() + int64(yieldEvery)
 		timeout = l.waitMillis()
 		if timeout == 0 || idle >= idleWindows {
-			// Idle for a while: let the scheduler have the P, then sleep.
+			// Idle for a while: give the P back and sleep.
+			if timeout != 0 {
+				if n, err := l.park.wait(timeout); err != errNotParked {
+					return n, err
+				}
+			}
 			return unix.EpollWait(l.epfd, l.events[:], timeout)
 		}
 	}

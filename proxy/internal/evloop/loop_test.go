@@ -148,8 +148,8 @@ func TestRawWaitLetsTheRuntimeRun(t *testing.T) {
 			time.Sleep(time.Duration(i%13) * time.Millisecond)
 		}
 		if i%50 == 25 {
-			// Idle past every raw window: the loop sleeps in the
-			// ordinary wait.
+			// Idle past every raw window: the loop parks in the
+			// netpoller.
 			time.Sleep(idleWindows*yieldEvery + 20*time.Millisecond)
 		}
 		if _, err := unix.Write(efd, one); err != nil {

@@ -1,0 +1,71 @@
+//go:build linux
+
+package evloop
+
+import (
+	"os"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func openFDs(t *testing.T) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(entries)
+}
+
+// TestParkingWait: a parked wait returns the epoll set's events once they
+// are ready, returns none when its time is up, and leaves no descriptor
+// in the netpoller or open behind it.
+func TestParkingWait(t *testing.T) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(epfd) })
+	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(efd) })
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(efd)}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, efd, &ev); err != nil {
+		t.Fatal(err)
+	}
+	var events [8]unix.EpollEvent
+	p := newParking(epfd, events[:])
+	fds := openFDs(t)
+
+	n, err := p.wait(5)
+	if n != 0 || err != nil {
+		t.Errorf("wait with nothing ready = %d, %v; want 0, nil", n, err)
+	}
+
+	written := make(chan error, 1)
+	go func() {
+		time.Sleep(20 * time.Millisecond) // let the wait park first
+		one := [8]byte{1}
+		_, err := unix.Write(efd, one[:])
+		written <- err
+	}()
+	n, err = p.wait(-1)
+	if werr := <-written; werr != nil {
+		t.Fatal(werr)
+	}
+	if err != nil || n != 1 || int(events[0].Fd) != efd {
+		t.Errorf("wait for an event = %d, %v (fd %d); want 1, nil (fd %d)", n, err, events[0].Fd, efd)
+	}
+	// Ready before the wait: no parking at all.
+	n, _ = p.wait(-1)
+	if n != 1 {
+		t.Errorf("wait with an event pending = %d events, want 1", n)
+	}
+	if got := openFDs(t); got != fds {
+		t.Errorf("%d descriptors open after parking, want %d", got, fds)
+	}
+}

@@ -1,14 +1,12 @@
 package proxy
 
 import (
-	"bytes"
 	"maps"
 	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/common/expfmt"
 
 	"github.com/tierlb/tierlb/backends"
 	"github.com/tierlb/tierlb/internal/testkit"
@@ -72,21 +70,6 @@ func (r *refMetrics) forget(name string) {
 	for _, e := range backends.LocalDialErrors {
 		r.localErrors.DeleteLabelValues(name, e)
 	}
-}
-
-func exposition(t *testing.T, g prometheus.Gatherer) string {
-	t.Helper()
-	mfs, err := g.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b bytes.Buffer
-	for _, mf := range mfs {
-		if _, err := expfmt.MetricFamilyToText(&b, mf); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return b.String()
 }
 
 // TestMetricsExposition records the same events into Metrics and into
@@ -158,7 +141,7 @@ func TestMetricsExposition(t *testing.T) {
 	m.ForgetService("gone")
 	ref.forget("gone")
 
-	got, want := exposition(t, reg), exposition(t, refReg)
+	got, want := testkit.Gathered(t, reg), testkit.Gathered(t, refReg)
 	if got != want {
 		t.Errorf("exposition differs from Prometheus vectors'\n--- got\n%s\n--- want\n%s", got, want)
 	}

@@ -116,14 +116,11 @@ func TestRelayMovesBothWaysAndHalfCloses(t *testing.T) {
 // SIGPIPE. It returns once the connection is gone (the relay closed it, or
 // died), which a write then fails to find.
 func rudeExchange(ctx context.Context, addr string) error {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
+	c, err := dialUntil(ctx, addr)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	deadline, _ := ctx.Deadline()
-	c.SetDeadline(deadline)
 	if n, err := io.Copy(io.Discard, c); err != nil || n != 0 {
 		return fmt.Errorf("before the reset was passed on: %d bytes, %v", n, err)
 	}
@@ -142,14 +139,11 @@ func rudeExchange(ctx context.Context, addr string) error {
 // exchange sends n bytes, half-closes, and checks the backend's digest of
 // them and its reply.
 func exchange(ctx context.Context, addr string, n int, reply []byte) error {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
+	c, err := dialUntil(ctx, addr)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	deadline, _ := ctx.Deadline()
-	c.SetDeadline(deadline)
 	req := bytes.Repeat([]byte{byte(n >> 19)}, n)
 	go func() {
 		c.Write(req)
@@ -169,4 +163,16 @@ func exchange(ctx context.Context, addr string, n int, reply []byte) error {
 		return errors.New("the reply arrived changed")
 	}
 	return nil
+}
+
+// dialUntil connects to addr with ctx's deadline on every read and write.
+func dialUntil(ctx context.Context, addr string) (net.Conn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	deadline, _ := ctx.Deadline()
+	c.SetDeadline(deadline)
+	return c, nil
 }

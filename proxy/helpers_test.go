@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"sync"
@@ -138,7 +139,13 @@ func newTestService(t testing.TB, cfg Config, pools Pools, opts Options) *Servic
 // and every service in it has shut down.
 func testLoops(t testing.TB, n int) *Loops {
 	t.Helper()
-	set, err := NewLoops(n, nil)
+	return testLoopsLog(t, n, nil)
+}
+
+// testLoopsLog is testLoops with the loops' logger.
+func testLoopsLog(t testing.TB, n int, log *slog.Logger) *Loops {
+	t.Helper()
+	set, err := NewLoops(n, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,6 +46,9 @@ type loop struct {
 	// other loops read it to place new connections.
 	load atomic.Int32
 
+	// io batches the small messages of a wakeup (batch.go).
+	io ioBatch
+
 	// reqs is what other goroutines ask of the loop's connections. It is
 	// typed, unlike the loop's own queue of functions, so that the
 	// requests of the data path (a connection placed here by another
@@ -71,6 +74,9 @@ func tcpLoop(el *evloop.Loop) *loop {
 
 func newLoop(el *evloop.Loop) evloop.Driver {
 	l := &loop{el: el}
+	if err := l.io.open(); err != nil {
+		el.Log().Info("no io_uring: small messages go one syscall at a time", "err", err)
+	}
 	if err := l.reqs.Open(); err != nil {
 		// Without an eventfd the queue is closed: posts fail and their
 		// senders clean up, as for a stopped loop.
@@ -103,6 +109,7 @@ func (l *loop) Ready(ev *unix.EpollEvent) {
 
 // Tick runs after each batch of events.
 func (l *loop) Tick() {
+	l.flushBatch()
 	l.runAgain()
 	l.expire()
 	if len(l.unflushed) > 0 && l.el.Now >= l.flushAt {
@@ -112,7 +119,7 @@ func (l *loop) Tick() {
 
 // Deadline is the loop clock of the next deadline.
 func (l *loop) Deadline() int64 {
-	if len(l.again) > 0 {
+	if len(l.again) > 0 || l.io.n > 0 {
 		return 0
 	}
 	next := l.nextDeadline()
@@ -126,6 +133,8 @@ func (l *loop) Deadline() int64 {
 // and every service has drained.
 func (l *loop) Stop() {
 	l.abortAll(EndDrain)
+	l.io.n = 0
+	l.io.close()
 	l.reqs.Close()
 	// Connections placed here by another loop and not adopted yet.
 	reqs := l.reqs.Take()

@@ -89,7 +89,11 @@ func (l *loop) event(c *conn, fd int, ev uint32) {
 		}
 	}
 	if in.readable {
-		l.pump(c, in)
+		if l.io.ring != nil && !in.pending() && !in.eof && (!in.bulk || in.noPipe) {
+			l.queueRecv(c, in == &c.up)
+		} else {
+			l.pump(c, in)
+		}
 	}
 }
 
@@ -141,6 +145,20 @@ func (l *loop) pump(c *conn, d *direction) {
 // the buffer means a burst, which is spliced.
 func (l *loop) recvIn(c *conn, d *direction, src, dst int, up bool) (int, bool) {
 	n, err := sysRead(src, l.buf[:])
+	more, ok := l.took(c, d, up, n, err)
+	if !ok || err != nil || n == 0 {
+		return 0, ok
+	}
+	if !l.sendOn(c, d, dst, up, l.buf[:n], more) {
+		return 0, false
+	}
+	return n, true
+}
+
+// took applies the outcome of a read of up to bufSize bytes to d: drained,
+// at its end, failed, or a burst. It returns the flags to send the bytes
+// on with, and false if the connection failed.
+func (l *loop) took(c *conn, d *direction, up bool, n int, err error) (more int, ok bool) {
 	switch {
 	case err == unix.EINTR:
 		return 0, true
@@ -155,8 +173,7 @@ func (l *loop) recvIn(c *conn, d *direction, src, dst int, up bool) (int, bool) 
 		return 0, true
 	}
 	c.last = l.el.Now
-	more := 0
-	if n < len(l.buf) && !d.errSeen {
+	if n < bufSize && !d.errSeen {
 		// Drained. A FIN seen before this read is all that is left.
 		d.readable, d.noPipe = false, false
 		if d.rdhup {
@@ -170,19 +187,25 @@ func (l *loop) recvIn(c *conn, d *direction, src, dst int, up bool) (int, bool) 
 	} else if c.cfg.ZeroCopy && !d.noPipe {
 		d.bulk = true
 	}
+	return more, true
+}
+
+// sendOn writes b to dst; what dst does not take waits in a pending buffer
+// for its EPOLLOUT edge. False if the connection failed.
+func (l *loop) sendOn(c *conn, d *direction, dst int, up bool, b []byte, more int) bool {
 	off := 0
-	for off < n {
-		w, err := sysSend(dst, l.buf[off:n], more)
+	for off < len(b) {
+		w, err := sysSend(dst, b[off:], more)
 		switch {
 		case err == unix.EINTR:
 			continue
 		case err == unix.EAGAIN:
 		case err != nil:
 			l.fail(c, "write", up, err)
-			return 0, false
+			return false
 		case w == 0:
 			l.fail(c, "write", up, io.ErrShortWrite)
-			return 0, false
+			return false
 		default:
 			off += w
 			l.count(c, d, w)
@@ -190,11 +213,11 @@ func (l *loop) recvIn(c *conn, d *direction, src, dst int, up bool) (int, bool) 
 		}
 		break
 	}
-	if off < n {
+	if off < len(b) {
 		d.pend = l.getBuf()
-		d.off, d.end = 0, int32(copy(d.pend[:], l.buf[off:n]))
+		d.off, d.end = 0, int32(copy(d.pend[:], b[off:]))
 	}
-	return n, true
+	return true
 }
 
 // spliceIn moves what the source holds into a pipe lent for the burst;

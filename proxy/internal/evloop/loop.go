@@ -111,6 +111,9 @@ var running atomic.Int32
 // genReserved tags the loop's own eventfd; generations skip it.
 const genReserved = ^uint32(0)
 
+// Log is the logger of the loop's set.
+func (l *Loop) Log() *slog.Logger { return l.log }
+
 func newLoop(index int, log *slog.Logger) (*Loop, error) {
 	l := &Loop{index: index, base: time.Now(), log: log}
 	var err error

@@ -1,0 +1,179 @@
+//go:build linux
+
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ringFDs lists the process's io_uring descriptors.
+func ringFDs(t *testing.T) []int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fds []int
+	for _, e := range ents {
+		link, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
+		if err == nil && link == "anon_inode:[io_uring]" {
+			var fd int
+			fmt.Sscan(e.Name(), &fd)
+			fds = append(fds, fd)
+		}
+	}
+	return fds
+}
+
+// needRing skips where the kernel offers no io_uring: the loops then
+// pump every direction, which every other test covers.
+func needRing(t *testing.T, loops *Loops) {
+	t.Helper()
+	var ok bool
+	done := make(chan struct{})
+	loops.Loops()[0].Call(func() { ok = tcpLoop(loops.Loops()[0]).io.ring != nil; close(done) })
+	<-done
+	if !ok {
+		t.Skip("no io_uring in this kernel or sandbox: small messages are pumped one at a time")
+	}
+}
+
+// TestBatchManyConns: more connections than one batch holds send at once,
+// in one loop, round after round; every answer comes back whole and in
+// order, small messages and bursts mixed in the same wakeups.
+func TestBatchManyConns(t *testing.T) {
+	for _, mode := range copyModes {
+		t.Run(mode.name, func(t *testing.T) {
+			be := startBackend(t, echo)
+			loops := testLoops(t, 1)
+			s := newTestService(t, Config{ZeroCopy: mode.zeroCopy}, staticSet(t, be.addr()), Options{Loops: loops})
+			serveService(t, s)
+			needRing(t, loops)
+			const conns, rounds = 2*batchMax + 5, 40
+			cs := make([]*net.TCPConn, conns)
+			for i := range cs {
+				cs[i] = dial(t, s)
+			}
+			deadline := time.Now().Add(30 * time.Second)
+			for r := range rounds {
+				msgs := make([][]byte, conns)
+				for i, c := range cs {
+					size := 100 + i
+					if i%16 == 3 && r%4 == 1 {
+						size = 200 << 10 // a burst among the small ones
+					}
+					msgs[i] = bytes.Repeat([]byte{byte('a' + (i+r)%26)}, size)
+					c.SetDeadline(deadline)
+				}
+				var wg sync.WaitGroup
+				for i, c := range cs {
+					wg.Go(func() { c.Write(msgs[i]) })
+				}
+				for i, c := range cs {
+					got := make([]byte, len(msgs[i]))
+					if _, err := io.ReadFull(c, got); err != nil {
+						t.Fatalf("round %d, conn %d: %v", r, i, err)
+					}
+					if !bytes.Equal(got, msgs[i]) {
+						t.Fatalf("round %d, conn %d: answer differs from the message", r, i)
+					}
+				}
+				wg.Wait()
+			}
+		})
+	}
+}
+
+// TestBatchRingFails: a loop whose ring stops working (here its
+// descriptor is replaced) says so once, fails only the connections whose
+// bytes were in the lost batch, and serves on without batching.
+func TestBatchRingFails(t *testing.T) {
+	be := startBackend(t, echo)
+	logs := &messages{}
+	loops := testLoopsLog(t, 1, slog.New(logs))
+	s := newTestService(t, Config{}, staticSet(t, be.addr()), Options{Loops: loops})
+	serveService(t, s)
+	needRing(t, loops)
+	roundTrip := func(c net.Conn) error {
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Write([]byte("ping")); err != nil {
+			return err
+		}
+		got := make([]byte, 4)
+		if _, err := io.ReadFull(c, got); err != nil {
+			return err
+		}
+		if string(got) != "ping" {
+			return fmt.Errorf("answer %q", got)
+		}
+		return nil
+	}
+	before := dial(t, s)
+	if err := roundTrip(before); err != nil {
+		t.Fatal(err)
+	}
+	null, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(null)
+	for _, fd := range ringFDs(t) {
+		if err := unix.Dup2(null, fd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The lost batch's connection is reset rather than left hanging
+	// with bytes it sent and nobody read.
+	if err := roundTrip(before); err == nil {
+		t.Error("the connection of the lost batch answered")
+	}
+	for i := range 3 {
+		if err := roundTrip(dial(t, s)); err != nil {
+			t.Fatalf("connection %d after the ring failed: %v", i, err)
+		}
+	}
+	if n := logs.count("io_uring batch failed"); n != 1 {
+		t.Errorf("%d warnings of the failed batch, want 1", n)
+	}
+}
+
+// messages is a slog.Handler that keeps the messages logged.
+type messages struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (m *messages) Enabled(context.Context, slog.Level) bool { return true }
+func (m *messages) WithAttrs([]slog.Attr) slog.Handler       { return m }
+func (m *messages) WithGroup(string) slog.Handler            { return m }
+func (m *messages) Handle(_ context.Context, r slog.Record) error {
+	m.mu.Lock()
+	m.msgs = append(m.msgs, r.Message)
+	m.mu.Unlock()
+	return nil
+}
+
+func (m *messages) count(prefix string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, s := range m.msgs {
+		if strings.HasPrefix(s, prefix) {
+			n++
+		}
+	}
+	return n
+}

@@ -57,6 +57,9 @@ type EngineConfig struct {
 	// Loops is the number of event loops each service runs; 0 means one
 	// per core (GOMAXPROCS as the process starts). It applies at start.
 	Loops int `mapstructure:"loops" yaml:"loops"`
+	// IOUring lets the loops batch small messages through io_uring where
+	// the kernel allows it; false sends each with its own syscalls.
+	IOUring bool `mapstructure:"io_uring" yaml:"io_uring"`
 }
 
 // DockerConfig is the Docker discovery provider's configuration.

@@ -20,6 +20,7 @@ func topDefaults() map[string]any {
 		"log.access":                true,
 		"shutdown.drain_timeout":    "30s",
 		"engine.loops":              0,
+		"engine.io_uring":           true,
 		"docker.enabled":            "auto",
 		"docker.host":               "",
 		"docker.label_prefix":       "tierlb",

@@ -177,3 +177,30 @@ func (m *messages) count(prefix string) int {
 	}
 	return n
 }
+
+// TestBatchOff: loops made without io_uring hold no ring and serve.
+func TestBatchOff(t *testing.T) {
+	be := startBackend(t, echo)
+	loops, err := NewLoopsWith(LoopsConfig{N: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- loops.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	s := newTestService(t, Config{}, staticSet(t, be.addr()), Options{Loops: loops})
+	serveService(t, s)
+	c := dial(t, s)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 4)
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != "ping" {
+		t.Fatalf("answer %q, %v", got, err)
+	}
+	if n := len(ringFDs(t)); n != 0 {
+		t.Errorf("%d io_uring descriptors with io_uring off, want 0", n)
+	}
+}

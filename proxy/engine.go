@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tierlb/tierlb/proxy/internal/evloop"
+	"github.com/tierlb/tierlb/proxy/internal/uring"
 )
 
 // Loops is the process's set of event loops, shared by every TCP service,
@@ -30,13 +31,40 @@ type Loops = evloop.Set
 // sleeps in a blocking epoll_wait, so the caller should leave Go's
 // scheduler a P more than the loops (see doc.go).
 func NewLoops(n int, log *slog.Logger) (*Loops, error) {
+	return NewLoopsWith(LoopsConfig{N: n, Log: log, IOUring: true})
+}
+
+// LoopsConfig is how the process's loops run.
+type LoopsConfig struct {
+	N   int          // how many; 0 means one per P
+	Log *slog.Logger // nil discards
+	// IOUring lets a loop batch the small messages of a wakeup through
+	// io_uring where the kernel allows it (batch.go); false sends each
+	// with its own recv and send.
+	IOUring bool
+}
+
+// NewLoopsWith makes the loops cfg describes.
+func NewLoopsWith(cfg LoopsConfig) (*Loops, error) {
+	n := cfg.N
 	if n < 0 {
 		return nil, fmt.Errorf("loops %d: want 0 (one per P) or more", n)
 	}
 	if n == 0 {
 		n = runtime.GOMAXPROCS(0)
 	}
-	return evloop.NewSet(n, log)
+	return evloop.NewSetWith(n, cfg.Log, cfg.IOUring)
+}
+
+// IOUringProbe sets up and closes a ring as the loops would: nil if
+// they can batch through io_uring, else why not.
+func IOUringProbe() error {
+	r, err := uring.New(batchMax)
+	if err != nil {
+		return err
+	}
+	r.Close()
+	return nil
 }
 
 // listener is one listening socket of a service (a port range has one per

@@ -74,8 +74,10 @@ func tcpLoop(el *evloop.Loop) *loop {
 
 func newLoop(el *evloop.Loop) evloop.Driver {
 	l := &loop{el: el}
-	if err := l.io.open(); err != nil {
-		el.Log().Info("no io_uring: small messages go one syscall at a time", "err", err)
+	if el.Rings() {
+		if err := l.io.open(); err != nil {
+			el.Log().Info("no io_uring: small messages go one syscall at a time", "err", err)
+		}
 	}
 	if err := l.reqs.Open(); err != nil {
 		// Without an eventfd the queue is closed: posts fail and their

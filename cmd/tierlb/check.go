@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"github.com/tierlb/tierlb/config"
+	"github.com/tierlb/tierlb/proxy"
 )
 
 // cmdCheck validates the config. It prints the resolved config (defaults,
@@ -68,9 +69,10 @@ func parseFlags(f *configFlags, args []string, stdout, stderr io.Writer) (code i
 }
 
 // resolvedYAML is the config as check prints it, with what engine.loops
-// comes to on this machine beside it.
+// and engine.io_uring come to on this machine beside them.
 func resolvedYAML(cfg *config.Config, plan procPlan) ([]byte, error) {
-	return cfg.YAML(map[string]string{"engine.loops": plan.note()})
+	return cfg.YAML(map[string]string{"engine.loops": plan.note(),
+		"engine.io_uring": "io_uring " + ioUringState(cfg.Engine.IOUring, proxy.IOUringProbe)})
 }
 
 // printConfigErrors writes every problem of a config, one per line.

@@ -162,3 +162,16 @@ func raiseNoFileLimit(log *slog.Logger) {
 	}
 	log.Info("open files limit", "soft_was", soft, "soft", lim.Cur, "hard", lim.Max)
 }
+
+// ioUringState says whether the loops batch small messages through
+// io_uring: "on", "off" (engine.io_uring: false), or why the kernel
+// refuses it, as probe finds.
+func ioUringState(enabled bool, probe func() error) string {
+	if !enabled {
+		return "off"
+	}
+	if err := probe(); err != nil {
+		return "unavailable: " + err.Error()
+	}
+	return "on"
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"regexp"
 	"runtime/debug"
 	"strconv"
@@ -147,5 +148,39 @@ func TestPlanGC(t *testing.T) {
 	g.apply()
 	if got := currentGOGC(); got != -1 {
 		t.Fatalf("apply changed the user's GOGC to %d", got)
+	}
+}
+
+func TestIOUringState(t *testing.T) {
+	refused := func() error { return errors.New("io_uring_setup: operation not permitted") }
+	ok := func() error { return nil }
+	tests := []struct {
+		name    string
+		enabled bool
+		probe   func() error
+		want    string
+	}{
+		{"on", true, ok, "on"},
+		{"turned off", false, ok, "off"},
+		{"off is not probed", false, func() error { panic("probed") }, "off"},
+		{"refused by the kernel", true, refused, "unavailable: io_uring_setup: operation not permitted"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ioUringState(tt.enabled, tt.probe); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestRunIOUringOff: engine.io_uring: false reaches the start line and
+// the loops, which then serve with plain syscalls.
+func TestRunIOUringOff(t *testing.T) {
+	b := startBackend(t, "b1")
+	p := startBinaryEnv(t, []string{"TIERLB_ENGINE_IO_URING=false"}, "run", "--listen", "127.0.0.1:0", "--backend", b.addr(), "--admin-listen", "")
+	p.WaitLog(t, `msg="starting tierlb" .* io_uring=off`)
+	if got := waitGreeting(t, p.serviceAddr(t, "quick")); got != "b1" {
+		t.Errorf("greeting %q, want b1", got)
 	}
 }

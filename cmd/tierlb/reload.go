@@ -180,6 +180,9 @@ func (r *reloader) reload(why string, data []byte) {
 	if cfg.Engine.Loops != r.cfg.Engine.Loops {
 		log.Warn("engine.loops changes at the next restart", "running", r.cfg.Engine.Loops, "new", cfg.Engine.Loops)
 	}
+	if cfg.Engine.IOUring != r.cfg.Engine.IOUring {
+		log.Warn("engine.io_uring changes at the next restart", "running", r.cfg.Engine.IOUring, "new", cfg.Engine.IOUring)
+	}
 	if was, now := r.cfg.Admin, cfg.Admin; was.Listen != now.Listen || was.Pprof != now.Pprof {
 		log.Warn("admin.listen and admin.pprof change at the next restart")
 	}

@@ -35,7 +35,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	gc.apply()
 	log.Info("starting tierlb", "version", ver, "commit", rev, "config", src.File, "services", len(cfg.Services),
 		"event_loops", plan.loops, "gomaxprocs", plan.gomaxprocs, "gomaxprocs_was", plan.procs,
-		"gogc", gc.percent, "gogc_was", gc.was)
+		"gogc", gc.percent, "gogc_was", gc.was, "io_uring", ioUringState(cfg.Engine.IOUring, proxy.IOUringProbe))
 	raiseNoFileLimit(log)
 	if err := serve(ctx, l, log, level, hostEnvironment(), plan.loops); err != nil {
 		log.Error("tierlb stopped on a failure", "err", err)
@@ -90,7 +90,7 @@ func serve(ctx context.Context, l loaded, log *slog.Logger, level *slog.LevelVar
 	}
 	ports, portsKnown := localPorts(env, log)
 	ready := &readiness{}
-	evloops, err := proxy.NewLoops(loops, log)
+	evloops, err := proxy.NewLoopsWith(proxy.LoopsConfig{N: loops, Log: log, IOUring: cfg.Engine.IOUring})
 	if err != nil {
 		return err
 	}

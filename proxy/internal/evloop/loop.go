@@ -98,6 +98,8 @@ type Loop struct {
 	ctl  wake.Queue[func()] // work other goroutines hand the loop
 	park *parking           // how an idle loop sleeps
 	log  *slog.Logger
+
+	rings bool // drivers may batch through io_uring (Rings)
 }
 
 type attached struct {
@@ -110,6 +112,10 @@ var running atomic.Int32
 
 // genReserved tags the loop's own eventfd; generations skip it.
 const genReserved = ^uint32(0)
+
+// Rings reports whether the loop's drivers may batch their syscalls
+// through io_uring: the process's engine.io_uring.
+func (l *Loop) Rings() bool { return l.rings }
 
 // Log is the logger of the loop's set.
 func (l *Loop) Log() *slog.Logger { return l.log }

@@ -28,12 +28,21 @@ type Set struct {
 // NewSet makes n loops (at least one). They run once Run is called; work
 // posted before waits for it.
 func NewSet(n int, log *slog.Logger) (*Set, error) {
+	return NewSetWith(n, log, true)
+}
+
+// NewSetWith is NewSet, with rings telling the loops' drivers whether to
+// batch through io_uring (Loop.Rings).
+func NewSetWith(n int, log *slog.Logger, rings bool) (*Set, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Set{stop: make(chan struct{}), done: make(chan struct{})}
 	for i := range max(n, 1) {
 		l, err := newLoop(i, log)
+		if err == nil {
+			l.rings = rings
+		}
 		if err != nil {
 			for _, l := range s.loops {
 				l.closeFDs()

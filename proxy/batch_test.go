@@ -103,7 +103,7 @@ func TestBatchManyConns(t *testing.T) {
 func TestBatchRingFails(t *testing.T) {
 	be := startBackend(t, echo)
 	logs := &messages{}
-	loops := testLoopsLog(t, 1, slog.New(logs))
+	loops := testLoopsWith(t, LoopsConfig{N: 1, Log: slog.New(logs), IOUring: true})
 	s := newTestService(t, Config{}, staticSet(t, be.addr()), Options{Loops: loops})
 	serveService(t, s)
 	needRing(t, loops)
@@ -181,14 +181,7 @@ func (m *messages) count(prefix string) int {
 // TestBatchOff: loops made without io_uring hold no ring and serve.
 func TestBatchOff(t *testing.T) {
 	be := startBackend(t, echo)
-	loops, err := NewLoopsWith(LoopsConfig{N: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- loops.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	loops := testLoopsWith(t, LoopsConfig{N: 1})
 	s := newTestService(t, Config{}, staticSet(t, be.addr()), Options{Loops: loops})
 	serveService(t, s)
 	c := dial(t, s)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"sync"
@@ -139,13 +138,13 @@ func newTestService(t testing.TB, cfg Config, pools Pools, opts Options) *Servic
 // and every service in it has shut down.
 func testLoops(t testing.TB, n int) *Loops {
 	t.Helper()
-	return testLoopsLog(t, n, nil)
+	return testLoopsWith(t, LoopsConfig{N: n, IOUring: true})
 }
 
-// testLoopsLog is testLoops with the loops' logger.
-func testLoopsLog(t testing.TB, n int, log *slog.Logger) *Loops {
+// testLoopsWith is testLoops with the loops' whole config.
+func testLoopsWith(t testing.TB, cfg LoopsConfig) *Loops {
 	t.Helper()
-	set, err := NewLoops(n, log)
+	set, err := NewLoopsWith(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -195,5 +196,60 @@ func TestBatchOff(t *testing.T) {
 	}
 	if n := len(ringFDs(t)); n != 0 {
 		t.Errorf("%d io_uring descriptors with io_uring off, want 0", n)
+	}
+}
+
+// TestBatchFullDestination: small messages, batched as they arrive, to a
+// backend with a small receive buffer that reads nothing for a while: the
+// sends find its socket full, the rest waits pending, and the loop goes
+// back from pending bytes to batched reads until, once the backend reads,
+// every byte has arrived in order.
+func TestBatchFullDestination(t *testing.T) {
+	const total, chunk = 2 << 20, 1 << 10
+	got := make(chan []byte, 1)
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<10) })
+	}}
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		time.Sleep(300 * time.Millisecond)
+		b, _ := io.ReadAll(c)
+		got <- b
+	}()
+	loops := testLoops(t, 1)
+	s := newTestService(t, Config{}, staticSet(t, ln.Addr().String()), Options{Loops: loops})
+	serveService(t, s)
+	needRing(t, loops)
+	c := dial(t, s)
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	want := make([]byte, total)
+	for i := range want {
+		want[i] = byte(i * 7 / chunk)
+	}
+	for off := 0; off < total; off += chunk {
+		if _, err := c.Write(want[off : off+chunk]); err != nil {
+			t.Fatalf("write at %d: %v", off, err)
+		}
+		if off%(64*chunk) == 0 {
+			time.Sleep(time.Millisecond) // let the loop read small pieces
+		}
+	}
+	c.CloseWrite()
+	select {
+	case b := <-got:
+		if !bytes.Equal(b, want) {
+			t.Fatalf("backend got %d bytes, not the %d sent in order", len(b), len(want))
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the backend did not get every byte")
 	}
 }

@@ -67,7 +67,7 @@ struct side {
 struct conn {
 	struct side s[2]; // client, backend
 	int inflight;     // uring: operations queued on the two sockets
-	int dead;         // uring: failed; freed once inflight is 0
+	int dead;         // closed (epoll) or failing (uring: freed once inflight is 0)
 	struct conn *next_free; // epoll: closed during this batch of events
 	struct sockaddr_in backend;
 };
@@ -289,7 +289,10 @@ static int ring_setup_flags(unsigned entries, unsigned flags, const char **why) 
 	p.flags = flags;
 	int fd = syscall(__NR_io_uring_setup, entries, &p);
 	if (fd < 0) {
-		*why = strerror(errno);
+		static char msg[96];
+		snprintf(msg, sizeof msg, "io_uring_setup: %s%s", strerror(errno),
+		         errno == EPERM ? " (kernel.io_uring_disabled, or a seccomp profile)" : "");
+		*why = msg;
 		return -1;
 	}
 	size_t sq_size = p.sq_off.array + p.sq_entries * sizeof(unsigned);

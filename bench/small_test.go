@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -66,7 +65,7 @@ func TestSmallRelay(t *testing.T) {
 			if err := waitListening(ctx, p, ports, 10*time.Second); err != nil {
 				t.Fatal(err)
 			}
-			fds0, err := countFDs(p.pid())
+			fds0, _, err := fdCount(p.pid())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -96,26 +95,35 @@ func TestSmallRelay(t *testing.T) {
 			t.Run("many connections", func(t *testing.T) {
 				// Half end as in the close scenario (the backend answers and
 				// closes), half as a keep-alive client does (it closes first).
-				for i := range 400 {
-					f := pingBackendCloses
-					if i%2 == 1 {
-						f = pingClientCloses
+				// The second batch finds the memory the first left behind.
+				var rss [2]int64
+				for batch := range rss {
+					for i := range 400 {
+						f, target := pingBackendCloses, addr(3)
+						if i%2 == 1 {
+							f, target = pingClientCloses, addr(4)
+						}
+						if err := f(ctx, target); err != nil {
+							t.Fatalf("connection %d: %v", i, err)
+						}
 					}
-					target := map[bool]string{true: addr(3), false: addr(4)}[i%2 == 0]
-					if err := f(ctx, target); err != nil {
-						t.Fatalf("connection %d: %v", i, err)
+					if rss[batch], err = rssKB(p.pid()); err != nil {
+						t.Fatal(err)
 					}
+				}
+				if rss[1] > rss[0]+512 {
+					t.Errorf("RSS grew from %d KB to %d KB over 400 more connections, one at a time", rss[0], rss[1])
 				}
 				// The relay closes a connection once both ends are passed on,
 				// just after the client saw its end: wait for it.
 				var fds int
 				for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-					if fds, err = countFDs(p.pid()); err != nil || fds <= fds0 {
+					if fds, _, err = fdCount(p.pid()); err != nil || fds <= fds0 {
 						break
 					}
 				}
 				if err != nil || fds > fds0 {
-					t.Errorf("%d descriptors after 400 connections, %d before (%v)", fds, fds0, err)
+					t.Errorf("%d descriptors after 800 connections, %d before (%v)", fds, fds0, err)
 				}
 			})
 			if p.exited() {
@@ -211,10 +219,4 @@ func pingClientCloses(ctx context.Context, addr string) error {
 		return fmt.Errorf("got %q, %v", got, err)
 	}
 	return nil
-}
-
-// countFDs counts pid's open descriptors.
-func countFDs(pid int) (int, error) {
-	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-	return len(ents), err
 }

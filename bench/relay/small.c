@@ -57,7 +57,8 @@
 struct side {
 	int fd;
 	unsigned off, len;
-	int eof;             // its end of stream was read and passed on
+	int eof;             // its end of stream was read
+	int passed;          // epoll: ... and passed on, once buf was sent
 	unsigned events;     // epoll: the interest registered
 	struct side *peer;
 	struct conn *c;
@@ -111,7 +112,7 @@ static struct conn *new_conn(int client, int backend, int backend_port) {
 	for (int k = 0; k < 2; k++) {
 		struct side *s = &c->s[k];
 		s->off = s->len = s->events = 0;
-		s->eof = 0;
+		s->eof = s->passed = 0;
 		s->peer = &c->s[1 - k];
 		s->c = c;
 	}
@@ -131,12 +132,15 @@ static struct conn *closed; // released after the batch of events that closed th
 // Tagged epoll data: a route's pointer has its low bit set.
 #define ROUTE_TAG 1
 
-// ep_want is the interest side s needs: to read while nothing it sent
-// waits, and to write while its peer's bytes wait for room.
+// ep_update registers the interest side s needs: to read while nothing it
+// sent waits (with EPOLLRDHUP, which tells a read that the end came with
+// it), and to write while its peer's bytes wait for room. Level-triggered,
+// so an end of stream already read must leave the set, or it is reported
+// on every wait.
 static void ep_update(struct side *s) {
 	unsigned want = 0;
 	if (!s->eof && s->len == 0)
-		want |= EPOLLIN;
+		want |= EPOLLIN | EPOLLRDHUP;
 	if (s->peer->len > 0)
 		want |= EPOLLOUT;
 	if (want != s->events) {
@@ -188,25 +192,38 @@ static void ep_event(struct side *s, unsigned ev) {
 		ep_close(c);
 		return;
 	}
-	if ((ev & (EPOLLIN | EPOLLHUP)) && !s->eof && s->len == 0) {
+	if ((ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) && !s->eof && s->len == 0) {
 		ssize_t n = recv(s->fd, s->buf, BUF_SIZE, 0);
 		if (n > 0) {
 			s->len = n;
+			// The peer's FIN had come when epoll_wait returned, and a short
+			// read drained what came before it: this is the end, and no
+			// read is spent on finding it.
+			if ((ev & EPOLLRDHUP) && n < BUF_SIZE)
+				s->eof = 1;
 			if (ep_flush(s) < 0) {
 				ep_close(c);
 				return;
 			}
 		} else if (n == 0) {
 			s->eof = 1;
-			if (!s->peer->eof)
-				shutdown(s->peer->fd, SHUT_WR); // else the close below passes it on
 		} else if (errno != EAGAIN && errno != EINTR) {
 			ep_close(c);
 			return;
 		}
 	}
-	if (s->eof && s->peer->eof) {
-		ep_close(c); // both ends passed on, nothing left to send
+	// An end is passed on once what came before it is sent; when both
+	// are, the closes pass the second one on.
+	for (int k = 0; k < 2; k++) {
+		struct side *x = &c->s[k];
+		if (x->eof && x->len == 0 && !x->passed) {
+			x->passed = 1;
+			if (!x->peer->passed)
+				shutdown(x->peer->fd, SHUT_WR);
+		}
+	}
+	if (c->s[0].passed && c->s[1].passed) {
+		ep_close(c);
 		return;
 	}
 	ep_update(s);
@@ -232,11 +249,10 @@ static void ep_accept(struct route *r) {
 				release(c);
 			continue;
 		}
-		nodelay(client);
-		nodelay(backend);
+		nodelay(backend); // the client has it from the listener
 		for (int k = 0; k < 2; k++) {
-			c->s[k].events = EPOLLIN;
-			struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &c->s[k]};
+			c->s[k].events = EPOLLIN | EPOLLRDHUP;
+			struct epoll_event ev = {.events = c->s[k].events, .data.ptr = &c->s[k]};
 			epoll_ctl(ep, EPOLL_CTL_ADD, c->s[k].fd, &ev);
 		}
 	}
@@ -457,8 +473,7 @@ static void u_new(struct route *r, int client) {
 			close(backend);
 		return;
 	}
-	nodelay(client);
-	nodelay(backend);
+	nodelay(backend); // the client has it from the listener
 	// The client is read once the backend is there to send to.
 	struct io_uring_sqe *q = sqe(IORING_OP_CONNECT, backend, (uintptr_t)&c->s[1] | OP_CONNECT);
 	q->addr = (uintptr_t)&c->backend;
@@ -605,7 +620,9 @@ int main(int argc, char **argv) {
 		int ln = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | (uring ? 0 : SOCK_NONBLOCK), 0);
 		int one = 1;
 		struct sockaddr_in a = loopback(lport);
+		// TCP_NODELAY on the listener is inherited by every accepted socket.
 		if (ln < 0 || setsockopt(ln, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+		    setsockopt(ln, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0 ||
 		    bind(ln, (struct sockaddr *)&a, sizeof a) != 0 || listen(ln, 1024) != 0) {
 			fprintf(stderr, "small: listen on 127.0.0.1:%d: %s\n", lport, strerror(errno));
 			return 2;

@@ -19,8 +19,9 @@ import (
 // bench/relay/small.c on one thread, with nothing but those calls: no
 // runtime, no timers, no counters, no logging.
 //
-//   - epoll relay: level-triggered epoll_wait, then recv and send per ready
-//     socket, the model HAProxy, nginx and tierlb share. Its CPU per request
+//   - epoll relay: edge-triggered epoll_wait, then recv and send per ready
+//     socket, the model HAProxy, nginx and tierlb share (each socket registered
+//     once, never modified). Its CPU per request
 //     is the floor of that model: what a proxy spends above it is its own.
 //   - io_uring relay: a receive queued on every socket, a send queued when
 //     one completes, all submitted in the io_uring_enter that waits for the

@@ -70,7 +70,7 @@ func writeSmallFloor(b *strings.Builder, res *results) {
 		return
 	}
 	b.WriteString("\n## The floor for small requests\n\n" +
-		"The floor is the epoll relay column (`bench/relay/small.c epoll`): one thread, level-triggered epoll, a recv and a " +
+		"The floor is the epoll relay column (`bench/relay/small.c epoll`): one thread, edge-triggered epoll, a recv and a " +
 		"send per message on each hop into a 16 KiB buffer per direction, no runtime, no timers, no bookkeeping: the " +
 		"event-loop model every proxy here shares, with nothing added. The io_uring relay (`small.c uring`) does the same " +
 		"work with a receive queued on every socket and a send queued on its completion, all submitted in the one " +

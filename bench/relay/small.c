@@ -7,7 +7,7 @@
 // time shows is what the kernel charges for those calls and for the wakeups
 // that bring them, and any proxy's CPU per request above it is its own.
 //
-//	small epoll LISTEN_PORT=BACKEND_PORT [...]   level-triggered epoll, recv/send
+//	small epoll LISTEN_PORT=BACKEND_PORT [...]   edge-triggered epoll, recv/send
 //	small uring LISTEN_PORT=BACKEND_PORT [...]   io_uring: one receive queued per socket
 //	small probe                                  can io_uring run here? exit 0, or 3 and why
 //
@@ -27,7 +27,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
-#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,7 +58,8 @@ struct side {
 	unsigned off, len;
 	int eof;             // its end of stream was read
 	int passed;          // epoll: ... and passed on, once buf was sent
-	unsigned events;     // epoll: the interest registered
+	int readable;        // epoll: an edge said there is more to read
+	int rdhup;           // epoll: the peer's FIN has come, behind what is queued
 	struct side *peer;
 	struct conn *c;
 	char buf[BUF_SIZE];
@@ -111,8 +111,8 @@ static struct conn *new_conn(int client, int backend, int backend_port) {
 		return NULL;
 	for (int k = 0; k < 2; k++) {
 		struct side *s = &c->s[k];
-		s->off = s->len = s->events = 0;
-		s->eof = s->passed = 0;
+		s->off = s->len = 0;
+		s->eof = s->passed = s->readable = s->rdhup = 0;
 		s->peer = &c->s[1 - k];
 		s->c = c;
 	}
@@ -126,29 +126,17 @@ static struct conn *new_conn(int client, int backend, int backend_port) {
 
 // ---- epoll ----------------------------------------------------------------
 
+// Connections are edge-triggered, as HAProxy's and tierlb's are: each
+// socket is registered once for everything and never modified, and an edge
+// is remembered in the side until a read finds the socket drained. A read
+// shorter than the buffer drained it, so a small message costs one recv,
+// with no second one to see EAGAIN.
+
 static int ep;
 static struct conn *closed; // released after the batch of events that closed them
 
 // Tagged epoll data: a route's pointer has its low bit set.
 #define ROUTE_TAG 1
-
-// ep_update registers the interest side s needs: to read while nothing it
-// sent waits (with EPOLLRDHUP, which tells a read that the end came with
-// it), and to write while its peer's bytes wait for room. Level-triggered,
-// so an end of stream already read must leave the set, or it is reported
-// on every wait.
-static void ep_update(struct side *s) {
-	unsigned want = 0;
-	if (!s->eof && s->len == 0)
-		want |= EPOLLIN | EPOLLRDHUP;
-	if (s->peer->len > 0)
-		want |= EPOLLOUT;
-	if (want != s->events) {
-		struct epoll_event ev = {.events = want, .data.ptr = s};
-		epoll_ctl(ep, EPOLL_CTL_MOD, s->fd, &ev);
-		s->events = want;
-	}
-}
 
 static void ep_close(struct conn *c) {
 	if (c->dead)
@@ -161,7 +149,7 @@ static void ep_close(struct conn *c) {
 }
 
 // ep_flush sends what src read to its peer; 0, or -1 when the connection
-// is done for.
+// is done for. What a full socket leaves waits for its EPOLLOUT edge.
 static int ep_flush(struct side *src) {
 	ssize_t n = send(src->peer->fd, src->buf + src->off, src->len - src->off, MSG_NOSIGNAL);
 	if (n < 0)
@@ -169,6 +157,33 @@ static int ep_flush(struct side *src) {
 	src->off += n;
 	if (src->off == src->len)
 		src->off = src->len = 0;
+	return 0;
+}
+
+// ep_pump reads s while an edge says there is more and what it read last
+// has been sent; 0, or -1 when the connection is done for.
+static int ep_pump(struct side *s) {
+	while (s->readable && !s->eof && s->len == 0) {
+		ssize_t n = recv(s->fd, s->buf, BUF_SIZE, 0);
+		if (n > 0) {
+			s->len = n;
+			if (n < BUF_SIZE) {
+				s->readable = 0;
+				// The FIN had come behind what this read drained: this
+				// is the end, and no read is spent on finding it.
+				s->eof = s->rdhup;
+			}
+			if (ep_flush(s) < 0)
+				return -1;
+		} else if (n == 0) {
+			s->eof = 1;
+			s->readable = 0;
+		} else if (errno == EAGAIN) {
+			s->readable = 0;
+		} else if (errno != EINTR) {
+			return -1;
+		}
+	}
 	return 0;
 }
 
@@ -180,37 +195,19 @@ static void ep_event(struct side *s, unsigned ev) {
 		ep_close(c);
 		return;
 	}
-	// EPOLLHUP (both directions shut) is reported whatever the interest.
-	// Unasked for, it means s's end was read and nothing can be sent to s
-	// any more: done. Or s's last bytes still wait for room at the peer,
-	// and it is reported again until they are sent.
-	if ((ev & EPOLLHUP) && !(s->events & EPOLLIN) && s->len == 0) {
+	if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP))
+		s->readable = 1;
+	if (ev & (EPOLLRDHUP | EPOLLHUP))
+		s->rdhup = 1;
+	// Room in s: send what the peer read, and once it is all sent the
+	// peer may read again.
+	if ((ev & EPOLLOUT) && s->peer->len > 0 && (ep_flush(s->peer) < 0 || ep_pump(s->peer) < 0)) {
 		ep_close(c);
 		return;
 	}
-	if ((ev & EPOLLOUT) && s->peer->len > 0 && ep_flush(s->peer) < 0) {
+	if (ep_pump(s) < 0) {
 		ep_close(c);
 		return;
-	}
-	if ((ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) && !s->eof && s->len == 0) {
-		ssize_t n = recv(s->fd, s->buf, BUF_SIZE, 0);
-		if (n > 0) {
-			s->len = n;
-			// The peer's FIN had come when epoll_wait returned, and a short
-			// read drained what came before it: this is the end, and no
-			// read is spent on finding it.
-			if ((ev & EPOLLRDHUP) && n < BUF_SIZE)
-				s->eof = 1;
-			if (ep_flush(s) < 0) {
-				ep_close(c);
-				return;
-			}
-		} else if (n == 0) {
-			s->eof = 1;
-		} else if (errno != EAGAIN && errno != EINTR) {
-			ep_close(c);
-			return;
-		}
 	}
 	// An end is passed on once what came before it is sent; when both
 	// are, the closes pass the second one on.
@@ -222,14 +219,12 @@ static void ep_event(struct side *s, unsigned ev) {
 				shutdown(x->peer->fd, SHUT_WR);
 		}
 	}
-	if (c->s[0].passed && c->s[1].passed) {
+	if (c->s[0].passed && c->s[1].passed)
 		ep_close(c);
-		return;
-	}
-	ep_update(s);
-	ep_update(s->peer);
 }
 
+// ep_accept takes up to 16 connections per wakeup; the listener is
+// level-triggered, so the next wait reports the rest.
 static void ep_accept(struct route *r) {
 	for (int i = 0; i < 16; i++) {
 		int client = accept4(r->listener, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -251,8 +246,7 @@ static void ep_accept(struct route *r) {
 		}
 		nodelay(backend); // the client has it from the listener
 		for (int k = 0; k < 2; k++) {
-			c->s[k].events = EPOLLIN | EPOLLRDHUP;
-			struct epoll_event ev = {.events = c->s[k].events, .data.ptr = &c->s[k]};
+			struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = &c->s[k]};
 			epoll_ctl(ep, EPOLL_CTL_ADD, c->s[k].fd, &ev);
 		}
 	}

@@ -216,7 +216,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.Rounds, "rounds", 3, "interleaved rounds")
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "length of each load run")
 	fs.StringVar(&scen, "scenarios", "all", "comma list of: "+strings.Join(scenarioNames(), ",")+" (udp and services name their groups)")
-	fs.StringVar(&targ, "targets", "all", "comma list of: direct,tierlb,tierlb-copy,haproxy,nginx,naive-go,splice-relay "+
+	fs.StringVar(&targ, "targets", "all", "comma list of: direct,tierlb,tierlb-copy,haproxy,nginx,naive-go,splice-relay,epoll-relay,uring-relay "+
 		"(a proxy at every --proxy-threads setting) or one setting's column name, e.g. haproxy-nbthread1")
 	fs.StringVar(&o.Out, "out", "", "results directory (default bench/results, bench/results/quick with --quick)")
 	fs.BoolVar(&o.Quick, "quick", false, "short smoke run: 1 round, 2s runs, fewer connections")

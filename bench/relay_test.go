@@ -27,48 +27,11 @@ func TestRelayMovesBothWaysAndHalfCloses(t *testing.T) {
 	if err := buildRelay(context.Background(), "..", bin); err != nil {
 		t.Fatal(err)
 	}
-	backend, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { backend.Close() })
-	// The backend reads the request to its end, then answers with its
-	// digest followed by a reply of its own and closes.
 	reply := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB: four pipes' worth
-	go func() {
-		for {
-			c, err := backend.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				h := sha256.New()
-				if _, err := io.Copy(h, c); err != nil {
-					return
-				}
-				c.Write(h.Sum(nil))
-				c.Write(reply)
-			}()
-		}
-	}()
+	bport := digestBackend(t, reply)
 	// A second route's backend hangs up at once: writing on into that
 	// connection must not end the relay (SIGPIPE) and the first route's.
-	rude, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rude.Close() })
-	go func() {
-		for {
-			c, err := rude.Accept()
-			if err != nil {
-				return
-			}
-			c.(*net.TCPConn).SetLinger(0) // a reset, so the relay's next write fails
-			c.Close()
-		}
-	}()
+	rport := rudeBackend(t)
 	port, err := freePort()
 	if err != nil {
 		t.Fatal(err)
@@ -79,8 +42,6 @@ func TestRelayMovesBothWaysAndHalfCloses(t *testing.T) {
 	}
 	ps := newProcs(t.TempDir())
 	t.Cleanup(ps.stopAll)
-	_, bport, _ := net.SplitHostPort(backend.Addr().String())
-	_, rport, _ := net.SplitHostPort(rude.Addr().String())
 	p, err := ps.start("relay", []string{bin, fmt.Sprintf("%d=%s", port, bport), fmt.Sprintf("%d=%s", rudePort, rport)}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -108,6 +69,51 @@ func TestRelayMovesBothWaysAndHalfCloses(t *testing.T) {
 	if p.exited() {
 		t.Errorf("the relay exited (%v): %s", p.waitErr, p.logTail())
 	}
+}
+
+// serve runs handle on every connection ln accepts, until the test ends,
+// and returns ln's port.
+func serve(t *testing.T, handle func(net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go handle(c)
+		}
+	}()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return port
+}
+
+// digestBackend reads each request to its end, then answers with its
+// digest followed by reply, and closes.
+func digestBackend(t *testing.T, reply []byte) string {
+	return serve(t, func(c net.Conn) {
+		defer c.Close()
+		h := sha256.New()
+		if _, err := io.Copy(h, c); err != nil {
+			return
+		}
+		c.Write(h.Sum(nil))
+		c.Write(reply)
+	})
+}
+
+// rudeBackend resets every connection at once, so the relay's next write
+// into it fails.
+func rudeBackend(t *testing.T) string {
+	return serve(t, func(c net.Conn) {
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close()
+	})
 }
 
 // rudeExchange waits until the relay has passed on the backend's reset (the

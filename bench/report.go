@@ -266,6 +266,7 @@ func markdown(res *results) string {
 	writeBestPeer(&b, res)
 	writeGoals(&b, res)
 	writeFloor(&b, res)
+	writeSmallFloor(&b, res)
 	writeServiceCounts(&b, res, cols)
 
 	rows := res.rows()

@@ -31,6 +31,7 @@ type env struct {
 	whoamiBin string
 	naiveBin  string
 	relayBin  string // bench/relay, the floor for bulk transfer
+	smallBin  string // bench/relay/small.c, the floors for small requests
 
 	whoamiAddr string
 	whoamiPID  int // its CPU shows whether the backend, not the proxy, limits a row
@@ -117,6 +118,14 @@ func setup(ctx context.Context, opts options, log *slog.Logger, scenarios []*sce
 		e.relayBin = filepath.Join(tmp, "relay")
 		if err := buildRelay(ctx, root, e.relayBin); err != nil {
 			t.Unavailable = firstLine(err.Error())
+		}
+	}
+	if ts := smallTargets(targets); len(ts) > 0 {
+		e.smallBin = filepath.Join(tmp, "small")
+		if err := buildSmall(ctx, root, e.smallBin); err != nil {
+			for _, t := range ts {
+				t.Unavailable = firstLine(err.Error())
+			}
 		}
 	}
 	tl.Versions["tierlb"] = gitDescribe(ctx, root)

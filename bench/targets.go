@@ -250,6 +250,10 @@ func allTargets(threads []int, defaultLoops int, baseline string) []*target {
 		start: startNaive})
 	out = append(out, &target{Name: "splice-relay", Label: "splice relay (floor)", Family: "splice-relay", Proxy: true,
 		ExpectSplice: true, Scenarios: relayScenarios, start: startRelay})
+	out = append(out, &target{Name: "epoll-relay", Label: "epoll relay (floor)", Family: "epoll-relay", Proxy: true,
+		Scenarios: smallScenarios, start: startSmall("epoll")})
+	out = append(out, &target{Name: "uring-relay", Label: "io_uring relay", Family: "uring-relay", Proxy: true,
+		Scenarios: smallScenarios, start: startSmall("uring")})
 	return out
 }
 
@@ -283,8 +287,8 @@ func tierlbTargets(family string, defaultLoops int, threads []int) []*target {
 // selectTargets keeps the targets named in sel, by name or by family
 // ("haproxy" is every HAProxy setting); "all" keeps every one. The baseline
 // build goes wherever tierlb goes: it exists only to be compared with it.
-// The splice relay goes wherever direct goes: direct is the ceiling, the
-// relay the floor, and neither is a peer.
+// The relays go wherever direct goes: direct is the ceiling, the relays
+// the floors, and none is a peer.
 func selectTargets(all []*target, sel []string) []*target {
 	var out []*target
 	for _, t := range all {
@@ -292,7 +296,7 @@ func selectTargets(all []*target, sel []string) []*target {
 		switch fam {
 		case "tierlb-base":
 			fam = "tierlb"
-		case "splice-relay":
+		case "splice-relay", "epoll-relay", "uring-relay":
 			fam = "direct"
 		}
 		if slices.Contains(sel, "all") || slices.Contains(sel, t.Name) || slices.Contains(sel, fam) {

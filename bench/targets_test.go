@@ -19,7 +19,7 @@ func TestTargetsPerSetting(t *testing.T) {
 	want := []string{"direct", "tierlb", "tierlb-loops1", "tierlb-copy",
 		"haproxy-nbthread1", "haproxy-nbthread1-splice-auto", "haproxy-nbthread1-nosplice",
 		"haproxy-nbthread2", "haproxy-nbthread2-splice-auto", "haproxy-nbthread2-nosplice",
-		"nginx-workers1", "nginx-workers2", "naive-go", "splice-relay"}
+		"nginx-workers1", "nginx-workers2", "naive-go", "splice-relay", "epoll-relay", "uring-relay"}
 	if !slices.Equal(names, want) {
 		t.Errorf("targets %v, want %v (the default is not run again as 2 loops)", names, want)
 	}
@@ -31,8 +31,9 @@ func TestTargetsPerSetting(t *testing.T) {
 		{[]string{"haproxy-nbthread1-nosplice", "haproxy-nbthread2"}, "", []string{"haproxy-nbthread1-nosplice", "haproxy-nbthread2"}},
 		{[]string{"tierlb", "nginx-workers1"}, "", []string{"tierlb", "tierlb-loops1", "nginx-workers1"}},
 		{[]string{"tierlb"}, "main", []string{"tierlb", "tierlb-loops1", "tierlb-base", "tierlb-base-loops1"}},
-		{[]string{"direct", "tierlb-copy"}, "main", []string{"direct", "tierlb-copy", "splice-relay"}},
+		{[]string{"direct", "tierlb-copy"}, "main", []string{"direct", "tierlb-copy", "splice-relay", "epoll-relay", "uring-relay"}},
 		{[]string{"splice-relay", "tierlb-copy"}, "", []string{"tierlb-copy", "splice-relay"}},
+		{[]string{"tierlb", "epoll-relay", "uring-relay"}, "", []string{"tierlb", "tierlb-loops1", "epoll-relay", "uring-relay"}},
 	}
 	for _, tt := range tests {
 		var got []string
@@ -79,7 +80,9 @@ func TestScenarioFamilies(t *testing.T) {
 		runsOn[s.Name] = slices.Compact(runsOn[s.Name])
 	}
 	for name, want := range map[string][]string{
-		"keepalive":   {"direct", "tierlb", "tierlb-base", "tierlb-copy", "haproxy", "nginx", "naive-go"},
+		"keepalive":   {"direct", "tierlb", "tierlb-base", "tierlb-copy", "haproxy", "nginx", "naive-go", "epoll-relay", "uring-relay"},
+		"close":       {"direct", "tierlb", "tierlb-base", "tierlb-copy", "haproxy", "nginx", "naive-go", "epoll-relay", "uring-relay"},
+		"services200": {"tierlb", "tierlb-base", "haproxy", "nginx", "epoll-relay", "uring-relay"},
 		"bulk":        {"direct", "tierlb", "tierlb-base", "tierlb-copy", "haproxy", "nginx", "naive-go", "splice-relay"},
 		"iperf":       {"direct", "tierlb", "tierlb-base", "tierlb-copy", "haproxy", "nginx", "naive-go", "splice-relay"},
 		"idle":        {"tierlb", "tierlb-base", "tierlb-copy", "haproxy", "nginx", "naive-go"},

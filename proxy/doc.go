@@ -35,7 +35,8 @@
 //   - dial.go: the failover order, non-blocking connects, name lookups,
 //     the PROXY header sent to the backend.
 //   - conn.go: the connection and its two directions; pump.go: moving
-//     bytes; pipe.go: the pipes bursts are spliced through; counters.go:
+//     bytes; batch.go: a wakeup's small messages in two io_uring calls
+//     (package uring); pipe.go: the pipes bursts are spliced through; counters.go:
 //     the bytes passed on to the backend's counters while they move.
 //   - timer.go: connect, header, idle and half-close deadlines.
 //   - end.go: how a connection ends: reasons, closing, counters, the
@@ -82,7 +83,9 @@
 // Sockets are accepted, connected, read, written and spliced with raw
 // non-blocking syscalls and registered once, edge-triggered with
 // EPOLLRDHUP. A small message costs a recv and a send through the loop's
-// buffer; a read that fills the buffer means a burst, which is spliced
+// buffer, or, where io_uring is allowed (engine.io_uring), a share of the
+// two io_uring_enter calls that read and then send every small message
+// of a wakeup (batch.go); a read that fills the buffer means a burst, which is spliced
 // through a pipe lent while bytes are in flight (zero_copy: off never
 // splices). An idle connection is its two sockets and a ~250-byte struct,
 // with no goroutine and no net.Conn. Bytes are counted from the syscalls'

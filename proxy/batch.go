@@ -136,6 +136,16 @@ func (l *loop) flushBatch() {
 		return
 	}
 	b.n = 0
+	if n == 1 {
+		// Alone, a message costs a recv and a send either way, and two
+		// io_uring_enter calls cost more than those two.
+		s := b.slots[0]
+		b.slots[0] = batchSlot{}
+		if s.alive() {
+			l.pump(s.c, s.dir())
+		}
+		return
+	}
 	slots := b.slots[:n]
 
 	// Reads. A slot whose direction changed since it was queued is left

@@ -108,11 +108,8 @@ func TestBatchRingFails(t *testing.T) {
 	s := newTestService(t, Config{}, staticSet(t, be.addr()), Options{Loops: loops})
 	serveService(t, s)
 	needRing(t, loops)
-	roundTrip := func(c net.Conn) error {
-		c.SetDeadline(time.Now().Add(10 * time.Second))
-		if _, err := c.Write([]byte("ping")); err != nil {
-			return err
-		}
+	deadline := time.Now().Add(20 * time.Second)
+	ping := func(c net.Conn) error {
 		got := make([]byte, 4)
 		if _, err := io.ReadFull(c, got); err != nil {
 			return err
@@ -122,9 +119,26 @@ func TestBatchRingFails(t *testing.T) {
 		}
 		return nil
 	}
-	before := dial(t, s)
-	if err := roundTrip(before); err != nil {
-		t.Fatal(err)
+	// All of them at once, so that the loop finds several readable in
+	// one wakeup: a message alone is not batched.
+	pingAll := func(cs []net.Conn) (ok []net.Conn) {
+		for _, c := range cs {
+			c.SetDeadline(deadline)
+			c.Write([]byte("ping"))
+		}
+		for _, c := range cs {
+			if ping(c) == nil {
+				ok = append(ok, c)
+			}
+		}
+		return ok
+	}
+	var cs []net.Conn
+	for range 16 {
+		cs = append(cs, dial(t, s))
+	}
+	if ok := pingAll(cs); len(ok) != len(cs) {
+		t.Fatalf("%d of %d connections answered before the ring failed", len(ok), len(cs))
 	}
 	null, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -136,47 +150,29 @@ func TestBatchRingFails(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// The lost batch's connection is reset rather than left hanging
-	// with bytes it sent and nobody read.
-	if err := roundTrip(before); err == nil {
-		t.Error("the connection of the lost batch answered")
+	alive := cs
+	for round := 0; logs.count("io_uring batch failed") == 0; round++ {
+		if round == 100 {
+			t.Fatal("100 rounds of 16 messages at once and no batch of two or more")
+		}
+		alive = pingAll(alive)
+	}
+	// The lost batch's connections are reset rather than left hanging
+	// with bytes they sent and nobody read; the others go on.
+	if len(alive) == len(cs) {
+		t.Error("no connection of the lost batch was reset")
+	}
+	if ok := pingAll(alive); len(ok) != len(alive) {
+		t.Errorf("%d of the %d connections left answered after the ring failed", len(ok), len(alive))
 	}
 	for i := range 3 {
-		if err := roundTrip(dial(t, s)); err != nil {
-			t.Fatalf("connection %d after the ring failed: %v", i, err)
+		if ok := pingAll([]net.Conn{dial(t, s)}); len(ok) != 1 {
+			t.Fatalf("new connection %d after the ring failed: no answer", i)
 		}
 	}
 	if n := logs.count("io_uring batch failed"); n != 1 {
 		t.Errorf("%d warnings of the failed batch, want 1", n)
 	}
-}
-
-// messages is a slog.Handler that keeps the messages logged.
-type messages struct {
-	mu   sync.Mutex
-	msgs []string
-}
-
-func (m *messages) Enabled(context.Context, slog.Level) bool { return true }
-func (m *messages) WithAttrs([]slog.Attr) slog.Handler       { return m }
-func (m *messages) WithGroup(string) slog.Handler            { return m }
-func (m *messages) Handle(_ context.Context, r slog.Record) error {
-	m.mu.Lock()
-	m.msgs = append(m.msgs, r.Message)
-	m.mu.Unlock()
-	return nil
-}
-
-func (m *messages) count(prefix string) int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	n := 0
-	for _, s := range m.msgs {
-		if strings.HasPrefix(s, prefix) {
-			n++
-		}
-	}
-	return n
 }
 
 // TestBatchOff: loops made without io_uring hold no ring and serve.
@@ -252,4 +248,32 @@ func TestBatchFullDestination(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the backend did not get every byte")
 	}
+}
+
+// messages is a slog.Handler that keeps the messages logged.
+type messages struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (m *messages) Enabled(context.Context, slog.Level) bool { return true }
+func (m *messages) WithAttrs([]slog.Attr) slog.Handler       { return m }
+func (m *messages) WithGroup(string) slog.Handler            { return m }
+func (m *messages) Handle(_ context.Context, r slog.Record) error {
+	m.mu.Lock()
+	m.msgs = append(m.msgs, r.Message)
+	m.mu.Unlock()
+	return nil
+}
+
+func (m *messages) count(prefix string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, s := range m.msgs {
+		if strings.HasPrefix(s, prefix) {
+			n++
+		}
+	}
+	return n
 }

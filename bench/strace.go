@@ -13,9 +13,10 @@ import (
 )
 
 // tracedSyscalls are the data-path calls: how bytes move (splice vs
-// read/write family), how the proxy waits (epoll), and connection setup.
+// read/write family, or batched through io_uring_enter), how the proxy
+// waits (epoll), and connection setup.
 const tracedSyscalls = "splice,read,write,readv,writev,recvfrom,sendto,recvmsg,sendmsg,sendfile," +
-	"pipe2,epoll_wait,epoll_pwait,epoll_ctl,accept4,connect,close"
+	"io_uring_enter,pipe2,epoll_wait,epoll_pwait,epoll_ctl,accept4,connect,close"
 
 var (
 	readCalls  = []string{"read", "readv", "recvfrom", "recvmsg"}
@@ -165,6 +166,7 @@ func runStrace(ctx context.Context, e *env, r *running) (outcome, error) {
 		o.set("ka_read_per_req", float64(sumCalls(ka, readCalls))/req)
 		o.set("ka_write_per_req", float64(sumCalls(ka, writeCalls))/req)
 		o.set("ka_epoll_per_req", float64(sumCalls(ka, pollCalls))/req)
+		o.set("ka_uring_per_req", float64(ka["io_uring_enter"].Calls)/req)
 	}
 	bk, err := traced(ctx, e, r, "bulk", func() (err error) {
 		bulk, _, err = measuredWrk(ctx, e, r, wrkLoad{URL: "http://" + r.httpAddr + bulkPath, Conns: bulkConns, Duration: d})

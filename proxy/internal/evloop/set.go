@@ -40,15 +40,13 @@ func NewSetWith(n int, log *slog.Logger, rings bool) (*Set, error) {
 	s := &Set{stop: make(chan struct{}), done: make(chan struct{})}
 	for i := range max(n, 1) {
 		l, err := newLoop(i, log)
-		if err == nil {
-			l.rings = rings
-		}
 		if err != nil {
 			for _, l := range s.loops {
 				l.closeFDs()
 			}
 			return nil, fmt.Errorf("event loop %d: %w", i, err)
 		}
+		l.rings = rings
 		s.loops = append(s.loops, l)
 	}
 	return s, nil

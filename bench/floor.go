@@ -13,9 +13,26 @@ import (
 // floorFamily is the column the floor section divides by.
 const floorFamily = "splice-relay"
 
+// floorRow names a row a floor section covers.
+type floorRow struct{ scenario, metric string }
+
 // floorRows are the rows the floor is measured for: bulk transfer, through
 // many connections and through one stream.
-var floorRows = []struct{ scenario, metric string }{{"bulk", "cpu_per_gb"}, {"iperf", "cpu_per_gb"}}
+var floorRows = []floorRow{{"bulk", "cpu_per_gb"}, {"iperf", "cpu_per_gb"}}
+
+// rowsWithFloor are the rows of res named in defs, in that order, where
+// the floor column (family) has a value.
+func rowsWithFloor(res *results, defs []floorRow, family string) []rowDef {
+	var rows []rowDef
+	for _, fr := range defs {
+		for _, r := range res.rows() {
+			if r.Scenario == fr.scenario && r.Metric == fr.metric && bestOf(res, r, family).ok() {
+				rows = append(rows, r)
+			}
+		}
+	}
+	return rows
+}
 
 // perRound applies f, round by round, to the values of metric on scenario
 // for targets (in that order), in the rounds where every target has one and
@@ -74,14 +91,7 @@ func excessRatio(v []float64) (float64, bool) {
 // best setting and default and each peer's best setting, each ÷ the floor;
 // then the same columns' CPU of every process over direct's.
 func writeFloor(b *strings.Builder, res *results) {
-	var rows []rowDef
-	for _, fr := range floorRows {
-		for _, r := range res.rows() {
-			if r.Scenario == fr.scenario && r.Metric == fr.metric && bestOf(res, r, floorFamily).ok() {
-				rows = append(rows, r)
-			}
-		}
-	}
+	rows := rowsWithFloor(res, floorRows, floorFamily)
 	if len(rows) == 0 {
 		return
 	}

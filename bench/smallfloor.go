@@ -22,7 +22,7 @@ const smallGoal = 0.85
 
 // smallFloorRows are the rows the floor is given for: small requests on
 // keep-alive connections, on a new connection each, and spread over ports.
-var smallFloorRows = []struct{ scenario, metric string }{
+var smallFloorRows = []floorRow{
 	{"keepalive", "cpu_per_100k"}, {"close", "cpu_per_100k"},
 	{"services1", "cpu_per_100k"}, {"services20", "cpu_per_100k"}, {"services200", "cpu_per_100k"},
 }
@@ -58,14 +58,7 @@ func perRoundRatio(res *results, r rowDef, a, b pick) string {
 // setting; each ÷ the epoll relay, round by round; then the same ÷ the
 // io_uring relay.
 func writeSmallFloor(b *strings.Builder, res *results) {
-	var rows []rowDef
-	for _, fr := range smallFloorRows {
-		for _, r := range res.rows() {
-			if r.Scenario == fr.scenario && r.Metric == fr.metric && bestOf(res, r, epollFloorFamily).ok() {
-				rows = append(rows, r)
-			}
-		}
-	}
+	rows := rowsWithFloor(res, smallFloorRows, epollFloorFamily)
 	if len(rows) == 0 {
 		return
 	}

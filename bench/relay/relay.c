@@ -28,6 +28,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "port.h"
+
 // PIPE_SIZE is tierlb's pipe size (proxy/pipe.go), so the floor moves the
 // same chunks per splice as tierlb does.
 #define PIPE_SIZE (256 << 10)
@@ -152,19 +154,6 @@ static void *serve(void *arg) {
 		}
 	}
 	return NULL;
-}
-
-// port parses a decimal TCP port, the whole of s.
-static int port(const char *s, const char *end) {
-	if (s == end || end - s > 5)
-		return -1;
-	int n = 0;
-	for (; s < end; s++) {
-		if (*s < '0' || *s > '9')
-			return -1;
-		n = n * 10 + (*s - '0');
-	}
-	return n >= 1 && n <= 65535 ? n : -1;
 }
 
 int main(int argc, char **argv) {

@@ -37,6 +37,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "port.h"
+
 #define BUF_SIZE (16 << 10)
 
 // Kernel headers before 6.1 lack these; io_uring_setup refuses them there
@@ -554,19 +556,6 @@ static _Noreturn void run_uring(struct route *routes, int n) {
 }
 
 // ---- main -------------------------------------------------------------------
-
-// port parses a decimal TCP port, the whole of s.
-static int port(const char *s, const char *end) {
-	if (s == end || end - s > 5)
-		return -1;
-	int n = 0;
-	for (; s < end; s++) {
-		if (*s < '0' || *s > '9')
-			return -1;
-		n = n * 10 + (*s - '0');
-	}
-	return n >= 1 && n <= 65535 ? n : -1;
-}
 
 static int usage(void) {
 	fprintf(stderr, "usage: small epoll|uring LISTEN_PORT=BACKEND_PORT [...]\n       small probe\n");

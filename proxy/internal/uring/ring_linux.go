@@ -102,8 +102,8 @@ type Ring struct {
 	cqes           []Completion
 }
 
-// ErrFull is Recv's and Send's answer when entries entries wait for
-// Submit already.
+// ErrFull is Recv's and Send's answer when every entry of the ring waits
+// for Submit already.
 var ErrFull = errors.New("io_uring submission queue full")
 
 // New sets up a ring of entries submission entries (a power of two).

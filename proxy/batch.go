@@ -108,24 +108,11 @@ func (l *loop) queueRecv(c *conn, up bool) {
 	}
 }
 
-// ends returns the descriptors a direction reads from and writes to.
-func ends(c *conn, up bool) (src, dst int) {
-	if up {
-		return int(c.cfd), int(c.bfd)
-	}
-	return int(c.bfd), int(c.cfd)
-}
-
 // alive reports that the slot's connection is the one queued and open: a
 // connection failed by an earlier slot of the batch is skipped.
 func (s *batchSlot) alive() bool { return s.c.gen == s.gen && s.c.state == stateOpen }
 
-func (s *batchSlot) dir() *direction {
-	if s.up {
-		return &s.c.up
-	}
-	return &s.c.down
-}
+func (s *batchSlot) dir() *direction { return s.c.dir(s.up) }
 
 // flushBatch reads every queued direction, sends what was read, and lets
 // pump go on with any that has more to do.
@@ -156,7 +143,7 @@ func (l *loop) flushBatch() {
 		if b.ring == nil || !s.alive() || d.pending() || d.eof || !d.readable || (d.bulk && !d.noPipe) {
 			continue
 		}
-		src, _ := ends(s.c, s.up)
+		src, _ := s.c.ends(s.up)
 		if b.ring.Recv(src, b.buf(i), 0, uint64(i)) == nil {
 			s.op = opRecv
 		}
@@ -182,7 +169,7 @@ func (l *loop) flushBatch() {
 		if s.read == 0 || !s.alive() {
 			continue
 		}
-		_, dst := ends(s.c, s.up)
+		_, dst := s.c.ends(s.up)
 		if b.ring == nil {
 			l.sendOn(s.c, s.dir(), dst, s.up, b.buf(i)[:s.read], s.more)
 			continue
@@ -198,7 +185,7 @@ func (l *loop) flushBatch() {
 			continue
 		}
 		d := s.dir()
-		_, dst := ends(s.c, s.up)
+		_, dst := s.c.ends(s.up)
 		w, err := result(s.res)
 		switch {
 		case err == unix.EAGAIN || err == unix.EINTR:

@@ -116,3 +116,20 @@ func (l *loop) watchBackendDown(c *conn) {
 		l.post(request{kind: reqAbort, c: c, gen: gen, end: "error: backend went down", rst: true})
 	})
 }
+
+// dir returns a direction by what it reads: up reads the client and
+// writes the backend, the other reads the backend.
+func (c *conn) dir(up bool) *direction {
+	if up {
+		return &c.up
+	}
+	return &c.down
+}
+
+// ends returns the descriptors the direction up reads from and writes to.
+func (c *conn) ends(up bool) (src, dst int) {
+	if up {
+		return int(c.cfd), int(c.bfd)
+	}
+	return int(c.bfd), int(c.cfd)
+}

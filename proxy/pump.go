@@ -101,10 +101,7 @@ func (l *loop) event(c *conn, fd int, ev uint32) {
 // is full, its budget is spent, or it ends.
 func (l *loop) pump(c *conn, d *direction) {
 	up := d == &c.up
-	src, dst := int(c.cfd), int(c.bfd)
-	if !up {
-		src, dst = dst, src
-	}
+	src, dst := c.ends(up)
 	budget := pumpBudget
 	for {
 		if d.pending() && !l.writePending(c, d, dst, up) {
@@ -351,10 +348,7 @@ func (l *loop) runAgain() {
 		if w.c.gen != w.gen || w.c.state != stateOpen {
 			continue
 		}
-		d := &w.c.down
-		if w.up {
-			d = &w.c.up
-		}
+		d := w.c.dir(w.up)
 		d.queued = false
 		l.pump(w.c, d)
 	}

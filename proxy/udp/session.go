@@ -36,10 +36,11 @@ type session struct {
 	b   *backends.Backend
 	st  *backendStats
 
-	start, last int64 // loop clock: first datagram, latest datagram either way
-	owed        int64 // replies still expected (Config.Responses)
-	refused     bool  // the backend refused a datagram: move on the next one
-	answered    bool  // the observer heard of a reply since the last refusal
+	start, last int64  // loop clock: first datagram, latest datagram either way
+	owed        int64  // replies still expected (Config.Responses)
+	readAt      uint32 // the loop's wakeup (ringIO.tick) that last found the socket readable
+	refused     bool   // the backend refused a datagram: move on the next one
+	answered    bool   // the observer heard of a reply since the last refusal
 
 	toBackend, toClient int64 // bytes
 	dgUp, dgDown        int64 // datagrams
@@ -173,6 +174,10 @@ func stale(ses *session) bool {
 // end finishes a session: socket closed, counts returned, access logged.
 func (l *listener) end(ses *session, how string) {
 	b := ses.b
+	if n := l.lp.rio.forget(ses); n > 0 {
+		// Datagrams queued for the ring when the session was cut.
+		l.s.metrics.drop(dropDraining, n)
+	}
 	l.unbind(ses)
 	delete(l.sessions, ses.client)
 	if len(l.sessions) == 0 {

@@ -31,6 +31,8 @@ const (
 	opSend = 26 // IORING_OP_SEND
 	opRecv = 27 // IORING_OP_RECV
 
+	sqeIOLink = 1 << 2 // IOSQE_IO_LINK
+
 	setupSubmitAll = 1 << 7 // IORING_SETUP_SUBMIT_ALL: one bad entry does not stop the rest
 	featSingleMmap = 1 << 0 // IORING_FEAT_SINGLE_MMAP
 	enterGetEvents = 1 << 0 // IORING_ENTER_GETEVENTS
@@ -189,6 +191,16 @@ func (r *Ring) Recv(fd int, b []byte, flags uint32, userData uint64) error {
 // MSG_NOSIGNAL are added).
 func (r *Ring) Send(fd int, b []byte, flags uint32, userData uint64) error {
 	return r.prep(opSend, fd, b, flags|unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, userData)
+}
+
+// Link chains the entry prepared last to the next one prepared: the next
+// starts only once this one has succeeded, and completes with
+// -ECANCELED if it failed. Chained sends on one socket keep their order
+// and stop at the first error, as one sendmmsg does.
+func (r *Ring) Link() {
+	if r.unsent > 0 {
+		r.sqes[(r.tail-1)&r.sqMask].flags |= sqeIOLink
+	}
 }
 
 func (r *Ring) prep(op uint8, fd int, b []byte, flags uint32, userData uint64) error {

@@ -157,10 +157,13 @@ func (lp *loop) Ready(ev *unix.EpollEvent) {
 	lp.readable(ses)
 }
 
-// Tick hands the ring what waits for it, sends the collected replies and
-// ends the sessions that expired.
+// Tick hands the ring what waits for it, sends the collected replies,
+// ends the sessions that expired and closes the sockets of those that
+// ended.
 func (lp *loop) Tick() {
-	if lp.rio.queued() {
+	for lp.rio.queued() {
+		// A session moved by a refusal queues its new socket's
+		// registration: it must be made before the loop sleeps.
 		lp.submit()
 	}
 	lp.flush()
@@ -174,10 +177,16 @@ func (lp *loop) Tick() {
 			ln.expire()
 		}
 	}
+	if lp.rio.nClose > 0 {
+		lp.closeQueued()
+	}
 }
 
 // Deadline is the loop clock of the next session expiry.
 func (lp *loop) Deadline() int64 {
+	if lp.rio.queued() {
+		return 0
+	}
 	next := int64(-1)
 	for _, ln := range lp.busy {
 		if t := ln.deadline(); t >= 0 && (next < 0 || t < next) {

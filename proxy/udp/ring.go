@@ -18,7 +18,8 @@ import (
 // datagram (a session's datagrams chained, so that they keep their order
 // and stop at the first error, as in one sendmmsg), then a receive per
 // readable session. The answers land in the reply batch and leave with
-// its one sendmmsg, as before.
+// its one sendmmsg, as before. The sockets of the sessions that ended in
+// the wakeup are closed with one more enter.
 //
 // A receive through the ring takes one datagram; a session whose socket
 // is readable again at the next wakeup has more queued than that, and is
@@ -41,15 +42,38 @@ type ringIO struct {
 	from  [batchSize]*session
 	nFrom int
 	slot  [batchSize]int // the reply batch slot read into for from[i]; -1: none
+	// adds are the epoll registrations of new sessions' sockets.
+	adds [maxAdds]struct {
+		fd int
+		ev unix.EpollEvent
+	}
+	nAdd int
+	epfd int
+	// closes are the backend sockets of the sessions that ended.
+	closes [maxCloses]int
+	nClose int
 
-	res  [2 * batchSize]int32
-	done [2 * batchSize]bool
-	cqes [2 * batchSize]uring.Completion
+	res  [ringOps]int32
+	done [ringOps]bool
+	cqes [ringOps]uring.Completion
 
 	// tick counts the loop's wakeups, so that a session readable in two
 	// in a row is seen to have more than one datagram waiting.
 	tick uint32
 }
+
+const (
+	// maxAdds and maxCloses are how many sockets wait to be registered
+	// and closed at most; past that they are at once.
+	maxAdds   = 2 * batchSize
+	maxCloses = 2 * batchSize
+	// ringOps are the operations of one wakeup at most: a batch of
+	// sends, one of receives, the registrations, the closes. User data
+	// numbers them in that order.
+	addData   = 2 * batchSize
+	closeData = addData + maxAdds
+	ringOps   = closeData + maxCloses
+)
 
 // openRing sets the loop's ring up, if the loop may have one.
 func (lp *loop) openRing() {
@@ -57,7 +81,7 @@ func (lp *loop) openRing() {
 	if !lp.el.Rings() {
 		return
 	}
-	r, err := uring.New(2 * batchSize)
+	r, err := uring.New(128) // ringOps, to a power of two
 	if err != nil {
 		lp.el.Log().Info("no io_uring: UDP datagrams go one syscall per session socket", "err", err)
 		return
@@ -70,7 +94,11 @@ func (lp *loop) closeRing() {
 	rio := &lp.rio
 	clear(rio.to[:])
 	clear(rio.from[:])
-	rio.nTo, rio.nFrom = 0, 0
+	rio.nTo, rio.nFrom, rio.nAdd = 0, 0, 0
+	for _, fd := range rio.closes[:rio.nClose] {
+		_ = evloop.Close(fd)
+	}
+	rio.nClose = 0
 	if rio.ring != nil {
 		rio.ring.Close()
 		rio.ring = nil
@@ -78,7 +106,7 @@ func (lp *loop) closeRing() {
 }
 
 // queued reports whether anything waits for the ring.
-func (rio *ringIO) queued() bool { return rio.nTo > 0 || rio.nFrom > 0 }
+func (rio *ringIO) queued() bool { return rio.nTo > 0 || rio.nFrom > 0 || rio.nAdd > 0 }
 
 // readable reads from a session's backend socket now, or queues it for
 // the ring.
@@ -92,6 +120,92 @@ func (lp *loop) readable(ses *session) {
 	}
 	rio.from[rio.nFrom] = ses
 	rio.nFrom++
+}
+
+// register adds a new session's backend socket to the loop's epoll set,
+// now or with the wakeup's other work. The socket is new, so nothing can
+// have arrived on it before the wakeup's sends; what arrives after waits
+// for the registration, which reports it.
+func (lp *loop) register(fd int, gen uint32) error {
+	rio := &lp.rio
+	if rio.ring == nil || rio.nAdd == maxAdds {
+		return lp.el.Add(fd, unix.EPOLLIN, gen, lp)
+	}
+	a := &rio.adds[rio.nAdd]
+	a.fd = fd
+	rio.epfd = lp.el.Adopt(fd, unix.EPOLLIN, gen, lp, &a.ev)
+	rio.nAdd++
+	return nil
+}
+
+// unregistered drops the queued registration of a socket about to close.
+func (rio *ringIO) unregistered(fd int) {
+	for i := range rio.nAdd {
+		if rio.adds[i].fd == fd {
+			rio.nAdd--
+			rio.adds[i] = rio.adds[rio.nAdd]
+			return
+		}
+	}
+}
+
+// registered files the results of the registrations. One the ring lost is
+// made the plain way.
+func (lp *loop) registered(n int) {
+	rio := &lp.rio
+	for i := range n {
+		a := &rio.adds[i]
+		err := error(nil)
+		switch {
+		case !rio.done[addData+i]:
+			err = evloop.EpollCtl(rio.epfd, unix.EPOLL_CTL_ADD, a.fd, &a.ev)
+		case rio.res[addData+i] < 0:
+			err = evloop.Errno(unix.Errno(-rio.res[addData+i]))
+		}
+		if err != nil {
+			if ses := lp.fds[a.fd]; ses != nil {
+				// Without its registration the session never hears its
+				// backend; it still forwards, and times out.
+				ses.ln.s.log.Warn("register backend socket", "backend", ses.b.ID(), "err", err)
+			}
+		}
+	}
+}
+
+// closeSocket closes a backend socket now, or queues it for the ring.
+// Until then it stays in the epoll set, and its events find no session.
+func (lp *loop) closeSocket(fd int) {
+	rio := &lp.rio
+	if rio.ring == nil || rio.nClose == maxCloses {
+		_ = evloop.Close(fd)
+		return
+	}
+	rio.closes[rio.nClose] = fd
+	rio.nClose++
+}
+
+// closeQueued closes the queued sockets: with one enter, or alone with
+// close. If the ring fails, a socket whose close did not complete is
+// closed the plain way: an operation the kernel took completes inline,
+// so the ring did not take it.
+func (lp *loop) closeQueued() {
+	rio := &lp.rio
+	n := rio.nClose
+	rio.nClose = 0
+	if n == 1 {
+		_ = evloop.Close(rio.closes[0])
+		return
+	}
+	for i, fd := range rio.closes[:n] {
+		_ = rio.ring.CloseFD(fd, uint64(closeData+i))
+	}
+	clear(rio.done[closeData : closeData+n])
+	lp.enter(n)
+	for i, fd := range rio.closes[:n] {
+		if !rio.done[closeData+i] {
+			_ = evloop.Close(fd)
+		}
+	}
 }
 
 // forget takes an ending session out of what waits for the ring and
@@ -116,7 +230,12 @@ func (rio *ringIO) forget(ses *session) int {
 // one io_uring_enter, and files the results.
 func (lp *loop) submit() {
 	rio := &lp.rio
-	if rio.nTo == 0 && rio.nFrom <= 1 {
+	if rio.nTo == 0 && rio.nFrom+rio.nAdd <= 1 {
+		if rio.nAdd == 1 {
+			rio.nAdd = 0
+			rio.done[addData] = false // registered the plain way
+			lp.registered(1)
+		}
 		if ses := rio.from[0]; rio.nFrom == 1 && ses != nil {
 			ses.ln.fromBackend(ses)
 		}
@@ -125,6 +244,13 @@ func (lp *loop) submit() {
 	}
 	r, in, out := rio.ring, lp.in, lp.out
 	ops := 0
+	nAdd := rio.nAdd
+	for i := range nAdd {
+		a := &rio.adds[i]
+		_ = r.EpollCtl(rio.epfd, unix.EPOLL_CTL_ADD, a.fd, &a.ev, uint64(addData+i))
+		ops++
+	}
+	rio.nAdd = 0
 	var chained uint32 // by message: in a chain already
 	for i := range rio.nTo {
 		ses := rio.to[i]
@@ -173,10 +299,11 @@ func (lp *loop) submit() {
 		}
 	}
 
-	clear(rio.done[:])
+	clear(rio.done[:closeData])
 	if ops > 0 {
 		lp.enter(ops)
 	}
+	lp.registered(nAdd)
 
 	// Sends first: a reply read below may end its session, and the
 	// session must have counted what it sent.

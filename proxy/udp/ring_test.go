@@ -42,9 +42,9 @@ func ringFDs(t testing.TB) []int {
 	return fds
 }
 
-// ringOps is how many operations the process's rings were handed, as
+// ringSubmitted is how many operations the process's rings were handed, as
 // their fdinfo counts them.
-func ringOps(t testing.TB) int {
+func ringSubmitted(t testing.TB) int {
 	t.Helper()
 	total := 0
 	for _, fd := range ringFDs(t) {
@@ -156,7 +156,7 @@ func TestRingManyClients(t *testing.T) {
 			for i := range cs {
 				cs[i] = dial(t, h.addr())
 			}
-			before := ringOps(t)
+			before := ringSubmitted(t)
 			for r := range rounds {
 				msgs := make([][]byte, clients)
 				for i := range msgs {
@@ -170,7 +170,7 @@ func TestRingManyClients(t *testing.T) {
 					t.Fatalf("round %d: %v", r, err)
 				}
 			}
-			if ops := ringOps(t) - before; ops < clients*rounds/2 {
+			if ops := ringSubmitted(t) - before; ops < clients*rounds/2 {
 				t.Errorf("%d operations through the ring for %d datagrams each way", ops, clients*rounds)
 			}
 			if tc.responses > 0 {
@@ -354,56 +354,72 @@ func (m *messages) count(prefix string) int {
 
 // TestRingFails: a loop whose ring stops working (here its descriptor is
 // replaced) says so once and serves on without it; the datagrams of the
-// lost batch are sent again the plain way.
+// lost batch are sent again the plain way, and the sockets it was to
+// close are closed.
 func TestRingFails(t *testing.T) {
-	a := startBackend(t, "udp4", "127.0.0.1:0", "a", false)
-	logs := &messages{}
-	set := ringLoops(t, true, slog.New(logs))
-	h := serveIn(t, Config{}, newSet(t, backends.RoundRobin, a), set)
-	needRing(t, set)
-	const clients = batchSize
-	cs := make([]*net.UDPConn, clients)
-	for i := range cs {
-		cs[i] = dial(t, h.addr())
-	}
-	round := func(r int) error {
-		msgs := make([][]byte, clients)
-		for i := range msgs {
-			msgs[i] = message(r, i, 100)
-		}
-		return askAll(cs, msgs, func(i int) []byte { return append([]byte("a "), msgs[i]...) })
-	}
-	if err := round(0); err != nil {
-		t.Fatal(err)
-	}
-	null, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(null)
-	for _, fd := range ringFDs(t) {
-		if err := unix.Dup2(null, fd); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for r := 1; logs.count("io_uring batch failed") == 0; r++ {
-		if r == 100 {
-			t.Fatal("100 rounds of datagrams from many clients and no batch through the ring")
-		}
-		if err := round(r); err != nil {
-			t.Fatalf("round %d: %v", r, err)
-		}
-	}
-	for r := 100; r < 110; r++ {
-		if err := round(r); err != nil {
-			t.Fatalf("round %d after the ring failed: %v", r, err)
-		}
-	}
-	if n := logs.count("io_uring batch failed"); n != 1 {
-		t.Errorf("%d warnings of the failed batch, want 1", n)
-	}
-	if v := dropped(t, h, DropSendError); v != 0 {
-		t.Errorf("%v datagrams dropped as send errors, want 0", v)
+	for _, tc := range []struct {
+		name      string
+		responses int
+	}{{"sessions", 0}, {"a session per query", 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := startBackend(t, "udp4", "127.0.0.1:0", "a", false)
+			logs := &messages{}
+			set := ringLoops(t, true, slog.New(logs))
+			h := serveIn(t, Config{Responses: tc.responses}, newSet(t, backends.RoundRobin, a), set)
+			needRing(t, set)
+			const clients = batchSize
+			cs := make([]*net.UDPConn, clients)
+			for i := range cs {
+				cs[i] = dial(t, h.addr())
+			}
+			round := func(r int) error {
+				msgs := make([][]byte, clients)
+				for i := range msgs {
+					msgs[i] = message(r, i, 100)
+				}
+				return askAll(cs, msgs, func(i int) []byte { return append([]byte("a "), msgs[i]...) })
+			}
+			null, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Close(null)
+			fds := openFDs(t)
+			if err := round(0); err != nil {
+				t.Fatal(err)
+			}
+			rings := ringFDs(t)
+			for _, fd := range rings {
+				if err := unix.Dup2(null, fd); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for r := 1; logs.count("io_uring batch failed") == 0; r++ {
+				if r == 100 {
+					t.Fatal("100 rounds of datagrams from many clients and no batch through the ring")
+				}
+				if err := round(r); err != nil {
+					t.Fatalf("round %d: %v", r, err)
+				}
+			}
+			for r := 100; r < 110; r++ {
+				if err := round(r); err != nil {
+					t.Fatalf("round %d after the ring failed: %v", r, err)
+				}
+			}
+			if n := logs.count("io_uring batch failed"); n != 1 {
+				t.Errorf("%d warnings of the failed batch, want 1", n)
+			}
+			if v := dropped(t, h, DropSendError); v != 0 {
+				t.Errorf("%v datagrams dropped as send errors, want 0", v)
+			}
+			if tc.responses > 0 {
+				// Every session ended: the loop holds what it held
+				// before, less the ring.
+				waitFor(t, "every session to end", func() bool { return h.svc.Active() == 0 })
+				waitFor(t, "the sockets to close", func() bool { return openFDs(t) == fds-len(rings) })
+			}
+		})
 	}
 }
 
@@ -461,7 +477,7 @@ func TestNoAllocationPerDatagramBatched(t *testing.T) {
 		round()
 	}
 	const n = 300
-	before := ringOps(t)
+	before := ringSubmitted(t)
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
 	for range n {
@@ -471,7 +487,7 @@ func TestNoAllocationPerDatagramBatched(t *testing.T) {
 	if allocs := m1.Mallocs - m0.Mallocs; allocs > n*clients/100 {
 		t.Fatalf("%d allocations over %d datagrams each way", allocs, n*clients)
 	}
-	if ringOps(t) == before {
+	if ringSubmitted(t) == before {
 		t.Fatal("no datagram went through the ring")
 	}
 }

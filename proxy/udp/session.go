@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/tierlb/tierlb/backends"
-	"github.com/tierlb/tierlb/proxy/internal/evloop"
-	"golang.org/x/sys/unix"
 )
 
 // How a session ended, the access log's end field.
@@ -124,7 +122,7 @@ func (l *listener) bind(ses *session, fd int, b *backends.Backend) {
 		lp.fds = append(lp.fds, nil)
 	}
 	lp.fds[fd] = ses
-	if err := lp.el.Add(fd, unix.EPOLLIN, ses.gen, lp); err != nil {
+	if err := lp.register(fd, ses.gen); err != nil {
 		// Without its registration the session never hears its backend;
 		// it still forwards, and times out.
 		l.s.log.Warn("register backend socket", "backend", b.ID(), "err", err)
@@ -134,7 +132,8 @@ func (l *listener) bind(ses *session, fd int, b *backends.Backend) {
 // unbind closes the session's backend socket and takes its counts off the
 // backend.
 func (l *listener) unbind(ses *session) {
-	_ = evloop.Close(ses.fd) // also leaves the epoll set: the socket has no other descriptor
+	l.lp.rio.unregistered(ses.fd)
+	l.lp.closeSocket(ses.fd) // also leaves the epoll set: the socket has no other descriptor
 	l.lp.fds[ses.fd] = nil
 	ses.b.ConnClosed(0, 0)
 	ses.st.active.Add(-1)

@@ -18,8 +18,10 @@ import (
 // datagram (a session's datagrams chained, so that they keep their order
 // and stop at the first error, as in one sendmmsg), then a receive per
 // readable session. The answers land in the reply batch and leave with
-// its one sendmmsg, as before. The sockets of the sessions that ended in
-// the wakeup are closed with one more enter.
+// its one sendmmsg, as before. A new session's socket is added to the
+// epoll set in the same enter, and the sockets of the sessions that ended
+// in the wakeup are closed with one more: with a session per query (DNS)
+// those were two more syscalls per query.
 //
 // A receive through the ring takes one datagram; a session whose socket
 // is readable again at the next wakeup has more queued than that, and is
@@ -192,8 +194,10 @@ func (lp *loop) closeQueued() {
 	rio := &lp.rio
 	n := rio.nClose
 	rio.nClose = 0
-	if n == 1 {
-		_ = evloop.Close(rio.closes[0])
+	if n == 1 || rio.ring == nil {
+		for _, fd := range rio.closes[:n] {
+			_ = evloop.Close(fd)
+		}
 		return
 	}
 	for i, fd := range rio.closes[:n] {
@@ -226,8 +230,9 @@ func (rio *ringIO) forget(ses *session) int {
 	return n
 }
 
-// submit sends the queued datagrams and reads the readable sessions, in
-// one io_uring_enter, and files the results.
+// submit registers the new sockets, sends the queued datagrams and reads
+// the readable sessions, in one io_uring_enter, and files the results.
+// After the ring failed, what is left is done the plain way.
 func (lp *loop) submit() {
 	rio := &lp.rio
 	if rio.nTo == 0 && rio.nFrom+rio.nAdd <= 1 {
@@ -242,64 +247,16 @@ func (lp *loop) submit() {
 		rio.from[0], rio.nFrom = nil, 0
 		return
 	}
-	r, in, out := rio.ring, lp.in, lp.out
-	ops := 0
-	nAdd := rio.nAdd
-	for i := range nAdd {
-		a := &rio.adds[i]
-		_ = r.EpollCtl(rio.epfd, unix.EPOLL_CTL_ADD, a.fd, &a.ev, uint64(addData+i))
-		ops++
-	}
-	rio.nAdd = 0
-	var chained uint32 // by message: in a chain already
-	for i := range rio.nTo {
-		ses := rio.to[i]
-		if ses == nil || chained&(1<<i) != 0 {
-			continue
-		}
-		for j := i; j < rio.nTo; j++ {
-			if rio.to[j] == ses {
-				if j != i {
-					r.Link()
-				}
-				// The ring has room for a full batch of each kind.
-				_ = r.Send(ses.fd, in.payload(j), 0, uint64(j))
-				chained |= 1 << j
-				ops++
-			}
-		}
-	}
-
-	// One listener's replies leave in one sendmmsg, so the ring reads
-	// for the first readable session's listener; the others are read
-	// the plain way below.
-	var ln *listener
+	out := lp.out
+	clear(rio.done[:closeData])
 	for i := range rio.nFrom {
 		rio.slot[i] = -1
-		if ln == nil && rio.from[i] != nil {
-			ln = rio.from[i].ln
-		}
 	}
-	first := 0
-	if ln != nil {
-		if out.n == batchSize || (out.n > 0 && lp.outLn != ln) {
-			lp.flush()
-		}
-		lp.outLn = ln
-		first = out.n
-		out.armRecv(first, false, false)
-		k := first
-		for i := range rio.nFrom {
-			if ses := rio.from[i]; ses != nil && ses.ln == ln && k < batchSize {
-				_ = r.Recv(ses.fd, out.buf(k), 0, uint64(batchSize+i))
-				rio.slot[i] = k
-				k++
-				ops++
-			}
-		}
+	ops, first, nAdd := 0, 0, rio.nAdd
+	rio.nAdd = 0
+	if rio.ring != nil {
+		ops, first = lp.prepare(nAdd)
 	}
-
-	clear(rio.done[:closeData])
 	if ops > 0 {
 		lp.enter(ops)
 	}
@@ -331,7 +288,10 @@ func (lp *loop) submit() {
 			continue
 		}
 		if p != k {
-			out.iovs[p] = out.iovs[k]
+			// After a slot that read nothing (rare): the reply moves
+			// down, so that the batch stays in order, and slots past
+			// out.n stay free for the next receive.
+			copy(out.buf(p), out.buf(k)[:rio.res[u]])
 		}
 		out.hdrs[p].Len = uint32(rio.res[u])
 		bytes := out.received(p)
@@ -347,6 +307,67 @@ func (lp *loop) submit() {
 	}
 	clear(rio.from[:rio.nFrom])
 	rio.nFrom = 0
+}
+
+// prepare puts the queued work in the ring: the first nAdd
+// registrations, the sends, and the receives into the reply batch from
+// slot first on. It returns how many operations it prepared.
+func (lp *loop) prepare(nAdd int) (ops, first int) {
+	rio := &lp.rio
+	r, in, out := rio.ring, lp.in, lp.out
+	// The ring has room for all of each kind.
+	for i := range nAdd {
+		a := &rio.adds[i]
+		_ = r.EpollCtl(rio.epfd, unix.EPOLL_CTL_ADD, a.fd, &a.ev, uint64(addData+i))
+		ops++
+	}
+	var chained uint32 // by message: in a chain already
+	for i := range rio.nTo {
+		ses := rio.to[i]
+		if ses == nil || chained&(1<<i) != 0 {
+			continue
+		}
+		for j := i; j < rio.nTo; j++ {
+			if rio.to[j] == ses {
+				if j != i {
+					r.Link()
+				}
+				_ = r.Send(ses.fd, in.payload(j), 0, uint64(j))
+				chained |= 1 << j
+				ops++
+			}
+		}
+	}
+
+	// One listener's replies leave in one sendmmsg, so the ring reads
+	// for the first readable session's listener; the others are read
+	// the plain way after.
+	var ln *listener
+	for _, ses := range rio.from[:rio.nFrom] {
+		if ses != nil {
+			ln = ses.ln
+			break
+		}
+	}
+	if ln == nil {
+		return ops, 0
+	}
+	if out.n == batchSize || (out.n > 0 && lp.outLn != ln) {
+		lp.flush()
+	}
+	lp.outLn = ln
+	first = out.n
+	out.armRecv(first, false, false)
+	k := first
+	for i, ses := range rio.from[:rio.nFrom] {
+		if ses != nil && ses.ln == ln && k < batchSize {
+			_ = r.Recv(ses.fd, out.buf(k), 0, uint64(batchSize+i))
+			rio.slot[i] = k
+			k++
+			ops++
+		}
+	}
+	return ops, first
 }
 
 // enter submits ops prepared entries and files each completion by its

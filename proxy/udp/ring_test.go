@@ -293,8 +293,21 @@ func TestRingRefusedMovesSessions(t *testing.T) {
 	a.stop()
 	// Every client sends at once: each datagram to a draws an ICMP port
 	// unreachable, which the session's socket reports as a refusal.
+	// Their failed receives leave gaps in the reply batch between the
+	// replies of the sessions on b, which still reach their own clients.
 	for i, c := range cs {
 		c.Write(message(-1, i, 0))
+	}
+	buf := make([]byte, 1<<10)
+	for i, c := range cs {
+		if owner[i] != "b" {
+			continue
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := c.Read(buf)
+		if want := append([]byte("b "), message(-1, i, 0)...); err != nil || !bytes.Equal(buf[:n], want) {
+			t.Fatalf("client %d on b: reply %q, %v; want %q", i, buf[:n], err, want)
+		}
 	}
 	waitFor(t, "the refusals", func() bool {
 		return bs.Backend("a").ConnectErrors()[backends.DialRefused] >= uint64(onA)

@@ -117,6 +117,12 @@ func (lp *loop) readable(ses *session) {
 	again := ses.readAt+1 == rio.tick
 	ses.readAt = rio.tick
 	if rio.ring == nil || again || rio.nFrom == batchSize {
+		if rio.sending(ses) {
+			// Its datagrams queued for the ring arrived before these
+			// replies were read: they count first (udp.responses), or
+			// the session could end without them.
+			lp.submit()
+		}
 		ses.ln.fromBackend(ses)
 		return
 	}
@@ -210,6 +216,16 @@ func (lp *loop) closeQueued() {
 			_ = evloop.Close(fd)
 		}
 	}
+}
+
+// sending reports whether ses has datagrams queued for the ring.
+func (rio *ringIO) sending(ses *session) bool {
+	for _, s := range rio.to[:rio.nTo] {
+		if s == ses {
+			return true
+		}
+	}
+	return false
 }
 
 // forget takes an ending session out of what waits for the ring and

@@ -504,3 +504,45 @@ func TestNoAllocationPerDatagramBatched(t *testing.T) {
 		t.Fatal("no datagram went through the ring")
 	}
 }
+
+// TestRingResponsesWithQueriesInFlight: clients with two queries in
+// flight on sessions that end after their replies (udp.responses), the
+// backend answering each twice, round after round: a session read while
+// its next query waits for the ring counts that query first, so every
+// reply arrives and no query is dropped.
+func TestRingResponsesWithQueriesInFlight(t *testing.T) {
+	b := startBurstBackend(t, 2)
+	set := ringLoops(t, true, nil)
+	h := serveIn(t, Config{Responses: 2}, newSet(t, backends.RoundRobin, b), set)
+	needRing(t, set)
+	const clients = batchSize + 3
+	cs := make([]*net.UDPConn, clients)
+	for i := range cs {
+		cs[i] = dial(t, h.addr())
+	}
+	buf := make([]byte, 1<<10)
+	for r := range 40 {
+		for i, c := range cs {
+			c.Write(message(r, 2*i, 0))
+			c.Write(message(r, 2*i+1, 0))
+		}
+		for i, c := range cs {
+			want := map[string]bool{}
+			for _, q := range [][]byte{message(r, 2*i, 0), message(r, 2*i+1, 0)} {
+				want[string(q)] = true
+				want["#1 "+string(q)] = true
+			}
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			for len(want) > 0 {
+				n, err := c.Read(buf)
+				if err != nil {
+					t.Fatalf("round %d, client %d: %d replies missing: %v", r, i, len(want), err)
+				}
+				delete(want, string(buf[:n]))
+			}
+		}
+	}
+	if v := dropped(t, h, DropDraining); v != 0 {
+		t.Errorf("%v queries dropped as their sessions ended, want 0", v)
+	}
+}

@@ -28,8 +28,8 @@ type loop struct {
 	order [maxTries]*backends.Backend
 	dst   sockaddr // connect's argument
 
-	// rio batches the session sockets' sends and receives of a wakeup
-	// (ring.go).
+	// rio batches the session sockets' sends, receives, registrations
+	// and closes of a wakeup (ring.go).
 	rio ringIO
 
 	fds  []*session  // by backend socket descriptor

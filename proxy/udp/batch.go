@@ -38,6 +38,12 @@ func newBatch() *batch {
 	return &batch{bufs: make([]byte, batchSize*bufSize)}
 }
 
+// buf is message i's buffer.
+func (b *batch) buf(i int) []byte { return b.bufs[i*bufSize : (i+1)*bufSize] }
+
+// payload is received message i.
+func (b *batch) payload(i int) []byte { return b.bufs[i*bufSize : i*bufSize+int(b.hdrs[i].Len)] }
+
 // armRecv readies messages [from, batchSize) for a receive. names and
 // ctrl say whether to ask for the peer's address and the control data.
 func (b *batch) armRecv(from int, names, ctrl bool) []unix.Mmsghdr {

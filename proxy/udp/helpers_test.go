@@ -159,6 +159,17 @@ func testLoops(t testing.TB, n int) *evloop.Set {
 // shuts it down at cleanup.
 func serve(t testing.TB, cfg Config, pools Pools, loops int) *harness {
 	t.Helper()
+	var set *evloop.Set
+	if loops > 1 {
+		set = testLoops(t, loops)
+	}
+	return serveIn(t, cfg, pools, set)
+}
+
+// serveIn is serve in the loops of set (nil: loops of the service's
+// own).
+func serveIn(t testing.TB, cfg Config, pools Pools, set *evloop.Set) *harness {
+	t.Helper()
 	if cfg.Name == "" {
 		cfg.Name = "dns"
 	}
@@ -176,9 +187,7 @@ func serve(t testing.TB, cfg Config, pools Pools, loops int) *harness {
 		AccessLog: slog.New(slog.NewJSONHandler(h.log, nil)),
 		Metrics:   m,
 	}
-	if loops > 1 {
-		opts.Loops = testLoops(t, loops)
-	}
+	opts.Loops = set
 	if testing.Verbose() {
 		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}

@@ -28,6 +28,10 @@ type loop struct {
 	order [maxTries]*backends.Backend
 	dst   sockaddr // connect's argument
 
+	// rio batches the session sockets' sends, receives, registrations
+	// and closes of a wakeup (ring.go).
+	rio ringIO
+
 	fds  []*session  // by backend socket descriptor
 	free []*session  // recycled
 	lns  []*listener // registered in this loop
@@ -68,7 +72,9 @@ func udpLoop(el *evloop.Loop) *loop {
 }
 
 func newLoop(el *evloop.Loop) evloop.Driver {
-	return &loop{el: el, in: newBatch(), out: newBatch()}
+	lp := &loop{el: el, in: newBatch(), out: newBatch()}
+	lp.openRing()
+	return lp
 }
 
 // add registers ln's socket in the loop.
@@ -148,12 +154,20 @@ func (lp *loop) Ready(ev *unix.EpollEvent) {
 	if ses == nil || ses.gen != uint32(ev.Pad) {
 		return // a session ended earlier in this batch; its descriptor may be reused
 	}
-	ses.ln.fromBackend(ses)
+	lp.readable(ses)
 }
 
-// Tick sends the collected replies and ends the sessions that expired.
+// Tick hands the ring what waits for it, sends the collected replies,
+// ends the sessions that expired and closes the sockets of those that
+// ended.
 func (lp *loop) Tick() {
+	for lp.rio.queued() {
+		// A session moved by a refusal queues its new socket's
+		// registration: it must be made before the loop sleeps.
+		lp.submit()
+	}
 	lp.flush()
+	lp.rio.tick++
 	// Down from the end: a listener whose last session expires leaves
 	// busy, and the last one takes its place.
 	for i := len(lp.busy) - 1; i >= 0; i-- {
@@ -163,10 +177,16 @@ func (lp *loop) Tick() {
 			ln.expire()
 		}
 	}
+	if lp.rio.nClose > 0 {
+		lp.closeQueued()
+	}
 }
 
 // Deadline is the loop clock of the next session expiry.
 func (lp *loop) Deadline() int64 {
+	if lp.rio.queued() {
+		return 0
+	}
 	next := int64(-1)
 	for _, ln := range lp.busy {
 		if t := ln.deadline(); t >= 0 && (next < 0 || t < next) {
@@ -183,6 +203,7 @@ func (lp *loop) Stop() {
 		ln.abortAll(EndDrain)
 	}
 	lp.lns = nil
+	lp.closeRing()
 }
 
 // Ready receives from the listening socket.
@@ -190,15 +211,24 @@ func (l *listener) Ready(*unix.EpollEvent) { l.fromClients() }
 
 // fromClients receives one batch from the listening socket and forwards
 // each datagram on its session's backend socket; consecutive datagrams of
-// one session go in one sendmmsg.
+// one session go in one sendmmsg, or the batch's datagrams of more than
+// one session wait for the ring (ring.go).
 func (l *listener) fromClients() {
 	l.cfg = l.s.cfg.Load()
-	in := l.lp.in
+	lp := l.lp
+	if lp.rio.nTo > 0 {
+		lp.submit() // another listener's datagrams, in the batch about to be reused
+	}
+	in := lp.in
 	n, err := sysRecvmmsg(l.fd, in.armRecv(0, true, l.pktinfo))
 	if err != nil {
 		if err != unix.EAGAIN && err != unix.EINTR {
 			l.s.log.Warn("receive from clients", "err", err)
 		}
+		return
+	}
+	if lp.rio.ring != nil {
+		l.queueToBackends(n)
 		return
 	}
 	var run *session
@@ -215,6 +245,42 @@ func (l *listener) fromClients() {
 	}
 	if run != nil {
 		l.forward(run, from, n)
+	}
+}
+
+// queueToBackends queues client messages [0, n) for the ring, or
+// forwards them at once when they are all one session's.
+func (l *listener) queueToBackends(n int) {
+	rio := &l.lp.rio
+	var run, one *session
+	runs := 0
+	for i := range n {
+		l.lp.in.received(i)
+		ses := l.sessionFor(i)
+		rio.to[i] = ses
+		if ses != nil && ses != run {
+			runs++
+			one = ses
+		}
+		run = ses
+	}
+	if runs > 1 {
+		rio.nTo = n
+		return
+	}
+	// One run (a session's datagrams, perhaps after dropped ones).
+	from, to := -1, 0
+	for i := range n {
+		if rio.to[i] != nil {
+			if from < 0 {
+				from = i
+			}
+			to = i + 1
+		}
+		rio.to[i] = nil
+	}
+	if from >= 0 {
+		l.forward(one, from, to)
 	}
 }
 
@@ -302,13 +368,7 @@ func (l *listener) fromBackend(ses *session) {
 	k := out.n
 	n, err := sysRecvmmsg(ses.fd, out.armRecv(k, false, false))
 	if err != nil {
-		switch {
-		case err == unix.EAGAIN || err == unix.EINTR:
-		case movable(err):
-			l.refusedBy(ses, err)
-		default:
-			l.s.log.Debug("receive from backend", "backend", ses.b.ID(), "err", err)
-		}
+		l.recvFailed(ses, err)
 		return
 	}
 	var bytes int64
@@ -317,6 +377,23 @@ func (l *listener) fromBackend(ses *session) {
 		out.address(i, &ses.peer, &ses.ctrl, ses.ctrlLen)
 	}
 	out.n += n
+	l.replied(ses, n, bytes)
+}
+
+// recvFailed handles an error of a receive from a session's backend.
+func (l *listener) recvFailed(ses *session, err error) {
+	switch {
+	case err == unix.EAGAIN || err == unix.EINTR:
+	case movable(err):
+		l.refusedBy(ses, err)
+	default:
+		l.s.log.Debug("receive from backend", "backend", ses.b.ID(), "err", err)
+	}
+}
+
+// replied accounts for n replies of the session's backend, bytes in all,
+// put in the reply batch; the last one expected ends the session.
+func (l *listener) replied(ses *session, n int, bytes int64) {
 	ses.toClient += bytes
 	ses.dgDown += int64(n)
 	ses.b.AddBytes(0, bytes)

@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/tierlb/tierlb/backends"
-	"github.com/tierlb/tierlb/proxy/internal/evloop"
-	"golang.org/x/sys/unix"
 )
 
 // How a session ended, the access log's end field.
@@ -36,10 +34,11 @@ type session struct {
 	b   *backends.Backend
 	st  *backendStats
 
-	start, last int64 // loop clock: first datagram, latest datagram either way
-	owed        int64 // replies still expected (Config.Responses)
-	refused     bool  // the backend refused a datagram: move on the next one
-	answered    bool  // the observer heard of a reply since the last refusal
+	start, last int64  // loop clock: first datagram, latest datagram either way
+	owed        int64  // replies still expected (Config.Responses)
+	readAt      uint32 // the loop's wakeup (ringIO.tick) that last found the socket readable
+	refused     bool   // the backend refused a datagram: move on the next one
+	answered    bool   // the observer heard of a reply since the last refusal
 
 	toBackend, toClient int64 // bytes
 	dgUp, dgDown        int64 // datagrams
@@ -123,7 +122,7 @@ func (l *listener) bind(ses *session, fd int, b *backends.Backend) {
 		lp.fds = append(lp.fds, nil)
 	}
 	lp.fds[fd] = ses
-	if err := lp.el.Add(fd, unix.EPOLLIN, ses.gen, lp); err != nil {
+	if err := lp.register(fd, ses.gen); err != nil {
 		// Without its registration the session never hears its backend;
 		// it still forwards, and times out.
 		l.s.log.Warn("register backend socket", "backend", b.ID(), "err", err)
@@ -133,7 +132,8 @@ func (l *listener) bind(ses *session, fd int, b *backends.Backend) {
 // unbind closes the session's backend socket and takes its counts off the
 // backend.
 func (l *listener) unbind(ses *session) {
-	_ = evloop.Close(ses.fd) // also leaves the epoll set: the socket has no other descriptor
+	l.lp.rio.unregistered(ses.fd)
+	l.lp.closeSocket(ses.fd) // also leaves the epoll set: the socket has no other descriptor
 	l.lp.fds[ses.fd] = nil
 	ses.b.ConnClosed(0, 0)
 	ses.st.active.Add(-1)
@@ -173,6 +173,10 @@ func stale(ses *session) bool {
 // end finishes a session: socket closed, counts returned, access logged.
 func (l *listener) end(ses *session, how string) {
 	b := ses.b
+	if n := l.lp.rio.forget(ses); n > 0 {
+		// Datagrams queued for the ring when the session was cut.
+		l.s.metrics.drop(dropDraining, n)
+	}
 	l.unbind(ses)
 	delete(l.sessions, ses.client)
 	if len(l.sessions) == 0 {

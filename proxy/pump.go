@@ -341,8 +341,10 @@ func (l *loop) runAgain() {
 	if len(l.again) == 0 {
 		return
 	}
+	// The directions that use up their budget again queue into the
+	// spare list, not a new one: a bulk transfer does so on every round.
 	todo := l.again
-	l.again = nil
+	l.again, l.spare = l.spare[:0], nil
 	for i, w := range todo {
 		todo[i] = work{}
 		if w.c.gen != w.gen || w.c.state != stateOpen {
@@ -352,7 +354,5 @@ func (l *loop) runAgain() {
 		d.queued = false
 		l.pump(w.c, d)
 	}
-	if l.again == nil {
-		l.again = todo[:0]
-	}
+	l.spare = todo[:0]
 }

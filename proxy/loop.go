@@ -34,6 +34,7 @@ type loop struct {
 	live   []*conn // open connections, for drain and tests
 	timers []*conn // min-heap on when
 	again  []work  // directions that used their budget with data left
+	spare  []work  // the other list runAgain swaps with again
 	free   freeLists
 	paused []*acceptor // listeners backing off after an accept error
 

@@ -41,6 +41,13 @@ type ioBatch struct {
 	n     int
 	slots [batchMax]batchSlot
 	done  [batchMax]uring.Completion
+
+	// closes are the sockets of the connections that ended in this
+	// wakeup, closed together at its end (flushCloses).
+	closes  [batchMax]int32
+	nclose  int
+	closed  [batchMax]bool
+	nclosed int // closes the ring completed, for the tests
 }
 
 // batchSlot is one queued direction and what became of it.
@@ -213,6 +220,74 @@ func (l *loop) flushBatch() {
 			}
 		}
 		slots[i] = batchSlot{}
+	}
+}
+
+// queueClose closes fd with the wakeup's other closes: a connection that
+// ends costs two close calls, and a wakeup of short connections ends
+// several. The socket is out of the loop's table already; until the close
+// its number stays taken, so no new socket can get it in between.
+func (l *loop) queueClose(fd int) {
+	b := &l.io
+	if b.ring == nil {
+		evloop.Close(fd)
+		return
+	}
+	b.closes[b.nclose] = int32(fd)
+	b.nclose++
+	if b.nclose == len(b.closes) {
+		l.flushCloses()
+	}
+}
+
+// flushCloses closes the queued sockets in one io_uring_enter. It runs
+// between batches, when the ring holds nothing else. A close the ring did
+// not complete (it failed first) is made with close(2): an entry the
+// kernel took and did not complete cannot be, as a socket's close
+// completes inline, so no descriptor is closed twice.
+func (l *loop) flushCloses() {
+	b := &l.io
+	n := b.nclose
+	if n == 0 {
+		return
+	}
+	b.nclose = 0
+	fds := b.closes[:n]
+	if n == 1 || b.ring == nil {
+		// One close is one syscall either way.
+		for _, fd := range fds {
+			evloop.Close(int(fd))
+		}
+		return
+	}
+	done := b.closed[:n]
+	clear(done)
+	for i, fd := range fds {
+		if b.ring.CloseFD(int(fd), uint64(i)) != nil {
+			break
+		}
+	}
+	err := b.ring.Submit()
+	for {
+		k := b.ring.Reap(b.done[:])
+		if k == 0 {
+			break
+		}
+		for _, c := range b.done[:k] {
+			if i := int(c.UserData); i < n {
+				done[i] = true
+				b.nclosed++
+			}
+		}
+	}
+	for i, fd := range fds {
+		if !done[i] {
+			evloop.Close(int(fd))
+		}
+	}
+	if err != nil {
+		l.el.Log().Warn("io_uring batch failed: small messages go one syscall at a time in this loop", "err", err)
+		b.abandon()
 	}
 }
 

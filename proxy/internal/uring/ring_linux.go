@@ -28,8 +28,9 @@ import (
 
 // The kernel ABI (include/uapi/linux/io_uring.h).
 const (
-	opSend = 26 // IORING_OP_SEND
-	opRecv = 27 // IORING_OP_RECV
+	opClose = 19 // IORING_OP_CLOSE
+	opSend  = 26 // IORING_OP_SEND
+	opRecv  = 27 // IORING_OP_RECV
 
 	setupSubmitAll = 1 << 7 // IORING_SETUP_SUBMIT_ALL: one bad entry does not stop the rest
 	featSingleMmap = 1 << 0 // IORING_FEAT_SINGLE_MMAP
@@ -189,6 +190,13 @@ func (r *Ring) Recv(fd int, b []byte, flags uint32, userData uint64) error {
 // MSG_NOSIGNAL are added).
 func (r *Ring) Send(fd int, b []byte, flags uint32, userData uint64) error {
 	return r.prep(opSend, fd, b, flags|unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, userData)
+}
+
+// CloseFD prepares a close(2) of fd. A socket has no flush to wait for, so
+// its close completes inline, as close(2) would; the descriptor is gone
+// once the entry completes, whatever its result.
+func (r *Ring) CloseFD(fd int, userData uint64) error {
+	return r.prep(opClose, fd, nil, 0, userData)
 }
 
 func (r *Ring) prep(op uint8, fd int, b []byte, flags uint32, userData uint64) error {

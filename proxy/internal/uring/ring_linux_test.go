@@ -144,3 +144,48 @@ func TestNoAllocs(t *testing.T) {
 		t.Errorf("%v allocations per round trip, want 0", allocs)
 	}
 }
+
+// TestCloseFD: closes complete inline, each descriptor is gone (its peer
+// reads EOF), and a bad descriptor is an error of its own entry only.
+func TestCloseFD(t *testing.T) {
+	r := newRing(t, 8)
+	// Not socketpair's: its cleanup would close a1 and a2 a second time,
+	// when their numbers may belong to someone else.
+	pair := func() (int, int) {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { unix.Close(fds[1]) })
+		return fds[0], fds[1]
+	}
+	a1, b1 := pair()
+	a2, b2 := pair()
+	var out [16]Completion
+	for i, fd := range []int{a1, a2, -1} {
+		if err := r.CloseFD(fd, uint64(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Submit(); err != nil {
+		t.Fatal(err)
+	}
+	got := map[uint64]int32{}
+	for _, c := range out[:r.Reap(out[:])] {
+		got[c.UserData] = c.Res
+	}
+	if got[0] != 0 || got[1] != 0 || got[2] != -int32(unix.EBADF) || len(got) != 3 {
+		t.Fatalf("close results %v, want 0:0 1:0 2:-EBADF", got)
+	}
+	for _, fd := range []int{a1, a2} {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != unix.EBADF {
+			t.Errorf("descriptor %d after its close: F_GETFD says %v, want EBADF", fd, err)
+		}
+	}
+	buf := make([]byte, 1)
+	for _, fd := range []int{b1, b2} {
+		if n, err := unix.Read(fd, buf); n != 0 || err != nil {
+			t.Errorf("peer %d of a closed socket read %d, %v; want EOF", fd, n, err)
+		}
+	}
+}

@@ -169,6 +169,16 @@ func (l *Loop) Add(fd int, events, gen uint32, h Handler) error {
 	return nil
 }
 
+// Adopt makes h the handler of fd's events, tagged with gen, and fills
+// ev in for the EPOLL_CTL_ADD that registers fd in the returned epoll
+// descriptor, which the caller makes itself (batched through io_uring
+// with other work). Until then fd has no events.
+func (l *Loop) Adopt(fd int, events, gen uint32, h Handler, ev *unix.EpollEvent) (epfd int) {
+	*ev = unix.EpollEvent{Events: events, Fd: int32(fd), Pad: int32(gen)}
+	l.setHandler(fd, h)
+	return l.epfd
+}
+
 // Del deregisters fd without closing it. A descriptor that is closed
 // needs no Del: the kernel forgets it.
 func (l *Loop) Del(fd int) error {

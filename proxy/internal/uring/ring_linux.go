@@ -28,9 +28,12 @@ import (
 
 // The kernel ABI (include/uapi/linux/io_uring.h).
 const (
-	opClose = 19 // IORING_OP_CLOSE
-	opSend  = 26 // IORING_OP_SEND
-	opRecv  = 27 // IORING_OP_RECV
+	opClose    = 19 // IORING_OP_CLOSE
+	opEpollCtl = 29 // IORING_OP_EPOLL_CTL
+	opSend     = 26 // IORING_OP_SEND
+	opRecv     = 27 // IORING_OP_RECV
+
+	sqeIOLink = 1 << 2 // IOSQE_IO_LINK
 
 	setupSubmitAll = 1 << 7 // IORING_SETUP_SUBMIT_ALL: one bad entry does not stop the rest
 	featSingleMmap = 1 << 0 // IORING_FEAT_SINGLE_MMAP
@@ -192,11 +195,31 @@ func (r *Ring) Send(fd int, b []byte, flags uint32, userData uint64) error {
 	return r.prep(opSend, fd, b, flags|unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, userData)
 }
 
-// CloseFD prepares a close(2) of fd. A socket has no flush to wait for, so
-// its close completes inline, as close(2) would; the descriptor is gone
-// once the entry completes, whatever its result.
+// Link chains the entry prepared last to the next one prepared: the next
+// starts only once this one has succeeded, and completes with
+// -ECANCELED if it failed. Chained sends on one socket keep their order
+// and stop at the first error, as one sendmmsg does.
+func (r *Ring) Link() {
+	if r.unsent > 0 {
+		r.sqes[(r.tail-1)&r.sqMask].flags |= sqeIOLink
+	}
+}
+
+// CloseFD prepares a close(2) of fd. A socket has nothing to flush, so
+// it closes inline too.
 func (r *Ring) CloseFD(fd int, userData uint64) error {
 	return r.prep(opClose, fd, nil, 0, userData)
+}
+
+// EpollCtl prepares an epoll_ctl(2) of epfd: op on fd with ev, which must
+// stay where it is until Submit returns.
+func (r *Ring) EpollCtl(epfd, op, fd int, ev *unix.EpollEvent, userData uint64) error {
+	if err := r.prep(opEpollCtl, epfd, nil, 0, userData); err != nil {
+		return err
+	}
+	e := &r.sqes[(r.tail-1)&r.sqMask]
+	e.off, e.len, e.addr = uint64(fd), uint32(op), uint64(uintptr(unsafe.Pointer(ev)))
+	return nil
 }
 
 func (r *Ring) prep(op uint8, fd int, b []byte, flags uint32, userData uint64) error {

@@ -145,31 +145,77 @@ func TestNoAllocs(t *testing.T) {
 	}
 }
 
-// TestCloseFD: closes complete inline, each descriptor is gone (its peer
-// reads EOF), and a bad descriptor is an error of its own entry only.
-func TestCloseFD(t *testing.T) {
+// TestLink: a chain runs in order while its entries succeed; after one
+// fails the rest of the chain is cancelled, and entries outside it run.
+func TestLink(t *testing.T) {
 	r := newRing(t, 8)
-	// Not socketpair's: its cleanup would close a1 and a2 a second time,
-	// when their numbers may belong to someone else.
-	pair := func() (int, int) {
-		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { unix.Close(fds[1]) })
-		return fds[0], fds[1]
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
 	}
-	a1, b1 := pair()
-	a2, b2 := pair()
-	var out [16]Completion
-	for i, fd := range []int{a1, a2, -1} {
-		if err := r.CloseFD(fd, uint64(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	t.Cleanup(func() { unix.Close(fds[0]); unix.Close(fds[1]) })
+	a, b := fds[0], fds[1]
+	empty, _ := socketpair(t)
+	buf := make([]byte, 8)
+	r.Send(a, []byte("one"), 0, 1)
+	r.Link()
+	r.Send(a, []byte("two"), 0, 2)
+	r.Recv(empty, buf, 0, 3) // EAGAIN: fails its chain
+	r.Link()
+	r.Send(a, []byte("three"), 0, 4)
+	r.Link()
+	r.Send(a, []byte("four"), 0, 5)
+	r.Send(a, []byte("five"), 0, 6) // a chain of its own
 	if err := r.Submit(); err != nil {
 		t.Fatal(err)
 	}
+	var out [8]Completion
+	got := map[uint64]int32{}
+	for _, c := range out[:r.Reap(out[:])] {
+		got[c.UserData] = c.Res
+	}
+	want := map[uint64]int32{1: 3, 2: 3, 3: -int32(unix.EAGAIN), 4: -int32(unix.ECANCELED), 5: -int32(unix.ECANCELED), 6: 4}
+	for ud, res := range want {
+		if got[ud] != res {
+			t.Errorf("entry %d: %d, want %d", ud, got[ud], res)
+		}
+	}
+	// Order holds within a chain; a later chain may run first.
+	var order []string
+	for {
+		n, err := unix.Read(b, buf)
+		if err != nil {
+			break
+		}
+		order = append(order, string(buf[:n]))
+	}
+	pos := map[string]int{}
+	for i, w := range order {
+		pos[w] = i + 1
+	}
+	if len(order) != 3 || pos["one"] == 0 || pos["two"] < pos["one"] || pos["five"] == 0 {
+		t.Fatalf("datagrams received %q, want one before two, and five", order)
+	}
+}
+
+// TestCloseFD: descriptors closed through the ring are closed when Submit
+// returns; one that is not open fails its own entry.
+func TestCloseFD(t *testing.T) {
+	r := newRing(t, 8)
+	var fds [2]int
+	for i := range fds {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fds[i] = fd
+		r.CloseFD(fd, uint64(i))
+	}
+	r.CloseFD(1<<20, 2) // not open
+	if err := r.Submit(); err != nil {
+		t.Fatal(err)
+	}
+	var out [8]Completion
 	got := map[uint64]int32{}
 	for _, c := range out[:r.Reap(out[:])] {
 		got[c.UserData] = c.Res
@@ -177,15 +223,42 @@ func TestCloseFD(t *testing.T) {
 	if got[0] != 0 || got[1] != 0 || got[2] != -int32(unix.EBADF) || len(got) != 3 {
 		t.Fatalf("close results %v, want 0:0 1:0 2:-EBADF", got)
 	}
-	for _, fd := range []int{a1, a2} {
+	for _, fd := range fds {
 		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != unix.EBADF {
-			t.Errorf("descriptor %d after its close: F_GETFD says %v, want EBADF", fd, err)
+			t.Errorf("descriptor %d after its close: %v, want EBADF", fd, err)
 		}
 	}
-	buf := make([]byte, 1)
-	for _, fd := range []int{b1, b2} {
-		if n, err := unix.Read(fd, buf); n != 0 || err != nil {
-			t.Errorf("peer %d of a closed socket read %d, %v; want EOF", fd, n, err)
-		}
+}
+
+// TestEpollCtl: a descriptor added to an epoll set through the ring
+// reports its events with the data given; adding it again fails its
+// entry with EEXIST.
+func TestEpollCtl(t *testing.T) {
+	r := newRing(t, 8)
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(epfd) })
+	a, b := socketpair(t)
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(b), Pad: 77}
+	r.EpollCtl(epfd, unix.EPOLL_CTL_ADD, b, &ev, 1)
+	r.EpollCtl(epfd, unix.EPOLL_CTL_ADD, b, &ev, 2)
+	if err := r.Submit(); err != nil {
+		t.Fatal(err)
+	}
+	var out [8]Completion
+	got := map[uint64]int32{}
+	for _, c := range out[:r.Reap(out[:])] {
+		got[c.UserData] = c.Res
+	}
+	if got[1] != 0 || got[2] != -int32(unix.EEXIST) {
+		t.Fatalf("epoll_ctl results %v, want 1:0 2:-EEXIST", got)
+	}
+	unix.Write(a, []byte("x"))
+	evs := make([]unix.EpollEvent, 4)
+	n, err := unix.EpollWait(epfd, evs, 1000)
+	if err != nil || n != 1 || evs[0].Fd != int32(b) || evs[0].Pad != 77 {
+		t.Fatalf("epoll_wait: %d events %+v, %v; want descriptor %d with 77", n, evs[:max(n, 0)], err, b)
 	}
 }

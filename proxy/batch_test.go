@@ -281,12 +281,13 @@ func (m *messages) count(prefix string) int {
 	return n
 }
 
-// TestBatchCloses: connections that end in the same wakeup have their
-// sockets closed together through the ring; every descriptor is gone
-// afterwards and each client reads its end; after the ring fails, closes
-// go on one by one. (A connection's two sockets are a batch of two, so
-// every other test that ends a connection, resets included, closes
-// through the ring too.)
+// TestBatchCloses: connections that start and end in the same wakeups
+// have their client sockets registered and their sockets closed together
+// through the ring; every descriptor is gone afterwards and each client
+// reads its end; after the ring fails, registrations and closes go on one
+// by one. (A connection's two closes are a batch of two, so every other
+// test that ends a connection, resets included, closes through the ring
+// too, and every test registers its clients through it.)
 func TestBatchCloses(t *testing.T) {
 	be := startBackend(t, echo)
 	logs := &messages{}
@@ -295,10 +296,10 @@ func TestBatchCloses(t *testing.T) {
 	serveService(t, s)
 	needRing(t, loops)
 	el := loops.Loops()[0]
-	closedByRing := func() int {
+	endedByRing := func() int {
 		var n int
 		done := make(chan struct{})
-		el.Call(func() { n = tcpLoop(el).io.nclosed; close(done) })
+		el.Call(func() { n = tcpLoop(el).io.nending; close(done) })
 		<-done
 		return n
 	}
@@ -343,9 +344,9 @@ func TestBatchCloses(t *testing.T) {
 		}
 		return reset
 	}
-	for r := 0; closedByRing() == 0; r++ {
+	for r := 0; endedByRing() == 0; r++ {
 		if r == 50 {
-			t.Fatal("50 rounds of 40 connections ending at once, and no two sockets closed in one batch")
+			t.Fatal("50 rounds of 40 connections ending at once, and no two sockets registered or closed in one batch")
 		}
 		if n := round(40); n > 0 {
 			t.Fatalf("%d connections reset with a working ring", n)

@@ -117,7 +117,7 @@ func (l *loop) Tick() {
 	if len(l.unflushed) > 0 && l.el.Now >= l.flushAt {
 		l.flushCounters()
 	}
-	l.flushCloses()
+	l.flushEnds()
 }
 
 // Deadline is the loop clock of the next deadline.
@@ -137,7 +137,7 @@ func (l *loop) Deadline() int64 {
 func (l *loop) Stop() {
 	l.abortAll(EndDrain)
 	l.io.n = 0
-	l.flushCloses()
+	l.flushEnds()
 	l.io.close()
 	l.reqs.Close()
 	// Connections placed here by another loop and not adopted yet.

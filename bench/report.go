@@ -126,6 +126,7 @@ func mainRows(cliffMax int) []rowDef {
 		{"idle", "max_conns", "idle connections held within the fd limit", true, fmt0, false},
 		{"idle", "max_rss_kb_per_conn", "RSS per idle connection at that count (KB)", false, fmt1, false},
 		{"strace", "ka_syscalls_per_req", "proxy syscalls per keep-alive request (strace)", false, fmt2, false},
+		{"strace", "close_syscalls_per_conn", "proxy syscalls per new connection (strace)", false, fmt2, false},
 	}...)
 	for _, sv := range serviceRows() {
 		rows = append(rows,

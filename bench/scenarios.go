@@ -94,7 +94,7 @@ func allScenarios() []*scenario {
 		{Name: "iperf", Desc: "one iperf3 TCP stream through the proxy to iperf3 -s", Run: runIperfScenario},
 		{Name: "idle", Desc: "3,000 idle connections, then as many as the fd limit allows: proxy RSS, fds, kernel slab", ProxyOnly: true, Run: runIdle},
 		{Name: "cliff", Desc: "1 MiB responses on many connections with the proxy running as nobody (per-user pipe budget)", AsNobody: true, Run: runCliff},
-		{Name: "strace", Desc: "syscalls counted with strace -f -c during short small-request and bulk runs", ProxyOnly: true, Run: runStrace},
+		{Name: "strace", Desc: "syscalls counted with strace -f -c during short keep-alive, new-connection and bulk runs", ProxyOnly: true, Run: runStrace},
 		{Name: "sni", Desc: fmt.Sprintf("TLS connections routed by server name (tierlb sni, HAProxy req.ssl_sni, nginx ssl_preread) to two TLS backends: "+
 			"each a new connection, a full TLS 1.3 handshake, a one-line answer and a close; %d clients, at most %d connections/s", sniConns, sniRate),
 			ProxyOnly: true, Front: frontSNI, Families: []string{"tierlb", "haproxy", "nginx"}, Run: runSNI},

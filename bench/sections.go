@@ -147,6 +147,7 @@ func writeStrace(b *strings.Builder, res *results, cols []targetInfo) {
 		{"ka_write_per_req", "write/send per small request"},
 		{"ka_epoll_per_req", "epoll_wait per small request"},
 		{"ka_uring_per_req", "io_uring_enter per small request (a batch of reads or of sends)"},
+		{"close_syscalls_per_conn", "all traced syscalls per new connection (Connection: close)"},
 		{"bulk_splice_per_mb", "splice per MB of 1 MiB responses"},
 		{"bulk_readwrite_per_mb", "read/write per MB of 1 MiB responses"},
 		{"zero_copy_ok", "zero-copy path intact (1 = every round)"},

@@ -141,7 +141,8 @@ func waitAttached(ctx context.Context, st *proc, n int) error {
 	}
 }
 
-// runStrace counts syscalls per small request and per MB of bulk, and fails
+// runStrace counts syscalls per small request, per new connection and per
+// MB of bulk, and fails
 // a target that should splice but does not (or must not but does).
 func runStrace(ctx context.Context, e *env, r *running) (outcome, error) {
 	var o outcome
@@ -167,6 +168,24 @@ func runStrace(ctx context.Context, e *env, r *running) (outcome, error) {
 		o.set("ka_write_per_req", float64(sumCalls(ka, writeCalls))/req)
 		o.set("ka_epoll_per_req", float64(sumCalls(ka, pollCalls))/req)
 		o.set("ka_uring_per_req", float64(ka["io_uring_enter"].Calls)/req)
+	}
+	// A new connection per request: what accepting, dialing, registering
+	// and closing cost, which keep-alive requests do not show.
+	var closing wrkResult
+	cl, err := traced(ctx, e, r, "close", func() (err error) {
+		closing, _, err = measuredWrk(ctx, e, r, wrkLoad{URL: "http://" + r.httpAddr + "/", Conns: smallConns, Duration: d,
+			Headers: []string{"Connection: close"}})
+		return err
+	})
+	if err != nil {
+		return o, err
+	}
+	if closing.Requests > 0 {
+		var total int64
+		for _, c := range cl {
+			total += c.Calls
+		}
+		o.set("close_syscalls_per_conn", float64(total)/float64(closing.Requests))
 	}
 	bk, err := traced(ctx, e, r, "bulk", func() (err error) {
 		bulk, _, err = measuredWrk(ctx, e, r, wrkLoad{URL: "http://" + r.httpAddr + bulkPath, Conns: bulkConns, Duration: d})

@@ -42,9 +42,7 @@ func (l *loop) admit(s *Service, fd int, peer netip.AddrPort, port uint16) {
 	// Registered after the first read: what that read took raises no
 	// event of its own, so the next wait does not report it again.
 	if c.state != stateClosed {
-		if err := l.register(fd, c.gen); err != nil {
-			l.fail(c, "register", false, err)
-		}
+		l.queueRegister(c, fd, false)
 	}
 }
 

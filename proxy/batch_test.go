@@ -5,6 +5,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,6 +19,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tierlb/tierlb/internal/testkit"
 )
 
 // ringFDs lists the process's io_uring descriptors.
@@ -276,4 +279,109 @@ func (m *messages) count(prefix string) int {
 		}
 	}
 	return n
+}
+
+// TestBatchCloses: connections that start and end in the same wakeups
+// have their client sockets registered and their sockets closed together
+// through the ring; every descriptor is gone afterwards and each client
+// reads its end; after the ring fails, registrations and closes go on one
+// by one. (A connection's two closes are a batch of two, so every other
+// test that ends a connection, resets included, closes through the ring
+// too, and every test registers its clients through it.)
+func TestBatchCloses(t *testing.T) {
+	be := startBackend(t, echo)
+	logs := &messages{}
+	loops := testLoopsWith(t, LoopsConfig{N: 1, Log: slog.New(logs), IOUring: true})
+	s := newTestService(t, Config{}, staticSet(t, be.addr()), Options{Loops: loops})
+	serveService(t, s)
+	needRing(t, loops)
+	el := loops.Loops()[0]
+	endedByRing := func() int {
+		var n int
+		done := make(chan struct{})
+		el.Call(func() { n = tcpLoop(el).io.nending; close(done) })
+		<-done
+		return n
+	}
+	before := openFDs(t)
+	deadline := time.Now().Add(20 * time.Second)
+	// round opens n connections, echoes a message on each, then ends them
+	// all at once (clients half-close; the backend's echo ends too) and
+	// waits for every client to read the end. It returns how many were
+	// reset instead, which only a failing ring may do.
+	round := func(n int) (reset int) {
+		t.Helper()
+		cs := make([]*net.TCPConn, n)
+		for i := range cs {
+			cs[i] = dial(t, s)
+			defer cs[i].Close()
+			cs[i].SetDeadline(deadline)
+			if _, err := cs[i].Write([]byte("ping")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i, c := range cs {
+			got := make([]byte, 4)
+			if _, err := io.ReadFull(c, got); errors.Is(err, syscall.ECONNRESET) {
+				cs[i] = nil
+				reset++
+			} else if err != nil || string(got) != "ping" {
+				t.Fatalf("connection %d: answer %q, %v", i, got, err)
+			}
+		}
+		for _, c := range cs {
+			if c != nil {
+				c.CloseWrite()
+			}
+		}
+		for i, c := range cs {
+			if c == nil {
+				continue
+			}
+			if n, err := c.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+				t.Fatalf("connection %d after both ends closed: read %d, %v; want EOF", i, n, err)
+			}
+		}
+		return reset
+	}
+	for r := 0; endedByRing() == 0; r++ {
+		if r == 50 {
+			t.Fatal("50 rounds of 40 connections ending at once, and no two sockets registered or closed in one batch")
+		}
+		if n := round(40); n > 0 {
+			t.Fatalf("%d connections reset with a working ring", n)
+		}
+	}
+	testkit.Eventually(t, 10*time.Second, "every socket closed", func() bool { return s.Active() == 0 && openFDs(t) <= before })
+
+	// After the ring fails, closes are made one by one, and none is lost.
+	null, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(null)
+	for _, fd := range ringFDs(t) {
+		if err := unix.Dup2(null, fd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The ring fails in the first batch: its connections are reset
+	// (TestBatchRingFails), the others go on.
+	for r := 0; logs.count("io_uring batch failed") == 0; r++ {
+		if r == 50 {
+			t.Fatal("50 rounds after the ring's descriptor was replaced, and no failure")
+		}
+		round(40)
+	}
+	for range 3 {
+		if n := round(40); n > 0 {
+			t.Fatalf("%d connections reset after the ring failed", n)
+		}
+	}
+	testkit.Eventually(t, 10*time.Second, "every socket closed after the ring failed", func() bool {
+		return s.Active() == 0 && openFDs(t) <= before
+	})
+	if n := logs.count("io_uring batch failed"); n != 1 {
+		t.Errorf("%d warnings of the failed ring, want 1", n)
+	}
 }

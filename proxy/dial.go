@@ -112,17 +112,11 @@ func (l *loop) startConnect(c *conn, ap netip.AddrPort) bool {
 	}
 	c.bfd = int32(fd)
 	l.setFD(fd, c)
-	if err := l.register(fd, c.gen); err != nil {
-		l.closeSide(fd, false)
-		c.bfd = -1
-		if l.localDialError(c, "epoll_ctl", err) {
-			return true
-		}
-		l.dialFailed(c, err)
-		return false
-	}
 	c.state = stateConnecting
 	l.schedule(c, ds.t0+int64(c.cfg.Timeouts.connect()))
+	// Registered at the end of the wakeup (queueRegister); a failure then
+	// fails the attempt as a failed connect would.
+	l.queueRegister(c, fd, true)
 	return true
 }
 

@@ -85,13 +85,17 @@ func (l *loop) reject(c *conn, reason, end string) {
 	l.finish(c)
 }
 
-// closeSide forgets and closes one socket of a connection.
+// closeSide forgets one socket of a connection and closes it at the end
+// of the wakeup (queueClose).
 func (l *loop) closeSide(fd int, rst bool) {
 	if fd < 0 {
 		return
 	}
 	l.fds[fd] = nil
-	closeFD(fd, rst)
+	if rst {
+		lingerZero(fd)
+	}
+	l.queueClose(fd)
 }
 
 // releaseDir gives back what a direction still holds. A pipe that may hold

@@ -118,6 +118,7 @@ func (l *loop) Tick() {
 	if len(l.unflushed) > 0 && l.el.Now >= l.flushAt {
 		l.flushCounters()
 	}
+	l.flushEnds()
 }
 
 // Deadline is the loop clock of the next deadline.
@@ -137,6 +138,7 @@ func (l *loop) Deadline() int64 {
 func (l *loop) Stop() {
 	l.abortAll(EndDrain)
 	l.io.n = 0
+	l.flushEnds()
 	l.io.close()
 	l.reqs.Close()
 	// Connections placed here by another loop and not adopted yet.

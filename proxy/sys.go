@@ -114,11 +114,16 @@ func closeFD(fd int, rst bool) {
 		return
 	}
 	if rst {
-		l := unix.Linger{Onoff: 1, Linger: 0}
-		_, _, _ = unix.RawSyscall6(unix.SYS_SETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_LINGER,
-			uintptr(unsafe.Pointer(&l)), unsafe.Sizeof(l), 0)
+		lingerZero(fd)
 	}
 	_ = evloop.Close(fd)
+}
+
+// lingerZero makes the socket's close send a reset (SO_LINGER 0).
+func lingerZero(fd int) {
+	l := unix.Linger{Onoff: 1, Linger: 0}
+	_, _, _ = unix.RawSyscall6(unix.SYS_SETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_LINGER,
+		uintptr(unsafe.Pointer(&l)), unsafe.Sizeof(l), 0)
 }
 
 // socketError returns a socket's pending error (SO_ERROR).

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"regexp"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"syscall"
@@ -182,5 +183,51 @@ func TestRunIOUringOff(t *testing.T) {
 	p.WaitLog(t, `msg="starting tierlb" .* io_uring=off`)
 	if got := waitGreeting(t, p.serviceAddr(t, "quick")); got != "b1" {
 		t.Errorf("greeting %q, want b1", got)
+	}
+}
+
+// TestHeapSampling: `run` samples allocations only when admin.pprof can
+// serve the heap profile, and a GODEBUG memprofilerate stands.
+func TestHeapSampling(t *testing.T) {
+	was := runtime.MemProfileRate
+	t.Cleanup(func() { runtime.MemProfileRate = was })
+
+	runtime.MemProfileRate = defaultMemProfileRate
+	h := stopHeapSampling("")
+	if runtime.MemProfileRate != 0 {
+		t.Fatalf("before the config: rate %d, want 0", runtime.MemProfileRate)
+	}
+	h.apply(false)
+	if runtime.MemProfileRate != 0 {
+		t.Fatalf("admin.pprof off: rate %d, want 0", runtime.MemProfileRate)
+	}
+	h.apply(true)
+	if runtime.MemProfileRate != defaultMemProfileRate {
+		t.Fatalf("admin.pprof on: rate %d, want %d", runtime.MemProfileRate, defaultMemProfileRate)
+	}
+
+	runtime.MemProfileRate = 1 // as GODEBUG=memprofilerate=1 leaves it
+	h = stopHeapSampling("gctrace=1, memprofilerate=1")
+	h.apply(false)
+	if runtime.MemProfileRate != 1 {
+		t.Fatalf("GODEBUG memprofilerate=1: rate %d after the plan, want the user's 1", runtime.MemProfileRate)
+	}
+}
+
+func TestGodebugSets(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want bool
+	}{
+		{"", false},
+		{"memprofilerate=0", true},
+		{"gctrace=1,memprofilerate=4096", true},
+		{"gctrace=1, memprofilerate=1", true},
+		{"xmemprofilerate=1", false},
+		{"memprofilerate", false},
+	} {
+		if got := godebugSets(tt.in, "memprofilerate"); got != tt.want {
+			t.Errorf("godebugSets(%q) = %v, want %v", tt.in, got, tt.want)
+		}
 	}
 }

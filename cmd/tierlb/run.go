@@ -22,6 +22,7 @@ import (
 // cmdRun serves until SIGTERM/SIGINT (ctx), then drains and exits 0. A bad
 // config exits 1; a failure to bind or to serve exits 2.
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	heap := stopHeapSampling(os.Getenv("GODEBUG"))
 	l, code, done := configFromArgs("run", "tierlb [run] [--config FILE] [flags]\n       tierlb run --listen ADDR --backend A,B [flags]   (quick mode)", args, stdout, stderr)
 	if done {
 		return code
@@ -33,6 +34,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	plan.apply()
 	gc := planGC(os.Getenv)
 	gc.apply()
+	heap.apply(cfg.Admin.Pprof)
 	log.Info("starting tierlb", "version", ver, "commit", rev, "config", src.File, "services", len(cfg.Services),
 		"event_loops", plan.loops, "gomaxprocs", plan.gomaxprocs, "gomaxprocs_was", plan.procs,
 		"gogc", gc.percent, "gogc_was", gc.was, "io_uring", ioUringState(cfg.Engine.IOUring, proxy.IOUringProbe))

@@ -140,14 +140,14 @@ func writeStrace(b *strings.Builder, res *results, cols []targetInfo) {
 	}
 	header(b, "per unit", proxies, func(t targetInfo) string { return t.Label })
 	for _, m := range []struct{ key, label string }{
-		{"ka_syscalls_per_req", "all traced syscalls per small request"},
+		{"ka_syscalls_per_req", "all syscalls per small request"},
 		{"ka_splice_per_req", "splice per small request"},
 		{"ka_splice_eagain_per_req", "splice returning EAGAIN per small request"},
 		{"ka_read_per_req", "read/recv per small request"},
 		{"ka_write_per_req", "write/send per small request"},
 		{"ka_epoll_per_req", "epoll_wait per small request"},
 		{"ka_uring_per_req", "io_uring_enter per small request (a batch of reads or of sends)"},
-		{"close_syscalls_per_conn", "all traced syscalls per new connection (Connection: close)"},
+		{"close_syscalls_per_conn", "all syscalls per new connection (Connection: close)"},
 		{"bulk_splice_per_mb", "splice per MB of 1 MiB responses"},
 		{"bulk_readwrite_per_mb", "read/write per MB of 1 MiB responses"},
 		{"zero_copy_ok", "zero-copy path intact (1 = every round)"},

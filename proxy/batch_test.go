@@ -10,9 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -22,25 +19,6 @@ import (
 
 	"github.com/tierlb/tierlb/internal/testkit"
 )
-
-// ringFDs lists the process's io_uring descriptors.
-func ringFDs(t *testing.T) []int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var fds []int
-	for _, e := range ents {
-		link, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
-		if err == nil && link == "anon_inode:[io_uring]" {
-			var fd int
-			fmt.Sscan(e.Name(), &fd)
-			fds = append(fds, fd)
-		}
-	}
-	return fds
-}
 
 // needRing skips where the kernel offers no io_uring: the loops then
 // pump every direction, which every other test covers.
@@ -106,7 +84,7 @@ func TestBatchManyConns(t *testing.T) {
 // bytes were in the lost batch, and serves on without batching.
 func TestBatchRingFails(t *testing.T) {
 	be := startBackend(t, echo)
-	logs := &messages{}
+	logs := &testkit.Messages{}
 	loops := testLoopsWith(t, LoopsConfig{N: 1, Log: slog.New(logs), IOUring: true})
 	s := newTestService(t, Config{}, staticSet(t, be.addr()), Options{Loops: loops})
 	serveService(t, s)
@@ -143,18 +121,9 @@ func TestBatchRingFails(t *testing.T) {
 	if ok := pingAll(cs); len(ok) != len(cs) {
 		t.Fatalf("%d of %d connections answered before the ring failed", len(ok), len(cs))
 	}
-	null, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(null)
-	for _, fd := range ringFDs(t) {
-		if err := unix.Dup2(null, fd); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testkit.BreakRings(t)
 	alive := cs
-	for round := 0; logs.count("io_uring batch failed") == 0; round++ {
+	for round := 0; logs.Count("io_uring batch failed") == 0; round++ {
 		if round == 100 {
 			t.Fatal("100 rounds of 16 messages at once and no batch of two or more")
 		}
@@ -173,7 +142,7 @@ func TestBatchRingFails(t *testing.T) {
 			t.Fatalf("new connection %d after the ring failed: no answer", i)
 		}
 	}
-	if n := logs.count("io_uring batch failed"); n != 1 {
+	if n := logs.Count("io_uring batch failed"); n != 1 {
 		t.Errorf("%d warnings of the failed batch, want 1", n)
 	}
 }
@@ -193,7 +162,7 @@ func TestBatchOff(t *testing.T) {
 	if _, err := io.ReadFull(c, got); err != nil || string(got) != "ping" {
 		t.Fatalf("answer %q, %v", got, err)
 	}
-	if n := len(ringFDs(t)); n != 0 {
+	if n := len(testkit.RingFDs(t)); n != 0 {
 		t.Errorf("%d io_uring descriptors with io_uring off, want 0", n)
 	}
 }
@@ -253,34 +222,6 @@ func TestBatchFullDestination(t *testing.T) {
 	}
 }
 
-// messages is a slog.Handler that keeps the messages logged.
-type messages struct {
-	mu   sync.Mutex
-	msgs []string
-}
-
-func (m *messages) Enabled(context.Context, slog.Level) bool { return true }
-func (m *messages) WithAttrs([]slog.Attr) slog.Handler       { return m }
-func (m *messages) WithGroup(string) slog.Handler            { return m }
-func (m *messages) Handle(_ context.Context, r slog.Record) error {
-	m.mu.Lock()
-	m.msgs = append(m.msgs, r.Message)
-	m.mu.Unlock()
-	return nil
-}
-
-func (m *messages) count(prefix string) int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	n := 0
-	for _, s := range m.msgs {
-		if strings.HasPrefix(s, prefix) {
-			n++
-		}
-	}
-	return n
-}
-
 // TestBatchCloses: connections that start and end in the same wakeups
 // have their client sockets registered and their sockets closed together
 // through the ring; every descriptor is gone afterwards and each client
@@ -290,7 +231,7 @@ func (m *messages) count(prefix string) int {
 // too, and every test registers its clients through it.)
 func TestBatchCloses(t *testing.T) {
 	be := startBackend(t, echo)
-	logs := &messages{}
+	logs := &testkit.Messages{}
 	loops := testLoopsWith(t, LoopsConfig{N: 1, Log: slog.New(logs), IOUring: true})
 	s := newTestService(t, Config{}, staticSet(t, be.addr()), Options{Loops: loops})
 	serveService(t, s)
@@ -355,19 +296,10 @@ func TestBatchCloses(t *testing.T) {
 	testkit.Eventually(t, 10*time.Second, "every socket closed", func() bool { return s.Active() == 0 && openFDs(t) <= before })
 
 	// After the ring fails, closes are made one by one, and none is lost.
-	null, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(null)
-	for _, fd := range ringFDs(t) {
-		if err := unix.Dup2(null, fd); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testkit.BreakRings(t)
 	// The ring fails in the first batch: its connections are reset
 	// (TestBatchRingFails), the others go on.
-	for r := 0; logs.count("io_uring batch failed") == 0; r++ {
+	for r := 0; logs.Count("io_uring batch failed") == 0; r++ {
 		if r == 50 {
 			t.Fatal("50 rounds after the ring's descriptor was replaced, and no failure")
 		}
@@ -381,7 +313,7 @@ func TestBatchCloses(t *testing.T) {
 	testkit.Eventually(t, 10*time.Second, "every socket closed after the ring failed", func() bool {
 		return s.Active() == 0 && openFDs(t) <= before
 	})
-	if n := logs.count("io_uring batch failed"); n != 1 {
+	if n := logs.Count("io_uring batch failed"); n != 1 {
 		t.Errorf("%d warnings of the failed ring, want 1", n)
 	}
 }

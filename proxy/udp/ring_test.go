@@ -10,44 +10,23 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/tierlb/tierlb/backends"
+	"github.com/tierlb/tierlb/internal/testkit"
 	"github.com/tierlb/tierlb/proxy/internal/evloop"
 )
-
-// ringFDs lists the process's io_uring descriptors.
-func ringFDs(t testing.TB) []int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var fds []int
-	for _, e := range ents {
-		link, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
-		if err == nil && link == "anon_inode:[io_uring]" {
-			fd, _ := strconv.Atoi(e.Name())
-			fds = append(fds, fd)
-		}
-	}
-	return fds
-}
 
 // ringSubmitted is how many operations the process's rings were handed, as
 // their fdinfo counts them.
 func ringSubmitted(t testing.TB) int {
 	t.Helper()
 	total := 0
-	for _, fd := range ringFDs(t) {
+	for _, fd := range testkit.RingFDs(t) {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/self/fdinfo/%d", fd))
 		if err != nil {
 			continue
@@ -337,34 +316,6 @@ func TestRingRefusedMovesSessions(t *testing.T) {
 	}
 }
 
-// messages is a slog.Handler that keeps the messages logged.
-type messages struct {
-	mu   sync.Mutex
-	msgs []string
-}
-
-func (m *messages) Enabled(context.Context, slog.Level) bool { return true }
-func (m *messages) WithAttrs([]slog.Attr) slog.Handler       { return m }
-func (m *messages) WithGroup(string) slog.Handler            { return m }
-func (m *messages) Handle(_ context.Context, r slog.Record) error {
-	m.mu.Lock()
-	m.msgs = append(m.msgs, r.Message)
-	m.mu.Unlock()
-	return nil
-}
-
-func (m *messages) count(prefix string) int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	n := 0
-	for _, s := range m.msgs {
-		if strings.HasPrefix(s, prefix) {
-			n++
-		}
-	}
-	return n
-}
-
 // TestRingFails: a loop whose ring stops working (here its descriptor is
 // replaced) says so once and serves on without it; the datagrams of the
 // lost batch are sent again the plain way, and the sockets it was to
@@ -376,7 +327,7 @@ func TestRingFails(t *testing.T) {
 	}{{"sessions", 0}, {"a session per query", 1}} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := startBackend(t, "udp4", "127.0.0.1:0", "a", false)
-			logs := &messages{}
+			logs := &testkit.Messages{}
 			set := ringLoops(t, true, slog.New(logs))
 			h := serveIn(t, Config{Responses: tc.responses}, newSet(t, backends.RoundRobin, a), set)
 			needRing(t, set)
@@ -392,22 +343,12 @@ func TestRingFails(t *testing.T) {
 				}
 				return askAll(cs, msgs, func(i int) []byte { return append([]byte("a "), msgs[i]...) })
 			}
-			null, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer unix.Close(null)
 			fds := openFDs(t)
 			if err := round(0); err != nil {
 				t.Fatal(err)
 			}
-			rings := ringFDs(t)
-			for _, fd := range rings {
-				if err := unix.Dup2(null, fd); err != nil {
-					t.Fatal(err)
-				}
-			}
-			for r := 1; logs.count("io_uring batch failed") == 0; r++ {
+			rings := testkit.BreakRings(t)
+			for r := 1; logs.Count("io_uring batch failed") == 0; r++ {
 				if r == 100 {
 					t.Fatal("100 rounds of datagrams from many clients and no batch through the ring")
 				}
@@ -420,7 +361,7 @@ func TestRingFails(t *testing.T) {
 					t.Fatalf("round %d after the ring failed: %v", r, err)
 				}
 			}
-			if n := logs.count("io_uring batch failed"); n != 1 {
+			if n := logs.Count("io_uring batch failed"); n != 1 {
 				t.Errorf("%d warnings of the failed batch, want 1", n)
 			}
 			if v := dropped(t, h, DropSendError); v != 0 {
@@ -430,7 +371,7 @@ func TestRingFails(t *testing.T) {
 				// Every session ended: the loop holds what it held
 				// before, less the ring.
 				waitFor(t, "every session to end", func() bool { return h.svc.Active() == 0 })
-				waitFor(t, "the sockets to close", func() bool { return openFDs(t) == fds-len(rings) })
+				waitFor(t, "the sockets to close", func() bool { return openFDs(t) == fds-rings })
 			}
 		})
 	}
@@ -456,7 +397,7 @@ func TestRingOff(t *testing.T) {
 			t.Fatalf("round %d: %v", r, err)
 		}
 	}
-	if n := len(ringFDs(t)); n != 0 {
+	if n := len(testkit.RingFDs(t)); n != 0 {
 		t.Errorf("%d io_uring descriptors with io_uring off, want 0", n)
 	}
 }

@@ -141,7 +141,13 @@ type harness struct {
 // and every service in it has shut down.
 func testLoops(t testing.TB, n int) *evloop.Set {
 	t.Helper()
-	set, err := evloop.NewSet(n, nil)
+	return testLoopsWith(t, n, true, nil)
+}
+
+// testLoopsWith is testLoops with io_uring as rings says, logging to log.
+func testLoopsWith(t testing.TB, n int, rings bool, log *slog.Logger) *evloop.Set {
+	t.Helper()
+	set, err := evloop.NewSetWith(n, log, rings)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ package udp
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -44,18 +43,7 @@ func ringSubmitted(t testing.TB) int {
 // ringLoops returns one loop, with io_uring as rings says, logging to log.
 func ringLoops(t testing.TB, rings bool, log *slog.Logger) *evloop.Set {
 	t.Helper()
-	set, err := evloop.NewSetWith(1, log, rings)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- set.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	return set
+	return testLoopsWith(t, 1, rings, log)
 }
 
 // needRing skips where the kernel offers no io_uring: the loops then use
@@ -203,20 +191,27 @@ func startBurstBackend(t *testing.T, n int) *testBackend {
 	return tb
 }
 
+// burstClients serves cfg in one loop with a ring, to a burst backend of
+// replies datagrams per query, and dials more clients than a batch holds.
+func burstClients(t *testing.T, replies int, cfg Config) (*harness, []*net.UDPConn) {
+	t.Helper()
+	b := startBurstBackend(t, replies)
+	set := ringLoops(t, true, nil)
+	h := serveIn(t, cfg, newSet(t, backends.RoundRobin, b), set)
+	needRing(t, set)
+	cs := make([]*net.UDPConn, batchSize+3)
+	for i := range cs {
+		cs[i] = dial(t, h.addr())
+	}
+	return h, cs
+}
+
 // TestRingSessionWithSeveralReplies: sessions whose backend socket holds
 // several datagrams when the loop reads it get every one of them, in
 // order, while other sessions are read in the same wakeups.
 func TestRingSessionWithSeveralReplies(t *testing.T) {
 	const replies = 6
-	b := startBurstBackend(t, replies)
-	set := ringLoops(t, true, nil)
-	h := serveIn(t, Config{}, newSet(t, backends.RoundRobin, b), set)
-	needRing(t, set)
-	const clients = batchSize + 3
-	cs := make([]*net.UDPConn, clients)
-	for i := range cs {
-		cs[i] = dial(t, h.addr())
-	}
+	_, cs := burstClients(t, replies, Config{})
 	buf := make([]byte, 1<<10)
 	for r := range 10 {
 		for i, c := range cs {
@@ -452,15 +447,7 @@ func TestNoAllocationPerDatagramBatched(t *testing.T) {
 // its next query waits for the ring counts that query first, so every
 // reply arrives and no query is dropped.
 func TestRingResponsesWithQueriesInFlight(t *testing.T) {
-	b := startBurstBackend(t, 2)
-	set := ringLoops(t, true, nil)
-	h := serveIn(t, Config{Responses: 2}, newSet(t, backends.RoundRobin, b), set)
-	needRing(t, set)
-	const clients = batchSize + 3
-	cs := make([]*net.UDPConn, clients)
-	for i := range cs {
-		cs[i] = dial(t, h.addr())
-	}
+	h, cs := burstClients(t, 2, Config{Responses: 2})
 	buf := make([]byte, 1<<10)
 	for r := range 40 {
 		for i, c := range cs {

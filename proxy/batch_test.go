@@ -33,6 +33,19 @@ func needRing(t *testing.T, loops *Loops) {
 	}
 }
 
+// ringEcho serves an echo backend in one loop with a ring, whose
+// messages are kept.
+func ringEcho(t *testing.T) (*Service, *Loops, *testkit.Messages) {
+	t.Helper()
+	be := startBackend(t, echo)
+	logs := &testkit.Messages{}
+	loops := testLoopsWith(t, LoopsConfig{N: 1, Log: slog.New(logs), IOUring: true})
+	s := newTestService(t, Config{}, staticSet(t, be.addr()), Options{Loops: loops})
+	serveService(t, s)
+	needRing(t, loops)
+	return s, loops, logs
+}
+
 // TestBatchManyConns: more connections than one batch holds send at once,
 // in one loop, round after round; every answer comes back whole and in
 // order, small messages and bursts mixed in the same wakeups.
@@ -83,12 +96,7 @@ func TestBatchManyConns(t *testing.T) {
 // descriptor is replaced) says so once, fails only the connections whose
 // bytes were in the lost batch, and serves on without batching.
 func TestBatchRingFails(t *testing.T) {
-	be := startBackend(t, echo)
-	logs := &testkit.Messages{}
-	loops := testLoopsWith(t, LoopsConfig{N: 1, Log: slog.New(logs), IOUring: true})
-	s := newTestService(t, Config{}, staticSet(t, be.addr()), Options{Loops: loops})
-	serveService(t, s)
-	needRing(t, loops)
+	s, _, logs := ringEcho(t)
 	deadline := time.Now().Add(20 * time.Second)
 	ping := func(c net.Conn) error {
 		got := make([]byte, 4)
@@ -230,12 +238,7 @@ func TestBatchFullDestination(t *testing.T) {
 // test that ends a connection, resets included, closes through the ring
 // too, and every test registers its clients through it.)
 func TestBatchCloses(t *testing.T) {
-	be := startBackend(t, echo)
-	logs := &testkit.Messages{}
-	loops := testLoopsWith(t, LoopsConfig{N: 1, Log: slog.New(logs), IOUring: true})
-	s := newTestService(t, Config{}, staticSet(t, be.addr()), Options{Loops: loops})
-	serveService(t, s)
-	needRing(t, loops)
+	s, loops, logs := ringEcho(t)
 	el := loops.Loops()[0]
 	endedByRing := func() int {
 		var n int

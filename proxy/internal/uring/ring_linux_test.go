@@ -166,14 +166,7 @@ func TestLink(t *testing.T) {
 	r.Link()
 	r.Send(a, []byte("four"), 0, 5)
 	r.Send(a, []byte("five"), 0, 6) // a chain of its own
-	if err := r.Submit(); err != nil {
-		t.Fatal(err)
-	}
-	var out [8]Completion
-	got := map[uint64]int32{}
-	for _, c := range out[:r.Reap(out[:])] {
-		got[c.UserData] = c.Res
-	}
+	got := submitReap(t, r)
 	want := map[uint64]int32{1: 3, 2: 3, 3: -int32(unix.EAGAIN), 4: -int32(unix.ECANCELED), 5: -int32(unix.ECANCELED), 6: 4}
 	for ud, res := range want {
 		if got[ud] != res {
@@ -212,14 +205,7 @@ func TestCloseFD(t *testing.T) {
 		r.CloseFD(fd, uint64(i))
 	}
 	r.CloseFD(1<<20, 2) // not open
-	if err := r.Submit(); err != nil {
-		t.Fatal(err)
-	}
-	var out [8]Completion
-	got := map[uint64]int32{}
-	for _, c := range out[:r.Reap(out[:])] {
-		got[c.UserData] = c.Res
-	}
+	got := submitReap(t, r)
 	if got[0] != 0 || got[1] != 0 || got[2] != -int32(unix.EBADF) || len(got) != 3 {
 		t.Fatalf("close results %v, want 0:0 1:0 2:-EBADF", got)
 	}
@@ -244,14 +230,7 @@ func TestEpollCtl(t *testing.T) {
 	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(b), Pad: 77}
 	r.EpollCtl(epfd, unix.EPOLL_CTL_ADD, b, &ev, 1)
 	r.EpollCtl(epfd, unix.EPOLL_CTL_ADD, b, &ev, 2)
-	if err := r.Submit(); err != nil {
-		t.Fatal(err)
-	}
-	var out [8]Completion
-	got := map[uint64]int32{}
-	for _, c := range out[:r.Reap(out[:])] {
-		got[c.UserData] = c.Res
-	}
+	got := submitReap(t, r)
 	if got[1] != 0 || got[2] != -int32(unix.EEXIST) {
 		t.Fatalf("epoll_ctl results %v, want 1:0 2:-EEXIST", got)
 	}
@@ -261,4 +240,18 @@ func TestEpollCtl(t *testing.T) {
 	if err != nil || n != 1 || evs[0].Fd != int32(b) || evs[0].Pad != 77 {
 		t.Fatalf("epoll_wait: %d events %+v, %v; want descriptor %d with 77", n, evs[:max(n, 0)], err, b)
 	}
+}
+
+// submitReap submits what r holds and returns the results by user data.
+func submitReap(t *testing.T, r *Ring) map[uint64]int32 {
+	t.Helper()
+	if err := r.Submit(); err != nil {
+		t.Fatal(err)
+	}
+	var out [16]Completion
+	got := map[uint64]int32{}
+	for _, c := range out[:r.Reap(out[:])] {
+		got[c.UserData] = c.Res
+	}
+	return got
 }

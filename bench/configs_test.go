@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestProxyConfigs(t *testing.T) {
@@ -107,6 +109,20 @@ func TestWrkSpreadScript(t *testing.T) {
 		if !strings.Contains(s, w) {
 			t.Errorf("script lacks %q:\n%s", w, s)
 		}
+	}
+}
+
+// TestWrkRateBound: a rate bound is each thread's share of rate × seconds,
+// in a script of the bench's own, which a load with a script of its own
+// cannot have.
+func TestWrkRateBound(t *testing.T) {
+	if s := wrkStopScript(500); !strings.Contains(s, "if done >= 500 then wrk.thread:stop() end") {
+		t.Errorf("stop script:\n%s", s)
+	}
+	_, err := runWrk(context.Background(), "/nonexistent/wrk", wrkLoad{URL: "http://127.0.0.1:1/", Conns: 2, Threads: 2,
+		Duration: time.Second, Script: "x.lua", MaxRate: 100})
+	if err == nil || !strings.Contains(err.Error(), "a rate bound and a script of its own") {
+		t.Errorf("script and rate bound together: %v", err)
 	}
 }
 

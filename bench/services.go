@@ -46,12 +46,7 @@ function setup(thread)
   n = n + 1
   thread.addr = wrk.lookup("127.0.0.1", tostring(ports[(n - 1) %% #ports + 1]))[1]
 end
-local done = 0
-function response(status, headers, body)
-  done = done + 1
-  if done >= %d then wrk.thread:stop() end
-end
-`, strings.Join(list, ", "), perThread)
+`, strings.Join(list, ", ")) + wrkStopScript(perThread)
 }
 
 func runServices(ctx context.Context, e *env, r *running) (outcome, error) {

@@ -175,7 +175,7 @@ func runStrace(ctx context.Context, e *env, r *running) (outcome, error) {
 	var closing wrkResult
 	cl, err := traced(ctx, e, r, "close", func() (err error) {
 		closing, _, err = measuredWrk(ctx, e, r, wrkLoad{URL: "http://" + r.httpAddr + "/", Conns: smallConns, Duration: d,
-			Headers: []string{"Connection: close"}})
+			Headers: []string{"Connection: close"}, MaxRate: closeMaxRate})
 		return err
 	})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -34,6 +35,23 @@ type wrkLoad struct {
 	Duration time.Duration
 	Headers  []string
 	Script   string // a Lua script (-s), or ""
+	// MaxRate bounds the load in rate as well as time: each wrk thread
+	// stops after its share of MaxRate × the run's seconds, so a faster
+	// machine does not open more connections than the run is meant to.
+	// 0: no bound; it cannot go with Script.
+	MaxRate int
+}
+
+// wrkStopScript is the wrk Lua script that stops each thread after
+// perThread responses.
+func wrkStopScript(perThread int) string {
+	return fmt.Sprintf(`-- written by bench: at most %d responses per thread
+local done = 0
+function response(status, headers, body)
+  done = done + 1
+  if done >= %d then wrk.thread:stop() end
+end
+`, perThread, perThread)
 }
 
 // runWrk runs wrk with --latency, bounded by its own -d and a context
@@ -45,8 +63,28 @@ func runWrk(ctx context.Context, wrk string, l wrkLoad) (wrkResult, error) {
 	for _, h := range l.Headers {
 		args = append(args, "-H", h)
 	}
-	if l.Script != "" {
-		args = append(args, "-s", l.Script)
+	script := l.Script
+	if l.MaxRate > 0 {
+		if script != "" {
+			return wrkResult{}, fmt.Errorf("wrk %s: a rate bound and a script of its own", l.URL)
+		}
+		f, err := os.CreateTemp("", "bench-wrk-*.lua")
+		if err != nil {
+			return wrkResult{}, err
+		}
+		defer os.Remove(f.Name())
+		per := max(1, l.MaxRate*secs/min(l.Threads, l.Conns))
+		_, err = f.WriteString(wrkStopScript(per))
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return wrkResult{}, fmt.Errorf("write wrk script: %w", err)
+		}
+		script = f.Name()
+	}
+	if script != "" {
+		args = append(args, "-s", script)
 	}
 	args = append(args, l.URL)
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(secs)*time.Second+30*time.Second)

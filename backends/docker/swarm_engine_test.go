@@ -92,7 +92,9 @@ func TestSwarmEngine(t *testing.T) {
 		c.docker(1, "service", "scale", "-d", "web=5")
 		testkit.Eventually(t, 60*time.Second, "5 tasks up", func() bool { n, _ := lb.upOn("web"); return n == 5 })
 		var got []string
-		testkit.Eventually(t, 10*time.Second, "5 tasks answering", func() bool {
+		// As above: a new task is up once running, and may listen later
+		// (a CI run saw one take more than 10s on a fresh node).
+		testkit.Eventually(t, 20*time.Second, "5 tasks answering", func() bool {
 			var err error
 			got, err = askN(lb.front, 10)
 			return err == nil && distinct(got) == 5

@@ -2,31 +2,14 @@ package admin
 
 import (
 	"bytes"
-	_ "embed"
 	"fmt"
-	"html/template"
 	"net/http"
-	"strings"
-	"sync"
 	"time"
+
+	g "maragu.dev/gomponents"
 
 	"github.com/tierlb/tierlb/backends"
 )
-
-//go:embed page.html.tmpl
-var pageSource string
-
-// pageTemplate is parsed at the first page request, not at start: a
-// process whose page nobody opens keeps no parse tree. A template error is
-// a build-time bug that the tests catch, so it never fails at run time.
-var pageTemplate = sync.OnceValue(func() *template.Template {
-	return template.Must(template.New("page").Funcs(template.FuncMap{
-		"bytes":    FormatBytes,
-		"rate":     FormatRate,
-		"byteRate": FormatByteRate,
-		"join":     strings.Join,
-	}).Parse(pageSource))
-})
 
 // What one page shows at most, so it stays small and quick with 10,000
 // backends: their status is a page of PageSize rows at a time, the rest a
@@ -81,7 +64,7 @@ type pageService struct {
 }
 
 // charts are a row's sparklines.
-type charts struct{ Conns, Bytes, Errors template.HTML }
+type charts struct{ Conns, Bytes, Errors g.Node }
 
 type pageBackend struct {
 	BackendStatus
@@ -107,10 +90,10 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	data := s.pageData(f, time.Now())
-	// Render to a buffer first so a template error becomes a clean 500
-	// instead of half a page.
+	// Render to a buffer first so an error becomes a clean 500 instead of
+	// half a page.
 	var buf bytes.Buffer
-	if err := pageTemplate().Execute(&buf, data); err != nil {
+	if err := renderPage(&buf, data); err != nil {
 		s.log.Error("admin: render status page", "err", err)
 		http.Error(w, "render status page: "+err.Error(), http.StatusInternalServerError)
 		return

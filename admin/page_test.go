@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -71,7 +72,7 @@ func TestStatusPageContent(t *testing.T) {
 	page := rec.Body.String()
 	for _, want := range []string{
 		`<meta http-equiv="refresh" content="5">`,
-		`<td><a href="/?service=app">app</a></td>` + "\n<td>0.0.0.0:8080</td>\n<td>roundrobin</td>\n" + `<td class="num">2</td>`,
+		`<td><a href="/?service=app">app</a></td><td>0.0.0.0:8080</td><td>roundrobin</td><td class="num">2</td>`,
 		`<td class="num"><span class="zero">0</span></td><td class="num"><a class="count count-down" href="/?service=app&amp;state=down">1</a></td><td class="num"><a class="count count-draining" href="/?service=app&amp;state=draining">1</a></td><td class="num"><span class="zero">0</span></td>`,
 		`2 backends: <a class="count count-up" href="/?state=up">0 up</a> <a class="count count-down" href="/?state=down">1 down</a>`,
 		`data-service="app" data-backend="&lt;b&gt;web-1&lt;/b&gt;" data-state="down"`, // names are escaped
@@ -94,5 +95,53 @@ func TestStatusPageContent(t *testing.T) {
 	}
 	if strings.Contains(page, "<td>web-1</td><td>app</td>") {
 		t.Error("a routed container is listed as not routed")
+	}
+}
+
+// TestStatusPageEscapesEverything puts markup into every string the page
+// shows, from the services, the backends, the explanations and the query,
+// and finds it escaped everywhere: the page is assembled node by node, so
+// each field is escaped where it is written.
+func TestStatusPageEscapesEverything(t *testing.T) {
+	const bad = `zq"<x>'&`
+	const escaped = `zq&#34;&lt;x&gt;&#39;&amp;`
+	set := backends.NewSet(bad, backends.RoundRobin, backends.SetOptions{})
+	t.Cleanup(set.Close)
+	set.Update([]backends.Spec{{ID: "id" + bad, Address: "addr" + bad, Network: "net" + bad, Weight: 1}})
+	b := set.Backend("id" + bad)
+	b.RecordCheck(false, "check"+bad)
+	b.SetHealth(false, "reason"+bad)
+
+	h := New(Options{
+		Services: ServiceList{{Name: bad, Listen: "listen" + bad, SNI: []string{"sni" + bad}, Set: set}},
+		Explain: func() []Explanation {
+			return []Explanation{{Name: "name" + bad, Service: "svc" + bad, SNI: []string{"esni" + bad},
+				Reason: "why" + bad, Warnings: []string{"warn" + bad}}}
+		},
+	}).Handler()
+	for _, path := range []string{"/", "/?backend=" + url.QueryEscape("id"+bad), "/?service=" + url.QueryEscape("none"+bad)} {
+		rec := httptestRecord(h, "GET", path, "127.0.0.1:9090", nil)
+		if rec.Code != 200 {
+			t.Fatalf("GET %s: status %d", path, rec.Code)
+		}
+		page := rec.Body.String()
+		if strings.Contains(page, "<x>") || strings.Contains(page, `zq"`) || strings.Contains(page, "zq&#34;&lt;x&gt;'") {
+			t.Errorf("GET %s: page has the markup unescaped:\n%s", path, page)
+		}
+		wants := []string{"id" + escaped, "addr" + escaped, "net" + escaped, "reason" + escaped,
+			`title="check` + escaped, "listen" + escaped, "sni" + escaped,
+			`data-service="` + escaped, "name" + escaped, "svc" + escaped, "esni" + escaped, "why" + escaped,
+			"warn" + escaped}
+		switch {
+		case strings.Contains(path, "backend="):
+			wants = append(wants, `value="id`+escaped)
+		case strings.Contains(path, "service="):
+			wants = []string{"no service named none" + escaped}
+		}
+		for _, want := range wants {
+			if !strings.Contains(page, want) {
+				t.Errorf("GET %s: page lacks %s", path, want)
+			}
+		}
 	}
 }

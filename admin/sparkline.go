@@ -2,9 +2,11 @@ package admin
 
 import (
 	"fmt"
-	"html/template"
+	"html"
 	"strconv"
 	"strings"
+
+	g "maragu.dev/gomponents"
 )
 
 // Sparkline geometry: one pixel per sample across, so a chart is the whole
@@ -33,15 +35,16 @@ var sparkLabels = [numRates]string{
 
 // sparkline draws the rates of t named by which as one inline SVG, each
 // line scaled to its own maximum over the window, which the title states.
-// It is built here rather than in the template because it is numbers only
-// and there are hundreds of them on a page.
-func sparkline(t trend, ok bool, which ...int) template.HTML {
+// It is written as one string rather than built node by node because it
+// is numbers only, there are hundreds of them on a page, and its one text,
+// the title, is escaped here.
+func sparkline(t trend, ok bool, which ...int) g.Node {
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg class="spark" width="%d" height="%d" viewBox="0 0 %d %d" role="img">`,
 		sparkWidth, sparkHeight, sparkWidth, sparkHeight)
 	if !ok {
 		b.WriteString(`<title>no samples yet</title></svg>`)
-		return template.HTML(b.String())
+		return g.Raw(b.String())
 	}
 	peaks := make([]float32, len(which))
 	title := make([]string, len(which))
@@ -55,14 +58,14 @@ func sparkline(t trend, ok bool, which ...int) template.HTML {
 			title[k] = FormatRate(float64(peaks[k])) + " " + sparkLabels[w]
 		}
 	}
-	b.WriteString("<title>" + template.HTMLEscapeString("last 15 min, max "+strings.Join(title, ", ")) + "</title>")
+	b.WriteString("<title>" + html.EscapeString("last 15 min, max "+strings.Join(title, ", ")) + "</title>")
 	for k, w := range which {
 		fmt.Fprintf(&b, `<path fill="none" stroke="%s" stroke-width="1.5" d="`, sparkColours[w])
 		writePath(&b, t, w, peaks[k])
 		b.WriteString(`"/>`)
 	}
 	b.WriteString("</svg>")
-	return template.HTML(b.String())
+	return g.Raw(b.String())
 }
 
 // FormatRate formats a per-second rate in three significant figures at

@@ -42,12 +42,19 @@ const (
 	// alone, and the monitor sleeps.
 	yieldEvery = 8 * time.Millisecond
 	// idleWindows is how many raw waits in a row an idle loop makes,
-	// yielding between them, before it parks in Go's netpoller (park.go):
-	// a raw wait that ends in an event costs one wakeup, where a park
-	// costs some eight system calls and a thread handoff, so the pauses
-	// between the connections of a steady stream (tens of ms) cost less
-	// in raw waits; a loop idle longer than idleWindows×yieldEvery (about
-	// 100 ms) parks, and costs nothing more until its next event.
+	// yielding between them, before it parks in Go's netpoller (park.go)
+	// while it is the only loop awake: a raw wait that ends in an event
+	// costs one wakeup, where a park costs some eight system calls and a
+	// thread handoff, and once every P is idle sysmon sleeps deeply and
+	// polls every 20µs after its next wakeup, so the pauses between the
+	// connections of a steady stream (tens of ms) cost less in raw
+	// waits; a loop idle longer than idleWindows×yieldEvery (about 100
+	// ms) parks, and costs nothing more until its next event. While
+	// another loop is awake, sysmon keeps its pace whatever this one
+	// does, and an idle window costs more than a park: its raw wait ends
+	// in a timer wakeup and its yield wakes the spare P's thread to look
+	// for the loop (a futex wake, a spin and a futex wait). So a loop
+	// parks after one idle window then.
 	idleWindows = 12
 )
 
@@ -109,6 +116,9 @@ type attached struct {
 
 // running counts the loops running in the process, of every Set.
 var running atomic.Int32
+
+// awake counts the running loops that are not parked (park.go).
+var awake atomic.Int32
 
 // genReserved tags the loop's own eventfd; generations skip it.
 const genReserved = ^uint32(0)
@@ -239,8 +249,9 @@ func (l *Loop) Call(fn func()) bool {
 // and go (7% of the CPU of a run of short TLS connections), and the loop
 // then pays to get a P back on every wakeup. A loop that finds nothing
 // before its yield is due yields and waits raw again, up to idleWindows
-// times in a row; one idle longer than that parks in Go's netpoller,
-// which gives its P back without sysmon (park.go). Without a spare P the
+// times in a row, or parks at once while another loop is awake; one idle
+// longer than that parks in Go's netpoller, which gives its P back
+// without sysmon (park.go). Without a spare P the
 // raw wait would keep other goroutines off the CPU, so every wait is the
 // ordinary, scheduler-aware one.
 func (l *Loop) run() {
@@ -284,6 +295,7 @@ func (l *Loop) wait() (int, error) {
 	if timeout == 0 || l.procs <= running.Load() {
 		return unix.EpollWait(l.epfd, l.events[:], timeout)
 	}
+	since := l.Clock() // found nothing since
 	for idle := 0; ; idle++ {
 		// Until the next yield at most, rounded down: the raw wait must
 		// end before sysmon would preempt the loop.
@@ -299,10 +311,18 @@ func (l *Loop) wait() (int, error) {
 		runtime.Gosched()
 		l.yieldAt = l.Clock() + int64(yieldEvery)
 		timeout = l.waitMillis()
-		if timeout == 0 || idle >= idleWindows {
-			// Idle for a while: give the P back and sleep.
+		// A busy loop whose slice ran out between two events has not
+		// been idle: only a wait that found nothing for half a slice
+		// counts as an idle window here.
+		idleWindow := l.Clock()-since >= int64(yieldEvery/2)
+		if timeout == 0 || idle >= idleWindows || (idleWindow && awake.Load() > 1) {
+			// Idle for a while, or for a window while another loop is
+			// awake: give the P back and sleep.
 			if timeout != 0 {
-				if n, err := l.park.wait(timeout); err != errNotParked {
+				awake.Add(-1)
+				n, err := l.park.wait(timeout)
+				awake.Add(1)
+				if err != errNotParked {
 					return n, err
 				}
 			}

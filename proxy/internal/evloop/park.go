@@ -23,7 +23,7 @@ import (
 // there, every event of the loop would also wake the thread that waits in
 // the netpoller. So each park registers a duplicate and closes it after,
 // some eight system calls and an os.File, which only a loop idle for
-// idleWindows pays.
+// idleWindows pays, or for one window while another loop is awake.
 type parking struct {
 	epfd   int
 	events []unix.EpollEvent

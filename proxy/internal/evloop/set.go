@@ -89,6 +89,8 @@ func (s *Set) Run(ctx context.Context) error {
 	procs := int32(runtime.GOMAXPROCS(0))
 	running.Add(int32(len(s.loops)))
 	defer running.Add(-int32(len(s.loops)))
+	awake.Add(int32(len(s.loops)))
+	defer awake.Add(-int32(len(s.loops)))
 	var wg sync.WaitGroup
 	for _, l := range s.loops {
 		l.procs = procs

@@ -120,6 +120,10 @@ var running atomic.Int32
 // awake counts the running loops that are not parked (park.go).
 var awake atomic.Int32
 
+// parkHook, when a test sets it before the loops run, learns of each park
+// and of how many idle windows the loop waited before it.
+var parkHook func(l *Loop, windows int)
+
 // genReserved tags the loop's own eventfd; generations skip it.
 const genReserved = ^uint32(0)
 
@@ -319,6 +323,9 @@ func (l *Loop) wait() (int, error) {
 			// Idle for a while, or for a window while another loop is
 			// awake: give the P back and sleep.
 			if timeout != 0 {
+				if parkHook != nil {
+					parkHook(l, idle+1)
+				}
 				awake.Add(-1)
 				n, err := l.park.wait(timeout)
 				awake.Add(1)

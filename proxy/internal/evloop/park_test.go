@@ -5,7 +5,6 @@ package evloop
 import (
 	"os"
 	"runtime"
-	"runtime/metrics"
 	"testing"
 	"time"
 
@@ -72,22 +71,24 @@ func TestParkingWait(t *testing.T) {
 	}
 }
 
-// runningGoroutines reads how many goroutines are running: a loop in its
-// raw wait is one, a parked loop is not.
-func runningGoroutines() uint64 {
-	s := []metrics.Sample{{Name: "/sched/goroutines/running:goroutines"}}
-	metrics.Read(s)
-	return s[0].Value.Uint64()
-}
-
 // TestIdleLoopParksBesideAnAwakeOne: of two idle loops, one parks after a
 // single idle window instead of idleWindows of them. While another loop
 // holds a P, sysmon keeps its usual pace whether or not this one parks,
 // and each idle window of a raw wait ends in a timer wakeup and a yield
 // that wakes the spare P's thread: at a low rate, the second loop of two
-// paid that a dozen times for every few connections it served.
+// paid that a dozen times for every few connections it served. The test
+// counts windows, not time, so a slow or loaded machine does not change
+// what it sees.
 func TestIdleLoopParksBesideAnAwakeOne(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(3))
+	parks := make(chan int, 64)
+	parkHook = func(_ *Loop, windows int) {
+		select {
+		case parks <- windows:
+		default:
+		}
+	}
+	t.Cleanup(func() { parkHook = nil })
 	set, cancel, done := runSet(t, 2)
 	t.Cleanup(func() {
 		cancel()
@@ -98,20 +99,14 @@ func TestIdleLoopParksBesideAnAwakeOne(t *testing.T) {
 			t.Fatal("loop stopped")
 		}
 	}
-	// The test's goroutine and at most one loop, seen a few times in a
-	// row (a yield between two raw waits looks like a park for a moment),
-	// well before the idle loops' windows would have run out.
-	deadline := time.Now().Add(idleWindows * yieldEvery / 2)
-	for row := 0; row < 5; {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d goroutines still running %v after both loops fell idle; want one loop parked",
-				runningGoroutines(), idleWindows*yieldEvery/2)
+	select {
+	case windows := <-parks:
+		// The old rule parked only after idleWindows; a loop that found
+		// nothing for half a slice parks after its first or second.
+		if windows > 2 {
+			t.Fatalf("the first loop to park waited %d idle windows; want at most 2 while another loop is awake", windows)
 		}
-		if runningGoroutines() <= 2 {
-			row++
-		} else {
-			row = 0
-		}
-		time.Sleep(time.Millisecond)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no loop parked within 10s of both falling idle")
 	}
 }

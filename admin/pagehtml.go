@@ -15,8 +15,8 @@ import (
 // binary that can execute a text/template keeps every exported method of
 // every type it links, since a template may call any of them by name: for
 // tierlb that was 3.4 MB of code and read-only data, most of the file pages
-// that made its RSS larger than HAProxy's with 200 services (see "Memory"
-// in the README). gomponents escapes every text and attribute value it is
+// that made its RSS larger than HAProxy's with 200 services (see The data
+// path in the README). gomponents escapes every text and attribute value it is
 // given; g.Raw is used only for the style sheet and the sparklines, which
 // escape their one string themselves.
 

@@ -13,8 +13,8 @@ import (
 // MethodByName: executing a text/template does). One such function makes
 // the linker keep every exported method of every type in the binary: 3.4 MB
 // of code and read-only data when the status page used html/template, and
-// most of what made tierlb's RSS larger than HAProxy's (see "Memory" in the
-// README).
+// most of what made tierlb's RSS larger than HAProxy's (see The data path
+// in the README).
 func TestLinkerPrunesMethods(t *testing.T) {
 	if testing.Short() {
 		t.Skip("links the whole binary")

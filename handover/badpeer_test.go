@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tierlb/tierlb/internal/testkit"
 )
 
 // record is one message a fake peer sends: raw bytes and descriptors.
@@ -167,7 +169,7 @@ func TestBadPredecessor(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := sockPath(t)
-			before := openFDs(t)
+			before := testkit.OpenFDs(t)
 			stop := fakePredecessor(t, path, tt.script(t))
 			in, err := Fetch(t.Context(), path, Options{Timeout: 300 * time.Millisecond})
 			stop()
@@ -181,7 +183,7 @@ func TestBadPredecessor(t *testing.T) {
 			if tt.name == "wrong version" && !errors.As(err, new(*VersionError)) {
 				t.Fatalf("%v is not a VersionError", err)
 			}
-			if n := openFDs(t); n > before {
+			if n := testkit.OpenFDs(t); n > before {
 				t.Fatalf("%d descriptors left open", n-before)
 			}
 		})

@@ -18,7 +18,7 @@ import (
 // over are the successor's to accept and read; the predecessor stops
 // accepting only on ready, and its listener stays non-blocking.
 func TestHandOverLosesNothingQueued(t *testing.T) {
-	before := openFDs(t)
+	before := testkit.OpenFDs(t)
 	ln := tcpListener(t, true)
 	uc := udpSocket(t)
 	lis := listenersOf(t, ln, uc, ln) // the listener twice: sent once
@@ -116,7 +116,7 @@ func TestHandOverLosesNothingQueued(t *testing.T) {
 	if _, err := os.Stat(path); err != nil {
 		t.Fatalf("a server that handed over removed the path: %v", err)
 	}
-	testkit.Eventually(t, 5*time.Second, "descriptors back to the start", func() bool { return openFDs(t) <= before })
+	testkit.Eventually(t, 5*time.Second, "descriptors back to the start", func() bool { return testkit.OpenFDs(t) <= before })
 }
 
 // TestSuccessorGoesAway: a successor that takes the sockets and dies

@@ -115,16 +115,6 @@ func serve(t *testing.T, path string, lis Listeners, opts Options) *Server {
 	return s
 }
 
-// openFDs counts this process's descriptors, for leak checks.
-func openFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
-}
-
 func nonblocking(t *testing.T, rc syscall.Conn) bool {
 	t.Helper()
 	raw, err := rc.SyscallConn()

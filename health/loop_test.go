@@ -8,7 +8,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
-	"os"
 	"slices"
 	"testing"
 	"time"
@@ -234,7 +233,7 @@ func TestLoopLeavesNoDescriptors(t *testing.T) {
 			addrs = append(addrs, testkit.ClosedPort(t))
 		}
 	}
-	before := openFDs(t)
+	before := testkit.OpenFDs(t)
 	set := newSet(t, addrs...)
 	m, err := NewMonitor(set, Config{Type: TypeHTTP, Interval: 5 * time.Millisecond, Timeout: time.Hour}, Options{})
 	if err != nil {
@@ -247,17 +246,8 @@ func TestLoopLeavesNoDescriptors(t *testing.T) {
 	stop()
 	// The test servers' own sockets close as the probes' resets reach them.
 	testkit.Eventually(t, 3*time.Second, "descriptors back to where they were", func() bool {
-		return openFDs(t) <= before
+		return testkit.OpenFDs(t) <= before
 	})
-}
-
-func openFDs(t *testing.T) int {
-	t.Helper()
-	es, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(es)
 }
 
 // TestLoopAllocations: a steady tcp probe that passes allocates only the

@@ -125,7 +125,7 @@ func TestMonitorStopsMidProbe(t *testing.T) {
 
 	t.Run("wire probe", func(t *testing.T) {
 		silent := startTCP(t, blackhole)
-		before := openFDs(t)
+		before := testkit.OpenFDs(t)
 		m, err := NewMonitor(newSet(t, silent.addr(), silent.addr(), silent.addr()), Config{Type: TypeHTTP, Interval: 10 * time.Millisecond, Timeout: time.Hour}, Options{Checks: checks})
 		if err != nil {
 			t.Fatal(err)
@@ -134,7 +134,7 @@ func TestMonitorStopsMidProbe(t *testing.T) {
 		testkit.Eventually(t, 5*time.Second, "three probes in flight", func() bool { return silent.accepted.Load() >= 3 })
 		stop()
 		testkit.Eventually(t, 3*time.Second, "descriptors back to where they were", func() bool {
-			return openFDs(t) <= before
+			return testkit.OpenFDs(t) <= before
 		})
 	})
 	if loopOf(other) == nil {

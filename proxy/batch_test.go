@@ -247,7 +247,7 @@ func TestBatchCloses(t *testing.T) {
 		<-done
 		return n
 	}
-	before := openFDs(t)
+	before := testkit.OpenFDs(t)
 	deadline := time.Now().Add(20 * time.Second)
 	// round opens n connections, echoes a message on each, then ends them
 	// all at once (clients half-close; the backend's echo ends too) and
@@ -296,7 +296,7 @@ func TestBatchCloses(t *testing.T) {
 			t.Fatalf("%d connections reset with a working ring", n)
 		}
 	}
-	testkit.Eventually(t, 10*time.Second, "every socket closed", func() bool { return s.Active() == 0 && openFDs(t) <= before })
+	testkit.Eventually(t, 10*time.Second, "every socket closed", func() bool { return s.Active() == 0 && testkit.OpenFDs(t) <= before })
 
 	// After the ring fails, closes are made one by one, and none is lost.
 	testkit.BreakRings(t)
@@ -314,7 +314,7 @@ func TestBatchCloses(t *testing.T) {
 		}
 	}
 	testkit.Eventually(t, 10*time.Second, "every socket closed after the ring failed", func() bool {
-		return s.Active() == 0 && openFDs(t) <= before
+		return s.Active() == 0 && testkit.OpenFDs(t) <= before
 	})
 	if n := logs.Count("io_uring batch failed"); n != 1 {
 		t.Errorf("%d warnings of the failed ring, want 1", n)

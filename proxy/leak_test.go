@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"runtime"
 	"sync"
 	"testing"
@@ -13,22 +12,13 @@ import (
 	"github.com/tierlb/tierlb/internal/testkit"
 )
 
-func openFDs(t testing.TB) int {
-	t.Helper()
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(entries)
-}
-
 // TestNoLeaks runs 1,000 connections spliced and copied (bulk enough to
 // take pipes with zero_copy), shuts down, and expects every goroutine and
 // descriptor back.
 func TestNoLeaks(t *testing.T) {
 	for _, mode := range copyModes {
 		t.Run(mode.name, func(t *testing.T) {
-			fds0, gr0 := openFDs(t), runtime.NumGoroutine()
+			fds0, gr0 := testkit.OpenFDs(t), runtime.NumGoroutine()
 			be := startBackend(t, echo)
 			s := newTestService(t, Config{Name: "leak", ZeroCopy: mode.zeroCopy}, staticSet(t, be.addr()), Options{})
 			ctx, cancel := context.WithCancel(context.Background())
@@ -62,7 +52,7 @@ func TestNoLeaks(t *testing.T) {
 			be.close()
 
 			testkit.Eventually(t, 10*time.Second, "descriptors and goroutines back", func() bool {
-				return openFDs(t) <= fds0 && runtime.NumGoroutine() <= gr0
+				return testkit.OpenFDs(t) <= fds0 && runtime.NumGoroutine() <= gr0
 			})
 		})
 	}
@@ -107,7 +97,7 @@ func TestIdleConnectionFDs(t *testing.T) {
 			// The loops' own descriptors exist once the service accepts.
 			engineOf(t, s)
 			runtime.GC() // finalizers close what earlier tests left to them
-			before := openFDs(t)
+			before := testkit.OpenFDs(t)
 			for range n {
 				c := dial(t, s)
 				roundTrip(t, c, "make it move both ways once")
@@ -116,7 +106,7 @@ func TestIdleConnectionFDs(t *testing.T) {
 			// The test holds the client and backend ends: 2 per connection.
 			// A loop may still be giving its pipe back after the echo
 			// arrived, so the count is awaited.
-			perConn := func() float64 { return float64(openFDs(t)-before-2*idlePipes(t, s)-2*n) / n }
+			perConn := func() float64 { return float64(testkit.OpenFDs(t)-before-2*idlePipes(t, s)-2*n) / n }
 			if !testkit.Within(2*time.Second, func() bool { return perConn() == 2 }) {
 				t.Errorf("fds per idle connection = %.2f, want 2", perConn())
 			}

@@ -5,7 +5,6 @@ package udp
 import (
 	"fmt"
 	"net"
-	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -15,15 +14,6 @@ import (
 	"github.com/tierlb/tierlb/backends"
 	"github.com/tierlb/tierlb/internal/testkit"
 )
-
-func openFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
-}
 
 func heapInUse() uint64 {
 	runtime.GC()
@@ -76,7 +66,7 @@ func TestNoGrowthAfterManySessions(t *testing.T) {
 		h.svc.call(func(*listener) {})
 	}
 	run(total / 20) // warm up: recycled sessions and maps at their size
-	fds, heap := openFDs(t), heapInUse()
+	fds, heap := testkit.OpenFDs(t), heapInUse()
 	t0 := time.Now()
 	run(total)
 	resends := 0
@@ -84,7 +74,7 @@ func TestNoGrowthAfterManySessions(t *testing.T) {
 		resends += c.resends
 	}
 	t.Logf("%d sessions in %v, %d queries sent again", total, time.Since(t0), resends)
-	if now := openFDs(t); now != fds {
+	if now := testkit.OpenFDs(t); now != fds {
 		t.Errorf("open descriptors %d after %d sessions, %d before", now, total, fds)
 	}
 	if now := heapInUse(); now > heap+4<<20 {

@@ -338,7 +338,7 @@ func TestRingFails(t *testing.T) {
 				}
 				return askAll(cs, msgs, func(i int) []byte { return append([]byte("a "), msgs[i]...) })
 			}
-			fds := openFDs(t)
+			fds := testkit.OpenFDs(t)
 			if err := round(0); err != nil {
 				t.Fatal(err)
 			}
@@ -366,7 +366,7 @@ func TestRingFails(t *testing.T) {
 				// Every session ended: the loop holds what it held
 				// before, less the ring.
 				waitFor(t, "every session to end", func() bool { return h.svc.Active() == 0 })
-				waitFor(t, "the sockets to close", func() bool { return openFDs(t) == fds-rings })
+				waitFor(t, "the sockets to close", func() bool { return testkit.OpenFDs(t) == fds-rings })
 			}
 		})
 	}

@@ -3,22 +3,14 @@
 package evloop
 
 import (
-	"os"
 	"runtime"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
-)
 
-func openFDs(t *testing.T) int {
-	t.Helper()
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(entries)
-}
+	"github.com/tierlb/tierlb/internal/testkit"
+)
 
 // TestParkingWait: a parked wait returns the epoll set's events once they
 // are ready, returns none when its time is up, and leaves no descriptor
@@ -40,7 +32,7 @@ func TestParkingWait(t *testing.T) {
 	}
 	var events [8]unix.EpollEvent
 	p := newParking(epfd, events[:])
-	fds := openFDs(t)
+	fds := testkit.OpenFDs(t)
 
 	n, err := p.wait(5)
 	if n != 0 || err != nil {
@@ -66,7 +58,7 @@ func TestParkingWait(t *testing.T) {
 	if n != 1 {
 		t.Errorf("wait with an event pending = %d events, want 1", n)
 	}
-	if got := openFDs(t); got != fds {
+	if got := testkit.OpenFDs(t); got != fds {
 		t.Errorf("%d descriptors open after parking, want %d", got, fds)
 	}
 }

@@ -9,6 +9,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// OpenFDs counts the process's open descriptors, for leak checks.
+func OpenFDs(t testing.TB) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
 // RingFDs lists the process's io_uring descriptors.
 func RingFDs(t testing.TB) []int {
 	t.Helper()

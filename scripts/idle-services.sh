@@ -15,7 +15,7 @@ n=${1:-200}
 runs=${2:-3}
 rev=${3:-}
 settle=${SETTLE:-8}
-base_tierlb=${BASE_PORT:-42000}
+base_tierlb=${BASE_PORT:-21000} # below the ephemeral ports (32768 up), which clients and TIME_WAIT hold
 base_haproxy=$((base_tierlb + n + 100))
 
 tmp=$(mktemp -d)
@@ -69,8 +69,8 @@ measure() {
   anon=$(awk '/^RssAnon:/ {print $2}' "$st")
   file=$(awk '/^RssFile:/ {print $2}' "$st")
   fds=$(ls "/proc/$pid/fd" | wc -l)
-  printf '%-16s %4d %7d %7.1f %7.1f %7.1f\n' "$name" "$threads" "$fds" \
-    "$(bc -l <<<"$rss/1000")" "$(bc -l <<<"$anon/1000")" "$(bc -l <<<"$file/1000")"
+  awk -v n="$name" -v t="$threads" -v f="$fds" -v r="$rss" -v a="$anon" -v fi="$file" \
+    'BEGIN { printf "%-16s %4d %7d %7.1f %7.1f %7.1f\n", n, t, f, r / 1000, a / 1000, fi / 1000 }'
   kill "$pid"
   wait "$pid" 2>/dev/null || true
 }

@@ -23,7 +23,6 @@ package evloop
 import (
 	"fmt"
 	"log/slog"
-	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -288,7 +287,7 @@ func (l *Loop) run() {
 		}
 		if l.Now >= l.yieldAt {
 			l.yieldAt = l.Now + int64(yieldEvery)
-			runtime.Gosched()
+			yield()
 		}
 	}
 }
@@ -312,7 +311,7 @@ func (l *Loop) wait() (int, error) {
 				return n, err
 			}
 		}
-		runtime.Gosched()
+		yield()
 		l.yieldAt = l.Clock() + int64(yieldEvery)
 		timeout = l.waitMillis()
 		// A busy loop whose slice ran out between two events has not

@@ -51,9 +51,8 @@ const (
 	// ms) parks, and costs nothing more until its next event. While
 	// another loop is awake, sysmon keeps its pace whatever this one
 	// does, and an idle window costs more than a park: its raw wait ends
-	// in a timer wakeup and its yield wakes the spare P's thread to look
-	// for the loop (a futex wake, a spin and a futex wait). So a loop
-	// parks after one idle window then.
+	// in a timer wakeup, and it would do so a dozen times before parking
+	// anyway. So a loop parks after one idle window then.
 	idleWindows = 12
 )
 

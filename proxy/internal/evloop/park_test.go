@@ -66,9 +66,9 @@ func TestParkingWait(t *testing.T) {
 // TestIdleLoopParksBesideAnAwakeOne: of two idle loops, one parks after a
 // single idle window instead of idleWindows of them. While another loop
 // holds a P, sysmon keeps its usual pace whether or not this one parks,
-// and each idle window of a raw wait ends in a timer wakeup and a yield
-// that wakes the spare P's thread: at a low rate, the second loop of two
-// paid that a dozen times for every few connections it served. The test
+// and each idle window of a raw wait ends in a timer wakeup: at a low
+// rate, the second loop of two paid that a dozen times for every few
+// connections it served. The test
 // counts windows, not time, so a slow or loaded machine does not change
 // what it sees.
 func TestIdleLoopParksBesideAnAwakeOne(t *testing.T) {

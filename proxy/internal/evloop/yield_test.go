@@ -54,7 +54,8 @@ func voluntarySwitches(t *testing.T) int {
 	t.Helper()
 	paths, err := filepath.Glob("/proc/self/task/*/status")
 	if err != nil || len(paths) == 0 {
-		t.Fatalf("threads: %v", err)
+		t.Errorf("threads: %v", err) // not Fatal: called off the test's goroutine
+		return 0
 	}
 	sum := 0
 	for _, p := range paths {

@@ -87,6 +87,14 @@ type acceptor struct {
 	stopped  bool // deregistered for good
 	resumeAt int64
 	backoff  time.Duration
+	// one: connections have been arriving one at a time (the last drain
+	// of the queue found one), so an event takes one and skips the accept
+	// that would only find the queue empty. The listener is
+	// level-triggered: a connection left behind is reported again by the
+	// loop's next epoll_wait, and one reported within burstGap of a take
+	// turns draining back on.
+	one    bool
+	takeAt int64 // loop clock of the latest take while one
 }
 
 // newListener takes over a bound listening socket: the descriptor is

@@ -191,6 +191,57 @@ func TestEngineAcceptPause(t *testing.T) {
 	})
 }
 
+// TestEngineAcceptsOneAtATime: while connections arrive one at a time, a
+// loop takes each with one accept instead of draining the queue until
+// accept finds it empty; a burst queued meanwhile is still taken whole,
+// the listener being level-triggered.
+func TestEngineAcceptsOneAtATime(t *testing.T) {
+	be := startBackend(t, echo)
+	loops := testLoops(t, 1)
+	s := newTestService(t, Config{}, staticSet(t, be.addr()), Options{Loops: loops})
+	serveService(t, s)
+	eng := engineOf(t, s)
+	one := func() (one bool) {
+		eng.call(func(l *loop) { one = s.lns[0].accs[l.el.Index()].one })
+		return one
+	}
+	for i := range 4 {
+		c := dial(t, s)
+		roundTrip(t, c, fmt.Sprintf("connection %d", i))
+		c.Close()
+		time.Sleep(5 * burstGap)
+	}
+	if !one() {
+		t.Fatal("connections that came one at a time are still taken by draining the queue")
+	}
+	// A burst: the loop is held busy while the clients connect, so the
+	// kernel queues them all, then it takes one and must find the rest.
+	const burst = 32
+	el := loops.Loops()[0]
+	el.Post(func() { time.Sleep(50 * time.Millisecond) })
+	errs := make(chan error, burst)
+	for i := range burst {
+		go func() {
+			c, err := net.DialTimeout("tcp", s.Addr().String(), 10*time.Second)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			if err := echoOnce(c); err != nil {
+				errs <- fmt.Errorf("burst connection %d: %w", i, err)
+				return
+			}
+			errs <- nil
+		}()
+	}
+	for range burst {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
 // engineOf waits for the service to accept in its loops and returns them.
 func engineOf(t testing.TB, s *Service) testEngine {
 	t.Helper()

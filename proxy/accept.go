@@ -24,10 +24,6 @@ const (
 // level-triggered: what is left wakes the next epoll_wait.
 const acceptBatch = 64
 
-// burstGap: a listener reported again this soon after a take of one
-// connection holds a burst, which is drained (acceptor.one).
-const burstGap = 100 * time.Microsecond
-
 // acceptSome accepts what the listener holds: every connection queued, up
 // to acceptBatch, until accept finds the queue empty; or, while they
 // arrive one at a time, one, without that last accept. At a few hundred
@@ -36,7 +32,9 @@ const burstGap = 100 * time.Microsecond
 // connection routed by SNI.
 func (a *acceptor) acceptSome() {
 	l := a.l
-	if a.one && l.el.Now-a.takeAt < int64(burstGap) {
+	if a.one && l.ticks == a.took+1 {
+		// Reported again by the wakeup right after a take: the queue
+		// held more (or one came at once), so drain it.
 		a.one = false
 	}
 	for i := range acceptBatch {
@@ -46,12 +44,12 @@ func (a *acceptor) acceptSome() {
 			a.backoff = 0
 			a.place(fd, sockaddrToAddrPort(&l.rsa))
 			if a.one {
-				a.takeAt = l.el.Now
+				a.took = l.ticks
 				return
 			}
 			continue
 		case unix.EAGAIN:
-			a.one, a.takeAt = i == 1, l.el.Now
+			a.one, a.took = i == 1, l.ticks
 			return
 		case unix.EINTR, unix.ECONNABORTED:
 			continue

@@ -91,10 +91,10 @@ type acceptor struct {
 	// of the queue found one), so an event takes one and skips the accept
 	// that would only find the queue empty. The listener is
 	// level-triggered: a connection left behind is reported again by the
-	// loop's next epoll_wait, and one reported within burstGap of a take
-	// turns draining back on.
-	one    bool
-	takeAt int64 // loop clock of the latest take while one
+	// loop's next epoll_wait, and a report in the wakeup right after a
+	// take turns draining back on.
+	one  bool
+	took uint64 // the loop's tick count at the latest take or drain
 }
 
 // newListener takes over a bound listening socket: the descriptor is

@@ -37,6 +37,7 @@ type loop struct {
 	spare  []work  // the other list runAgain swaps with again
 	free   freeLists
 	paused []*acceptor // listeners backing off after an accept error
+	ticks  uint64      // wakeups so far (Tick), which tell a burst (acceptSome)
 
 	// unflushed are the connections whose bytes the backend's counters
 	// do not have yet, flushed at flushAt (counters.go).
@@ -112,6 +113,7 @@ func (l *loop) Ready(ev *unix.EpollEvent) {
 
 // Tick runs after each batch of events.
 func (l *loop) Tick() {
+	l.ticks++
 	l.flushBatch()
 	l.runAgain()
 	l.expire()

@@ -28,7 +28,7 @@ const acceptBatch = 64
 // to acceptBatch, until accept finds the queue empty; or, while they
 // arrive one at a time, one, without that last accept. At a few hundred
 // connections a second every event holds one connection, and the accept
-// that finds none was one of the 25 or so system calls of a TLS
+// that finds none was one of the 30 or so system calls of a TLS
 // connection routed by SNI.
 func (a *acceptor) acceptSome() {
 	l := a.l

@@ -68,9 +68,8 @@ func TestParkingWait(t *testing.T) {
 // holds a P, sysmon keeps its usual pace whether or not this one parks,
 // and each idle window of a raw wait ends in a timer wakeup: at a low
 // rate, the second loop of two paid that a dozen times for every few
-// connections it served. The test
-// counts windows, not time, so a slow or loaded machine does not change
-// what it sees.
+// connections it served. The test counts windows, not time, so a slow or
+// loaded machine does not change what it sees.
 func TestIdleLoopParksBesideAnAwakeOne(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(3))
 	parks := make(chan int, 64)

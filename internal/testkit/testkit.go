@@ -2,24 +2,44 @@ package testkit
 
 import (
 	"net"
+	"sync"
 	"testing"
 	"time"
 )
 
 // ClosedPort returns a loopback address that nothing listened on a moment
-// ago: a dial to it is refused, and a listener may bind it.
+// ago and that no earlier call in this process returned: a dial to it is
+// refused, and a listener may bind it.
 func ClosedPort(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen on loopback: %v", err)
+	handedMu.Lock()
+	defer handedMu.Unlock()
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("listen on loopback: %v", err)
+		}
+		addr := ln.Addr().String()
+		if err := ln.Close(); err != nil {
+			t.Fatalf("close %s: %v", addr, err)
+		}
+		// The kernel may pick a port it picked a moment ago: two calls
+		// of one test (an admin port and a service port) once got the
+		// same one, and the second listener failed to bind.
+		if !handed[addr] {
+			handed[addr] = true
+			return addr
+		}
 	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatalf("close %s: %v", addr, err)
-	}
-	return addr
+	t.Fatal("no loopback port that was not handed out before in 100 tries")
+	return ""
 }
+
+// handed are the addresses ClosedPort has returned in this process.
+var (
+	handedMu sync.Mutex
+	handed   = map[string]bool{}
+)
 
 // pollEvery is short enough that waits end within a few milliseconds of
 // the condition, and long enough not to take a core from what is awaited.

@@ -32,9 +32,12 @@ type loop struct {
 	// and closes of a wakeup (ring.go).
 	rio ringIO
 
-	fds  []*session  // by backend socket descriptor
-	free []*session  // recycled
-	lns  []*listener // registered in this loop
+	fds []*session // by backend socket descriptor: a session's or a spare's
+	// spare are the sockets of ended sessions kept for the next ones
+	// (spare.go).
+	spare spares
+	free  []*session  // recycled
+	lns   []*listener // registered in this loop
 	// busy are the listeners that hold sessions: only they have
 	// replies to send and sessions to expire, so a wakeup looks at them
 	// and not at every port of a range.
@@ -114,6 +117,9 @@ func (lp *loop) setIdle(ln *listener) {
 // drain makes ln take no new sessions.
 func (ln *listener) drain() {
 	ln.draining = true
+	if ln.lp != nil {
+		ln.lp.dropSpares(ln)
+	}
 	ln.checkDrained()
 }
 
@@ -130,6 +136,7 @@ func (ln *listener) checkDrained() {
 // closing it; it returns how many sessions ended.
 func (lp *loop) remove(ln *listener, how string) int {
 	n := ln.abortAll(how)
+	lp.dropSpares(ln)
 	if lp.outLn == ln {
 		lp.flush()
 		lp.outLn = nil
@@ -154,6 +161,10 @@ func (lp *loop) Ready(ev *unix.EpollEvent) {
 	if ses == nil || ses.gen != uint32(ev.Pad) {
 		return // a session ended earlier in this batch; its descriptor may be reused
 	}
+	if ses.spare {
+		lp.spareReadable(ses)
+		return
+	}
 	lp.readable(ses)
 }
 
@@ -177,6 +188,9 @@ func (lp *loop) Tick() {
 			ln.expire()
 		}
 	}
+	if lp.spare.n > 0 && lp.el.Now >= lp.spare.sweepAt {
+		lp.expireSpares()
+	}
 	if lp.rio.nClose > 0 {
 		lp.closeQueued()
 	}
@@ -187,7 +201,7 @@ func (lp *loop) Deadline() int64 {
 	if lp.rio.queued() {
 		return 0
 	}
-	next := int64(-1)
+	next := lp.spareDeadline()
 	for _, ln := range lp.busy {
 		if t := ln.deadline(); t >= 0 && (next < 0 || t < next) {
 			next = t
@@ -202,6 +216,7 @@ func (lp *loop) Stop() {
 	for _, ln := range lp.lns {
 		ln.abortAll(EndDrain)
 	}
+	lp.dropSpares(nil)
 	lp.lns = nil
 	lp.closeRing()
 }

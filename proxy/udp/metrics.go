@@ -24,6 +24,7 @@ const (
 	DropSendError   = "send_error"
 	DropNotAllowed  = "not_allowed"
 	DropDraining    = "draining"
+	DropLateReply   = "late_reply"
 )
 
 type dropReason uint8
@@ -34,12 +35,13 @@ const (
 	dropSendError
 	dropNotAllowed
 	dropDraining
+	dropLateReply
 	numDropReasons
 )
 
 // dropReasons lists every reason, indexed by dropReason and exported at
 // zero for each service.
-var dropReasons = [numDropReasons]string{DropMaxSessions, DropNoBackend, DropSendError, DropNotAllowed, DropDraining}
+var dropReasons = [numDropReasons]string{DropMaxSessions, DropNoBackend, DropSendError, DropNotAllowed, DropDraining, DropLateReply}
 
 // Metrics are the UDP series of every UDP service of a process. The
 // per-backend ones are read at scrape time from counters the loops bump

@@ -39,6 +39,7 @@ type session struct {
 	readAt      uint32 // the loop's wakeup (ringIO.tick) that last found the socket readable
 	refused     bool   // the backend refused a datagram: move on the next one
 	answered    bool   // the observer heard of a reply since the last refusal
+	spare       bool   // no session: a spare socket (spare.go), fd, gen, b, ln and last set
 
 	toBackend, toClient int64 // bytes
 	dgUp, dgDown        int64 // datagrams
@@ -64,7 +65,7 @@ func (l *listener) start(client netip.AddrPort, i int) *session {
 		l.s.metrics.drop(dropMaxSessions, 1)
 		return nil
 	}
-	fd, b := l.connectFirst(ip, nil)
+	sock, b := l.connectFirst(ip, nil)
 	if b == nil {
 		l.s.active.Add(-1)
 		l.s.metrics.drop(dropNoBackend, 1)
@@ -85,14 +86,22 @@ func (l *listener) start(client netip.AddrPort, i int) *session {
 		l.lp.setBusy(l)
 	}
 	l.expiry.pushBack(ses)
-	l.bind(ses, fd, b)
+	l.bind(ses, sock, b)
 	return ses
 }
 
+// backendSocket is a socket for a session to its backend: a new one, or a spare, which
+// is in the epoll set already under gen.
+type backendSocket struct {
+	fd    int
+	gen   uint32
+	spare bool
+}
+
 // connectFirst opens a socket to the first backend of the pool's order for
-// ip that takes one, skipping except. It returns a nil backend when none
-// does.
-func (l *listener) connectFirst(ip netip.Addr, except *backends.Backend) (int, *backends.Backend) {
+// ip that takes one, skipping except, or takes a spare one to it. It
+// returns a nil backend when none does.
+func (l *listener) connectFirst(ip netip.Addr, except *backends.Backend) (backendSocket, *backends.Backend) {
 	order := l.s.pools.Pool().Order(ip, l.lp.order[:0:maxTries])
 	// The order buffer must not keep removed backends alive.
 	defer clear(order)
@@ -100,21 +109,28 @@ func (l *listener) connectFirst(ip netip.Addr, except *backends.Backend) (int, *
 		if b == except {
 			continue
 		}
+		if fd, gen, ok := l.takeSpare(b); ok {
+			return backendSocket{fd: fd, gen: gen, spare: true}, b
+		}
 		fd, err := l.lp.connect(b)
 		if err == nil {
-			return fd, b
+			return backendSocket{fd: fd}, b
 		}
 		b.CountConnectError(backends.ClassifyDialError(err))
 		l.s.observer.DialFailed(b, err)
 		l.s.log.Debug("backend socket failed", "backend", b.ID(), "client", ip, "err", err)
 	}
-	return -1, nil
+	return backendSocket{fd: -1}, nil
 }
 
-// bind makes fd, connected to b, the session's way to its backend.
-func (l *listener) bind(ses *session, fd int, b *backends.Backend) {
+// bind makes sock, connected to b, the session's way to its backend.
+func (l *listener) bind(ses *session, sock backendSocket, b *backends.Backend) {
 	lp := l.lp
-	ses.fd, ses.gen, ses.b = fd, lp.el.NextGen(), b
+	fd := sock.fd
+	ses.fd, ses.gen, ses.b = fd, sock.gen, b
+	if !sock.spare {
+		ses.gen = lp.el.NextGen()
+	}
 	ses.st = l.s.stats.opened(b)
 	ses.refused, ses.answered = false, false
 	b.ConnOpened()
@@ -122,6 +138,9 @@ func (l *listener) bind(ses *session, fd int, b *backends.Backend) {
 		lp.fds = append(lp.fds, nil)
 	}
 	lp.fds[fd] = ses
+	if sock.spare {
+		return
+	}
 	if err := lp.register(fd, ses.gen); err != nil {
 		// Without its registration the session never hears its backend;
 		// it still forwards, and times out.
@@ -145,12 +164,12 @@ func (l *listener) unbind(ses *session) {
 // session stays where it is, and the next datagram tries again.
 func (l *listener) move(ses *session) bool {
 	old := ses.b
-	fd, b := l.connectFirst(ses.client.Addr().Unmap(), old)
+	sock, b := l.connectFirst(ses.client.Addr().Unmap(), old)
 	if b == nil {
 		return false
 	}
 	l.unbind(ses)
-	l.bind(ses, fd, b)
+	l.bind(ses, sock, b)
 	l.s.log.Debug("session moved", "client", ses.client, "from", old.ID(), "to", b.ID())
 	return true
 }
@@ -170,14 +189,17 @@ func stale(ses *session) bool {
 	return st == backends.StateDown
 }
 
-// end finishes a session: socket closed, counts returned, access logged.
+// end finishes a session: socket closed (or kept as a spare when the
+// session ended with its replies), counts returned, access logged.
 func (l *listener) end(ses *session, how string) {
 	b := ses.b
 	if n := l.lp.rio.forget(ses); n > 0 {
 		// Datagrams queued for the ring when the session was cut.
 		l.s.metrics.drop(dropDraining, n)
 	}
-	l.unbind(ses)
+	if how != EndResponses || !l.park(ses) {
+		l.unbind(ses)
+	}
 	delete(l.sessions, ses.client)
 	if len(l.sessions) == 0 {
 		l.lp.setIdle(l)

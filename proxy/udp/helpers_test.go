@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -33,6 +34,13 @@ type testBackend struct {
 
 func startBackend(t testing.TB, network, addr, id string, echo bool) *testBackend {
 	t.Helper()
+	return startBackendSeeing(t, network, addr, id, echo, nil)
+}
+
+// startBackendSeeing is startBackend with seen, when not nil, told the
+// source of each datagram before it is answered.
+func startBackendSeeing(t testing.TB, network, addr, id string, echo bool, seen func(netip.AddrPort)) *testBackend {
+	t.Helper()
 	la, err := net.ResolveUDPAddr(network, addr)
 	if err != nil {
 		t.Fatal(err)
@@ -53,6 +61,9 @@ func startBackend(t testing.TB, network, addr, id string, echo bool) *testBacken
 					return
 				}
 				continue
+			}
+			if seen != nil {
+				seen(from)
 			}
 			out = out[:0]
 			if !echo {

@@ -3,9 +3,7 @@
 package udp
 
 import (
-	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"sync"
 	"testing"
@@ -16,8 +14,8 @@ import (
 )
 
 // sourceBackend answers each datagram with "s <datagram>" and records the
-// address it came from; late, when set, sends a second answer to the
-// first datagram's address on command.
+// address it came from; sendLate sends to the first datagram's address
+// on command.
 type sourceBackend struct {
 	*testBackend
 	mu    sync.Mutex
@@ -27,32 +25,15 @@ type sourceBackend struct {
 
 func startSourceBackend(t *testing.T) *sourceBackend {
 	t.Helper()
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sb := &sourceBackend{testBackend: &testBackend{id: "s", conn: c, done: make(chan struct{})}}
-	go func() {
-		defer close(sb.done)
-		buf := make([]byte, 1<<16)
-		for {
-			n, from, err := c.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				if errors.Is(err, net.ErrClosed) {
-					return
-				}
-				continue
-			}
-			sb.mu.Lock()
-			if len(sb.from) == 0 {
-				sb.first = from
-			}
-			sb.from = append(sb.from, from)
-			sb.mu.Unlock()
-			_, _ = c.WriteToUDPAddrPort(append([]byte("s "), buf[:n]...), from)
+	sb := &sourceBackend{}
+	sb.testBackend = startBackendSeeing(t, "udp4", "127.0.0.1:0", "s", false, func(from netip.AddrPort) {
+		sb.mu.Lock()
+		defer sb.mu.Unlock()
+		if len(sb.from) == 0 {
+			sb.first = from
 		}
-	}()
-	t.Cleanup(sb.stop)
+		sb.from = append(sb.from, from)
+	})
 	return sb
 }
 

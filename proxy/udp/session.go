@@ -90,8 +90,8 @@ func (l *listener) start(client netip.AddrPort, i int) *session {
 	return ses
 }
 
-// backendSocket is a socket for a session to its backend: a new one, or a spare, which
-// is in the epoll set already under gen.
+// backendSocket is a session's socket to its backend: a new one, or a
+// spare, which is in the epoll set already under gen.
 type backendSocket struct {
 	fd    int
 	gen   uint32

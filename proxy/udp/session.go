@@ -154,6 +154,12 @@ func (l *listener) unbind(ses *session) {
 	l.lp.rio.unregistered(ses.fd)
 	l.lp.closeSocket(ses.fd) // also leaves the epoll set: the socket has no other descriptor
 	l.lp.fds[ses.fd] = nil
+	release(ses)
+}
+
+// release takes the session's counts off its backend and forgets its
+// socket, closed or kept as a spare.
+func release(ses *session) {
 	ses.b.ConnClosed(0, 0)
 	ses.st.active.Add(-1)
 	ses.fd, ses.b, ses.st = -1, nil, nil

@@ -66,9 +66,7 @@ func (l *listener) park(ses *session) bool {
 	sp.spare = true
 	sp.ln, sp.fd, sp.gen, sp.b, sp.last = l, ses.fd, ses.gen, ses.b, lp.el.Now
 	lp.fds[sp.fd] = sp
-	ses.b.ConnClosed(0, 0)
-	ses.st.active.Add(-1)
-	ses.fd, ses.b, ses.st = -1, nil, nil
+	release(ses)
 	if lp.spare.by == nil {
 		lp.spare.by = make(map[spareKey]sessionList)
 	}
